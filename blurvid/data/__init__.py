@@ -1,0 +1,1 @@
+"""Training-data synthesis: blurred images with their N sharp frames and true displacement fields."""

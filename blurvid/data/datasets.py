@@ -1,0 +1,187 @@
+"""Torch datasets over photo folders and high-frame-rate frame folders.
+
+* :class:`PhotoSynthDataset` — sample ``i`` is synthesised from a random photo with a generator seeded
+  by ``(seed, i)``: the same index always gives byte-identical tensors, whatever the worker or order.
+* :class:`ClipDataset` — GoPro-style: ``N`` consecutive frames of a clip averaged (linear light) into the
+  blurred image, the frames themselves are the targets (no true flows: returned as NaN).
+* :class:`MixedDataset` — draws from either with a fixed probability, still index-deterministic.
+
+Items are dicts: ``blurred (3, S, S)``, ``frames (N, 3, S, S)``, ``flows (N, 2, S, S)``, ``center`` (int),
+``has_flow`` (bool tensor).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from .synth import SynthConfig, average_frames, center_index, synthesize
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def list_images(sources: Iterable[str | os.PathLike]) -> list[Path]:
+    """All image files under the given files/folders (recursive), sorted for reproducibility."""
+    out: list[Path] = []
+    for src in sources:
+        p = Path(src)
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTS and "_mask" not in q.parent.name)
+        elif p.suffix.lower() in IMAGE_EXTS:
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: not an image file or folder")
+    return out
+
+
+def load_rgb(path: Path) -> torch.Tensor:
+    """Decode an 8-bit RGB image as a ``(3, H, W)`` uint8 tensor (greyscale is replicated)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB")).copy()
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def _seeded(seed: int, index: int, salt: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + index * 7919 + salt * 104_729) % (2**63 - 1))
+
+
+def jpeg_compress(img: torch.Tensor, quality: int) -> torch.Tensor:
+    """Round-trip ``(3, H, W)`` float [0, 1] through an in-memory JPEG at ``quality``."""
+    from PIL import Image
+
+    arr = (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        out = np.asarray(im.convert("RGB")).copy()
+    return torch.from_numpy(out).permute(2, 0, 1).float() / 255
+
+
+class PhotoSynthDataset(Dataset):
+    """Synthesised blur samples from still photos (see :func:`blurvid.data.synth.synthesize`).
+
+    Photos are decoded lazily and kept in memory (uint8). ``length`` is nominal: any index is valid.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[str | os.PathLike],
+        cfg: SynthConfig,
+        *,
+        seed: int = 0,
+        length: int = 10**9,
+        jpeg_p: float = 0.0,
+        jpeg_quality: tuple[int, int] = (70, 95),
+    ) -> None:
+        self.paths = list_images(sources)
+        if not self.paths:
+            raise FileNotFoundError(f"no images found in {list(map(str, sources))}")
+        self.cfg, self.seed, self.length = cfg, seed, length
+        self.jpeg_p, self.jpeg_quality = jpeg_p, jpeg_quality
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return self.length
+
+    def image(self, k: int) -> torch.Tensor:
+        """Photo ``k`` as float ``(3, H, W)`` in [0, 1]."""
+        if k not in self._cache:
+            self._cache[k] = load_rgb(self.paths[k])
+        return self._cache[k].float() / 255
+
+    def __getitem__(self, index: int) -> dict:
+        g = _seeded(self.seed, index)
+        k = int(torch.randint(len(self.paths), (), generator=g))
+        others = [self.image(int(torch.randint(len(self.paths), (), generator=g))) for _ in range(self.cfg.objects[1])]
+        s = synthesize(self.image(k), g, self.cfg, others=others)
+        blurred = s.blurred
+        if self.jpeg_p > 0 and float(torch.rand((), generator=g)) < self.jpeg_p:
+            blurred = jpeg_compress(blurred, int(torch.randint(self.jpeg_quality[0], self.jpeg_quality[1] + 1, (), generator=g)))
+        return {"blurred": blurred, "frames": s.frames, "flows": s.flows, "center": s.center, "has_flow": torch.tensor(True)}
+
+
+class ClipDataset(Dataset):
+    """GoPro-style samples from folders of consecutive video frames (one folder per clip).
+
+    Sample: ``frames`` consecutive frames from a random clip and start, a random ``size`` crop (after a
+    random zoom within ``zoom`` that keeps the crop inside the frame) and horizontal flip; the blurred
+    image is their linear-light average.
+    """
+
+    def __init__(
+        self,
+        clips: Sequence[str | os.PathLike],
+        *,
+        frames: int = 9,
+        size: int = 256,
+        zoom: tuple[float, float] = (0.5, 1.0),
+        seed: int = 0,
+        length: int = 10**9,
+        stride: int = 1,
+    ) -> None:
+        self.clips = [list_images([c]) for c in clips]
+        self.clips = [c for c in self.clips if len(c) >= frames * stride]
+        if not self.clips:
+            raise FileNotFoundError(f"no clip with >= {frames} frames in {list(map(str, clips))}")
+        self.frames, self.size, self.zoom, self.seed, self.length, self.stride = frames, size, zoom, seed, length, stride
+        self._cache: dict[Path, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _frame(self, p: Path) -> torch.Tensor:
+        if p not in self._cache:
+            self._cache[p] = load_rgb(p)
+        return self._cache[p]
+
+    def __getitem__(self, index: int) -> dict:
+        g = _seeded(self.seed, index, salt=1)
+        clip = self.clips[int(torch.randint(len(self.clips), (), generator=g))]
+        start = int(torch.randint(len(clip) - self.frames * self.stride + 1, (), generator=g))
+        seq = torch.stack([self._frame(p) for p in clip[start : start + self.frames * self.stride : self.stride]]).float() / 255
+        if float(torch.rand((), generator=g)) < 0.5:  # time reversal is equally plausible
+            seq = seq.flip(0)
+        _, _, h, w = seq.shape
+        lo = max(self.zoom[0], self.size / min(h, w))
+        s = lo + (max(self.zoom[1], lo) - lo) * float(torch.rand((), generator=g))
+        win = min(int(np.ceil(self.size / s)), h, w)
+        y0 = int(torch.randint(h - win + 1, (), generator=g))
+        x0 = int(torch.randint(w - win + 1, (), generator=g))
+        seq = seq[:, :, y0 : y0 + win, x0 : x0 + win]
+        if win != self.size:
+            seq = F.interpolate(seq, size=(self.size, self.size), mode="bicubic", antialias=win > self.size, align_corners=False).clamp(0, 1)
+        if float(torch.rand((), generator=g)) < 0.5:
+            seq = seq.flip(-1)
+        blurred = torch.round(average_frames(seq) * 255) / 255
+        nan = torch.full((self.frames, 2, self.size, self.size), float("nan"))
+        return {"blurred": blurred, "frames": seq, "flows": nan, "center": center_index(self.frames), "has_flow": torch.tensor(False)}
+
+
+class MixedDataset(Dataset):
+    """Item ``i`` comes from ``b`` with probability ``p_b`` (decided by a generator seeded by ``i``)."""
+
+    def __init__(self, a: Dataset, b: Dataset | None, p_b: float, seed: int = 0, length: int = 10**9) -> None:
+        self.a, self.b, self.p_b, self.seed, self.length = a, b, p_b, seed, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        if self.b is not None and float(torch.rand((), generator=_seeded(self.seed, index, salt=2))) < self.p_b:
+            return self.b[index]
+        return self.a[index]
+
+
+def fixed_set(dataset: Dataset, count: int, start: int = 0) -> list[dict]:
+    """The first ``count`` items from ``start``: a fixed, reproducible validation set."""
+    return [dataset[start + i] for i in range(count)]

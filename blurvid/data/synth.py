@@ -1,0 +1,334 @@
+"""Motion-blur synthesis: a blurred photo, its N sharp frames and their true displacement fields.
+
+Stand-in for the paper's GoPro data (240 fps video, blur = average of 9 consecutive frames). A sample is
+rendered from a sharp still image as ``N * K`` sub-frames along
+
+* a smooth random camera trajectory: translation, in-plane rotation, zoom and hand-shake jitter, and
+* ``0..k`` foreground layers (soft-masked regions cut from other photos), each on its own trajectory.
+
+Sub-frames are averaged in linear light (or, for a random share of samples, in display gamma), highlights
+are boosted then clipped as a saturating sensor would, and shot/read noise (and optionally JPEG, see
+:mod:`blurvid.data.datasets`) is applied to the blurred image only. The N targets are the middle sub-frame
+of each of N equal time slots; the central target is the deblurring target and is an exact (unresampled)
+crop of the source. Each target's displacement field relative to the central frame is returned in the
+:func:`blurvid.models.warp.warp` convention: ``frame_n(p) ~= central(p + flow_n(p))``.
+
+Everything is plain torch on CPU tensors, deterministic for a given ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class SynthConfig:
+    """Settings of :func:`synthesize` (saved in training configs)."""
+
+    frames: int = 9  # N sharp target frames
+    subframes: int = 5  # K rendered sub-frames per target (continuous blur, no ghosting)
+    size: int = 256  # output crop side (px)
+    zoom: tuple[float, float] = (0.2, 2.0)  # source rescale range (paper's augmentation)
+    hflip: bool = True
+    blur_px: tuple[float, float] = (2.0, 30.0)  # camera path length range at output scale (px)
+    rotation_deg: float = 2.0  # max in-plane rotation over the exposure
+    zoom_motion: float = 0.03  # max relative zoom change over the exposure
+    shake: float = 0.35  # share of the path made of hand-shake jitter (0 = smooth)
+    static_camera_p: float = 0.25  # probability that the camera does not move (object motion only)
+    objects: tuple[int, int] = (0, 2)  # number of independently moving foreground layers
+    object_px: tuple[float, float] = (4.0, 36.0)  # object path length range (px)
+    object_size: tuple[float, float] = (0.2, 0.55)  # object side as a share of the crop
+    gamma_average_p: float = 0.3  # probability of averaging in display gamma instead of linear light
+    highlight_p: float = 0.25  # probability of boosting highlights before the sensor clips
+    shot_noise: tuple[float, float] = (0.0, 4e-3)  # variance per unit of linear signal
+    read_noise: tuple[float, float] = (0.0, 6e-3)  # std in linear light
+    quantize: bool = True  # round the blurred image to 8 bits like a camera file
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SynthConfig:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def margin(self) -> int:
+        """Source pixels needed around the crop so that no sub-frame samples outside the source."""
+        rot = math.radians(self.rotation_deg) * self.size * 0.75 + self.zoom_motion * self.size * 0.75
+        return int(math.ceil(self.blur_px[1] * 0.6 + rot + 4))
+
+
+@dataclass
+class Sample:
+    """One synthesised training sample (all CPU float32 tensors, sRGB in [0, 1])."""
+
+    blurred: torch.Tensor  # (3, S, S)
+    frames: torch.Tensor  # (N, 3, S, S)
+    flows: torch.Tensor  # (N, 2, S, S) displacement of each frame relative to the central one (px)
+    center: int  # index of the central frame
+    meta: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- colour ---------------------------------
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """Inverse sRGB transfer function (IEC 61966-2-1), elementwise on values in [0, 1]."""
+    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """sRGB transfer function, elementwise; negative inputs map linearly, values above 1 are kept."""
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def center_index(n: int) -> int:
+    """The paper's central frame ``x_ceil(N/2)`` as a 0-based index: ``(n - 1) // 2``."""
+    return (n - 1) // 2
+
+
+# ---------------------------------------------------------------- geometry -------------------------------
+def _uniform(g: torch.Generator, lo: float, hi: float, size: tuple[int, ...] = ()) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(size, generator=g, dtype=torch.float64)
+
+
+def random_path(g: torch.Generator, times: torch.Tensor, length: float, shake: float) -> torch.Tensor:
+    """A random smooth 2-D path ``(T, 2)`` over ``times`` in [0, 1] with arc length ~``length`` px.
+
+    A random cubic (smooth, possibly curved or accelerating motion) plus ``shake`` share of
+    hand-shake jitter (a few sinusoids of 1-4 cycles per exposure). The path passes through 0 at t=0.
+    """
+    t = times.to(torch.float64)
+    coef = torch.randn(3, 2, generator=g, dtype=torch.float64) * torch.tensor([[1.0], [0.6], [0.3]], dtype=torch.float64)
+    smooth = t[:, None] * coef[0] + t[:, None] ** 2 * coef[1] + t[:, None] ** 3 * coef[2]
+    jitter = torch.zeros_like(smooth)
+    for _ in range(3):
+        freq = _uniform(g, 1.0, 4.0)
+        phase = _uniform(g, 0, 2 * math.pi, (2,))
+        amp = torch.randn(2, generator=g, dtype=torch.float64)
+        jitter += amp * (torch.sin(2 * math.pi * freq * t[:, None] + phase) - torch.sin(phase))
+    def arclen(p: torch.Tensor) -> torch.Tensor:
+        return (p[1:] - p[:-1]).norm(dim=1).sum().clamp(min=1e-9)
+    path = (1 - shake) * smooth / arclen(smooth) + shake * jitter / arclen(jitter)
+    return path * (length / arclen(path))
+
+
+def _affine(tx: torch.Tensor, ty: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Batch of 3x3 matrices ``T(tx, ty) @ R(rot) @ S(scale)``; all inputs ``(T,)`` float64."""
+    c, s = torch.cos(rot) * scale, torch.sin(rot) * scale
+    m = torch.zeros(tx.shape[0], 3, 3, dtype=torch.float64)
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = c, -s, tx
+    m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = s, c, ty
+    m[:, 2, 2] = 1
+    return m
+
+
+def _translate(x: float, y: float) -> torch.Tensor:
+    m = torch.eye(3, dtype=torch.float64)
+    m[0, 2], m[1, 2] = x, y
+    return m
+
+
+def _pixel_grid(size: int) -> torch.Tensor:
+    """Homogeneous pixel coordinates ``(3, S*S)`` (x, y, 1), row-major."""
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij")
+    return torch.stack([xs.flatten(), ys.flatten(), torch.ones(size * size, dtype=torch.float64)])
+
+
+def _normalizer(side_h: int, side_w: int) -> torch.Tensor:
+    """Pixel index -> [-1, 1] (align_corners=True) as a 3x3 float64 matrix."""
+    m = torch.eye(3, dtype=torch.float64)
+    m[0, 0], m[0, 2] = 2 / max(side_w - 1, 1), -1
+    m[1, 1], m[1, 2] = 2 / max(side_h - 1, 1), -1
+    return m
+
+
+def sample_affine(src: torch.Tensor, mats: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
+    """Render ``src: (C, Hs, Ws)`` through pixel-space matrices ``mats: (T, 3, 3)`` -> ``(T, C, size, size)``.
+
+    Output pixel ``p`` takes ``src`` at ``mats @ p`` (pixel indices), border-replicated outside.
+    """
+    _, hs, ws = src.shape
+    theta = _normalizer(hs, ws) @ mats @ torch.linalg.inv(_normalizer(size, size))
+    t = mats.shape[0]
+    grid = F.affine_grid(theta[:, :2].to(src.dtype), [t, src.shape[0], size, size], align_corners=True)
+    return F.grid_sample(src.expand(t, *src.shape), grid, mode=mode, padding_mode="border", align_corners=True)
+
+
+def _flows(frame_mats: torch.Tensor, center_mat: torch.Tensor, size: int) -> torch.Tensor:
+    """Displacements ``(N, 2, S, S)``: ``center_mat^-1 @ frame_mats @ p - p`` for every pixel p."""
+    grid = _pixel_grid(size)
+    moved = (torch.linalg.inv(center_mat) @ frame_mats @ grid)[:, :2]
+    return (moved - grid[:2]).view(-1, 2, size, size).float()
+
+
+def soft_mask(g: torch.Generator, size: int) -> torch.Tensor:
+    """A random soft blob ``(1, size, size)`` in [0, 1]: a rotated super-ellipse with a feathered edge."""
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size, dtype=torch.float64), torch.linspace(-1, 1, size, dtype=torch.float64), indexing="ij")
+    ang = _uniform(g, 0, math.pi)
+    u = xs * torch.cos(ang) + ys * torch.sin(ang)
+    v = -xs * torch.sin(ang) + ys * torch.cos(ang)
+    ax, ay = _uniform(g, 0.55, 0.95), _uniform(g, 0.55, 0.95)
+    p = _uniform(g, 1.5, 4.0)
+    # angular wobble makes the outline organic rather than geometric
+    theta = torch.atan2(v, u)
+    wobble = 1 + 0.12 * torch.sin(3 * theta + _uniform(g, 0, 6.3)) + 0.06 * torch.sin(5 * theta + _uniform(g, 0, 6.3))
+    r = ((u.abs() / ax) ** p + (v.abs() / ay) ** p) ** (1 / p) / wobble
+    feather = _uniform(g, 0.02, 0.12)
+    mask = ((1 - r) / feather).clamp(0, 1).float()
+    mask[:2], mask[-2:], mask[:, :2], mask[:, -2:] = 0, 0, 0, 0  # border sampling must replicate zeros
+    return mask.unsqueeze(0)
+
+
+# ---------------------------------------------------------------- rendering ------------------------------
+def _camera_mats(g: torch.Generator, cfg: SynthConfig, times: torch.Tensor, t_c: float, size: int, region: int) -> torch.Tensor:
+    """Camera matrices output-pixel -> region-pixel for each time; identity-plus-margin at ``t_c``."""
+    t = torch.cat([times.to(torch.float64), torch.tensor([t_c], dtype=torch.float64)])
+    n = t.shape[0]
+    if torch.rand((), generator=g) < cfg.static_camera_p:
+        trans, rot, zoom = torch.zeros(n, 2, dtype=torch.float64), torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+    else:
+        length = float(_uniform(g, *cfg.blur_px))
+        trans = random_path(g, t, length, cfg.shake)
+        rot = math.radians(cfg.rotation_deg) * _uniform(g, -1, 1) * (t + 0.3 * torch.sin(2 * math.pi * _uniform(g, 1, 3) * t))
+        zoom = cfg.zoom_motion * _uniform(g, -1, 1) * t
+    trans, rot, zoom = trans - trans[-1], rot - rot[-1], zoom - zoom[-1]  # relative to the central time
+    half_out, half_reg = (size - 1) / 2, (region - 1) / 2
+    m = _translate(half_reg, half_reg) @ _affine(trans[:, 0], trans[:, 1], rot, torch.exp(zoom)) @ _translate(-half_out, -half_out)
+    return m[:-1]
+
+
+def _object_mats(g: torch.Generator, cfg: SynthConfig, times: torch.Tensor, t_c: float, obj: int, place: torch.Tensor) -> torch.Tensor:
+    """World -> object-texture matrices for each time (inverse of the object's placement)."""
+    t = torch.cat([times.to(torch.float64), torch.tensor([t_c], dtype=torch.float64)])
+    length = float(_uniform(g, *cfg.object_px))
+    trans = random_path(g, t, length, cfg.shake * 0.3)
+    rot = math.radians(6.0) * _uniform(g, -1, 1) * t
+    trans, rot = trans - trans[-1], rot - rot[-1]
+    h = (obj - 1) / 2
+    # placement: texture -> world; centred rotation, then translation to `place` (integer top-left)
+    fwd = _translate(float(place[0]) + h, float(place[1]) + h) @ _affine(trans[:, 0], trans[:, 1], rot, torch.ones_like(rot)) @ _translate(-h, -h)
+    return torch.linalg.inv(fwd)[:-1]
+
+
+def synthesize(
+    image: torch.Tensor,
+    g: torch.Generator,
+    cfg: SynthConfig,
+    others: list[torch.Tensor] | None = None,
+) -> Sample:
+    """Render one sample from ``image: (3, H, W)`` sRGB float in [0, 1] (at least ``size + 2*margin`` px
+    per side after zoom; smaller images are upscaled to fit). ``others`` supply foreground textures.
+    """
+    n, k, size = cfg.frames, cfg.subframes, cfg.size
+    if n < 1 or k < 1:
+        raise ValueError("frames and subframes must be >= 1")
+    margin = cfg.margin
+    region = size + 2 * margin
+    img = _random_view(image, g, cfg, region)  # (3, region, region) sRGB
+    lin = srgb_to_linear(img)
+    times = (torch.arange(n * k, dtype=torch.float64) + 0.5) / (n * k)
+    target_idx = torch.arange(n) * k + k // 2
+    c = center_index(n)
+    t_c = float(times[target_idx[c]])
+
+    cam = _camera_mats(g, cfg, times, t_c, size, region)  # (T, 3, 3) output -> region
+    frames_lin = sample_affine(lin, cam, size)  # (T, 3, S, S)
+    # the central target is an exact crop (no resampling softness)
+    frames_lin[target_idx[c]] = lin[:, margin : margin + size, margin : margin + size]
+    center_cam = _translate(margin, margin)
+    bg_flow = _flows(cam[target_idx], center_cam, size)  # (N, 2, S, S)
+    flows = bg_flow
+
+    n_obj = int(torch.randint(cfg.objects[0], cfg.objects[1] + 1, (), generator=g)) if others else 0
+    for _ in range(n_obj):
+        tex_src = others[int(torch.randint(len(others), (), generator=g))]
+        obj = int(size * float(_uniform(g, *cfg.object_size))) | 1
+        tex = srgb_to_linear(_random_view(tex_src, g, cfg, obj, zoom=False))
+        mask = soft_mask(g, obj)
+        place = torch.randint(-obj // 4, size - obj + obj // 4 + 1, (2,), generator=g)
+        omats = _object_mats(g, cfg, times, t_c, obj, place + margin)  # world -> texture
+        layer = sample_affine(torch.cat([tex, mask]), omats @ cam, size)  # (T, 4, S, S)
+        # exact texture at the central time (integer placement, no rotation)
+        layer[target_idx[c]] = _paste(torch.cat([tex, mask]), place, size)
+        alpha = layer[:, 3:4]
+        frames_lin = alpha * layer[:, :3] + (1 - alpha) * frames_lin
+        center_w2t = omats[target_idx[c]] @ center_cam  # output -> texture at the central time
+        obj_flow = _flows(torch.linalg.inv(center_w2t) @ omats[target_idx] @ cam[target_idx], torch.eye(3, dtype=torch.float64), size)
+        a = alpha[target_idx]
+        flows = a * obj_flow + (1 - a) * flows
+
+    blurred_lin, frames_lin = _expose(frames_lin, g, cfg)
+    targets = linear_to_srgb(frames_lin[target_idx]).clamp(0, 1)
+    if float(torch.rand((), generator=g)) < cfg.gamma_average_p:
+        blurred_lin = srgb_to_linear(linear_to_srgb(frames_lin.clamp(0, 1)).mean(0))
+    blurred = linear_to_srgb(_noise(blurred_lin, g, cfg)).clamp(0, 1)
+    if cfg.quantize:
+        blurred = torch.round(blurred * 255) / 255
+    if cfg.hflip and float(torch.rand((), generator=g)) < 0.5:
+        blurred, targets, flows = blurred.flip(-1), targets.flip(-1), flows.flip(-1)
+        flows = flows * torch.tensor([-1.0, 1.0]).view(1, 2, 1, 1)
+    return Sample(blurred=blurred.float(), frames=targets.float(), flows=flows.float(), center=c, meta={"objects": n_obj})
+
+
+def _paste(layer: torch.Tensor, place: torch.Tensor, size: int) -> torch.Tensor:
+    """Place ``layer: (C, o, o)`` with its top-left at integer ``place=(x, y)`` on a zero canvas."""
+    cch, o, _ = layer.shape
+    out = layer.new_zeros(cch, size, size)
+    x0, y0 = int(place[0]), int(place[1])
+    xs, ys = max(x0, 0), max(y0, 0)
+    xe, ye = min(x0 + o, size), min(y0 + o, size)
+    if xe > xs and ye > ys:
+        out[:, ys:ye, xs:xe] = layer[:, ys - y0 : ye - y0, xs - x0 : xe - x0]
+    return out
+
+
+def _random_view(image: torch.Tensor, g: torch.Generator, cfg: SynthConfig, side: int, zoom: bool = True) -> torch.Tensor:
+    """A random ``(3, side, side)`` crop of ``image`` after a random rescale within ``cfg.zoom``."""
+    _, h, w = image.shape
+    lo, hi = cfg.zoom if zoom else (min(cfg.zoom[0], 1.0), 1.0)
+    need = side / min(h, w)  # the smallest scale that still fits the crop
+    lo, hi = max(lo, need), max(hi, need)
+    s = float(_uniform(g, lo, hi))
+    # crop a window of side/s source pixels first, then resize only that (cheap for big photos)
+    win = min(int(math.ceil(side / s)) + 2, h, w)
+    y0 = int(torch.randint(0, h - win + 1, (), generator=g))
+    x0 = int(torch.randint(0, w - win + 1, (), generator=g))
+    crop = image[:, y0 : y0 + win, x0 : x0 + win]
+    out_side = max(side, int(round(win * s)))
+    if out_side != win:
+        crop = F.interpolate(crop[None], size=(out_side, out_side), mode="bicubic", antialias=out_side < win, align_corners=False)[0]
+    crop = crop.clamp(0, 1)
+    return crop[:, :side, :side]
+
+
+def _expose(frames_lin: torch.Tensor, g: torch.Generator, cfg: SynthConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average sub-frames into the blurred exposure; optionally boost highlights, then clip like a sensor.
+
+    Returns ``(blurred_lin (3, S, S), frames_lin (T, 3, S, S))``, both clipped to [0, 1].
+    """
+    if float(torch.rand((), generator=g)) < cfg.highlight_p:
+        lum = frames_lin.mean(1, keepdim=True)
+        gain = float(_uniform(g, 1.5, 6.0))
+        frames_lin = frames_lin * (1 + (gain - 1) * ((lum - 0.7) / 0.3).clamp(0, 1))
+    blurred = frames_lin.mean(0).clamp(0, 1)
+    return blurred, frames_lin.clamp(0, 1)
+
+
+def _noise(lin: torch.Tensor, g: torch.Generator, cfg: SynthConfig) -> torch.Tensor:
+    """Poisson-Gaussian sensor noise in linear light (heteroscedastic Gaussian approximation)."""
+    a = float(_uniform(g, *cfg.shot_noise))
+    b = float(_uniform(g, *cfg.read_noise))
+    if a == 0 and b == 0:
+        return lin
+    std = (a * lin.clamp(min=0) + b * b).sqrt()
+    return lin + std * torch.randn(lin.shape, generator=g)
+
+
+def average_frames(frames: torch.Tensor, linear: bool = True) -> torch.Tensor:
+    """Blur from consecutive sharp frames ``(N, 3, H, W)`` (GoPro-style), averaging in linear light."""
+    if linear:
+        return linear_to_srgb(srgb_to_linear(frames).mean(0)).clamp(0, 1)
+    return frames.mean(0)

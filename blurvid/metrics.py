@@ -1,0 +1,67 @@
+"""Image and video quality metrics on ``(..., C, H, W)`` float tensors in [0, 1]."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
+    """PSNR in dB over the last three dims: ``(..., C, H, W) x2 -> (...)``. Identical inputs give +inf."""
+    mse = (x.float() - y.float()).pow(2).mean(dim=(-3, -2, -1))
+    return 10 * torch.log10(peak**2 / mse)
+
+
+def _gauss(window: int, sigma: float, device: torch.device) -> torch.Tensor:
+    ax = torch.arange(window, dtype=torch.float32, device=device) - (window - 1) / 2
+    g = torch.exp(-(ax**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, peak: float = 1.0, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """SSIM (Wang et al. 2004, Gaussian 11x11, sigma 1.5, 'valid' filtering) per image.
+
+    ``x, y: (B, C, H, W)`` -> ``(B,)``, averaged over channels. Images smaller than the window use a
+    window of the image's smaller side.
+    """
+    x, y = x.float(), y.float()
+    c = x.shape[1]
+    window = min(window, x.shape[-1], x.shape[-2])
+    g = _gauss(window, sigma, x.device)
+    k = (g[:, None] * g[None, :]).expand(c, 1, window, window).contiguous()
+
+    def filt(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, k, groups=c)
+
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+    mx, my = filt(x), filt(y)
+    sxx, syy, sxy = filt(x * x) - mx**2, filt(y * y) - my**2, filt(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
+def video_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean per-frame PSNR of ``(B, N, C, H, W)`` videos -> ``(B,)``."""
+    return psnr(pred, target).mean(dim=1)
+
+
+def ppsnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """pPSNR: the better of forward and time-reversed order (motion direction is ambiguous). ``(B,)``."""
+    return torch.maximum(video_psnr(pred, target), video_psnr(pred.flip(1), target))
+
+
+def ordering_invariant_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The paper's Eq. 6 error summed over frame pairs, per video: ``(B, N, C, H, W) x2 -> (B,)``.
+
+    ``sum_n mean| |p_n + p_m| - |t_n + t_m| | + mean| |p_n - p_m| - |t_n - t_m| |`` with ``m = N-1-n``
+    for the first ``ceil(N/2)`` frames; mean over pixels (the paper reports sums on 0-255 images).
+    Invariant to reversing ``pred`` in time.
+    """
+    n = pred.shape[1]
+    total = pred.new_zeros(pred.shape[0], dtype=torch.float32)
+    for i in range((n + 1) // 2):
+        j = n - 1 - i
+        a = ((pred[:, i] + pred[:, j]).abs() - (target[:, i] + target[:, j]).abs()).abs()
+        b = ((pred[:, i] - pred[:, j]).abs() - (target[:, i] - target[:, j]).abs()).abs()
+        total = total + a.float().mean(dim=(1, 2, 3)) + b.float().mean(dim=(1, 2, 3))
+    return total

@@ -1,0 +1,121 @@
+"""DM — the paper's deblurring module (Sec. 2.5, Fig. 4).
+
+U-Net-like encoder/decoder working on a space-to-depth copy of the input:
+
+* space-to-depth (factor 2): ``(B, 3, H, W) -> (B, 12, H/2, W/2)``; all heavy work runs at <= 1/2 scale;
+* encoder: a head conv, then Residual Dense Blocks at 1/2, 1/4, 1/8 and 1/16 scale joined by stride-2
+  convs;
+* decoder: 3 up-sampling blocks (bottleneck block + 4x4 deconv) back to 1/2 scale, each merged with the
+  encoder feature of the same size through a 1x1 projection layer;
+* two final convs predict a 12-channel residual, depth-to-space returns it to full resolution and it is
+  added to the input;
+* no normalization layers; residual scaling inside every RDB.
+
+Input sides must be multiples of :attr:`DeblurNet.multiple` (the pipeline pads and crops back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import ResidualDenseBlock, conv3x3
+
+
+@dataclass
+class DMConfig:
+    """Architecture of :class:`DeblurNet` (saved inside every checkpoint)."""
+
+    widths: tuple[int, int, int, int] = (48, 96, 128, 192)  # channels at 1/2, 1/4, 1/8, 1/16 scale
+    growth: tuple[int, int, int, int] = (24, 32, 48, 48)  # RDB growth rate per scale
+    rdb_layers: int = 4  # convs per RDB
+    rdbs: tuple[int, int, int, int] = (1, 1, 1, 2)  # RDBs per scale
+    res_scale: float = 0.2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DMConfig:
+        known = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class Bottleneck(nn.Module):
+    """Residual bottleneck block (1x1 reduce, 3x3, 1x1 expand): ``(B, C, H, W) -> (B, C, H, W)``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        mid = max(channels // 2, 8)
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, mid, 1),
+            nn.LeakyReLU(0.1, inplace=True),
+            conv3x3(mid, mid),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(mid, channels, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UpBlock(nn.Module):
+    """Bottleneck block + 4x4 stride-2 deconv: ``(B, cin, H, W) -> (B, cout, 2H, 2W)``."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.bottleneck = Bottleneck(cin)
+        self.deconv = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.deconv(self.bottleneck(x)))
+
+
+class DeblurNet(nn.Module):
+    """The deblurring module: ``blurred (B, 3, H, W) in [0, 1] -> sharp (B, 3, H, W)``.
+
+    H and W must be multiples of ``multiple`` (32). The output is not clamped (the caller clamps).
+    """
+
+    multiple = 32
+
+    def __init__(self, config: DMConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or DMConfig()
+        w, g = cfg.widths, cfg.growth
+        self.head = conv3x3(12, w[0])
+
+        def rdbs(i: int) -> nn.Sequential:
+            return nn.Sequential(
+                *[ResidualDenseBlock(w[i], g[i], cfg.rdb_layers, cfg.res_scale) for _ in range(cfg.rdbs[i])]
+            )
+
+        self.enc = nn.ModuleList(rdbs(i) for i in range(4))
+        self.down = nn.ModuleList(
+            nn.Sequential(conv3x3(w[i], w[i + 1], stride=2), nn.LeakyReLU(0.1, inplace=True)) for i in range(3)
+        )
+        self.up = nn.ModuleList(UpBlock(w[i + 1], w[i]) for i in reversed(range(3)))
+        self.proj = nn.ModuleList(nn.Conv2d(w[i], w[i], 1) for i in reversed(range(3)))
+        self.tail = nn.Sequential(conv3x3(w[0], w[0]), nn.LeakyReLU(0.1, inplace=True), conv3x3(w[0], 12))
+        with torch.no_grad():  # start close to the identity mapping: a small initial residual
+            self.tail[-1].weight.mul_(0.1)
+            self.tail[-1].bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h % self.multiple or w % self.multiple:
+            raise ValueError(f"DeblurNet input sides must be multiples of {self.multiple}, got {h}x{w}")
+        f = self.head(F.pixel_unshuffle(x, 2))  # (B, w0, H/2, W/2)
+        skips = []
+        for i in range(4):
+            f = self.enc[i](f)  # (B, w_i, H/2^(i+1), W/2^(i+1))
+            if i < 3:
+                skips.append(f)
+                f = self.down[i](f)
+        for up, proj, skip in zip(self.up, self.proj, reversed(skips), strict=True):
+            f = up(f) + proj(skip)  # back up one scale, merged with the encoder's projection
+        return x + F.pixel_shuffle(self.tail(f), 2)  # (B, 3, H, W)

@@ -1,0 +1,1 @@
+"""Training: the paper's two-stage protocol (autoencoder, then BIE) and the deblurring module."""

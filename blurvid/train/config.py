@@ -1,0 +1,84 @@
+"""One dataclass config per training run (nanoGPT style), saved inside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+
+STAGES = ("deblur", "autoencoder", "bie")
+
+# The paper's defaults per stage (Sec. 3.1): batch 16 / 4.5e5 iterations for the DM, batch 10 / 5e4
+# iterations for the video autoencoder and the BIE, Adam 1e-4, RVD fine-tuned at 2e-5 during BIE training.
+PAPER_DEFAULTS: dict[str, dict] = {
+    "deblur": {"batch": 16, "iters": 450_000, "lr": 1e-4},
+    "autoencoder": {"batch": 10, "iters": 50_000, "lr": 1e-4},
+    "bie": {"batch": 10, "iters": 50_000, "lr": 1e-4, "lr_rvd": 2e-5},
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; ``TrainConfig.from_dict(ckpt['config'])`` rebuilds it exactly."""
+
+    stage: str = "deblur"
+    out: str = "runs/deblur"  # run folder: config.json, last.pt, best.safetensors, metrics.jsonl
+    data: list[str] = field(default_factory=list)  # sharp photo files/folders for synthesis
+    clips: list[str] = field(default_factory=list)  # folders of consecutive video frames (GoPro-style)
+    clip_p: float = 0.0  # share of samples drawn from clips
+    val: list[str] = field(default_factory=list)  # photos of the fixed validation set (e.g. kodak24)
+    val_count: int = 24
+    val_seed: int = 1234
+    val_size: int = 256
+    iters: int = 450_000
+    batch: int = 16
+    lr: float = 1e-4
+    lr_rvd: float = 2e-5  # stage 'bie': learning rate of the (pre-trained) RVD
+    schedule: str = "constant"  # 'constant' | 'cosine' (to lr * min_lr_ratio at `iters`)
+    min_lr_ratio: float = 0.1
+    warmup: int = 0
+    grad_clip: float = 0.0  # 0 = off
+    synth: dict = field(default_factory=dict)  # SynthConfig overrides; size = crop
+    jpeg_p: float = 0.0
+    model: dict = field(default_factory=dict)  # architecture overrides (DMConfig / VideoConfig)
+    precision: str = "auto"  # 'auto' (bf16 autocast where supported) | 'bf16' | 'fp16' | 'fp32'
+    channels_last: bool = True
+    workers: int = 1
+    reuse: int = 1  # deblur: each synthesised sample serves this many batches (random dihedral views)
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads (0 = torch default)
+    ckpt_minutes: float = 5.0
+    val_every: int = 1000
+    log_every: int = 20
+    init: str | None = None  # initial weights (.safetensors of the same architecture), e.g. shipped ones
+    autoencoder: str | None = None  # stage 'bie': autoencoder run folder or checkpoint
+    mu_tv: float = 0.02  # TV weight (paper)
+    lambdas: tuple[float, ...] = (0.32, 0.08, 0.02, 0.005)  # per-scale weights, coarse (1/8) -> fine (1)
+    flow_sup: float = 0.0  # weight of the optional true-flow supervision (synthetic samples only)
+    coarse_warmup: int = 0  # iterations over which coarse scales are boosted (curriculum)
+    edge_loss: float = 0.0  # deblur: weight of an added gradient-L1 term
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"unknown stage {self.stage!r}; choose one of {', '.join(STAGES)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if "lambdas" in kw:
+            kw["lambdas"] = tuple(kw["lambdas"])
+        return cls(**kw)
+
+    @classmethod
+    def for_stage(cls, stage: str, **overrides: object) -> TrainConfig:
+        """The paper's defaults for ``stage`` with ``overrides`` applied (None values ignored)."""
+        base = {"stage": stage, "out": f"runs/{stage}", **PAPER_DEFAULTS[stage]}
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(base)

@@ -1,0 +1,373 @@
+"""One training loop for all stages: data, precision, checkpoints, resume, validation, logging, DDP.
+
+Run folder layout (``cfg.out``)::
+
+    config.json        the TrainConfig of the run
+    last.pt            resumable state: model, optimizer, scheduler, RNG, iteration, best score
+    best.safetensors   weights of the best validation score so far (what `train export` ships)
+    metrics.jsonl      one JSON object per log / validation event
+
+Checkpoints are written atomically every ``cfg.ckpt_minutes``, at the end and on SIGINT/SIGTERM.
+Resuming continues exactly: sample ``i`` of the stream is a pure function of ``(seed, i)`` and all RNG
+states are restored, so 2 + 2 iterations equal 4 (CPU, ``reuse=1``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from ..data.datasets import ClipDataset, MixedDataset, PhotoSynthDataset, fixed_set
+from ..data.synth import SynthConfig
+from .config import TrainConfig
+from .tasks import make_task
+
+Log = Callable[[str], None]
+
+
+class StreamBatches(Sampler[list[int]]):
+    """Batches of consecutive indices ``[(it * world + rank) * b, ... + b)`` for ``it >= start``."""
+
+    def __init__(self, start: int, stop: int, batch: int, rank: int = 0, world: int = 1) -> None:
+        self.start, self.stop, self.batch, self.rank, self.world = start, stop, batch, rank, world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for it in range(self.start, self.stop):
+            base = (it * self.world + self.rank) * self.batch
+            yield list(range(base, base + self.batch))
+
+    def __len__(self) -> int:
+        return max(self.stop - self.start, 0)
+
+
+def synth_config(cfg: TrainConfig) -> SynthConfig:
+    """The run's synthesis settings (``cfg.synth`` overrides on :class:`SynthConfig` defaults)."""
+    return SynthConfig.from_dict(cfg.synth)
+
+
+def build_dataset(cfg: TrainConfig, scfg: SynthConfig) -> torch.utils.data.Dataset:
+    """The (index-deterministic) training stream: synthesised photos, optionally mixed with clips."""
+    photos = PhotoSynthDataset(cfg.data, scfg, seed=cfg.seed, jpeg_p=cfg.jpeg_p) if cfg.data else None
+    clips = ClipDataset(cfg.clips, frames=scfg.frames, size=scfg.size, seed=cfg.seed) if cfg.clips else None
+    if photos is None and clips is None:
+        raise ValueError("no training data: give --data photo folders and/or --clips frame folders")
+    if photos is None:
+        return clips
+    return MixedDataset(photos, clips, cfg.clip_p if clips is not None else 0.0, seed=cfg.seed)
+
+
+def validation_set(cfg: TrainConfig, scfg: SynthConfig) -> list[dict]:
+    """Fixed validation samples: ``val_count`` synthesised from ``cfg.val`` with ``val_seed``."""
+    if not cfg.val:
+        return []
+    vcfg = SynthConfig.from_dict({**scfg.to_dict(), "size": cfg.val_size, "hflip": False})
+    ds = PhotoSynthDataset(cfg.val, vcfg, seed=cfg.val_seed)
+    items = fixed_set(ds, cfg.val_count)
+    for it in items:
+        it["target"] = it["frames"][it["center"]]
+    return items
+
+
+def autocast_factory(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """A zero-arg context factory for the chosen precision ('auto' = bf16 on CPU and capable GPUs)."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cpu" or torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        w = min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else 1.0
+        if cfg.schedule == "cosine":
+            p = min(step / max(cfg.iters, 1), 1.0)
+            return w * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+        return w
+
+    return f
+
+
+def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """One of the 8 flips/rotations of ``(..., H, W)`` (a valid blur sample stays valid)."""
+    if k & 4:
+        x = x.flip(-1)
+    return torch.rot90(x, k & 3, dims=(-2, -1))
+
+
+def _init_weights(net: nn.Module, path: str, log: Log) -> None:
+    from ..weights import load_checkpoint
+
+    state, meta = load_checkpoint(path)
+    own = net.state_dict()
+    # checkpoints may hold one sub-module (e.g. a shipped 'dm' file) or the whole container
+    mapped = {}
+    for k, v in state.items():
+        for cand in (k, *(f"{p}.{k}" for p in ("dm", "rve", "rvd", "bie"))):
+            if cand in own and own[cand].shape == v.shape:
+                mapped[cand] = v.to(own[cand].dtype)
+                break
+    missing = [k for k in own if k not in mapped and not k.endswith("num_batches_tracked")]
+    net.load_state_dict(mapped, strict=False)
+    log(f"initialised {len(mapped)} tensors from {path}" + (f" ({len(missing)} left as initialised)" if missing else ""))
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, log: Log = print, device: str = "auto") -> dict:
+    """Run (or resume) the training described by ``cfg``; returns the last logged metrics.
+
+    With ``resume`` the state in ``cfg.out/last.pt`` is restored and training continues until
+    ``cfg.iters`` (which may be larger than the stored run's).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(dev)
+    main = rank == 0
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    ckpt_path = out / "last.pt"
+    state = None
+    if resume:
+        if not ckpt_path.exists():
+            raise FileNotFoundError(f"{ckpt_path}: nothing to resume (no checkpoint in the run folder)")
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(cfg.to_json())
+
+    torch.manual_seed(cfg.seed)
+    task = make_task(cfg)
+    net = task.net.to(dev)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    if cfg.init and state is None:
+        _init_weights(net, cfg.init, log)
+    opt = torch.optim.Adam(task.param_groups(net))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+    start, best = 0, -math.inf
+    pool_gen = torch.Generator().manual_seed(cfg.seed + 17)
+    if state is not None:
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        for g, base in zip(opt.param_groups, task.param_groups(net), strict=True):
+            g["initial_lr"] = base["lr"]
+        start, best = int(state["iteration"]), float(state["best"])
+        torch.set_rng_state(state["rng"])
+        pool_gen.set_state(state["pool_rng"])
+        log(f"resumed {out} at iteration {start}")
+    model = net
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+    autocast = autocast_factory(cfg.precision, dev)
+    scaler = torch.amp.GradScaler(dev.type, enabled=cfg.precision == "fp16")
+
+    scfg = synth_config(cfg)
+    dataset = build_dataset(cfg, scfg)
+    reuse = max(cfg.reuse, 1) if cfg.stage == "deblur" else 1
+    fresh = math.ceil(cfg.batch / reuse)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=StreamBatches(start, cfg.iters, fresh, rank, world),
+        num_workers=cfg.workers,
+        persistent_workers=False,
+        worker_init_fn=lambda _: torch.set_num_threads(1),
+        prefetch_factor=4 if cfg.workers > 0 else None,
+    )
+    val_items = validation_set(cfg, scfg) if main else []
+
+    stop = _Stop()
+    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    metrics_file = (out / "metrics.jsonl").open("a") if main else None
+    last_logs: dict = {}
+
+    def record(obj: dict) -> None:
+        if metrics_file:
+            metrics_file.write(json.dumps(obj) + "\n")
+            metrics_file.flush()
+
+    def save(it: int) -> None:
+        if not main:
+            return
+        _atomic_save(
+            {
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "iteration": it,
+                "best": best,
+                "config": cfg.to_dict(),
+                "rng": torch.get_rng_state(),
+                "pool_rng": pool_gen.get_state(),
+            },
+            ckpt_path,
+        )
+
+    def validate(it: int) -> None:
+        nonlocal best, last_logs
+        if not val_items:
+            return
+        net.eval()
+        res = task.validate(net, val_items, dev, autocast)
+        net.train()
+        score = res[task.score_name]
+        res["it"] = it
+        record(res)
+        last_logs = {**last_logs, **res}
+        log("val " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()))
+        if score > best:
+            best = score
+            _export_best(task, net, out / "best.safetensors", {"iteration": it, task.score_name: score})
+
+    bar_ctx = _progress(progress and main)
+    pool: list[dict] = []
+    t_last_ckpt = time.time()
+    t0, it = time.time(), start
+    net.train()
+    with bar_ctx as bar:
+        task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start) if bar else None
+        for it, batch in enumerate(loader, start=start):
+            batch = _prepare(batch, dev, cfg.channels_last)
+            if reuse > 1:
+                batch = _from_pool(pool, batch, cfg.batch, reuse, pool_gen)
+            with autocast():
+                out_t = model(task.inputs(batch))
+            loss, logs = task.loss(out_t, batch, it)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip > 0:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            done = it + 1
+            if main and (done % cfg.log_every == 0 or done == cfg.iters):
+                rate = (done - start) / max(time.time() - t0, 1e-9)
+                last_logs = {"it": done, "loss": float(loss.detach()), "lr": sched.get_last_lr()[0], "it_s": rate, **logs}
+                record({**last_logs, "time": time.time()})
+                if bar is None:
+                    eta = (cfg.iters - done) / max(rate, 1e-9)
+                    log(f"it {done}/{cfg.iters} loss {float(loss.detach()):.4f} {rate:.2f} it/s eta {eta / 60:.0f} min")
+            if bar is not None:
+                bar.update(task_id, completed=done, description=f"{cfg.stage} loss {float(loss.detach()):.4f}")
+            if main and cfg.val_every > 0 and done % cfg.val_every == 0:
+                validate(done)
+            if main and (time.time() - t_last_ckpt) > cfg.ckpt_minutes * 60:
+                save(done)
+                t_last_ckpt = time.time()
+            if stop.requested:
+                save(done)
+                log(f"stopped at iteration {done}; checkpoint saved, continue with --resume")
+                break
+        else:
+            done = cfg.iters
+            if main and done > start and (cfg.val_every <= 0 or done % cfg.val_every != 0):
+                validate(done)
+            save(max(done, start))
+            if main and not (out / "best.safetensors").exists():
+                _export_best(task, net, out / "best.safetensors", {"iteration": done})
+    for s, h in old_handlers.items():
+        signal.signal(s, h)
+    if metrics_file:
+        metrics_file.close()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return last_logs
+
+
+def _prepare(batch: dict, dev: torch.device, channels_last: bool) -> dict:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(dev, non_blocking=True)
+            if channels_last and v.dim() == 4:
+                v = v.contiguous(memory_format=torch.channels_last)
+        out[k] = v
+    idx = torch.arange(out["frames"].shape[0], device=dev)
+    out["target"] = out["frames"][idx, out["center"]]
+    return out
+
+
+def _from_pool(pool: list[dict], batch: dict, size: int, reuse: int, g: torch.Generator) -> dict:
+    """Add the fresh (blurred, target) pairs to a replay pool and draw ``size`` random dihedral views."""
+    for i in range(batch["blurred"].shape[0]):
+        pool.append({"blurred": batch["blurred"][i], "target": batch["target"][i]})
+    del pool[: max(len(pool) - size * reuse, 0)]
+    picks = torch.randint(len(pool), (size,), generator=g).tolist()
+    views = torch.randint(8, (size,), generator=g).tolist()
+    blurred = torch.stack([_dihedral(pool[p]["blurred"], v) for p, v in zip(picks, views, strict=True)])
+    target = torch.stack([_dihedral(pool[p]["target"], v) for p, v in zip(picks, views, strict=True)])
+    return {"blurred": blurred, "target": target}
+
+
+def _export_best(task, net: nn.Module, path: Path, extra: dict) -> None:
+    """Write the task's modules (fp32) to one safetensors file with their configs in the metadata."""
+    from ..weights import save_checkpoint
+
+    mods = task.exportables(net)
+    state = {}
+    configs = {}
+    for m in mods:
+        for k, v in m.module.state_dict().items():
+            state[f"{m.arch}.{k}"] = v.float() if v.is_floating_point() else v
+        configs[m.arch] = m.config
+    arch = mods[0].arch if len(mods) == 1 else "rvd"
+    tmp = path.with_name(f".{path.name}.tmp.safetensors")
+    save_checkpoint(tmp, state, arch=arch, config=configs, extra={"train": extra})
+    os.replace(tmp, path)
+
+
+class _NoBar:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} it/s"),
+        TimeRemainingColumn(),
+    )

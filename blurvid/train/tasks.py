@@ -1,0 +1,90 @@
+"""What each training stage optimises: the network container, its loss and its validation.
+
+A task owns ``net`` (an ``nn.Module`` whose ``forward(batch) -> outputs`` is what DDP wraps), turns
+outputs into a loss, validates on a fixed set and names the modules that get exported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..metrics import psnr, ssim
+from ..models.deblur import DeblurNet, DMConfig
+from .config import TrainConfig
+from .losses import gradient_l1, l1
+
+
+@dataclass
+class Exportable:
+    """A module to export: registry ``arch`` and the architecture config that rebuilds it."""
+
+    arch: str
+    module: nn.Module
+    config: dict
+
+
+class DeblurNetTrainer(nn.Module):
+    """Container for stage 'deblur': ``forward(blurred (B,3,H,W)) -> sharp (B,3,H,W)``."""
+
+    def __init__(self, cfg: DMConfig) -> None:
+        super().__init__()
+        self.dm = DeblurNet(cfg)
+
+    def forward(self, blurred: torch.Tensor) -> torch.Tensor:
+        return self.dm(blurred)
+
+
+class DeblurTask:
+    """Stage 'deblur': L1 (plus an optional gradient term) between DM output and the central frame."""
+
+    score_name = "val_psnr"
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.dm_config = DMConfig.from_dict(cfg.model)
+        self.net = DeblurNetTrainer(self.dm_config)
+
+    def param_groups(self, net: nn.Module) -> list[dict]:
+        return [{"params": [p for p in net.parameters() if p.requires_grad], "lr": self.cfg.lr}]
+
+    def inputs(self, batch: dict) -> torch.Tensor:
+        return batch["blurred"]
+
+    def loss(self, out: torch.Tensor, batch: dict, it: int) -> tuple[torch.Tensor, dict[str, float]]:
+        target = batch["target"]
+        loss = l1(out, target)
+        logs = {"l1": float(loss.detach())}
+        if self.cfg.edge_loss > 0:
+            e = gradient_l1(out, target)
+            loss = loss + self.cfg.edge_loss * e
+            logs["edge"] = float(e.detach())
+        return loss, logs
+
+    @torch.no_grad()
+    def validate(self, net: nn.Module, items: list[dict], device: torch.device, autocast) -> dict[str, float]:
+        ps, ss, pb = [], [], []
+        for it in items:
+            x = it["blurred"][None].to(device)
+            t = it["target"][None].to(device)
+            with autocast():
+                y = net(x).float().clamp(0, 1)
+            ps.append(float(psnr(y, t)))
+            ss.append(float(ssim(y, t)))
+            pb.append(float(psnr(x, t)))
+        n = len(items)
+        return {"val_psnr": sum(ps) / n, "val_ssim": sum(ss) / n, "val_psnr_blurred": sum(pb) / n}
+
+    def exportables(self, net: nn.Module) -> list[Exportable]:
+        return [Exportable("dm", net.dm, self.dm_config.to_dict())]
+
+
+def make_task(cfg: TrainConfig):
+    """The task object for ``cfg.stage``."""
+    if cfg.stage == "deblur":
+        return DeblurTask(cfg)
+    from .video_tasks import AutoencoderTask, BIETask
+
+    return AutoencoderTask(cfg) if cfg.stage == "autoencoder" else BIETask(cfg)

@@ -1,0 +1,719 @@
+"""Pretrained checkpoints: registry, lookup, download, verification and safetensors I/O.
+
+A checkpoint is a ``.safetensors`` file holding one network's state dict ('dm' deblurring module, 'rve' video
+encoder, 'rvd' video decoder, 'bie' blurred image encoder) plus metadata ``{'arch', 'config' (JSON),
+'format_version', ...}``. The registry (``weights/registry.json``, installed as ``blurvid/weights/``) lists
+the known checkpoints by name with their sha256, so every file is verified before it is used.
+
+Layout of ``registry.json``::
+
+    {"checkpoints": {"dm-v1": {"arch": "dm", "file": "dm-v1.safetensors", "sha256": "<64 hex>",
+                               "config": {...}, "license": "MIT", "source": "...",
+                               "description": "...", "default": true}}}
+
+Lookup order for a checkpoint file (see :func:`resolve`): the package weights folder, then the user cache
+(:func:`cache_dir`), then the Hugging Face Hub repo (:func:`hub_repo_id`) unless ``HF_HUB_OFFLINE`` is set.
+
+Checkpoints are only ever read with safetensors: never ``torch.load`` or pickle.
+
+This module imports nothing heavy at import time (torch, safetensors and huggingface_hub are imported inside
+the functions that need them) so the CLI starts fast.
+
+Note: the data folder ``blurvid/weights/`` must stay free of an ``__init__.py``; an installed package
+directory of the same name would shadow this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "ARCHS",
+    "DEFAULT_HF_REPO",
+    "FORMAT_VERSION",
+    "CheckpointSpec",
+    "Resolved",
+    "WeightsError",
+    "cache_dir",
+    "default_spec",
+    "hub_repo_id",
+    "list_checkpoints",
+    "load_checkpoint",
+    "load_pretrained",
+    "load_registry",
+    "package_weights_dir",
+    "prefetch",
+    "register_checkpoint",
+    "resolve",
+    "save_checkpoint",
+    "sha256_file",
+]
+
+log = logging.getLogger(__name__)
+
+ARCHS: tuple[str, ...] = ("dm", "rve", "rvd", "bie")
+DEFAULT_HF_REPO = "blurvid/blurvid-weights"
+FORMAT_VERSION = 1
+REGISTRY_FILE = "registry.json"
+
+ENV_CACHE_DIR = "BLURVID_CACHE_DIR"
+ENV_HF_REPO = "BLURVID_HF_REPO"
+ENV_REGISTRY = "BLURVID_REGISTRY"
+ENV_HF_OFFLINE = "HF_HUB_OFFLINE"
+
+_RESERVED_METADATA = ("arch", "config", "format_version")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_MAX_HEADER_BYTES = 100 * 1024 * 1024  # same cap safetensors applies
+_CHUNK = 1 << 20
+
+PathLike = str | os.PathLike  # a file-system path argument
+
+
+class WeightsError(Exception):
+    """A checkpoint problem to show the user as is: a one-line message naming the checkpoint (or file) and
+    the problem, and where possible how to fix it."""
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """One registry entry (timm-style pretrained config).
+
+    ``file`` is a bare file name (no directories) ending in ``.safetensors``; ``sha256`` is 64 lowercase hex
+    digits; ``config`` is the model's constructor kwargs (also stored in the file's metadata); ``default``
+    marks the checkpoint loaded for ``arch`` when the user names none (at most one per arch).
+    """
+
+    name: str
+    arch: str
+    file: str
+    sha256: str
+    config: dict
+    license: str
+    source: str
+    description: str = ""
+    default: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The registry entry for this spec (everything except ``name``, which is the entry's key)."""
+        d = asdict(self)
+        del d["name"]
+        return d
+
+    @classmethod
+    def from_json(cls, name: str, entry: Mapping[str, Any], *, where: str = "registry") -> CheckpointSpec:
+        """Build and validate the spec for registry entry ``entry``; WeightsError naming ``where`` if bad."""
+        if not isinstance(entry, Mapping):
+            raise WeightsError(f"{where}: entry '{name}' must be a JSON object")
+        if "name" in entry and entry["name"] != name:
+            raise WeightsError(f"{where}: entry '{name}' has a different 'name' field ({entry['name']!r})")
+        missing = [k for k in ("arch", "file", "sha256", "config", "license", "source") if k not in entry]
+        if missing:
+            raise WeightsError(f"{where}: entry '{name}' is missing {', '.join(missing)}")
+        unknown = sorted(set(entry) - {"name", "arch", "file", "sha256", "config", "license", "source",
+                                       "description", "default"})
+        if unknown:
+            raise WeightsError(f"{where}: entry '{name}' has unknown field(s) {', '.join(unknown)}")
+        spec = cls(
+            name=name,
+            arch=entry["arch"],
+            file=entry["file"],
+            sha256=str(entry["sha256"]).lower(),
+            config=entry["config"],
+            license=entry["license"],
+            source=entry["source"],
+            description=entry.get("description", ""),
+            default=entry.get("default", False),
+        )
+        try:
+            spec.validate()
+        except WeightsError as e:
+            raise WeightsError(f"{where}: {e}") from None
+        return spec
+
+    def validate(self) -> None:
+        """Raise WeightsError if a field is malformed (unknown arch, unsafe file name, bad sha256, ...)."""
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise WeightsError(f"checkpoint name {self.name!r} is empty or not a string")
+        if self.arch not in ARCHS:
+            raise WeightsError(
+                f"checkpoint '{self.name}': unknown arch {self.arch!r} (expected one of {', '.join(ARCHS)})"
+            )
+        if (
+            not isinstance(self.file, str)
+            or self.file in ("", ".", "..")
+            or Path(self.file).name != self.file
+            or "/" in self.file
+            or "\\" in self.file
+            or not self.file.endswith(".safetensors")
+        ):
+            raise WeightsError(
+                f"checkpoint '{self.name}': file {self.file!r} must be a bare file name ending in "
+                ".safetensors"
+            )
+        if not isinstance(self.sha256, str) or not _SHA256_RE.match(self.sha256):
+            raise WeightsError(
+                f"checkpoint '{self.name}': sha256 {self.sha256!r} is not 64 lowercase hex digits"
+            )
+        if not isinstance(self.config, dict):
+            raise WeightsError(f"checkpoint '{self.name}': config must be a JSON object")
+        for field_name in ("license", "source", "description"):
+            if not isinstance(getattr(self, field_name), str):
+                raise WeightsError(f"checkpoint '{self.name}': {field_name} must be a string")
+        if not isinstance(self.default, bool):
+            raise WeightsError(f"checkpoint '{self.name}': default must be true or false")
+
+
+# a registry argument: a mapping name -> spec (used as is), a registry.json path, or None (load_registry())
+RegistryArg = Mapping[str, CheckpointSpec] | str | os.PathLike | None
+
+
+@dataclass
+class Resolved:
+    """A checkpoint file found on disk and verified against ``spec.sha256``.
+
+    ``origin`` is where it was found: 'package' (the installed weights folder), 'cache' (:func:`cache_dir`)
+    or 'hub' (downloaded just now into the cache).
+    """
+
+    spec: CheckpointSpec
+    path: Path
+    origin: str
+
+
+# --------------------------------------------------------------------------------------------- locations
+
+
+def package_weights_dir() -> Path:
+    """The weights folder shipped with the package: the installed ``blurvid/weights/`` if it exists, else
+    ``<repo>/weights`` next to the ``blurvid/`` source folder (source checkout). It may not exist."""
+    here = Path(__file__).resolve().parent
+    installed = here / "weights"
+    if installed.is_dir():
+        return installed
+    return here.parent / "weights"
+
+
+def cache_dir() -> Path:
+    """Where downloaded checkpoints live: env ``BLURVID_CACHE_DIR`` if set and non-empty, else
+    ``platformdirs.user_cache_dir('blurvid') / 'weights'``. Not created here."""
+    env = os.environ.get(ENV_CACHE_DIR, "").strip()
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("blurvid")) / "weights"
+
+
+def hub_repo_id(override: str | None = None) -> str:
+    """The Hugging Face Hub repo to download checkpoints from: ``override`` if given, else env
+    ``BLURVID_HF_REPO`` if set and non-empty, else :data:`DEFAULT_HF_REPO`."""
+    if override:
+        return override
+    env = os.environ.get(ENV_HF_REPO, "").strip()
+    return env or DEFAULT_HF_REPO
+
+
+def _hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is truthy (same values huggingface_hub accepts: 1/ON/YES/TRUE)."""
+    return os.environ.get(ENV_HF_OFFLINE, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+def _read_registry_file(path: Path) -> dict[str, CheckpointSpec]:
+    """Parse one registry.json; WeightsError naming the file on any problem. Enforces one default per arch."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WeightsError(f"weights registry {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"weights registry {path} is unreadable: {_one_line(e)}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("checkpoints", {}), dict):
+        raise WeightsError(f'weights registry {path} must be a JSON object {{"checkpoints": {{...}}}}')
+    specs = {
+        name: CheckpointSpec.from_json(name, entry, where=f"weights registry {path}")
+        for name, entry in data.get("checkpoints", {}).items()
+    }
+    seen: dict[str, str] = {}
+    for spec in specs.values():
+        if spec.default:
+            if spec.arch in seen:
+                raise WeightsError(
+                    f"weights registry {path}: both '{seen[spec.arch]}' and '{spec.name}' are marked "
+                    f"default for arch '{spec.arch}'"
+                )
+            seen[spec.arch] = spec.name
+    return specs
+
+
+def load_registry(path: PathLike | None = None) -> dict[str, CheckpointSpec]:
+    """Read the checkpoint registry, keyed by checkpoint name.
+
+    With ``path=None``: ``package_weights_dir()/registry.json`` (an absent file counts as empty) merged with
+    the extra registry named by env ``BLURVID_REGISTRY`` if set (which must exist). Extra entries replace
+    same-named package entries, and an extra entry marked default for an arch takes the default from the
+    package's entry for that arch. With an explicit ``path``: exactly that file (which must exist), no env.
+    Raises WeightsError (naming the file) for a missing explicit file, bad JSON or an invalid entry.
+    """
+    if path is not None:
+        return _read_registry_file(Path(path))
+    base = package_weights_dir() / REGISTRY_FILE
+    specs = _read_registry_file(base) if base.is_file() else {}
+    extra_env = os.environ.get(ENV_REGISTRY, "").strip()
+    if extra_env:
+        extra = _read_registry_file(Path(extra_env).expanduser())
+        new_default_archs = {s.arch for s in extra.values() if s.default}
+        specs = {
+            n: (CheckpointSpec(**{**asdict(s), "default": False}) if s.default and s.arch in new_default_archs
+                else s)
+            for n, s in specs.items()
+        }
+        specs.update(extra)
+    return specs
+
+
+def _as_registry(registry: RegistryArg) -> Mapping[str, CheckpointSpec]:
+    """The registry for ``registry``: a mapping as is, a path via :func:`load_registry`, None the default."""
+    if registry is None:
+        return load_registry()
+    if isinstance(registry, Mapping):
+        return registry
+    return load_registry(registry)
+
+
+def default_spec(arch: str, registry: RegistryArg = None) -> CheckpointSpec:
+    """The checkpoint marked default for ``arch``. WeightsError for an unknown arch, or
+    'no trained <arch> checkpoint is installed ...' when the registry has no default for it."""
+    if arch not in ARCHS:
+        raise WeightsError(f"unknown network {arch!r} (expected one of {', '.join(ARCHS)})")
+    reg = _as_registry(registry)
+    defaults = [s for s in reg.values() if s.arch == arch and s.default]
+    if defaults:
+        return sorted(defaults, key=lambda s: s.name)[0]
+    others = sorted(s.name for s in reg.values() if s.arch == arch)
+    hint = (
+        f"available {arch} checkpoints: {', '.join(others)} (name one explicitly)"
+        if others
+        else f"train one and register it (or point {ENV_REGISTRY} at a registry that has one)"
+    )
+    raise WeightsError(
+        f"no trained {arch} checkpoint is installed: the weights registry has no default '{arch}' entry; "
+        f"{hint}"
+    )
+
+
+def _lookup(name_or_spec: str | CheckpointSpec, registry: RegistryArg) -> CheckpointSpec:
+    """Spec for a name (a registry name, or an arch name meaning its default), or the spec itself."""
+    if isinstance(name_or_spec, CheckpointSpec):
+        return name_or_spec
+    reg = _as_registry(registry)
+    if name_or_spec in reg:
+        return reg[name_or_spec]
+    if name_or_spec in ARCHS:
+        return default_spec(name_or_spec, reg)
+    known = ", ".join(sorted(reg)) or "none"
+    raise WeightsError(f"unknown checkpoint '{name_or_spec}' (known checkpoints: {known})")
+
+
+def register_checkpoint(spec: CheckpointSpec, registry_path: PathLike) -> None:
+    """Add or replace ``spec`` in the registry.json at ``registry_path`` (created if absent).
+
+    If ``spec.default`` is set, other entries of the same arch lose their default flag. The file is written
+    atomically (temp file + ``os.replace``) as sorted, indented JSON. WeightsError for an invalid spec or an
+    unreadable existing registry.
+    """
+    spec.validate()
+    path = Path(registry_path)
+    if path.exists():
+        _read_registry_file(path)  # validates the existing content
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data.setdefault("checkpoints", {})
+    else:
+        data = {"checkpoints": {}}
+    if spec.default:
+        for name, entry in data["checkpoints"].items():
+            if name != spec.name and entry.get("arch") == spec.arch and entry.get("default"):
+                entry["default"] = False
+    data["checkpoints"][spec.name] = spec.to_json()
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    with _atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------- file utils
+
+
+def _one_line(exc: BaseException | str, limit: int = 300) -> str:
+    """An exception (or text) squeezed to one line of at most ``limit`` characters."""
+    if isinstance(exc, str):
+        text = exc
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success fsync it and ``os.replace`` it onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def sha256_file(path: PathLike) -> str:
+    """Lowercase hex sha256 of the file's bytes (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _mismatch_message(path: Path, expected: str, got: str, what: str) -> str:
+    return (
+        f"{what}: file {path} is corrupt or modified (sha256 expected {expected}, got {got}); "
+        f"delete it and download it again"
+    )
+
+
+# ---------------------------------------------------------------------------------------- safetensors I/O
+
+
+def save_checkpoint(
+    path: PathLike,
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    arch: str,
+    config: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """Write ``state_dict`` as a safetensors checkpoint and return the file's sha256.
+
+    Metadata: ``arch``, ``config`` (JSON), ``format_version`` and each ``extra`` item JSON-encoded under its
+    own key. Tensors are saved detached, on CPU, contiguous (shared storage is cloned). The write is atomic
+    (temp file beside ``path`` then ``os.replace``); parent folders are created. ValueError for an unknown
+    arch, non-JSON config/extra, extra keys that collide with the reserved ones, or non-tensor values.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r} (expected one of {', '.join(ARCHS)})")
+    try:
+        metadata = {"arch": arch, "config": json.dumps(dict(config), sort_keys=True),
+                    "format_version": str(FORMAT_VERSION)}
+        for key, value in (extra or {}).items():
+            if key in _RESERVED_METADATA:
+                raise ValueError(f"extra metadata key {key!r} is reserved")
+            metadata[str(key)] = json.dumps(value, sort_keys=True)
+    except TypeError as e:
+        raise ValueError(f"checkpoint config/extra must be JSON-serialisable: {e}") from None
+
+    tensors: dict[str, torch.Tensor] = {}
+    seen_storage: set[int] = set()
+    for key, value in state_dict.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise ValueError(f"state_dict entry {key!r} must map a str to a torch.Tensor")
+        t = value.detach().to("cpu").contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        if t.numel() and ptr in seen_storage:
+            t = t.clone()
+        elif t.numel():
+            seen_storage.add(ptr)
+        tensors[key] = t
+
+    final = Path(path)
+    with _atomic_path(final) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+        digest = sha256_file(tmp)
+    return digest
+
+
+def _check_safetensors_header(path: Path) -> None:
+    """Cheap structural check of the safetensors header, so that a pickle / zip / truncated file gets a clear
+    WeightsError before safetensors sees it."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    bad = f"{path} is not a safetensors checkpoint (corrupt, truncated, or another format such as a pickle)"
+    if len(head) < 9:
+        raise WeightsError(bad)
+    (n,) = struct.unpack("<Q", head[:8])
+    if n < 2 or n > _MAX_HEADER_BYTES or 8 + n > size or head[8:9] != b"{":
+        raise WeightsError(bad)
+
+
+def load_checkpoint(
+    path: PathLike, *, expected_sha256: str | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint written by :func:`save_checkpoint`: returns ``(state_dict, metadata)``.
+
+    Only safetensors is used (never ``torch.load``/pickle). If ``expected_sha256`` is given the file is
+    hashed first and a mismatch raises WeightsError before anything is parsed. ``metadata`` has ``arch``
+    (str), ``format_version`` (str), ``config`` parsed to a dict, and every other key JSON-decoded when it is
+    valid JSON (else the raw string). WeightsError (naming the file) for a missing, unreadable, corrupt or
+    non-safetensors file, missing blurvid metadata, or a newer format version.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"checkpoint file {p} does not exist")
+    try:
+        if expected_sha256 is not None:
+            got = sha256_file(p)
+            if got != expected_sha256.lower():
+                raise WeightsError(_mismatch_message(p, expected_sha256.lower(), got, f"checkpoint {p.name}"))
+        _check_safetensors_header(p)
+    except OSError as e:
+        raise WeightsError(f"cannot read checkpoint {p}: {_one_line(e)}") from None
+
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            raw_meta = dict(f.metadata() or {})
+            state_dict = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types (and OSError/RuntimeError) on bad files
+        raise WeightsError(f"{p} is not a valid safetensors checkpoint: {_one_line(e)}") from None
+
+    if "arch" not in raw_meta or "config" not in raw_meta:
+        raise WeightsError(f"{p} has no blurvid metadata (arch/config); it was not written by blurvid")
+    try:
+        version = int(raw_meta.get("format_version", "1"))
+    except ValueError:
+        raise WeightsError(f"{p} has an invalid format_version {raw_meta['format_version']!r}") from None
+    if version > FORMAT_VERSION:
+        raise WeightsError(
+            f"{p} uses checkpoint format {version}, newer than this blurvid supports ({FORMAT_VERSION}); "
+            "upgrade blurvid"
+        )
+    metadata: dict[str, Any] = {}
+    for key, value in raw_meta.items():
+        if key in ("arch", "format_version"):
+            metadata[key] = value
+            continue
+        try:
+            metadata[key] = json.loads(value)
+        except (TypeError, ValueError):
+            if key == "config":
+                raise WeightsError(f"{p} has invalid config metadata (not JSON)") from None
+            metadata[key] = value
+    if not isinstance(metadata["config"], dict):
+        raise WeightsError(f"{p} has invalid config metadata (not a JSON object)")
+    return state_dict, metadata
+
+
+# ----------------------------------------------------------------------------------------------- resolve
+
+
+def _local_candidates(spec: CheckpointSpec) -> list[tuple[str, Path]]:
+    return [("package", package_weights_dir() / spec.file), ("cache", cache_dir() / spec.file)]
+
+
+def _download(spec: CheckpointSpec, repo: str) -> Path:
+    """Download ``spec.file`` from hub ``repo`` into a staging folder inside the cache, verify it, and move it
+    into ``cache_dir()/spec.file``. Any hub/network error or a sha mismatch is a WeightsError."""
+    dest_dir = cache_dir()
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest_dir))
+    except OSError as e:
+        raise WeightsError(f"checkpoint '{spec.name}': cannot create cache folder {dest_dir}: {_one_line(e)}"
+                           ) from None
+    try:
+        try:
+            import huggingface_hub
+
+            got_path = huggingface_hub.hf_hub_download(repo_id=repo, filename=spec.file, local_dir=staging)
+        except Exception as e:  # network errors, 404, auth, offline mode, ...
+            raise WeightsError(
+                f"checkpoint '{spec.name}': could not download {spec.file} from Hugging Face Hub repo "
+                f"'{repo}': {_one_line(e)}"
+            ) from None
+        got_path = Path(got_path)
+        if not got_path.is_file():
+            raise WeightsError(f"checkpoint '{spec.name}': the hub download of {spec.file} from '{repo}' "
+                               "produced no file")
+        got = sha256_file(got_path)
+        if got != spec.sha256:
+            raise WeightsError(
+                f"checkpoint '{spec.name}': {spec.file} downloaded from hub repo '{repo}' does not match the "
+                f"registry (sha256 expected {spec.sha256}, got {got}); the repo holds a different file "
+                f"(check {ENV_HF_REPO} / the registry entry)"
+            )
+        final = dest_dir / spec.file
+        try:
+            os.replace(got_path, final)
+        except OSError:
+            shutil.copyfile(got_path, final)
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def resolve(
+    name_or_spec: str | CheckpointSpec,
+    *,
+    repo_id: str | None = None,
+    download: bool = True,
+    registry: RegistryArg = None,
+) -> Resolved:
+    """Find a verified copy of a checkpoint on disk, downloading it if needed.
+
+    ``name_or_spec`` is a registry name, an arch name ('dm', ...) meaning that arch's default checkpoint, or
+    a :class:`CheckpointSpec`. ``registry`` is a mapping, a registry.json path, or None for
+    :func:`load_registry`. Looks in (1) ``package_weights_dir()``, (2) ``cache_dir()``, (3) if ``download``
+    and ``HF_HUB_OFFLINE`` is not set, the hub repo ``hub_repo_id(repo_id)`` (downloaded into the cache).
+    Every candidate is sha256-verified. A local copy that fails verification is skipped (with a logged
+    warning) only if a later location verifies; otherwise WeightsError names the bad file, expected vs got,
+    and says to delete it. Not found, offline, hub errors: WeightsError with where it looked.
+    """
+    spec = _lookup(name_or_spec, registry)
+    spec.validate()
+    bad: list[tuple[Path, str]] = []
+    looked: list[str] = []
+    for origin, path in _local_candidates(spec):
+        looked.append(str(path.parent))
+        if not path.is_file():
+            continue
+        try:
+            got = sha256_file(path)
+        except OSError as e:
+            raise WeightsError(f"checkpoint '{spec.name}': cannot read {path}: {_one_line(e)}") from None
+        if got == spec.sha256:
+            if bad:
+                log.warning("skipped corrupt copy %s of checkpoint %s; using %s", bad[0][0], spec.name, path)
+            return Resolved(spec=spec, path=path, origin=origin)
+        log.warning("checkpoint %s: %s fails sha256 verification; trying the next location", spec.name, path)
+        bad.append((path, got))
+
+    bad_msg = _mismatch_message(bad[0][0], spec.sha256, bad[0][1], f"checkpoint '{spec.name}'") if bad else ""
+    repo = hub_repo_id(repo_id)
+    if not download or _hub_offline():
+        if bad:
+            raise WeightsError(bad_msg)
+        why = (f"{ENV_HF_OFFLINE} is set (offline mode), so it was not downloaded from hub repo '{repo}'"
+               if download else "downloading is disabled")
+        raise WeightsError(
+            f"checkpoint '{spec.name}' ({spec.file}) not found; looked in {', '.join(looked)}; {why}"
+        )
+    try:
+        path = _download(spec, repo)
+    except WeightsError as e:
+        if bad:
+            raise WeightsError(f"{bad_msg}; downloading a fresh copy also failed: {e}") from None
+        raise
+    if bad:
+        log.warning("replaced corrupt copy %s of checkpoint %s with a fresh download", bad[0][0], spec.name)
+    return Resolved(spec=spec, path=path, origin="hub")
+
+
+def load_pretrained(
+    name_or_spec: str | CheckpointSpec,
+    *,
+    repo_id: str | None = None,
+    download: bool = True,
+    registry: RegistryArg = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], Resolved]:
+    """:func:`resolve` then :func:`load_checkpoint`: returns ``(state_dict, metadata, resolved)``.
+    WeightsError also when the file's metadata arch differs from the registry's arch."""
+    resolved = resolve(name_or_spec, repo_id=repo_id, download=download, registry=registry)
+    state_dict, metadata = load_checkpoint(resolved.path)  # sha already verified by resolve
+    if metadata.get("arch") != resolved.spec.arch:
+        raise WeightsError(
+            f"checkpoint '{resolved.spec.name}': {resolved.path} holds a '{metadata.get('arch')}' network, "
+            f"but the registry says '{resolved.spec.arch}'"
+        )
+    return state_dict, metadata, resolved
+
+
+def list_checkpoints(registry: RegistryArg = None, repo_id: str | None = None) -> list[dict[str, Any]]:
+    """One dict per registry entry (for ``blurvid models``), sorted by arch then name; never downloads.
+
+    Keys: name, arch, default, origin ('package' | 'cache' | 'missing'), path (str | None), verified
+    (True / False / None when missing), size (bytes | None), license, source, description, file, sha256,
+    repo_id (where a download would come from). The reported copy is the one :func:`resolve` would use
+    offline: the first local copy that verifies, else the first one present (verified False).
+    """
+    reg = _as_registry(registry)
+    repo = hub_repo_id(repo_id)
+    rows = []
+    for spec in sorted(reg.values(), key=lambda s: (ARCHS.index(s.arch) if s.arch in ARCHS else 99, s.name)):
+        found: tuple[str, Path, bool] | None = None
+        for origin, path in _local_candidates(spec):
+            if not path.is_file():
+                continue
+            try:
+                ok = sha256_file(path) == spec.sha256
+            except OSError:
+                ok = False
+            if ok:
+                found = (origin, path, True)
+                break
+            if found is None:
+                found = (origin, path, False)
+        rows.append({
+            "name": spec.name,
+            "arch": spec.arch,
+            "default": spec.default,
+            "origin": found[0] if found else "missing",
+            "path": str(found[1]) if found else None,
+            "verified": found[2] if found else None,
+            "size": found[1].stat().st_size if found else None,
+            "license": spec.license,
+            "source": spec.source,
+            "description": spec.description,
+            "file": spec.file,
+            "sha256": spec.sha256,
+            "repo_id": repo,
+        })
+    return rows
+
+
+def prefetch(
+    name: str | CheckpointSpec,
+    repo_id: str | None = None,
+    *,
+    registry: RegistryArg = None,
+    force: bool = False,
+) -> Resolved:
+    """Make a checkpoint available offline: download it from the hub into :func:`cache_dir` and verify it.
+
+    If a verified copy is already present (package or cache) it is returned without downloading, unless
+    ``force`` (then a fresh copy is downloaded into the cache, replacing the cached one only once verified).
+    WeightsError when offline (``HF_HUB_OFFLINE``) and no verified copy exists, or when the download fails.
+    """
+    spec = _lookup(name, registry)
+    spec.validate()
+    if not force:
+        return resolve(spec, repo_id=repo_id, download=True)
+    if _hub_offline():
+        raise WeightsError(
+            f"checkpoint '{spec.name}': cannot download {spec.file}: {ENV_HF_OFFLINE} is set (offline mode)"
+        )
+    return Resolved(spec=spec, path=_download(spec, hub_repo_id(repo_id)), origin="hub")

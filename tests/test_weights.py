@@ -1,0 +1,493 @@
+"""Tests for blurvid.weights: fast, tmp_path only, never the network (the hub is a local fake)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from blurvid import weights as W
+from blurvid.weights import CheckpointSpec, WeightsError
+
+CONFIG = {"channels": 8, "levels": 2, "name": "tiny"}
+
+
+def _state_dict() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {
+        "conv.weight": torch.randn(4, 3, 3, 3, generator=g),
+        "conv.bias": torch.zeros(4),
+        "steps": torch.arange(5, dtype=torch.int64),
+        "half": torch.ones(2, 2, dtype=torch.float16),
+    }
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Isolated package dir, cache dir and hub; no env leaks from the host."""
+    pkg = tmp_path / "pkg"
+    cache = tmp_path / "cache"
+    hub = tmp_path / "fakehub"
+    for d in (pkg, cache, hub):
+        d.mkdir()
+    for var in ("BLURVID_HF_REPO", "BLURVID_REGISTRY", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("BLURVID_CACHE_DIR", str(cache))
+    monkeypatch.setattr(W, "package_weights_dir", lambda: pkg)
+    return {"pkg": pkg, "cache": cache, "hub": hub, "tmp": tmp_path}
+
+
+def _make(tmp_path: Path, name: str = "dm-test", arch: str = "dm", default: bool = False):
+    """A tiny checkpoint file (in tmp_path/src) and its spec."""
+    src = tmp_path / "src" / f"{name}.safetensors"
+    sha = W.save_checkpoint(src, _state_dict(), arch=arch, config=CONFIG, extra={"step": 7, "note": "hi"})
+    spec = CheckpointSpec(name=name, arch=arch, file=src.name, sha256=sha, config=CONFIG, license="MIT",
+                          source="unit test", description="tiny", default=default)
+    return src, spec
+
+
+@pytest.fixture
+def fake_hub(env, monkeypatch):
+    """Replace huggingface_hub.hf_hub_download by a copy from env['hub']; records the calls."""
+    import huggingface_hub
+
+    calls: list[dict] = []
+
+    def fake(repo_id, filename, *, local_dir=None, **kw):
+        calls.append({"repo_id": repo_id, "filename": filename, "local_dir": local_dir, **kw})
+        src = env["hub"] / repo_id.replace("/", "__") / filename
+        if not src.is_file():
+            raise FileNotFoundError(f"404 Client Error: {filename} not found in {repo_id}\nmore detail")
+        dst = Path(local_dir) / filename
+        shutil.copyfile(src, dst)
+        return str(dst)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    return calls
+
+
+def _put_on_hub(env, repo_id: str, src: Path) -> None:
+    d = env["hub"] / repo_id.replace("/", "__")
+    d.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, d / src.name)
+
+
+# ------------------------------------------------------------------------------------------ save / load
+
+
+def test_module_import_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, blurvid.weights; "
+            "print(sorted(m for m in ('torch', 'safetensors', 'huggingface_hub') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(W.__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]"
+
+
+def test_weights_data_folder_has_no_init():
+    # an installed blurvid/weights/__init__.py would shadow the blurvid.weights module
+    repo_weights = Path(W.__file__).resolve().parents[1] / "weights"
+    assert not (repo_weights / "__init__.py").exists()
+    assert json.loads((repo_weights / "registry.json").read_text())["checkpoints"] is not None
+
+
+def test_save_load_round_trip(tmp_path):
+    sd = _state_dict()
+    path = tmp_path / "sub" / "ck.safetensors"
+    sha = W.save_checkpoint(path, sd, arch="rve", config=CONFIG, extra={"step": 7, "dataset": {"n": 3}})
+    assert sha == W.sha256_file(path) and len(sha) == 64
+    assert not [p for p in path.parent.iterdir() if p.name != path.name]  # no temp files left
+    loaded, meta = W.load_checkpoint(path, expected_sha256=sha)
+    assert loaded.keys() == sd.keys()
+    for k in sd:
+        assert loaded[k].dtype == sd[k].dtype
+        assert torch.equal(loaded[k], sd[k])
+    assert meta["arch"] == "rve"
+    assert meta["config"] == CONFIG
+    assert meta["format_version"] == str(W.FORMAT_VERSION)
+    assert meta["step"] == 7 and meta["dataset"] == {"n": 3}
+
+
+def test_save_shared_and_noncontiguous_tensors(tmp_path):
+    base = torch.arange(12.0).reshape(3, 4)
+    sd = {"a": base, "tied": base, "t": base.t()}
+    path = tmp_path / "c.safetensors"
+    W.save_checkpoint(path, sd, arch="dm", config={})
+    loaded, _ = W.load_checkpoint(path)
+    assert all(torch.equal(loaded[k], sd[k]) for k in sd)
+
+
+def test_save_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError):
+        W.save_checkpoint(tmp_path / "x.safetensors", _state_dict(), arch="nope", config={})
+    with pytest.raises(ValueError):
+        W.save_checkpoint(tmp_path / "x.safetensors", _state_dict(), arch="dm", config={"f": object()})
+    with pytest.raises(ValueError):
+        W.save_checkpoint(tmp_path / "x.safetensors", _state_dict(), arch="dm", config={}, extra={"arch": 1})
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_sha_mismatch_names_file(tmp_path, damage):
+    path = tmp_path / "ck.safetensors"
+    sha = W.save_checkpoint(path, _state_dict(), arch="dm", config=CONFIG)
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError) as ei:
+        W.load_checkpoint(path, expected_sha256=sha)
+    msg = str(ei.value)
+    assert "ck.safetensors" in msg and sha in msg and W.sha256_file(path) in msg
+    assert "\n" not in msg
+
+
+def test_truncated_without_sha_is_weights_error(tmp_path):
+    path = tmp_path / "ck.safetensors"
+    W.save_checkpoint(path, _state_dict(), arch="dm", config=CONFIG)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(WeightsError, match=r"ck\.safetensors"):
+        W.load_checkpoint(path)
+
+
+class _Evil:
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+@pytest.mark.parametrize("how", ["pickle", "torch.save"])
+def test_pickle_is_never_executed(tmp_path, how):
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "evil.safetensors"
+    if how == "pickle":
+        path.write_bytes(pickle.dumps({"w": _Evil(str(marker))}))
+    else:
+        torch.save({"w": _Evil(str(marker))}, path)
+    assert not marker.exists()
+    with pytest.raises(WeightsError, match=r"evil\.safetensors.*not a safetensors"):
+        W.load_checkpoint(path)
+    assert not marker.exists()
+    if how == "pickle":  # sanity: the payload really does run when unpickled
+        pickle.loads(path.read_bytes())
+        assert marker.exists()
+
+
+@pytest.mark.parametrize("payload", [b"", b"abc", b"\x05\x00\x00\x00\x00\x00\x00\x00{\"a\":", b"\x00" * 64])
+def test_garbage_is_weights_error(tmp_path, payload):
+    path = tmp_path / "g.safetensors"
+    path.write_bytes(payload)
+    with pytest.raises(WeightsError, match=r"g\.safetensors"):
+        W.load_checkpoint(path)
+
+
+def test_foreign_safetensors_without_metadata(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "foreign.safetensors"
+    save_file({"x": torch.zeros(2)}, str(path))
+    with pytest.raises(WeightsError, match="no blurvid metadata"):
+        W.load_checkpoint(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        W.load_checkpoint(tmp_path / "nope.safetensors")
+
+
+# --------------------------------------------------------------------------------------------- locations
+
+
+def test_locations_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("BLURVID_CACHE_DIR", str(tmp_path / "c"))
+    assert W.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("BLURVID_CACHE_DIR")
+    assert W.cache_dir().name == "weights"
+    monkeypatch.delenv("BLURVID_HF_REPO", raising=False)
+    assert W.hub_repo_id() == W.DEFAULT_HF_REPO == "blurvid/blurvid-weights"
+    monkeypatch.setenv("BLURVID_HF_REPO", "me/mine")
+    assert W.hub_repo_id() == "me/mine"
+    assert W.hub_repo_id("x/y") == "x/y"
+    # source checkout: <repo>/weights next to blurvid/
+    assert W.package_weights_dir() == Path(W.__file__).resolve().parents[1] / "weights"
+
+
+# ----------------------------------------------------------------------------------------------- resolve
+
+
+def test_package_beats_cache(env):
+    src, spec = _make(env["tmp"])
+    shutil.copy(src, env["pkg"])
+    shutil.copy(src, env["cache"])
+    r = W.resolve(spec, download=False)
+    assert r.origin == "package" and r.path == env["pkg"] / spec.file
+
+
+def test_cache_used_when_package_lacks_it(env):
+    src, spec = _make(env["tmp"])
+    shutil.copy(src, env["cache"])
+    r = W.resolve(spec.name, download=False, registry={spec.name: spec})
+    assert r.origin == "cache" and r.path == env["cache"] / spec.file
+
+
+def test_resolve_by_registry_path_and_arch_name(env):
+    src, spec = _make(env["tmp"], default=True)
+    reg = env["tmp"] / "registry.json"
+    W.register_checkpoint(spec, reg)
+    shutil.copy(src, env["pkg"])
+    assert W.resolve(spec.name, registry=reg, download=False).spec == spec
+    assert W.resolve("dm", registry=reg, download=False).spec == spec  # arch name -> its default
+    with pytest.raises(WeightsError, match="unknown checkpoint 'nope'"):
+        W.resolve("nope", registry=reg)
+
+
+def test_corrupt_package_copy_raises_when_nothing_else(env):
+    src, spec = _make(env["tmp"])
+    (env["pkg"] / spec.file).write_bytes(src.read_bytes()[:100])
+    with pytest.raises(WeightsError) as ei:
+        W.resolve(spec, download=False)
+    msg = str(ei.value)
+    assert spec.file in msg and spec.sha256 in msg and "delete" in msg
+
+
+def test_corrupt_cache_copy_skipped_only_if_hub_verifies(env, fake_hub):
+    src, spec = _make(env["tmp"])
+    bad = env["cache"] / spec.file
+    bad.write_bytes(b"garbage")
+    # hub lacks it -> error names the corrupt file and the failed download
+    with pytest.raises(WeightsError) as ei:
+        W.resolve(spec)
+    assert str(bad) in str(ei.value) and "download" in str(ei.value)
+    # hub has it -> fresh verified copy replaces the bad one
+    _put_on_hub(env, W.DEFAULT_HF_REPO, src)
+    r = W.resolve(spec)
+    assert r.origin == "hub" and r.path == bad and W.sha256_file(bad) == spec.sha256
+
+
+def test_hub_fallback(env, fake_hub, monkeypatch):
+    src, spec = _make(env["tmp"])
+    _put_on_hub(env, "override/repo", src)
+    _put_on_hub(env, "env/repo", src)
+    _put_on_hub(env, W.DEFAULT_HF_REPO, src)
+
+    r = W.resolve(spec, repo_id="override/repo")
+    assert r.origin == "hub" and r.path == env["cache"] / spec.file and r.path.is_file()
+    assert fake_hub[-1]["repo_id"] == "override/repo" and fake_hub[-1]["filename"] == spec.file
+    assert sorted(p.name for p in env["cache"].iterdir()) == [spec.file]  # staging folder cleaned up
+    _, meta = W.load_checkpoint(r.path, expected_sha256=spec.sha256)
+    assert meta["config"] == CONFIG
+
+    # now cached: no further hub call
+    assert W.resolve(spec).origin == "cache" and len(fake_hub) == 1
+
+    r.path.unlink()
+    monkeypatch.setenv("BLURVID_HF_REPO", "env/repo")
+    assert W.resolve(spec).origin == "hub"
+    assert fake_hub[-1]["repo_id"] == "env/repo"
+    r.path.unlink()
+    assert W.resolve(spec, repo_id="override/repo").origin == "hub"
+    assert fake_hub[-1]["repo_id"] == "override/repo"  # override beats env
+
+
+def test_hub_file_with_wrong_sha_is_not_cached(env, fake_hub):
+    _, spec = _make(env["tmp"])
+    other, _ = _make(env["tmp"], name="other")
+    d = env["hub"] / W.DEFAULT_HF_REPO.replace("/", "__")
+    d.mkdir(parents=True)
+    shutil.copyfile(other, d / spec.file)
+    with pytest.raises(WeightsError, match="does not match the registry"):
+        W.resolve(spec)
+    assert not (env["cache"] / spec.file).exists()
+    assert not list(env["cache"].iterdir())
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES"])
+def test_offline_never_calls_hub(env, fake_hub, monkeypatch, value):
+    src, spec = _make(env["tmp"])
+    _put_on_hub(env, W.DEFAULT_HF_REPO, src)
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    with pytest.raises(WeightsError) as ei:
+        W.resolve(spec)
+    msg = str(ei.value)
+    assert "offline" in msg and "HF_HUB_OFFLINE" in msg
+    assert str(env["cache"]) in msg and str(env["pkg"]) in msg
+    assert fake_hub == []
+    with pytest.raises(WeightsError, match="offline"):
+        W.prefetch(spec, force=True)
+    assert fake_hub == []
+
+
+def test_download_false_never_calls_hub(env, fake_hub):
+    _, spec = _make(env["tmp"])
+    with pytest.raises(WeightsError, match="not found"):
+        W.resolve(spec, download=False)
+    assert fake_hub == []
+
+
+def test_hub_exception_is_weights_error(env, fake_hub):
+    _, spec = _make(env["tmp"])  # not on the fake hub -> it raises
+    with pytest.raises(WeightsError) as ei:
+        W.resolve(spec)
+    msg = str(ei.value)
+    assert spec.name in msg and "404" in msg and "\n" not in msg
+    assert len(fake_hub) == 1
+
+
+def test_hub_import_error_is_weights_error(env, monkeypatch):
+    import huggingface_hub
+
+    def boom(**kw):
+        raise ConnectionError("Network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", boom)
+    _, spec = _make(env["tmp"])
+    with pytest.raises(WeightsError, match="Network is unreachable"):
+        W.resolve(spec)
+
+
+def test_prefetch(env, fake_hub):
+    src, spec = _make(env["tmp"])
+    _put_on_hub(env, W.DEFAULT_HF_REPO, src)
+    reg = {spec.name: spec}
+    r = W.prefetch(spec.name, registry=reg)
+    assert r.origin == "hub" and (env["cache"] / spec.file).is_file()
+    assert W.prefetch(spec.name, registry=reg).origin == "cache" and len(fake_hub) == 1
+    assert W.prefetch(spec.name, registry=reg, force=True).origin == "hub" and len(fake_hub) == 2
+
+
+def test_load_pretrained_checks_arch(env):
+    src, spec = _make(env["tmp"], arch="bie")
+    shutil.copy(src, env["pkg"])
+    sd, meta, r = W.load_pretrained(spec, download=False)
+    assert meta["arch"] == "bie" and r.origin == "package" and torch.equal(sd["steps"], torch.arange(5))
+    lying = CheckpointSpec(**{**spec.to_json(), "name": spec.name, "arch": "rvd"})
+    with pytest.raises(WeightsError, match="registry says 'rvd'"):
+        W.load_pretrained(lying, download=False)
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+def test_default_spec(env):
+    _, spec = _make(env["tmp"])
+    with pytest.raises(WeightsError, match="no trained dm checkpoint is installed"):
+        W.default_spec("dm", registry={})
+    with pytest.raises(WeightsError, match=r"no trained dm checkpoint is installed.*dm-test"):
+        W.default_spec("dm", registry={spec.name: spec})
+    _, dspec = _make(env["tmp"], name="dm-main", default=True)
+    assert W.default_spec("dm", registry={spec.name: spec, dspec.name: dspec}) == dspec
+    with pytest.raises(WeightsError, match="unknown network"):
+        W.default_spec("xyz", registry={})
+
+
+def test_shipped_registry_is_empty_and_valid(monkeypatch):
+    monkeypatch.delenv("BLURVID_REGISTRY", raising=False)
+    reg = W.load_registry()
+    assert isinstance(reg, dict)
+    for arch in W.ARCHS:
+        if not any(s.arch == arch and s.default for s in reg.values()):
+            with pytest.raises(WeightsError, match=f"no trained {arch} checkpoint"):
+                W.default_spec(arch)
+
+
+def test_register_checkpoint_round_trip(env):
+    reg_path = env["tmp"] / "reg" / "registry.json"
+    _, a = _make(env["tmp"], name="dm-a", default=True)
+    _, b = _make(env["tmp"], name="dm-b", default=True)
+    _, c = _make(env["tmp"], name="rve-a", arch="rve", default=True)
+    W.register_checkpoint(a, reg_path)
+    assert W.load_registry(reg_path) == {"dm-a": a}
+    W.register_checkpoint(c, reg_path)
+    W.register_checkpoint(b, reg_path)  # takes over the dm default
+    reg = W.load_registry(reg_path)
+    assert set(reg) == {"dm-a", "dm-b", "rve-a"}
+    assert reg["dm-b"] == b and reg["rve-a"] == c and reg["dm-a"].default is False
+    assert W.default_spec("dm", reg_path) == b
+    # replace an entry
+    b2 = CheckpointSpec(**{**b.to_json(), "name": b.name, "description": "v2"})
+    W.register_checkpoint(b2, reg_path)
+    assert W.load_registry(reg_path)["dm-b"].description == "v2"
+    text = reg_path.read_text()
+    data = json.loads(text)
+    assert text == json.dumps(data, indent=2, sort_keys=True) + "\n"
+    assert [p.name for p in reg_path.parent.iterdir()] == ["registry.json"]
+
+
+def test_register_rejects_bad_spec(tmp_path):
+    good = dict(name="x", arch="dm", file="x.safetensors", sha256="0" * 64, config={}, license="MIT",
+                source="t")
+    for bad in ({"arch": "zz"}, {"file": "../x.safetensors"}, {"file": "x.pt"}, {"sha256": "abc"}):
+        with pytest.raises(WeightsError):
+            W.register_checkpoint(CheckpointSpec(**{**good, **bad}), tmp_path / "r.json")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_registry_errors(tmp_path):
+    p = tmp_path / "registry.json"
+    with pytest.raises(WeightsError, match="does not exist"):
+        W.load_registry(p)
+    p.write_text("{not json")
+    with pytest.raises(WeightsError, match=r"registry\.json"):
+        W.load_registry(p)
+    entry = dict(arch="dm", file="a.safetensors", sha256="a" * 64, config={}, license="MIT", source="t",
+                 default=True)
+    p.write_text(json.dumps({"checkpoints": {"a": entry, "b": {**entry, "file": "b.safetensors"}}}))
+    with pytest.raises(WeightsError, match="both 'a' and 'b'"):
+        W.load_registry(p)
+    p.write_text(json.dumps({"checkpoints": {"a": {"arch": "dm"}}}))
+    with pytest.raises(WeightsError, match="missing"):
+        W.load_registry(p)
+
+
+def test_env_registry_merged(env, monkeypatch):
+    _, a = _make(env["tmp"], name="dm-pkg", default=True)
+    _, b = _make(env["tmp"], name="dm-mine", default=True)
+    _, c = _make(env["tmp"], name="bie-pkg", arch="bie", default=True)
+    W.register_checkpoint(a, env["pkg"] / "registry.json")
+    W.register_checkpoint(c, env["pkg"] / "registry.json")
+    assert set(W.load_registry()) == {"dm-pkg", "bie-pkg"}
+    extra = env["tmp"] / "mine.json"
+    W.register_checkpoint(b, extra)
+    monkeypatch.setenv("BLURVID_REGISTRY", str(extra))
+    reg = W.load_registry()
+    assert set(reg) == {"dm-pkg", "dm-mine", "bie-pkg"}
+    assert W.default_spec("dm", reg) == b and W.default_spec("bie", reg) == c
+    assert reg["dm-pkg"].default is False
+
+
+def test_list_checkpoints(env, fake_hub):
+    src_a, a = _make(env["tmp"], name="dm-a", default=True)
+    src_b, b = _make(env["tmp"], name="rve-b", arch="rve")
+    _, c = _make(env["tmp"], name="bie-c", arch="bie")
+    src_d, d = _make(env["tmp"], name="rvd-d", arch="rvd")
+    shutil.copy(src_a, env["pkg"])
+    shutil.copy(src_b, env["cache"])
+    (env["pkg"] / d.file).write_bytes(src_d.read_bytes()[:-1])  # corrupt
+    rows = {r["name"]: r for r in W.list_checkpoints({s.name: s for s in (a, b, c, d)}, repo_id="me/x")}
+    assert [r["name"] for r in W.list_checkpoints({s.name: s for s in (d, c, b, a)})] == [
+        "dm-a", "rve-b", "rvd-d", "bie-c"]
+    assert rows["dm-a"]["origin"] == "package" and rows["dm-a"]["verified"] is True
+    assert rows["dm-a"]["default"] is True
+    assert rows["dm-a"]["size"] == os.path.getsize(src_a)
+    assert rows["rve-b"]["origin"] == "cache" and rows["rve-b"]["verified"] is True
+    assert rows["bie-c"]["origin"] == "missing" and rows["bie-c"]["verified"] is None
+    assert rows["bie-c"]["path"] is None and rows["bie-c"]["size"] is None
+    assert rows["rvd-d"]["origin"] == "package" and rows["rvd-d"]["verified"] is False
+    assert rows["dm-a"]["license"] == "MIT" and rows["dm-a"]["source"] == "unit test"
+    assert rows["dm-a"]["repo_id"] == "me/x"
+    # a good cache copy wins over a corrupt package copy, like resolve()
+    shutil.copy(src_d, env["cache"])
+    row = W.list_checkpoints({d.name: d})[0]
+    assert row["origin"] == "cache" and row["verified"] is True
+    assert fake_hub == []  # never downloads
