@@ -70,7 +70,8 @@ def validation_set(cfg: TrainConfig, scfg: SynthConfig) -> list[dict]:
     """Fixed validation samples: ``val_count`` synthesised from ``cfg.val`` with ``val_seed``."""
     if not cfg.val:
         return []
-    vcfg = SynthConfig.from_dict({**scfg.to_dict(), "size": cfg.val_size, "hflip": False})
+    extra = {} if cfg.stage == "deblur" else {"static_camera_p": 0.0}  # every video sample has motion
+    vcfg = SynthConfig.from_dict({**scfg.to_dict(), "size": cfg.val_size, "hflip": False, **extra})
     ds = PhotoSynthDataset(cfg.val, vcfg, seed=cfg.val_seed)
     items = fixed_set(ds, cfg.val_count)
     for it in items:
@@ -127,6 +128,13 @@ def _init_weights(net: nn.Module, path: str, log: Log) -> None:
     missing = [k for k in own if k not in mapped and not k.endswith("num_batches_tracked")]
     net.load_state_dict(mapped, strict=False)
     log(f"initialised {len(mapped)} tensors from {path}" + (f" ({len(missing)} left as initialised)" if missing else ""))
+
+
+def _worker_init(_: int) -> None:
+    """Data workers: one thread each, and leave Ctrl-C / SIGTERM to the main process (which checkpoints)."""
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _Stop:
@@ -205,7 +213,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, log:
         batch_sampler=StreamBatches(start, cfg.iters, fresh, rank, world),
         num_workers=cfg.workers,
         persistent_workers=False,
-        worker_init_fn=lambda _: torch.set_num_threads(1),
+        worker_init_fn=_worker_init,
         prefetch_factor=4 if cfg.workers > 0 else None,
     )
     val_items = validation_set(cfg, scfg) if main else []

@@ -1,0 +1,433 @@
+"""The ``blurvid`` command: arguments -> files -> pipeline -> files, with progress and clear messages.
+
+No math lives here. Heavy imports (torch, the networks) happen inside the commands, so ``--help`` is fast.
+User errors (bad files, missing weights, bad options) are one line on stderr and a non-zero exit code:
+1 when some files failed, 2 for a usage / set-up problem (e.g. no trained checkpoint installed).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .io import IMAGE_SUFFIXES, PhotoError
+
+app = typer.Typer(
+    name="blurvid",
+    help="Bring a motion-blurred photo alive: a sharp photo and a short video of the motion inside the exposure.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+# ------------------------------------------------------------------ files --------------------------------
+@dataclass
+class Job:
+    """One input file and where its result goes (``rel``: path below the input folder, for mirroring)."""
+
+    src: Path
+    rel: Path
+    dst: Path | None = None
+
+
+@dataclass
+class Report:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def fail(self, message: str) -> None:
+        self.failed.append(message)
+        err.print(f"[red]error[/red]: {message}", markup=True)
+
+
+def _is_glob(s: str) -> bool:
+    return any(c in s for c in "*?[")
+
+
+def collect_inputs(paths: Iterable[str], recursive: bool, report: Report) -> tuple[list[Job], bool]:
+    """Expand files, folders (``recursive``: subfolders too) and globs into jobs.
+
+    Returns (jobs, multi): ``multi`` is True when the inputs are a folder, a glob or several paths
+    (then ``-o`` names a folder). Missing paths are reported as failures.
+    """
+    jobs: list[Job] = []
+    items = list(paths)
+    multi = len(items) > 1
+    for raw in items:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            multi = True
+            pattern = "**/*" if recursive else "*"
+            for f in sorted(p.glob(pattern)):
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
+                    jobs.append(Job(f, f.relative_to(p)))
+        elif p.exists():
+            jobs.append(Job(p, Path(p.name)))
+        elif _is_glob(raw):
+            multi = True
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(raw), recursive=recursive))
+            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
+            if not files:
+                report.fail(f"{raw}: no image matches this pattern")
+            jobs += [Job(m, Path(m.name)) for m in files]
+        else:
+            report.fail(f"{raw}: no such file or folder")
+    return jobs, multi
+
+
+def plan_outputs(jobs: list[Job], output: Path | None, multi: bool, name: Callable[[Path], str], single_ok: Callable[[Path], bool]) -> None:
+    """Fill ``job.dst``: beside the input by default; inside ``output`` (mirroring the folder tree) when
+    several inputs are given or ``output`` is a folder; exactly ``output`` for one input and a file name."""
+    for job in jobs:
+        if output is None:
+            job.dst = job.src.with_name(name(job.src))
+        elif not multi and len(jobs) == 1 and single_ok(output):
+            job.dst = output
+        else:
+            job.dst = output / job.rel.parent / name(job.src)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------ progress -----------------------------
+class Progress:
+    """A rich progress bar over files with a transient per-tile bar; silent when ``quiet``."""
+
+    def __init__(self, total: int, quiet: bool, label: str) -> None:
+        self.quiet = quiet
+        self.bar = None
+        if not quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+
+            self.bar = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=err, transient=True,
+            )
+            self.files = self.bar.add_task(label, total=total)
+            self.tiles = None
+
+    def __enter__(self) -> Progress:
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def file(self, path: Path) -> None:
+        if self.bar:
+            self.bar.update(self.files, description=f"{path.name}")
+
+    def advance(self) -> None:
+        if self.bar:
+            self.bar.advance(self.files)
+            if self.tiles is not None:
+                self.bar.remove_task(self.tiles)
+                self.tiles = None
+
+    def on_tile(self, done: int, total: int) -> None:
+        if not self.bar or total <= 1:
+            return
+        if self.tiles is None:
+            self.tiles = self.bar.add_task("  tiles", total=total)
+        self.bar.update(self.tiles, completed=done)
+
+
+# ------------------------------------------------------------------ runtime ------------------------------
+def _runtime(device: Device, precision: Precision, tile: int, need_video: bool, repo: str | None):
+    """Load the networks once (raises UserError with a clear message when weights are missing)."""
+    from . import pipeline, weights
+
+    try:
+        dev = pipeline.select_device(device.value)
+        dtype = pipeline.resolve_precision(precision.value, dev)
+        dm = pipeline.load_model("dm", repo_id=repo)
+        deblurrer = pipeline.Deblurrer(dm, dev, dtype, tile=tile)
+        if not need_video:
+            return deblurrer
+        bie = pipeline.load_model("bie", repo_id=repo)
+        rvd = pipeline.load_model("rvd", repo_id=repo)
+        return pipeline.Animator(deblurrer, bie, rvd)
+    except weights.WeightsError as e:
+        raise UserError(str(e)) from None
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def _run_jobs(jobs: list[Job], report: Report, overwrite: bool, quiet: bool, label: str, work: Callable[[Job, Progress], None]) -> None:
+    todo = []
+    for job in jobs:
+        assert job.dst is not None
+        if _same(job.src, job.dst):
+            report.fail(f"{job.src}: the output would overwrite the input; choose another -o or --suffix")
+        elif job.dst.exists() and not overwrite:
+            report.skipped.append(job.dst)
+        else:
+            todo.append(job)
+    with Progress(len(todo), quiet, label) as prog:
+        for job in todo:
+            prog.file(job.src)
+            try:
+                work(job, prog)
+                report.written.append(job.dst)
+            except PhotoError as e:
+                report.fail(str(e))
+            except UserError:
+                raise
+            except MemoryError:
+                report.fail(f"{job.src}: out of memory; try a smaller --tile")
+            except Exception as e:  # an unexpected failure on one file must not stop a folder run
+                report.fail(f"{job.src}: unexpected error: {type(e).__name__}: {e}")
+            prog.advance()
+
+
+def _finish(report: Report, quiet: bool) -> None:
+    if not quiet:
+        parts = [f"{len(report.written)} written"]
+        if report.skipped:
+            parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite to redo)")
+        if report.failed:
+            parts.append(f"{len(report.failed)} failed")
+        out.print(", ".join(parts))
+        for p in report.written if len(report.written) <= 20 else []:
+            out.print(f"  {p}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------ commands -----------------------------
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output file (one input) or folder (several inputs / a folder).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist (inputs are never overwritten).")]
+RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Also process subfolders; the output mirrors the tree.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors are still printed.")]
+DeviceOpt = Annotated[Device, typer.Option("--device", help="auto = CUDA when available, else CPU.")]
+PrecisionOpt = Annotated[Precision, typer.Option("--precision", help="auto = bf16 on CPUs with native bf16, fp32 on GPUs.")]
+HalfOpt = Annotated[bool, typer.Option("--half", help="fp16 on CUDA (bf16 on CPU): faster, same result within tolerance.")]
+TileOpt = Annotated[int, typer.Option("--tile", min=64, help="Tile size (px) for big photos; lower it if memory is short.")]
+RepoOpt = Annotated[str | None, typer.Option("--repo", envvar="BLURVID_HF_REPO", help="Hugging Face repo for weights.")]
+
+
+def _precision(precision: Precision, half: bool) -> Precision:
+    return Precision.fp16 if half and precision == Precision.auto else precision
+
+
+@app.command()
+def deblur(
+    paths: Annotated[list[str], typer.Argument(help="Photos, folders or glob patterns.", show_default=False)],
+    output: OutputOpt = None,
+    suffix: Annotated[str, typer.Option(help="Added to the file name of each output.")] = "_sharp",
+    fmt: Annotated[str | None, typer.Option("--format", help="Output format (jpg, png, tif, webp); default: as the input.")] = None,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG / WebP quality.")] = 95,
+    overwrite: OverwriteOpt = False,
+    recursive: RecursiveOpt = False,
+    quiet: QuietOpt = False,
+    device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.auto,
+    half: HalfOpt = False,
+    tile: TileOpt = 1024,
+    repo: RepoOpt = None,
+) -> None:
+    """Deblur photos: writes <name>_sharp.<ext> beside each input (or into -o), keeping ICC, EXIF and bit depth."""
+    from .io import read_photo, write_photo
+
+    report = Report()
+    jobs, multi = collect_inputs(paths, recursive, report)
+    ext = ("." + fmt.lower().lstrip(".")) if fmt else None
+    if ext and ext not in IMAGE_SUFFIXES:
+        raise UserError(f"--format {fmt}: unsupported; use one of {', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))}")
+    plan_outputs(
+        jobs, output, multi,
+        name=lambda p: f"{p.stem}{suffix}{ext or p.suffix}",
+        single_ok=lambda o: o.suffix.lower() in IMAGE_SUFFIXES and not o.is_dir(),
+    )
+    runtime = _runtime(device, _precision(precision, half), tile, False, repo) if jobs else None
+
+    def work(job: Job, prog: Progress) -> None:
+        photo = read_photo(job.src)
+        sharp = runtime(photo.pixels, on_tile=prog.on_tile)
+        write_photo(job.dst, sharp, like=photo, alpha=photo.alpha, quality=quality)
+
+    _run_jobs(jobs, report, overwrite, quiet, "deblur", work)
+    _finish(report, quiet)
+
+
+@app.command()
+def animate(
+    paths: Annotated[list[str], typer.Argument(help="Photos, folders or glob patterns.", show_default=False)],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="clip.gif / .mp4 / .webp, or a folder for PNG frames (one input); a folder for several inputs.")] = None,
+    frames: Annotated[int, typer.Option("--frames", "-n", min=2, max=99, help="Number of frames to extract.")] = 9,
+    fps: Annotated[float, typer.Option(min=0.5, max=120, help="Playback speed of the video.")] = 12.0,
+    loop: Annotated[bool, typer.Option("--loop/--once", help="Loop the GIF / WebP forever, or play once.")] = True,
+    boomerang: Annotated[bool, typer.Option("--boomerang", help="Play forward then backward.")] = False,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Reverse time (the direction of motion is ambiguous in one photo).")] = False,
+    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Show the blurred photo left of the video.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="Video format when -o is a folder or not given: gif, mp4, webp or frames.")] = "gif",
+    size: Annotated[int, typer.Option("--size", min=0, help="Longest side of the video in px (0 = full resolution).")] = 1080,
+    overwrite: OverwriteOpt = False,
+    recursive: RecursiveOpt = False,
+    quiet: QuietOpt = False,
+    device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.auto,
+    half: HalfOpt = False,
+    tile: TileOpt = 1024,
+    repo: RepoOpt = None,
+) -> None:
+    """Make a short video of the motion that happened while the shutter was open."""
+    from .io import read_photo, video_kind, write_video
+
+    fmt = fmt.lower().lstrip(".")
+    if fmt not in ("gif", "mp4", "webp", "frames"):
+        raise UserError(f"--format {fmt}: use gif, mp4, webp or frames")
+    report = Report()
+    jobs, multi = collect_inputs(paths, recursive, report)
+
+    def single_ok(o: Path) -> bool:
+        try:
+            video_kind(o)
+        except PhotoError as e:
+            raise UserError(str(e)) from None
+        return True
+
+    plan_outputs(jobs, output, multi, name=lambda p: f"{p.stem}_motion" + ("" if fmt == "frames" else f".{fmt}"), single_ok=single_ok)
+    runtime = _runtime(device, _precision(precision, half), tile, True, repo) if jobs else None
+
+    def work(job: Job, prog: Progress) -> None:
+        from .pipeline import bounded_size
+
+        photo = read_photo(job.src)
+        pixels = photo.pixels
+        if size > 0:
+            h, w = bounded_size(*pixels.shape[:2], size)
+            pixels = _resize_image(pixels, (h, w))
+        seq = list(runtime.frames(pixels, frames, on_tile=prog.on_tile))
+        if reverse:
+            seq = seq[::-1]
+        if boomerang:
+            seq = seq + seq[-2:0:-1]
+        if side_by_side:
+            import numpy as np
+
+            seq = [np.concatenate([pixels, f], axis=1) for f in seq]
+        write_video(job.dst, seq, fps=fps, loop=loop)
+
+    _run_jobs(jobs, report, overwrite, quiet, "animate", work)
+    _finish(report, quiet)
+
+
+def _resize_image(pixels, size: tuple[int, int]):
+    """Antialiased resize of an (H, W, 3) float image (delegates the math to the pipeline)."""
+    from .pipeline import resize, to_numpy, to_tensor
+
+    import torch
+
+    return to_numpy(resize(to_tensor(pixels, torch.device("cpu")), size))
+
+
+@app.command()
+def models(repo: RepoOpt = None) -> None:
+    """List the registered checkpoints, where each was found and whether its sha256 verifies."""
+    from rich.table import Table
+
+    from .weights import list_checkpoints
+
+    rows = list_checkpoints(repo_id=repo)
+    if not rows:
+        out.print("No trained checkpoint is registered yet: `blurvid deblur` / `animate` cannot run until one is installed.")
+        return
+    table = Table("name", "arch", "default", "found in", "verified", "size", "license")
+    for r in rows:
+        size = f"{r['size'] / 1e6:.1f} MB" if r.get("size") else "-"
+        verified = {True: "yes", False: "NO (sha256 mismatch)", None: "-"}[r.get("verified")]
+        table.add_row(r["name"], r["arch"], "yes" if r["default"] else "", str(r["origin"]), verified, size, r["license"])
+    out.print(table)
+
+
+@app.command()
+def download(
+    names: Annotated[list[str] | None, typer.Argument(help="Checkpoint names (default: every default checkpoint).")] = None,
+    repo: RepoOpt = None,
+    force: Annotated[bool, typer.Option(help="Download even if a verified copy exists.")] = False,
+) -> None:
+    """Fetch checkpoints from the Hugging Face hub into the user cache and verify them."""
+    from .weights import WeightsError, list_checkpoints, prefetch
+
+    wanted = names or [r["name"] for r in list_checkpoints(repo_id=repo) if r["default"]]
+    if not wanted:
+        raise UserError("no checkpoint is registered; nothing to download")
+    for name in wanted:
+        try:
+            r = prefetch(name, repo_id=repo, force=force)
+        except WeightsError as e:
+            raise UserError(str(e)) from None
+        out.print(f"{name}: {r.path} ({r.origin})")
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        out.print(f"blurvid {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """blurvid — deblur a photo and bring its motion alive (Purohit, Shah & Rajagopalan, CVPR 2019)."""
+
+
+def _register_subcommands() -> None:
+    from .cli_train import eval_command, synth_command, train_app
+
+    app.add_typer(train_app, name="train")
+    app.command("eval")(eval_command)
+    app.command("synth")(synth_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, turning user errors into one line and exit code 2."""
+    _register_subcommands()
+    try:
+        app(args=argv, prog_name="blurvid", standalone_mode=True)
+    except UserError as e:
+        err.print(f"[red]error[/red]: {e}", markup=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,204 @@
+"""Evaluation: deblurring PSNR/SSIM on pairs (folders, synthesised sets, the Levin layout) and video
+metrics (per-frame PSNR, pPSNR, Eq. 6 error, static baselines) on sequences. Pure computation; the CLI
+prints and writes JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.datasets import PhotoSynthDataset, list_images, load_rgb
+from .data.synth import SynthConfig, center_index
+from .metrics import aligned_psnr, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
+
+
+@dataclass
+class Pair:
+    """A blurred image and its sharp ground truth, ``(3, H, W)`` float in [0, 1]."""
+
+    name: str
+    blurred: torch.Tensor
+    sharp: torch.Tensor
+
+
+@dataclass
+class Sequence_:
+    """A blurred image with its ``N`` sharp frames ``(N, 3, H, W)``."""
+
+    name: str
+    blurred: torch.Tensor
+    frames: torch.Tensor
+
+    @property
+    def center(self) -> int:
+        return center_index(self.frames.shape[0])
+
+
+def _img(path: Path) -> torch.Tensor:
+    return load_rgb(path).float() / 255
+
+
+def levin_pairs(root: str | Path) -> list[Pair]:
+    """Levin et al. layout: ``imX_kernelY_img.png`` blurred with ground truth ``gt/imX.png``."""
+    root = Path(root)
+    pairs = []
+    for f in sorted(root.glob("im*_kernel*_img.png")):
+        m = re.match(r"(im\d+)_kernel\d+_img", f.stem)
+        gt = root / "gt" / f"{m.group(1)}.png" if m else None
+        if gt and gt.exists():
+            pairs.append(Pair(f.stem, _img(f), _img(gt)))
+    if not pairs:
+        raise FileNotFoundError(f"{root}: no Levin-layout pairs (imX_kernelY_img.png + gt/imX.png)")
+    return pairs
+
+
+def folder_pairs(root: str | Path) -> list[Pair]:
+    """``root/blurred/NAME`` with ``root/sharp/NAME``, or a `blurvid synth` set (blurred vs central frame)."""
+    root = Path(root)
+    if (root / "blurred").is_dir():
+        pairs = []
+        for f in list_images([root / "blurred"]):
+            gt = next((g for g in (root / "sharp").glob(f.stem + ".*")), None)
+            if gt is not None:
+                pairs.append(Pair(f.stem, _img(f), _img(gt)))
+        return pairs
+    return [Pair(s.name, s.blurred, s.frames[s.center]) for s in folder_sequences(root)]
+
+
+def folder_sequences(root: str | Path) -> list[Sequence_]:
+    """A `blurvid synth` set: ``root/<sample>/blurred.png`` and ``root/<sample>/frames/*.png``."""
+    out = []
+    for d in sorted(p for p in Path(root).iterdir() if p.is_dir() and (p / "blurred.png").exists()):
+        frames = torch.stack([_img(f) for f in list_images([d / "frames"])])
+        out.append(Sequence_(d.name, _img(d / "blurred.png"), frames))
+    if not out:
+        raise FileNotFoundError(f"{root}: no samples (expected <sample>/blurred.png and <sample>/frames/)")
+    return out
+
+
+def synthetic_sequences(photos: Sequence[str | Path], cfg: SynthConfig, count: int, seed: int) -> list[Sequence_]:
+    """``count`` fixed synthesised samples from ``photos`` (the validation protocol)."""
+    ds = PhotoSynthDataset(list(photos), cfg, seed=seed)
+    return [Sequence_(f"synth_{i:04d}", (it := ds[i])["blurred"], it["frames"]) for i in range(count)]
+
+
+def clip_sequences(clips: Iterable[str | Path], frames: int = 9, stride: int | None = None) -> list[Sequence_]:
+    """GoPro-style sequences from frame folders: windows of ``frames`` consecutive frames (every
+    ``stride``, default ``frames``), blurred = their linear-light average (8-bit quantised)."""
+    from .data.synth import average_frames
+
+    out = []
+    for clip in clips:
+        files = list_images([clip])
+        step = stride or frames
+        for s in range(0, len(files) - frames + 1, step):
+            seq = torch.stack([_img(f) for f in files[s : s + frames]])
+            blurred = torch.round(average_frames(seq) * 255) / 255
+            out.append(Sequence_(f"{Path(clip).name}_{s:04d}", blurred, seq))
+    return out
+
+
+def eval_deblur(
+    fn: Callable[[torch.Tensor], torch.Tensor], pairs: Sequence[Pair], grey_if_grey: bool = True, align: int = 0
+) -> dict:
+    """PSNR / SSIM of ``fn(blurred (1,3,H,W)) -> (1,3,H,W)`` against the sharp images, and of the inputs.
+
+    Greyscale pairs (all channels equal) are scored on one channel. ``align > 0`` adds
+    ``psnr_aligned`` / ``psnr_in_aligned``: the best PSNR over integer shifts up to ``align`` px (the
+    Levin protocol; its kernels are not centred).
+    """
+    rows = []
+    for p in pairs:
+        x, t = p.blurred[None], p.sharp[None]
+        y = fn(x).float().clamp(0, 1).cpu()
+        if grey_if_grey and torch.equal(x[:, 0], x[:, 1]) and torch.equal(t[:, 0], t[:, 2]):
+            y, x, t = y.mean(1, keepdim=True), x[:, :1], t[:, :1]
+        row = {"name": p.name, "psnr": float(psnr(y, t)), "ssim": float(ssim(y, t)), "psnr_in": float(psnr(x, t)), "ssim_in": float(ssim(x, t))}
+        if align > 0:
+            row["psnr_aligned"] = float(aligned_psnr(y, t, align))
+            row["psnr_in_aligned"] = float(aligned_psnr(x, t, align))
+        rows.append(row)
+    return _summary(rows)
+
+
+def eval_video(
+    run: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+    seqs: Sequence[Sequence_],
+    center_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    frames: int | None = None,
+) -> dict:
+    """Video metrics for ``run(blurred (1,3,H,W), centre (1,3,H,W), N) -> (1, N, 3, H, W)``.
+
+    The centre is the ground-truth central frame, or ``center_fn(blurred)`` (e.g. the DM: end to end).
+    Static baseline: every frame = that same centre. ``frames`` subsamples the N ground-truth frames
+    evenly (to test N other than the training N).
+    """
+    rows = []
+    for s in seqs:
+        tgt = s.frames
+        if frames is not None and frames != tgt.shape[0]:
+            idx = torch.linspace(0, tgt.shape[0] - 1, frames).round().long()
+            tgt = tgt[idx]
+        tgt = tgt[None]
+        n = tgt.shape[1]
+        center = center_fn(s.blurred[None]).float().clamp(0, 1).cpu() if center_fn else s.frames[s.center][None]
+        pred = run(s.blurred[None], center, n).float().clamp(0, 1).cpu()
+        still = center[:, None].expand_as(tgt)
+        rows.append(
+            {
+                "name": s.name,
+                "psnr": float(video_psnr(pred, tgt)),
+                "ppsnr": float(ppsnr(pred, tgt)),
+                "oie": float(ordering_invariant_error(pred, tgt)),
+                "static_psnr": float(video_psnr(still, tgt)),
+                "static_oie": float(ordering_invariant_error(still, tgt)),
+            }
+        )
+    return _summary(rows)
+
+
+def static_blur_baseline(seqs: Sequence[Sequence_], sigmas: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 3.0)) -> dict:
+    """Best 'blurred static' baseline: every frame = the central frame Gaussian-blurred (best sigma)."""
+    best = {"sigma": 0.0, "psnr": -1.0}
+    for sigma in sigmas:
+        vals = []
+        for s in seqs:
+            c = _gaussian(s.frames[s.center][None], sigma)
+            vals.append(float(video_psnr(c[:, None].expand(1, *s.frames.shape), s.frames[None])))
+        m = float(np.mean(vals))
+        if m > best["psnr"]:
+            best = {"sigma": sigma, "psnr": m}
+    return best
+
+
+def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    r = max(1, int(3 * sigma + 0.5))
+    ax = torch.arange(-r, r + 1, dtype=torch.float32)
+    k = torch.exp(-(ax**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = torch.nn.functional.pad(x, (r, r, r, r), mode="replicate")
+    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _summary(rows: list[dict]) -> dict:
+    keys = [k for k in rows[0] if k != "name"] if rows else []
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    return {"count": len(rows), "mean": mean, "items": rows}
+
+
+def write_json(result: dict, path: str | Path) -> None:
+    """Write a result dict as pretty JSON (atomic)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(p)

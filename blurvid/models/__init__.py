@@ -1,0 +1,19 @@
+"""Pure network modules of the paper: DM, RVE, RVD, BIE and the warping layer."""
+
+from .decoder import DecodeResult, RecurrentVideoDecoder
+from .deblur import DeblurNet, DMConfig
+from .encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
+from .warp import Warp, resize_flow, warp
+
+__all__ = [
+    "BlurredImageEncoder",
+    "DMConfig",
+    "DecodeResult",
+    "DeblurNet",
+    "RecurrentVideoDecoder",
+    "RecurrentVideoEncoder",
+    "VideoConfig",
+    "Warp",
+    "resize_flow",
+    "warp",
+]

@@ -1,0 +1,85 @@
+"""Motion encoders: RVE (sharp frames -> motion embedding) and BIE (blurred + sharp centre -> embedding).
+
+The motion embedding is the ConvLSTM state ``(h, c)`` stacked on channels: ``(B, 2 * hidden, H/8, W/8)``
+for an ``(B, 3, H, W)`` input (H, W multiples of 8). The RVD starts its own ConvLSTM from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .blocks import ConvLSTMCell, FrameEncoder
+
+
+@dataclass
+class VideoConfig:
+    """Architecture of RVE, RVD and BIE (one config: they must agree on the embedding)."""
+
+    widths: tuple[int, int, int, int] = (16, 32, 64, 128)  # encoder blocks A1..A4 (paper Fig. 2a)
+    hidden: int = 128  # ConvLSTM channels
+    bie_widths: tuple[int, ...] = (32, 64, 64, 128, 128, 256)  # BIE conv layers 1..6 (layer 7 -> 2*hidden)
+    flow_input_scale: float = 0.1  # the previous flow is fed to the flow encoder multiplied by this
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> VideoConfig:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def split_state(embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, 2C, h, w) -> (h, c)`` each ``(B, C, h, w)``."""
+    h, c = embedding.chunk(2, dim=1)
+    return h.contiguous(), c.contiguous()
+
+
+class RecurrentVideoEncoder(nn.Module):
+    """RVE: ``frames (B, N, 3, H, W) -> embedding (B, 2*hidden, H/8, W/8)``; any N >= 1.
+
+    Each frame goes through the 4-block encoder; a 3x3 ConvLSTM reads the 1/8-scale features in time
+    order and its last state is the motion embedding.
+    """
+
+    def __init__(self, config: VideoConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or VideoConfig()
+        self.encoder = FrameEncoder(3, cfg.widths)
+        self.lstm = ConvLSTMCell(cfg.widths[3], cfg.hidden, 3)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        b, n = frames.shape[:2]
+        feats = self.encoder(frames.flatten(0, 1))[3]  # (B*N, w3, H/8, W/8) — all frames in one pass
+        feats = feats.view(b, n, *feats.shape[1:])
+        state = None
+        for i in range(n):
+            state = self.lstm(feats[:, i], state)
+        return torch.cat(state, dim=1)
+
+
+class BlurredImageEncoder(nn.Module):
+    """BIE: ``blurred (B, 3, H, W)``, ``sharp (B, 3, H, W)`` -> ``embedding (B, 2*hidden, H/8, W/8)``.
+
+    7 conv layers (7x7, 5x5 then 3x3 kernels; three of stride 2), batch-norm + leaky ReLU after every
+    layer but the last. H, W multiples of 8.
+    """
+
+    def __init__(self, config: VideoConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or VideoConfig()
+        w = cfg.bie_widths
+        kernels = (7, 5, 3, 3, 3, 3, 3)
+        strides = (1, 2, 1, 2, 1, 2, 1)
+        chans = (6, *w, 2 * cfg.hidden)
+        layers: list[nn.Module] = []
+        for i in range(7):
+            layers.append(nn.Conv2d(chans[i], chans[i + 1], kernels[i], strides[i], kernels[i] // 2, bias=i == 6))
+            if i < 6:
+                layers += [nn.BatchNorm2d(chans[i + 1]), nn.LeakyReLU(0.1, inplace=True)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, blurred: torch.Tensor, sharp: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([blurred, sharp], dim=1))

@@ -1,0 +1,205 @@
+"""Inference: image in, image / frames out. Devices, precision, padding, tiling — no files, no printing.
+
+* :class:`Deblurrer` runs the DM on any size: pad to the network's multiple and crop back; photos larger
+  than one tile go through overlapping tiles blended without seams (memory bounded by the tile).
+* :class:`Animator` deblurs, then runs BIE -> RVD on a copy bounded to ``motion_size`` px, resizes and
+  rescales the flows to full resolution and warps the full-resolution sharp photo into each frame.
+* :func:`load_models` builds networks from registered checkpoints (see :mod:`blurvid.weights`), once
+  per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models.decoder import RecurrentVideoDecoder
+from .models.deblur import DeblurNet, DMConfig
+from .models.encoders import BlurredImageEncoder, VideoConfig
+from .models.warp import resize_flow, warp
+from .tiling import crop_to, pad_to_multiple, run_tiled
+
+TileCallback = Callable[[int, int], None]
+
+
+def select_device(device: str = "auto") -> torch.device:
+    """'auto' -> CUDA when available else CPU; 'cuda' without a GPU raises ValueError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA GPU is available (use --device cpu or auto)")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """'auto': bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 otherwise and on CUDA;
+    'half': fp16 on CUDA (bf16 on CPU); 'fp32' / 'bf16' / 'fp16' as named."""
+    if precision == "auto":
+        if device.type == "cpu" and torch.cpu._is_avx512_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if precision == "half":
+        return torch.float16 if device.type == "cuda" else torch.bfloat16
+    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in table:
+        raise ValueError(f"unknown precision {precision!r}: use auto, fp32, bf16, fp16 or half")
+    if table[precision] is torch.float16 and device.type == "cpu":
+        raise ValueError("fp16 needs a CUDA device; use bf16 on the CPU")
+    return table[precision]
+
+
+def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    if dtype is torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``(H, W, 3)`` float array -> ``(1, 3, H, W)`` float32 on ``device``."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+
+
+def to_numpy(x: torch.Tensor) -> np.ndarray:
+    """``(1, 3, H, W)`` -> ``(H, W, 3)`` float32 in [0, 1] on the CPU."""
+    return x[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+class Deblurrer:
+    """Deblur photos of any size with a :class:`DeblurNet`.
+
+    ``tile`` / ``overlap`` (px) bound memory: inputs larger than ``tile`` on a side are processed in
+    overlapping tiles blended with linear ramps. Tiled output matches untiled output within ~1e-2
+    (max abs, on [0, 1] images; see tests) because each tile sees ``overlap`` px of context.
+    """
+
+    def __init__(
+        self, dm: DeblurNet, device: torch.device, dtype: torch.dtype = torch.float32, tile: int = 1024, overlap: int = 128
+    ) -> None:
+        self.dm = dm.to(device).eval().to(memory_format=torch.channels_last)
+        self.device, self.dtype, self.tile, self.overlap = device, dtype, tile, overlap
+
+    @torch.inference_mode()
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        xp, size = pad_to_multiple(x.to(self.device), self.dm.multiple)
+        with _autocast(self.device, self.dtype):
+            y = self.dm(xp.contiguous(memory_format=torch.channels_last))
+        return crop_to(y.float(), size).clamp(0, 1)
+
+    @torch.inference_mode()
+    def tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
+        """``(1, 3, H, W)`` in [0, 1] (any device) -> sharp ``(1, 3, H, W)`` on the input's device."""
+        return run_tiled(self._run, x, self.tile, self.overlap, on_tile, out_device=x.device)
+
+    def __call__(self, image: np.ndarray, on_tile: TileCallback | None = None) -> np.ndarray:
+        """``(H, W, 3)`` float in [0, 1] -> sharp ``(H, W, 3)`` float32 in [0, 1]."""
+        return to_numpy(self.tensor(to_tensor(image, torch.device("cpu")), on_tile))
+
+
+def bounded_size(h: int, w: int, max_side: int, multiple: int = 1) -> tuple[int, int]:
+    """``(h, w)`` scaled down (never up) so the longer side is <= ``max_side``; at least ``multiple``."""
+    s = min(1.0, max_side / max(h, w))
+    return max(multiple, round(h * s)), max(multiple, round(w * s))
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of ``(B, C, H, W)`` (identity when the size already matches)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+class Animator:
+    """Extract ``frames`` sharp frames of the motion inside a blurred photo (paper Sec. 2, test time)."""
+
+    def __init__(
+        self,
+        deblurrer: Deblurrer,
+        bie: BlurredImageEncoder,
+        rvd: RecurrentVideoDecoder,
+        motion_size: int = 512,
+    ) -> None:
+        self.deblurrer = deblurrer
+        self.device, self.dtype = deblurrer.device, deblurrer.dtype
+        self.bie = bie.to(self.device).eval()
+        self.rvd = rvd.to(self.device).eval()
+        self.motion_size = motion_size
+
+    @torch.inference_mode()
+    def flows(self, blurred: torch.Tensor, sharp: torch.Tensor, frames: int) -> torch.Tensor:
+        """Full-resolution flows ``(N, 2, H, W)`` (CPU-side device of the inputs) for ``(1, 3, H, W)`` inputs."""
+        h, w = blurred.shape[-2:]
+        hs, ws = bounded_size(h, w, self.motion_size, 8)
+        b = resize(blurred.to(self.device), (hs, ws))
+        s = resize(sharp.to(self.device), (hs, ws))
+        bp, _ = pad_to_multiple(b, 8, "replicate")
+        sp, _ = pad_to_multiple(s, 8, "replicate")
+        with _autocast(self.device, self.dtype):
+            emb = self.bie(bp, sp)
+            res = self.rvd(emb, sp, frames, warp_frames=False)
+        f = crop_to(res.flows[-1][0].float(), (hs, ws))  # (N, 2, hs, ws)
+        return resize_flow(f, (h, w)).to(blurred.device)
+
+    def frames(
+        self, image: np.ndarray, frames: int = 9, sharp: np.ndarray | None = None, on_tile: TileCallback | None = None
+    ) -> Iterator[np.ndarray]:
+        """Yield ``frames`` arrays ``(H, W, 3)`` float32 in [0, 1], in time order, one at a time.
+
+        ``sharp`` (the deblurred photo) is computed with the DM when not given.
+        """
+        if frames < 1:
+            raise ValueError("frames must be >= 1")
+        cpu = torch.device("cpu")
+        x = to_tensor(image, cpu)
+        s = self.deblurrer.tensor(x, on_tile) if sharp is None else to_tensor(sharp, cpu)
+        flows = self.flows(x, s, frames)
+        with torch.inference_mode():
+            for n in range(frames):
+                yield to_numpy(warp(s, flows[n : n + 1]))
+
+    def __call__(self, image: np.ndarray, frames: int = 9, sharp: np.ndarray | None = None) -> list[np.ndarray]:
+        """All frames as a list (see :meth:`frames`)."""
+        return list(self.frames(image, frames, sharp))
+
+
+# ------------------------------------------------------------------ loading ------------------------------
+_BUILDERS: dict[str, Callable[[dict], nn.Module]] = {
+    "dm": lambda c: DeblurNet(DMConfig.from_dict(c)),
+    "bie": lambda c: BlurredImageEncoder(VideoConfig.from_dict(c)),
+    "rvd": lambda c: RecurrentVideoDecoder(VideoConfig.from_dict(c)),
+}
+
+
+def build_from_checkpoint(arch: str, state: dict[str, torch.Tensor], config: dict) -> nn.Module:
+    """Rebuild an ``arch`` network from its stored config and load the weights (strict)."""
+    if arch in config and isinstance(config[arch], dict):  # training exports store {arch: config}
+        config = config[arch]
+    model = _BUILDERS[arch](config)
+    prefix = f"{arch}."
+    if any(k.startswith(prefix) for k in state):
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model.eval()
+
+
+@functools.lru_cache(maxsize=8)
+def load_model(arch: str, name: str | None = None, repo_id: str | None = None, download: bool = True) -> nn.Module:
+    """The registered checkpoint ``name`` (default: the arch's default) as a CPU module, cached per process.
+
+    Raises :class:`blurvid.weights.WeightsError` when no trained checkpoint is installed.
+    """
+    from . import weights
+
+    spec = weights.default_spec(arch) if name is None else weights.resolve(name, repo_id=repo_id, download=download).spec
+    resolved = weights.resolve(spec, repo_id=repo_id, download=download)
+    state, meta = weights.load_checkpoint(resolved.path, expected_sha256=spec.sha256)
+    return build_from_checkpoint(arch, state, meta.get("config") or spec.config)

@@ -1,0 +1,150 @@
+"""Export a training run to inference checkpoints, and build evaluation runtimes from runs or the registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .. import weights
+from ..pipeline import Animator, Deblurrer, build_from_checkpoint, load_model, resolve_precision, select_device
+
+INFERENCE_ARCHS = ("dm", "bie", "rvd")  # what `deblur` / `animate` need (the RVE is training-only)
+
+
+def _run_file(run: Path) -> Path:
+    p = Path(run)
+    if p.is_dir():
+        p = p / "best.safetensors"
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such checkpoint (train first, or give the run folder)")
+    return p
+
+
+def split_run(run: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
+    """``{arch: (state_dict without prefix, config)}`` from a run's best.safetensors."""
+    state, meta = weights.load_checkpoint(_run_file(run))
+    configs = meta["config"]
+    out = {}
+    for arch, cfg in configs.items():
+        prefix = f"{arch}."
+        out[arch] = ({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, cfg)
+    return out
+
+
+def _max_output_diff(arch: str, state: dict, cfg: dict) -> float:
+    """Largest output change from storing ``state`` in fp16, on a fixed random input (fp32 compute)."""
+    ref = build_from_checkpoint(arch, state, cfg)
+    half = build_from_checkpoint(arch, {k: v.half() if v.is_floating_point() else v for k, v in state.items()}, cfg)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        if arch == "dm":
+            x = torch.rand(1, 3, 96, 128, generator=g)
+            return float((ref(x) - half(x)).abs().max())
+        if arch == "bie":
+            x = torch.rand(1, 3, 64, 64, generator=g)
+            return float((ref(x, x) - half(x, x)).abs().max())
+        if arch == "rvd":
+            e = torch.randn(1, 2 * ref.config.hidden, 8, 8, generator=g)
+            c = torch.rand(1, 3, 64, 64, generator=g)
+            return float((ref(e, c, 5).flows[-1] - half(e, c, 5).flows[-1]).abs().max())
+    return 0.0
+
+
+def export(
+    run: Path,
+    out: Path,
+    *,
+    name: str = "v1",
+    fp16: bool = True,
+    default: bool = True,
+    registry: Path | None = None,
+    license: str = "MIT",
+    source: str = "",
+    tolerance: float = 2e-3,
+) -> list[tuple[weights.CheckpointSpec, str]]:
+    """Write ``<arch>-<name>.safetensors`` for every inference arch in the run and register them.
+
+    fp16 is used when it changes outputs by at most ``tolerance`` (max abs on [0,1] images or px of flow),
+    else fp32. Returns ``[(spec, note)]``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    registry = registry or out / "registry.json"
+    meta = weights.load_checkpoint(_run_file(run))[1]
+    results = []
+    for arch, (state, cfg) in split_run(run).items():
+        if arch not in INFERENCE_ARCHS:
+            continue
+        note = "fp32"
+        if fp16:
+            diff = _max_output_diff(arch, state, cfg)
+            if diff <= tolerance:
+                state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+                note = f"fp16 (max output change {diff:.1e})"
+            else:
+                note = f"fp32 (fp16 would change outputs by {diff:.1e})"
+        file = f"{arch}-{name}.safetensors"
+        sha = weights.save_checkpoint(out / file, state, arch=arch, config=cfg, extra={"train": meta.get("train", {})})
+        spec = weights.CheckpointSpec(
+            name=f"{arch}-{name}", arch=arch, file=file, sha256=sha, config=cfg, license=license,
+            source=source or f"blurvid train, run {Path(run).name}, {meta.get('train', {})}", default=default,
+        )
+        weights.register_checkpoint(spec, registry)
+        results.append((spec, note))
+    if not results:
+        raise ValueError(f"{run}: holds none of {', '.join(INFERENCE_ARCHS)}")
+    return results
+
+
+@dataclass
+class EvalRuntime:
+    """Callables used by :mod:`blurvid.evaluate`: ``deblur(x) -> y`` and ``video(blurred, centre, n)``."""
+
+    deblurrer: Deblurrer | None
+    animator: Animator | None
+
+    def deblur(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deblurrer is None:
+            raise ValueError("no deblurring network available (train or install a 'dm' checkpoint)")
+        return self.deblurrer.tensor(x)
+
+    def video(self, blurred: torch.Tensor, center: torch.Tensor, n: int) -> torch.Tensor:
+        from ..models.warp import warp
+
+        assert self.animator is not None
+        flows = self.animator.flows(blurred, center, n)  # (N, 2, H, W)
+        return warp(center.expand(n, -1, -1, -1), flows)[None]
+
+
+def evaluation_runtime(task: str, run: Path | None, device: str, precision: str) -> EvalRuntime:
+    """Networks from a training run (``run``) or the installed registry, on ``device``."""
+    dev = select_device(device)
+    dtype = resolve_precision(precision, dev)
+    nets: dict[str, torch.nn.Module] = {}
+    if run is not None:
+        for arch, (state, cfg) in split_run(run).items():
+            if arch in INFERENCE_ARCHS:
+                nets[arch] = build_from_checkpoint(arch, state, cfg)
+    dm = nets.get("dm")
+    if dm is None and (task == "deblur" or run is None):
+        try:
+            dm = load_model("dm")
+        except weights.WeightsError:
+            if task == "deblur":
+                raise
+    deblurrer = Deblurrer(dm, dev, dtype) if dm is not None else None
+    animator = None
+    if task == "video":
+        bie = nets.get("bie") or load_model("bie")
+        rvd = nets.get("rvd") or load_model("rvd")
+        # video metrics with the ground-truth centre need no DM; a tiny placeholder keeps the Animator whole
+        animator = Animator(deblurrer or Deblurrer(_placeholder_dm(), dev, dtype), bie, rvd)
+    return EvalRuntime(deblurrer, animator)
+
+
+def _placeholder_dm():
+    from ..models.deblur import DeblurNet, DMConfig
+
+    return DeblurNet(DMConfig(widths=(8, 8, 8, 8), growth=(4, 4, 4, 4), rdbs=(1, 1, 1, 1)))

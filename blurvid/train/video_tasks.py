@@ -1,0 +1,171 @@
+"""Video stages of the two-stage protocol: 'autoencoder' (RVE + RVD) and 'bie' (BIE + pre-trained RVD)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..metrics import ordering_invariant_error, ppsnr, video_psnr
+from ..models.decoder import DecodeResult, RecurrentVideoDecoder
+from ..models.encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
+from ..models.warp import downsample
+from .config import TrainConfig
+from .losses import ordering_invariant, sequence_l1, tv
+from .tasks import Exportable
+
+
+class AutoencoderNet(nn.Module):
+    """``forward({'frames': (B,N,3,H,W), 'target' centre}) -> DecodeResult`` (RVE -> RVD)."""
+
+    def __init__(self, cfg: VideoConfig) -> None:
+        super().__init__()
+        self.rve = RecurrentVideoEncoder(cfg)
+        self.rvd = RecurrentVideoDecoder(cfg)
+
+    def forward(self, batch: dict) -> DecodeResult:
+        frames = batch["frames"]
+        return self.rvd(self.rve(frames), batch["target"], frames.shape[1])
+
+
+class BIENet(nn.Module):
+    """``forward({'blurred', 'target' centre, 'frames'}) -> DecodeResult`` (BIE -> RVD)."""
+
+    def __init__(self, cfg: VideoConfig) -> None:
+        super().__init__()
+        self.bie = BlurredImageEncoder(cfg)
+        self.rvd = RecurrentVideoDecoder(cfg)
+
+    def forward(self, batch: dict) -> DecodeResult:
+        return self.rvd(self.bie(batch["blurred"], batch["target"]), batch["target"], batch["frames"].shape[1])
+
+
+def _targets(frames: torch.Tensor) -> list[torch.Tensor]:
+    """Ground-truth videos at scales 1/8, 1/4, 1/2, 1: ``(B, N, 3, H/s, W/s)``."""
+    b, n = frames.shape[:2]
+    flat = frames.flatten(0, 1)
+    out = []
+    for j in range(4):
+        d = downsample(flat, 2 ** (3 - j))
+        out.append(d.view(b, n, *d.shape[1:]))
+    return out
+
+
+class _VideoTask:
+    score_name = "val_score"
+    invariant = False
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.vcfg = VideoConfig.from_dict(cfg.model)
+
+    def inputs(self, batch: dict) -> dict:
+        return batch
+
+    def _lambdas(self, it: int) -> list[float]:
+        lam = list(self.cfg.lambdas)
+        if self.cfg.coarse_warmup > 0 and it < self.cfg.coarse_warmup:
+            # curriculum: coarse scales weigh up to 4x more at the start, fading to the paper's weights
+            boost = 1 + 3 * (1 - it / self.cfg.coarse_warmup)
+            lam = [lam[0] * boost, lam[1] * (1 + (boost - 1) / 2), lam[2], lam[3]]
+        return lam
+
+    def loss(self, out: DecodeResult, batch: dict, it: int) -> tuple[torch.Tensor, dict[str, float]]:
+        targets = _targets(batch["frames"])
+        total = out.flows[0].new_zeros((), dtype=torch.float32)
+        logs: dict[str, float] = {}
+        full_px = targets[-1].shape[-1] * targets[-1].shape[-2]
+        for j, lam in enumerate(self._lambdas(it)):
+            pred, tgt = out.frames[j].float(), targets[j]
+            data = ordering_invariant(pred, tgt) if self.invariant else sequence_l1(pred, tgt)
+            px = tgt.shape[-1] * tgt.shape[-2]
+            # the paper sums |.|_1 over pixels: scale means by the share of pixels at this scale
+            weight = lam * px / full_px * 64
+            smooth = sum(tv(out.flows[j][:, n].float()) for n in range(out.flows[j].shape[1]))
+            total = total + weight * (data + self.cfg.mu_tv * smooth)
+            logs[f"L{j}"] = float(data.detach())
+        if self.cfg.flow_sup > 0:
+            has = batch["has_flow"]
+            if bool(has.any()):
+                gt = batch["flows"][has]
+                sup = 0.0
+                for j in range(4):
+                    s = 2 ** (3 - j)
+                    g = downsample(gt.flatten(0, 1), s) / s
+                    p = out.flows[j][has].flatten(0, 1).float()
+                    if self.invariant:  # the direction is ambiguous: the better of both orders
+                        rev = out.flows[j][has].flip(1).flatten(0, 1).float()
+                        err = torch.minimum((p - g).abs().mean(dim=(1, 2, 3)), (rev - g).abs().mean(dim=(1, 2, 3))).mean()
+                    else:
+                        err = (p - g).abs().mean()
+                    sup = sup + err
+                total = total + self.cfg.flow_sup * sup
+                logs["flow_sup"] = float(sup.detach())
+        return total, logs
+
+    @torch.no_grad()
+    def validate(self, net: nn.Module, items: list[dict], device: torch.device, autocast) -> dict[str, float]:
+        vp, pp, static, oie = [], [], [], []
+        for item in items:
+            batch = {k: (v[None].to(device) if isinstance(v, torch.Tensor) else v) for k, v in item.items()}
+            with autocast():
+                out = net(batch)
+            pred = out.frames[-1].float().clamp(0, 1)
+            tgt = batch["frames"]
+            vp.append(float(video_psnr(pred, tgt)))
+            pp.append(float(ppsnr(pred, tgt)))
+            oie.append(float(ordering_invariant_error(pred, tgt)))
+            still = batch["target"].unsqueeze(1).expand_as(tgt)
+            static.append(float(video_psnr(still, tgt)))
+        n = len(items)
+        res = {"val_psnr": sum(vp) / n, "val_ppsnr": sum(pp) / n, "val_static_psnr": sum(static) / n, "val_oie": sum(oie) / n}
+        res["val_score"] = res["val_ppsnr"] if self.invariant else res["val_psnr"]
+        return res
+
+
+class AutoencoderTask(_VideoTask):
+    """Stage 1: RVE + RVD reconstruct the N sharp frames (multi-scale L1 + TV; optional flow supervision)."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__(cfg)
+        self.net = AutoencoderNet(self.vcfg)
+
+    def param_groups(self, net: nn.Module) -> list[dict]:
+        return [{"params": list(net.parameters()), "lr": self.cfg.lr}]
+
+    def exportables(self, net: nn.Module) -> list[Exportable]:
+        cfg = self.vcfg.to_dict()
+        return [Exportable("rve", net.rve, cfg), Exportable("rvd", net.rvd, cfg)]
+
+
+class BIETask(_VideoTask):
+    """Stage 2: BIE + the stage-1 RVD (fine-tuned at ``lr_rvd``) with the ordering-invariant loss (Eq. 6)."""
+
+    invariant = True
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__(cfg)
+        if cfg.autoencoder:
+            from ..weights import load_checkpoint
+
+            path = Path(cfg.autoencoder)
+            if path.is_dir():
+                path = path / "best.safetensors"
+            state, meta = load_checkpoint(path)
+            self.vcfg = VideoConfig.from_dict(meta["config"].get("rvd", meta["config"]))
+            self.net = BIENet(self.vcfg)
+            rvd = {k[4:]: v for k, v in state.items() if k.startswith("rvd.")}
+            self.net.rvd.load_state_dict(rvd)
+        else:
+            self.net = BIENet(self.vcfg)
+
+    def param_groups(self, net: nn.Module) -> list[dict]:
+        return [
+            {"params": list(net.bie.parameters()), "lr": self.cfg.lr},
+            {"params": list(net.rvd.parameters()), "lr": self.cfg.lr_rvd},
+        ]
+
+    def exportables(self, net: nn.Module) -> list[Exportable]:
+        cfg = self.vcfg.to_dict()
+        return [Exportable("bie", net.bie, cfg), Exportable("rvd", net.rvd, cfg)]

@@ -1,0 +1,657 @@
+"""Tests of blurvid.io: photo and video reading/writing on tiny generated files."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageOps
+
+import blurvid.io as bio
+from blurvid.io import Photo, PhotoError, read_photo, write_photo, write_video
+
+RNG = np.random.default_rng(1234)
+SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def smooth_rgb(h: int = 24, w: int = 36) -> np.ndarray:
+    """A smooth float RGB image (JPEG-friendly), values well inside [0, 1]."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.stack([0.1 + 0.8 * xx / (w - 1), 0.1 + 0.8 * yy / (h - 1), 0.5 + 0.3 * np.sin(xx / 5)], axis=2)
+
+
+def random_u16(shape: tuple[int, ...]) -> np.ndarray:
+    """uint16 values that are never multiples of 257 (so 8-bit precision cannot reproduce them)."""
+    v = RNG.integers(0, 65535, shape, dtype=np.uint16)
+    v[v % 257 == 0] += 1
+    return v
+
+
+def like_photo(
+    *,
+    bit_depth: int = 8,
+    grey: bool = False,
+    icc: bytes | None = None,
+    exif: bytes | None = None,
+    alpha: np.ndarray | None = None,
+    path: Path | None = None,
+    shape: tuple[int, int] = (24, 36),
+) -> Photo:
+    return Photo(np.zeros((*shape, 3), np.float32), alpha, bit_depth, grey, icc, exif, "PNG", path)
+
+
+def make_exif(**tags: object) -> bytes:
+    names = {"Make": 271, "Model": 272, "Orientation": 274}
+    exif = Image.Exif()
+    for name, value in tags.items():
+        exif[names[name]] = value
+    return exif.tobytes()
+
+
+def exif_tags(raw: bytes | None) -> Image.Exif:
+    assert raw is not None
+    exif = Image.Exif()
+    exif.load(raw)
+    return exif
+
+
+def u8(x: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8)
+
+
+def u16(x: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(x, 0, 1) * 65535).astype(np.uint16)
+
+
+def ffmpeg_encode_still(path: Path, values: np.ndarray, extra: list[str]) -> None:
+    """Write uint16 RGB with the bundled ffmpeg: an encoder independent of blurvid's own."""
+    h, w, _ = values.shape
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb48le",
+        "-s",
+        f"{w}x{h}",
+        "-i",
+        "pipe:0",
+        *extra,
+        "-frames:v",
+        "1",
+        "-update",
+        "1",
+        str(path),
+    ]
+    subprocess.run(cmd, input=values.astype("<u2").tobytes(), check=True, capture_output=True)
+
+
+def assert_one_line_naming(err: pytest.ExceptionInfo[PhotoError], path: Path) -> None:
+    text = str(err.value)
+    assert path.name in text
+    assert len(text.splitlines()) == 1
+    assert text.startswith(str(path))
+
+
+# --- 8 bit
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".bmp"])
+def test_8bit_lossless_round_trip(tmp_path: Path, suffix: str) -> None:
+    x = RNG.random((17, 23, 3)).astype(np.float32)
+    out = write_photo(tmp_path / f"a{suffix}", x)
+    photo = read_photo(out)
+    assert photo.pixels.dtype == np.float32 and photo.pixels.shape == (17, 23, 3)
+    assert photo.bit_depth == 8 and not photo.grey and photo.alpha is None
+    np.testing.assert_array_equal(u8(photo.pixels), u8(x))
+
+
+def test_webp_lossless_at_quality_100_and_lossy_below(tmp_path: Path) -> None:
+    x = RNG.random((17, 23, 3)).astype(np.float32)
+    np.testing.assert_array_equal(
+        u8(read_photo(write_photo(tmp_path / "a.webp", x, quality=100)).pixels), u8(x)
+    )
+    s = smooth_rgb()
+    lossy = read_photo(write_photo(tmp_path / "b.webp", s, quality=80))
+    assert lossy.format == "WEBP"
+    assert np.abs(lossy.pixels - s).mean() < 0.03
+
+
+def test_jpeg_round_trip_is_close_and_uses_444_at_high_quality(tmp_path: Path) -> None:
+    s = smooth_rgb()
+    photo = read_photo(write_photo(tmp_path / "a.jpg", s, quality=95))
+    assert photo.format == "JPEG" and photo.bit_depth == 8
+    assert np.abs(photo.pixels - s).mean() < 0.01
+    with Image.open(tmp_path / "a.jpg") as im:
+        assert im.layer[0][1:3] == (1, 1)  # luma not subsampled relative to chroma: 4:4:4
+    write_photo(tmp_path / "b.jpeg", s, quality=70)
+    with Image.open(tmp_path / "b.jpeg") as im:
+        assert im.layer[0][1:3] == (2, 2)  # 4:2:0
+
+
+def test_float_to_int_rounds_and_clips(tmp_path: Path) -> None:
+    x = np.array([[[-0.5, 2.0, np.nan], [0.6 / 255, 1.49 / 255, 0.51 / 255]]], dtype=np.float32)
+    photo = read_photo(write_photo(tmp_path / "r.png", x))
+    assert u8(photo.pixels).tolist() == [[[0, 255, 0], [1, 1, 1]]]
+
+
+# --- 16 bit
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize("channels", ["rgb", "rgba", "grey", "grey+alpha"])
+def test_16bit_round_trip_is_exact(tmp_path: Path, suffix: str, channels: str) -> None:
+    grey = channels.startswith("grey")
+    v = random_u16((13, 19, 4))
+    rgb = np.repeat(v[:, :, :1], 3, axis=2) if grey else v[:, :, :3]
+    alpha = v[:, :, 3] / 65535 if channels.endswith("alpha") else None
+    out = write_photo(
+        tmp_path / f"w{suffix}", rgb / 65535, alpha=alpha, like=like_photo(bit_depth=16, grey=grey)
+    )
+    photo = read_photo(out)
+    assert photo.bit_depth == 16
+    np.testing.assert_array_equal(u16(photo.pixels), rgb)
+    if alpha is None:
+        assert photo.alpha is None
+    else:
+        assert photo.alpha is not None
+        np.testing.assert_array_equal(u16(photo.alpha), v[:, :, 3])
+    # grey is written as grey (a 16-bit grey+alpha TIFF is the one exception: Pillow cannot open it).
+    assert photo.grey == (grey and not (suffix == ".tif" and alpha is not None))
+    with Image.open(out) as im:  # other readers see a valid 16-bit file too
+        im.load()
+        assert im.size == (19, 13)
+        if grey and alpha is None:
+            np.testing.assert_array_equal(np.asarray(im).astype(np.uint16), v[:, :, 0])
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("ff.png", []),
+        ("ff_lzw.tif", ["-compression_algo", "lzw"]),
+        ("ff_deflate.tif", ["-compression_algo", "deflate"]),
+    ],
+)
+def test_16bit_rgb_from_another_encoder_is_read_exactly(tmp_path: Path, name: str, extra: list[str]) -> None:
+    v = random_u16((11, 14, 3))
+    ffmpeg_encode_still(tmp_path / name, v, extra)
+    photo = read_photo(tmp_path / name)
+    assert photo.bit_depth == 16 and not photo.grey
+    np.testing.assert_array_equal(u16(photo.pixels), v)
+
+
+def test_16bit_grey_png_from_pillow_is_read_exactly(tmp_path: Path) -> None:
+    v = random_u16((9, 12))
+    Image.fromarray(v).save(tmp_path / "g.png")
+    photo = read_photo(tmp_path / "g.png")
+    assert photo.grey and photo.bit_depth == 16
+    np.testing.assert_array_equal(u16(photo.pixels), np.repeat(v[:, :, None], 3, axis=2))
+
+
+def test_16bit_falls_back_to_8bit_precision_without_ffmpeg(tmp_path: Path, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    v = random_u16((6, 9, 3))
+    write_photo(tmp_path / "w.png", v / 65535, bit_depth=16)
+
+    def no_ffmpeg() -> str:
+        raise RuntimeError("no ffmpeg here")
+
+    monkeypatch.setattr(bio, "_ffmpeg_exe", no_ffmpeg)
+    photo = read_photo(tmp_path / "w.png")
+    assert photo.bit_depth == 16  # the source's depth, even though only 8 bits could be decoded
+    np.testing.assert_array_equal(u8(photo.pixels), (v >> 8).astype(np.uint8))
+    assert "8-bit precision" in caplog.text
+
+
+def test_bit_depth_defaults_to_like_and_8_for_jpeg(tmp_path: Path) -> None:
+    like16 = like_photo(bit_depth=16)
+    x = random_u16((24, 36, 3)) / 65535
+    assert read_photo(write_photo(tmp_path / "a.png", x, like=like16)).bit_depth == 16
+    assert read_photo(write_photo(tmp_path / "b.png", x, like=like16, bit_depth=8)).bit_depth == 8
+    assert read_photo(write_photo(tmp_path / "c.png", x, bit_depth=16)).bit_depth == 16
+    assert read_photo(write_photo(tmp_path / "d.jpg", x, like=like16)).bit_depth == 8
+
+
+# --- orientation
+
+
+def stored_image() -> np.ndarray:
+    return RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8)  # non-square, H=4, W=6
+
+
+@pytest.mark.parametrize(("orientation", "expected"), [
+    (3, lambda a: a[::-1, ::-1]),          # rotated 180
+    (6, lambda a: np.rot90(a, -1)),        # stored rotated: display turned 90 deg clockwise
+    (8, lambda a: np.rot90(a, 1)),         # display turned 90 deg counter-clockwise
+])  # fmt: skip
+def test_orientation_rotates_pixels(tmp_path: Path, orientation: int, expected) -> None:  # type: ignore[no-untyped-def]
+    a = stored_image()
+    Image.fromarray(a).save(tmp_path / "o.png", exif=make_exif(Orientation=orientation, Make="Cam"))
+    photo = read_photo(tmp_path / "o.png")
+    np.testing.assert_array_equal(u8(photo.pixels), expected(a))
+    tags = exif_tags(photo.exif)
+    assert tags.get(274) in (1, None)
+    assert tags.get(271) == "Cam"
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_all_orientations_match_pillow_exif_transpose(tmp_path: Path, orientation: int) -> None:
+    Image.fromarray(stored_image()).save(tmp_path / "o.png", exif=make_exif(Orientation=orientation))
+    with Image.open(tmp_path / "o.png") as im:
+        expected = np.asarray(ImageOps.exif_transpose(im))
+    np.testing.assert_array_equal(u8(read_photo(tmp_path / "o.png").pixels), expected)
+
+
+def test_orientation_of_jpeg_and_of_16bit_png(tmp_path: Path) -> None:
+    a = stored_image()
+    Image.fromarray(a).save(tmp_path / "o.jpg", exif=make_exif(Orientation=6), quality=95)
+    with Image.open(tmp_path / "o.jpg") as im:
+        expected = np.asarray(ImageOps.exif_transpose(im))
+    photo = read_photo(tmp_path / "o.jpg")
+    assert photo.pixels.shape == (6, 4, 3)
+    np.testing.assert_array_equal(u8(photo.pixels), expected)
+    # 16-bit colour goes through ffmpeg: the orientation must still be applied exactly once.
+    v = random_u16((4, 6, 3))
+    with open(tmp_path / "o16.png", "wb") as fh:
+        bio._encode_png16(fh, v, None, make_exif(Orientation=8))
+    photo16 = read_photo(tmp_path / "o16.png")
+    np.testing.assert_array_equal(u16(photo16.pixels), np.rot90(v, 1))
+    assert exif_tags(photo16.exif).get(274) in (1, None)
+
+
+# --- metadata
+
+
+@pytest.mark.parametrize(
+    ("suffix", "depth"), [(".jpg", 8), (".png", 8), (".tif", 8), (".webp", 8), (".png", 16), (".tif", 16)]
+)
+def test_icc_and_exif_are_copied(tmp_path: Path, suffix: str, depth: int) -> None:
+    exif = make_exif(Make="Blurcam", Model="Z 9", Orientation=1)
+    like = like_photo(bit_depth=depth, icc=SRGB_ICC, exif=exif)
+    out = write_photo(tmp_path / f"m{suffix}", smooth_rgb(), like=like)
+    with Image.open(out) as im:
+        assert im.info.get("icc_profile") == SRGB_ICC
+    photo = read_photo(out)
+    assert photo.bit_depth == depth
+    assert photo.icc_profile == SRGB_ICC
+    tags = exif_tags(photo.exif)
+    assert tags.get(271) == "Blurcam" and tags.get(272) == "Z 9"
+    assert tags.get(274) in (1, None)
+
+
+def test_exif_sub_ifd_survives_a_16bit_tiff(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[271] = "Blurcam"
+    exif.get_ifd(0x8769)[0x9003] = "2024:01:02 03:04:05"  # DateTimeOriginal lives in the Exif sub-IFD
+    out = write_photo(tmp_path / "s.tif", smooth_rgb(), like=like_photo(bit_depth=16, exif=exif.tobytes()))
+    tags = exif_tags(read_photo(out).exif)
+    assert tags.get(271) == "Blurcam"
+    assert tags.get_ifd(0x8769).get(0x9003) == "2024:01:02 03:04:05"
+
+
+def test_orientation_in_like_exif_is_reset_on_write(tmp_path: Path) -> None:
+    like = like_photo(exif=make_exif(Orientation=6, Make="Cam"))
+    out = write_photo(tmp_path / "o.jpg", smooth_rgb(), like=like)
+    with Image.open(out) as im:
+        assert im.getexif().get(274) == 1
+    assert read_photo(out).pixels.shape == (24, 36, 3)  # not rotated again
+
+
+def test_grey_icc_is_not_put_on_colour_output(tmp_path: Path) -> None:
+    grey_icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # not an RGB profile
+    out = write_photo(tmp_path / "c.png", smooth_rgb(), like=like_photo(icc=grey_icc))
+    with Image.open(out) as im:
+        assert "icc_profile" not in im.info
+
+
+# --- alpha & grey
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".webp"])
+def test_rgba_alpha_round_trip(tmp_path: Path, suffix: str) -> None:
+    rgba = RNG.integers(0, 256, (10, 12, 4), dtype=np.uint8)
+    Image.fromarray(rgba).save(tmp_path / f"in{suffix}", **({"lossless": True} if suffix == ".webp" else {}))
+    photo = read_photo(tmp_path / f"in{suffix}")
+    assert photo.alpha is not None and photo.alpha.shape == (10, 12) and photo.alpha.dtype == np.float32
+    np.testing.assert_array_equal(u8(photo.alpha), rgba[:, :, 3])
+    out = write_photo(
+        tmp_path / f"out{suffix}", photo.pixels, like=photo, quality=100
+    )  # alpha carried from like
+    with Image.open(out) as im:
+        assert im.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(im)[:, :, 3], rgba[:, :, 3])
+
+
+def test_jpeg_drops_alpha_silently(tmp_path: Path) -> None:
+    out = write_photo(tmp_path / "a.jpg", smooth_rgb(), alpha=np.full((24, 36), 0.5, np.float32))
+    photo = read_photo(out)
+    assert photo.alpha is None
+
+
+def test_palette_with_transparency_gives_alpha(tmp_path: Path) -> None:
+    im = Image.fromarray(RNG.integers(0, 4, (6, 8), dtype=np.uint8), mode="L").convert("P")
+    im.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9])
+    im.info["transparency"] = 3
+    im.save(tmp_path / "p.png", transparency=3)
+    photo = read_photo(tmp_path / "p.png")
+    assert photo.alpha is not None and not photo.grey
+    index = np.asarray(Image.open(tmp_path / "p.png"))
+    np.testing.assert_array_equal(photo.alpha == 0, index == 3)
+
+
+def test_cmyk_jpeg_is_converted_to_rgb(tmp_path: Path) -> None:
+    Image.new("CMYK", (8, 6), (0, 255, 255, 0)).save(tmp_path / "c.jpg", quality=95)
+    photo = read_photo(tmp_path / "c.jpg")
+    assert photo.pixels.shape == (6, 8, 3) and not photo.grey
+    np.testing.assert_allclose(photo.pixels[3, 4], [1, 0, 0], atol=0.02)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
+def test_grey_in_grey_out(tmp_path: Path, suffix: str) -> None:
+    g = RNG.integers(0, 256, (9, 11), dtype=np.uint8)
+    Image.fromarray(g).save(tmp_path / "g.png")
+    photo = read_photo(tmp_path / "g.png")
+    assert photo.grey and photo.bit_depth == 8
+    assert photo.pixels.shape == (9, 11, 3)
+    np.testing.assert_array_equal(u8(photo.pixels), np.repeat(g[:, :, None], 3, axis=2))
+    out = write_photo(tmp_path / f"out{suffix}", photo.pixels, like=photo)
+    with Image.open(out) as im:
+        assert im.mode == "L"
+    back = read_photo(out)
+    assert back.grey
+    if suffix != ".jpg":
+        np.testing.assert_array_equal(u8(back.pixels[:, :, 0]), g)
+
+
+# --- errors
+
+
+def test_error_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(PhotoError) as err:
+        read_photo(tmp_path / "nope.jpg")
+    assert_one_line_naming(err, tmp_path / "nope.jpg")
+
+
+def test_error_directory(tmp_path: Path) -> None:
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(PhotoError) as err:
+        read_photo(tmp_path / "d.png")
+    assert_one_line_naming(err, tmp_path / "d.png")
+    assert "directory" in str(err.value)
+
+
+def test_error_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "e.jpg").write_bytes(b"")
+    with pytest.raises(PhotoError) as err:
+        read_photo(tmp_path / "e.jpg")
+    assert_one_line_naming(err, tmp_path / "e.jpg")
+    assert "empty" in str(err.value)
+
+
+def test_error_not_an_image(tmp_path: Path) -> None:
+    (tmp_path / "t.jpg").write_text("hello, I am text\nsecond line\n")
+    with pytest.raises(PhotoError) as err:
+        read_photo(tmp_path / "t.jpg")
+    assert_one_line_naming(err, tmp_path / "t.jpg")
+    assert "not an image" in str(err.value)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".tif", ".webp"])
+def test_error_truncated_image(tmp_path: Path, suffix: str) -> None:
+    full = tmp_path / f"full{suffix}"
+    Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(full)
+    data = full.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(PhotoError) as err:
+        read_photo(cut)
+    assert_one_line_naming(err, cut)
+
+
+def test_error_truncated_even_if_pillow_is_told_to_accept_truncation(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    full = tmp_path / "full.jpg"
+    Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(full)
+    (tmp_path / "cut.jpg").write_bytes(full.read_bytes()[:1500])
+    with pytest.raises(PhotoError):
+        read_photo(tmp_path / "cut.jpg")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the caller's setting is put back
+
+
+def test_error_truncated_16bit_png(tmp_path: Path) -> None:
+    write_photo(tmp_path / "full.png", random_u16((40, 40, 3)) / 65535, bit_depth=16)
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(PhotoError) as err:
+        read_photo(tmp_path / "cut.png")
+    assert_one_line_naming(err, tmp_path / "cut.png")
+
+
+def test_error_decompression_bomb(tmp_path: Path) -> None:
+    Image.new("RGB", (40, 30)).save(tmp_path / "big.png")
+    for limit in (1000, 500, 100):  # just over the limit (our check), and far over it (Pillow's)
+        with pytest.raises(PhotoError) as err:
+            read_photo(tmp_path / "big.png", max_pixels=limit)
+        assert_one_line_naming(err, tmp_path / "big.png")
+        assert "too large" in str(err.value)
+    assert read_photo(tmp_path / "big.png", max_pixels=1200).pixels.shape == (30, 40, 3)
+
+
+def test_error_unreadable(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "secret.png"
+    Image.new("RGB", (4, 4)).save(path)
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        path.chmod(0)
+    else:  # root reads everything: simulate the OS refusing
+
+        def refuse(self: Path) -> bytes:
+            raise PermissionError(13, "Permission denied", str(self))
+
+        monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(PhotoError) as err:
+        read_photo(path)
+    assert_one_line_naming(err, path)
+    assert "permission" in str(err.value).lower()
+
+
+def test_error_message_with_newline_in_name_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "two\nlines.jpg"
+    with pytest.raises(PhotoError) as err:
+        read_photo(path)
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_write_refuses_to_overwrite_its_input(tmp_path: Path) -> None:
+    src = tmp_path / "in.png"
+    Image.fromarray(RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(src)
+    before = src.read_bytes()
+    photo = read_photo(src)
+    for same in (src, tmp_path / "sub" / ".." / "in.png"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        with pytest.raises(PhotoError) as err:
+            write_photo(same, photo.pixels, like=photo)
+        assert "in.png" in str(err.value)
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "sub"]
+
+
+def test_write_unknown_suffix_and_unwritable_folder(tmp_path: Path) -> None:
+    with pytest.raises(PhotoError) as err:
+        write_photo(tmp_path / "x.xyz", smooth_rgb())
+    assert_one_line_naming(err, tmp_path / "x.xyz")
+    (tmp_path / "file").write_text("not a folder")
+    target = tmp_path / "file" / "out.png"  # its "folder" is a file: cannot be created or written
+    with pytest.raises(PhotoError) as err:
+        write_photo(target, smooth_rgb())
+    assert_one_line_naming(err, target)
+
+
+def test_write_creates_missing_folders(tmp_path: Path) -> None:
+    out = write_photo(tmp_path / "a" / "b" / "c.png", smooth_rgb())
+    assert out.is_file()
+    assert read_photo(out).pixels.shape == (24, 36, 3)
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_write_is_atomic(tmp_path: Path, monkeypatch, depth: int) -> None:  # type: ignore[no-untyped-def]
+    def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+        Path(str(fp)).write_bytes(b"half a file")
+        raise RuntimeError("encoder exploded")
+
+    def broken_png16(fh, *args: object) -> None:  # type: ignore[no-untyped-def]
+        fh.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    monkeypatch.setattr(bio, "_encode_png16", broken_png16)
+    with pytest.raises((RuntimeError, PhotoError)):
+        write_photo(tmp_path / "new.png", smooth_rgb(), bit_depth=depth)
+    assert list(tmp_path.iterdir()) == []
+    # an existing file at the destination is left untouched
+    (tmp_path / "old.png").write_bytes(b"old content")
+    with pytest.raises((RuntimeError, PhotoError)):
+        write_photo(tmp_path / "old.png", smooth_rgb(), bit_depth=depth)
+    assert [p.name for p in tmp_path.iterdir()] == ["old.png"]
+    assert (tmp_path / "old.png").read_bytes() == b"old content"
+
+
+def test_written_file_permissions_follow_umask(tmp_path: Path) -> None:
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    out = write_photo(tmp_path / "p.png", smooth_rgb())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_unicode_path_with_spaces(tmp_path: Path) -> None:
+    folder = tmp_path / "папка с пробелом"
+    out = write_photo(folder / "фото с пробелом.png", smooth_rgb())
+    assert out.name == "фото с пробелом.png"
+    assert read_photo(out).pixels.shape == (24, 36, 3)
+    v = random_u16((5, 7, 3))  # the 16-bit colour path runs ffmpeg on this name
+    out16 = write_photo(folder / "фото с пробелом 16.png", v / 65535, bit_depth=16)
+    np.testing.assert_array_equal(u16(read_photo(out16).pixels), v)
+
+
+def test_is_image_path() -> None:
+    assert bio.is_image_path("a/B.JPG") and bio.is_image_path("x.tiff") and bio.is_image_path(Path("y.webp"))
+    assert (
+        not bio.is_image_path("clip.mp4")
+        and not bio.is_image_path("notes")
+        and not bio.is_image_path(".tmp.png")
+    )
+    assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"} == set(bio.IMAGE_SUFFIXES)
+
+
+# --- video
+
+
+def video_frames(n: int = 5, h: int = 17, w: int = 23) -> list[np.ndarray]:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return [np.stack([(xx + 3 * i) % w / w, yy / h, np.full_like(xx, i / n)], axis=2) for i in range(n)]
+
+
+def test_video_kind(tmp_path: Path) -> None:
+    assert (
+        bio.video_kind("a.gif") == "gif"
+        and bio.video_kind("a.MP4") == "mp4"
+        and bio.video_kind("a.webp") == "webp"
+    )
+    assert bio.video_kind(tmp_path / "frames") == "frames"
+    (tmp_path / "v1.2").mkdir()
+    assert bio.video_kind(tmp_path / "v1.2") == "frames"
+    with pytest.raises(PhotoError) as err:
+        bio.video_kind(tmp_path / "clip.avi")
+    assert_one_line_naming(err, tmp_path / "clip.avi")
+
+
+@pytest.mark.parametrize("loop", [True, False])
+def test_gif(tmp_path: Path, loop: bool) -> None:
+    frames = video_frames()
+    out = write_video(tmp_path / "v.gif", frames, fps=10, loop=loop)
+    with Image.open(out) as im:
+        assert im.n_frames == 5 and im.size == (23, 17)
+        assert im.info.get("duration") == 100
+        assert ("loop" in im.info) == loop
+        if loop:
+            assert im.info["loop"] == 0
+        im.seek(2)
+        decoded = np.asarray(im.convert("RGB")).astype(np.float32) / 255
+    assert np.abs(decoded - frames[2]).mean() < 0.04  # shared palette + ordered dither stays close
+
+
+def test_animated_webp(tmp_path: Path) -> None:
+    out = write_video(tmp_path / "v.webp", video_frames(), fps=8, loop=False, quality=90)
+    with Image.open(out) as im:
+        assert im.n_frames == 5 and im.size == (23, 17)
+        assert im.info.get("loop") == 1  # play once
+
+
+def probe_video(path: Path) -> tuple[str, int, int, int]:
+    """(input stream description, width, height, decoded frame count) by a full decode with ffmpeg."""
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-f", "rawvideo",
+           "-pix_fmt", "rgb24", "pipe:1"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, check=True)
+    stream = next(line for line in result.stderr.decode().splitlines() if "Video:" in line)
+    found = re.search(r", (\d+)x(\d+)[, ]", stream)
+    assert found is not None, stream
+    width, height = int(found.group(1)), int(found.group(2))
+    return stream, width, height, len(result.stdout) // (width * height * 3)
+
+
+@pytest.mark.parametrize(("h", "w"), [(16, 24), (17, 23)])
+def test_mp4_plays_and_pads_odd_sizes(tmp_path: Path, h: int, w: int) -> None:
+    out = write_video(tmp_path / "видео с пробелом.mp4", video_frames(6, h, w), fps=12)
+    stream, width, height, count = probe_video(out)
+    assert count == 6
+    assert (width, height) == (w + w % 2, h + h % 2)
+    assert "h264" in stream and "yuv420p" in stream and "12 fps" in stream
+    assert [p.name for p in tmp_path.iterdir()] == ["видео с пробелом.mp4"]
+
+
+def test_frame_folder_and_its_replacement_rules(tmp_path: Path) -> None:
+    target = tmp_path / "frames"
+    write_video(target, video_frames(5))
+    names = sorted(p.name for p in target.iterdir())
+    assert names == [f"frame_{i:04d}.png" for i in range(1, 6)]
+    with Image.open(target / "frame_0003.png") as im:
+        assert im.size == (23, 17)
+    write_video(target, video_frames(3))  # only frame_*.png inside: replaced, stale frames gone
+    assert sorted(p.name for p in target.iterdir()) == [f"frame_{i:04d}.png" for i in range(1, 4)]
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(PhotoError) as err:
+        write_video(target, video_frames(2))
+    assert_one_line_naming(err, target)
+    assert (target / "notes.txt").exists() and len(list(target.iterdir())) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # no temporary folders left
+
+
+def test_video_is_atomic(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+        Path(str(fp)).write_bytes(b"GIF89a half")
+        raise RuntimeError("encoder exploded")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    for name in ("v.gif", "v.webp", "frames"):
+        with pytest.raises(RuntimeError):
+            write_video(tmp_path / name, video_frames(2))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_video_rejects_bad_frames(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        write_video(tmp_path / "v.gif", [])
+    with pytest.raises(ValueError):
+        write_video(tmp_path / "v.gif", [np.zeros((4, 4, 3)), np.zeros((4, 5, 3))])
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,49 @@
+"""Metrics and losses on hand-made cases."""
+
+import math
+
+import torch
+
+from blurvid.metrics import aligned_psnr, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
+from blurvid.train.losses import ordering_invariant, tv
+
+
+def test_psnr_hand_case():
+    x = torch.zeros(1, 3, 4, 4)
+    y = torch.full((1, 3, 4, 4), 0.1)  # mse 0.01 -> 20 dB
+    assert math.isclose(float(psnr(x, y)), 20.0, abs_tol=1e-4)
+    assert float(psnr(x, x)) == 100.0  # capped
+
+
+def test_ssim_identity_and_noise():
+    x = torch.rand(2, 3, 24, 24)
+    assert torch.allclose(ssim(x, x), torch.ones(2), atol=1e-5)
+    assert float(ssim(x, (x + 0.3 * torch.randn_like(x)).clamp(0, 1)).mean()) < 0.9
+
+
+def test_ppsnr_is_order_invariant_but_psnr_is_not():
+    t = torch.rand(1, 5, 3, 8, 8)
+    rev = t.flip(1)
+    assert float(ppsnr(rev, t)) == 100.0
+    assert float(video_psnr(rev, t)) < 40
+
+
+def test_eq6_invariant_to_reversal_and_zero_for_truth():
+    t = torch.rand(2, 9, 3, 6, 6)
+    p = torch.rand(2, 9, 3, 6, 6)
+    assert torch.allclose(ordering_invariant(p, t), ordering_invariant(p.flip(1), t), atol=1e-6)
+    assert float(ordering_invariant_error(t.flip(1), t).max()) < 1e-6
+    assert float(ordering_invariant(p, t)) > 0.01
+
+
+def test_tv_of_constant_flow_is_zero():
+    assert float(tv(torch.full((2, 2, 7, 5), 3.3))) == 0.0
+    ramp = torch.arange(5.0).view(1, 1, 1, 5).expand(1, 2, 4, 5)
+    assert math.isclose(float(tv(ramp)), 1.0, abs_tol=1e-6)
+
+
+def test_aligned_psnr_finds_the_shift():
+    y = torch.rand(1, 1, 40, 40)
+    x = torch.roll(y, shifts=(3, -2), dims=(-2, -1))
+    assert float(aligned_psnr(x, y, 4)) == 100.0
+    assert float(psnr(x, y)) < 20

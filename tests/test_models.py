@@ -1,0 +1,107 @@
+"""Shapes and invariants of the paper's networks on tiny, odd-sized tensors."""
+
+import pytest
+import torch
+
+from blurvid.models import (
+    BlurredImageEncoder,
+    DeblurNet,
+    DMConfig,
+    RecurrentVideoDecoder,
+    RecurrentVideoEncoder,
+    VideoConfig,
+    Warp,
+    resize_flow,
+    warp,
+)
+from blurvid.models.blocks import ConvLSTMCell, ResidualDenseBlock
+
+TINY_DM = DMConfig(widths=(8, 8, 12, 16), growth=(4, 4, 4, 4), rdbs=(1, 1, 1, 1), rdb_layers=2)
+TINY_V = VideoConfig(widths=(4, 4, 8, 8), hidden=8, bie_widths=(4, 4, 4, 8, 8, 8))
+
+
+def test_warp_zero_flow_is_exact_identity():
+    img = torch.rand(2, 3, 7, 11)
+    assert torch.equal(warp(img, torch.zeros(2, 2, 7, 11)), img)
+
+
+def test_warp_constant_flow_is_the_known_shift():
+    img = torch.rand(1, 3, 9, 13)
+    flow = torch.zeros(1, 2, 9, 13)
+    flow[:, 0], flow[:, 1] = 2.0, -1.0  # sample 2 px right, 1 px up
+    out = warp(img, flow)
+    # interior pixels: out[y, x] = img[y - 1, x + 2]
+    assert torch.allclose(out[..., 1:, :-2], img[..., :-1, 2:], atol=1e-6)
+    # half-pixel flow = average of neighbours
+    flow = torch.zeros(1, 2, 9, 13)
+    flow[:, 0] = 0.5
+    assert torch.allclose(warp(img, flow)[..., :-1], 0.5 * (img[..., :-1] + img[..., 1:]), atol=1e-6)
+
+
+def test_warp_module_and_gradients():
+    img = torch.rand(1, 2, 5, 6, requires_grad=True)
+    flow = (torch.randn(1, 2, 5, 6) * 0.7).requires_grad_()
+    Warp()(img, flow).sum().backward()
+    assert img.grad is not None and flow.grad is not None and flow.grad.abs().sum() > 0
+
+
+def test_warp_rejects_mismatched_shapes():
+    with pytest.raises(ValueError):
+        warp(torch.rand(1, 3, 5, 5), torch.zeros(1, 2, 5, 6))
+
+
+def test_resize_flow_rescales_vectors():
+    flow = torch.ones(1, 2, 4, 6)
+    out = resize_flow(flow, (8, 18))
+    assert out.shape == (1, 2, 8, 18)
+    assert torch.allclose(out[:, 0], torch.full((1, 8, 18), 3.0))  # x: 18 / 6
+    assert torch.allclose(out[:, 1], torch.full((1, 8, 18), 2.0))  # y: 8 / 4
+
+
+@pytest.mark.parametrize(("h", "w"), [(32, 32), (64, 96), (96, 32)])
+def test_deblurnet_shapes(h, w):
+    m = DeblurNet(TINY_DM)
+    assert m(torch.rand(2, 3, h, w)).shape == (2, 3, h, w)
+
+
+def test_deblurnet_rejects_non_multiple():
+    with pytest.raises(ValueError, match="multiples of 32"):
+        DeblurNet(TINY_DM)(torch.rand(1, 3, 33, 64))
+
+
+def test_default_dm_fits_the_size_budget():
+    n = sum(p.numel() for p in DeblurNet().parameters())
+    assert n * 4 <= 18e6  # the paper's DM is ~18 MB in fp32; ours must not be bigger
+
+
+def test_dm_starts_near_identity():
+    x = torch.rand(1, 3, 32, 64)
+    assert (DeblurNet(TINY_DM)(x) - x).abs().mean() < 0.05
+
+
+@pytest.mark.parametrize("n", [1, 3, 7])
+@pytest.mark.parametrize(("h", "w"), [(8, 8), (24, 40), (40, 16)])
+def test_video_networks_shapes(n, h, w):
+    frames = torch.rand(2, n, 3, h, w)
+    emb = RecurrentVideoEncoder(TINY_V)(frames)
+    assert emb.shape == (2, 2 * TINY_V.hidden, h // 8, w // 8)
+    bie = BlurredImageEncoder(TINY_V).eval()
+    assert bie(frames.mean(1), frames[:, n // 2]).shape == emb.shape
+    res = RecurrentVideoDecoder(TINY_V)(emb, frames[:, n // 2], n)
+    for j, s in enumerate((8, 4, 2, 1)):
+        assert res.flows[j].shape == (2, n, 2, h // s, w // s)
+        assert res.frames[j].shape == (2, n, 3, h // s, w // s)
+
+
+def test_rvd_any_frame_count_and_flow_only_mode():
+    rvd = RecurrentVideoDecoder(TINY_V)
+    emb = torch.randn(1, 16, 2, 3)
+    res = rvd(emb, torch.rand(1, 3, 16, 24), 15, warp_frames=False)
+    assert res.frames == [] and res.flows[-1].shape == (1, 15, 2, 16, 24)
+
+
+def test_blocks_keep_shape():
+    x = torch.rand(1, 6, 5, 7)
+    assert ResidualDenseBlock(6, 3, 3)(x).shape == x.shape
+    h, c = ConvLSTMCell(6, 4)(x)
+    assert h.shape == c.shape == (1, 4, 5, 7)
