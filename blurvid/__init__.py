@@ -19,10 +19,14 @@ def deblur(image: np.ndarray, device: str = "auto", precision: str = "auto") -> 
     from . import pipeline
 
     dev = pipeline.select_device(device)
-    return pipeline.Deblurrer(pipeline.load_model("dm"), dev, pipeline.resolve_precision(precision, dev))(image)
+    return pipeline.Deblurrer(pipeline.load_model("dm"), dev, pipeline.resolve_precision(precision, dev))(
+        image
+    )
 
 
-def animate(image: np.ndarray, frames: int = 9, device: str = "auto", precision: str = "auto") -> list[np.ndarray]:
+def animate(
+    image: np.ndarray, frames: int = 9, device: str = "auto", precision: str = "auto"
+) -> list[np.ndarray]:
     """The ``frames`` sharp frames of the motion inside an ``(H, W, 3)`` blurred image, in time order."""
     from . import pipeline
 

@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .io import IMAGE_SUFFIXES, PhotoError
@@ -68,18 +69,22 @@ class Report:
 
     def fail(self, message: str) -> None:
         self.failed.append(message)
-        err.print(f"[red]error[/red]: {message}", markup=True)
+        err.print(f"[red]error[/red]: {escape(message)}", markup=True)
 
 
 def _is_glob(s: str) -> bool:
     return any(c in s for c in "*?[")
 
 
-def collect_inputs(paths: Iterable[str], recursive: bool, report: Report) -> tuple[list[Job], bool]:
+def collect_inputs(
+    paths: Iterable[str], recursive: bool, report: Report, is_output: Callable[[Path], bool] = lambda p: False
+) -> tuple[list[Job], bool]:
     """Expand files, folders (``recursive``: subfolders too) and globs into jobs.
 
     Returns (jobs, multi): ``multi`` is True when the inputs are a folder, a glob or several paths
-    (then ``-o`` names a folder). Missing paths are reported as failures.
+    (then ``-o`` names a folder). Missing paths are reported as failures. Files found by expanding a
+    folder or glob for which ``is_output`` is true (blurvid's own earlier results) are left out; a file
+    named explicitly is always processed.
     """
     jobs: list[Job] = []
     items = list(paths)
@@ -90,14 +95,21 @@ def collect_inputs(paths: Iterable[str], recursive: bool, report: Report) -> tup
             multi = True
             pattern = "**/*" if recursive else "*"
             for f in sorted(p.glob(pattern)):
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
+                if (
+                    f.is_file()
+                    and f.suffix.lower() in IMAGE_SUFFIXES
+                    and not f.name.startswith(".")
+                    and not is_output(f)
+                ):
                     jobs.append(Job(f, f.relative_to(p)))
         elif p.exists():
             jobs.append(Job(p, Path(p.name)))
         elif _is_glob(raw):
             multi = True
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(raw), recursive=recursive))
-            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
+            files = [
+                m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES and not is_output(m)
+            ]
             if not files:
                 report.fail(f"{raw}: no image matches this pattern")
             jobs += [Job(m, Path(m.name)) for m in files]
@@ -106,7 +118,13 @@ def collect_inputs(paths: Iterable[str], recursive: bool, report: Report) -> tup
     return jobs, multi
 
 
-def plan_outputs(jobs: list[Job], output: Path | None, multi: bool, name: Callable[[Path], str], single_ok: Callable[[Path], bool]) -> None:
+def plan_outputs(
+    jobs: list[Job],
+    output: Path | None,
+    multi: bool,
+    name: Callable[[Path], str],
+    single_ok: Callable[[Path], bool],
+) -> None:
     """Fill ``job.dst``: beside the input by default; inside ``output`` (mirroring the folder tree) when
     several inputs are given or ``output`` is a folder; exactly ``output`` for one input and a file name."""
     for job in jobs:
@@ -133,11 +151,16 @@ class Progress:
         self.quiet = quiet
         self.bar = None
         if not quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
 
             self.bar = RichProgress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=err, transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
             )
             self.files = self.bar.add_task(label, total=total)
             self.tiles = None
@@ -153,7 +176,7 @@ class Progress:
 
     def file(self, path: Path) -> None:
         if self.bar:
-            self.bar.update(self.files, description=f"{path.name}")
+            self.bar.update(self.files, description=escape(path.name))
 
     def advance(self) -> None:
         if self.bar:
@@ -191,12 +214,23 @@ def _runtime(device: Device, precision: Precision, tile: int, need_video: bool, 
         raise UserError(str(e)) from None
 
 
-def _run_jobs(jobs: list[Job], report: Report, overwrite: bool, quiet: bool, label: str, work: Callable[[Job, Progress], None]) -> None:
+def _run_jobs(
+    jobs: list[Job],
+    report: Report,
+    overwrite: bool,
+    quiet: bool,
+    label: str,
+    work: Callable[[Job, Progress], None],
+) -> None:
     todo = []
+    claimed: dict[Path, Path] = {}  # output -> the input that writes it in this run
     for job in jobs:
         assert job.dst is not None
+        first = claimed.setdefault(job.dst.resolve(), job.src)
         if _same(job.src, job.dst):
             report.fail(f"{job.src}: the output would overwrite the input; choose another -o or --suffix")
+        elif first != job.src:
+            report.fail(f"{job.src}: same output {job.dst} as {first}; choose another --suffix or --format")
         elif job.dst.exists() and not overwrite:
             report.skipped.append(job.dst)
         else:
@@ -227,21 +261,39 @@ def _finish(report: Report, quiet: bool) -> None:
             parts.append(f"{len(report.failed)} failed")
         out.print(", ".join(parts))
         for p in report.written if len(report.written) <= 20 else []:
-            out.print(f"  {p}")
+            out.print(f"  {p}", markup=False)
     if report.failed:
         raise typer.Exit(1)
 
 
 # ------------------------------------------------------------------ commands -----------------------------
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output file (one input) or folder (several inputs / a folder).")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist (inputs are never overwritten).")]
-RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Also process subfolders; the output mirrors the tree.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors are still printed.")]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Output file (one input) or folder (several inputs / a folder)."),
+]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace outputs that already exist (inputs are never overwritten)."),
+]
+RecursiveOpt = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Also process subfolders; the output mirrors the tree.")
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors are still printed.")
+]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="auto = CUDA when available, else CPU.")]
-PrecisionOpt = Annotated[Precision, typer.Option("--precision", help="auto = bf16 on CPUs with native bf16, fp32 on GPUs.")]
-HalfOpt = Annotated[bool, typer.Option("--half", help="fp16 on CUDA (bf16 on CPU): faster, same result within tolerance.")]
-TileOpt = Annotated[int, typer.Option("--tile", min=64, help="Tile size (px) for big photos; lower it if memory is short.")]
-RepoOpt = Annotated[str | None, typer.Option("--repo", envvar="BLURVID_HF_REPO", help="Hugging Face repo for weights.")]
+PrecisionOpt = Annotated[
+    Precision, typer.Option("--precision", help="auto = bf16 on CPUs with native bf16, fp32 on GPUs.")
+]
+HalfOpt = Annotated[
+    bool, typer.Option("--half", help="fp16 on CUDA (bf16 on CPU): faster, same result within tolerance.")
+]
+TileOpt = Annotated[
+    int, typer.Option("--tile", min=64, help="Tile size (px) for big photos; lower it if memory is short.")
+]
+RepoOpt = Annotated[
+    str | None, typer.Option("--repo", envvar="BLURVID_HF_REPO", help="Hugging Face repo for weights.")
+]
 
 
 def _precision(precision: Precision, half: bool) -> Precision:
@@ -253,7 +305,10 @@ def deblur(
     paths: Annotated[list[str], typer.Argument(help="Photos, folders or glob patterns.", show_default=False)],
     output: OutputOpt = None,
     suffix: Annotated[str, typer.Option(help="Added to the file name of each output.")] = "_sharp",
-    fmt: Annotated[str | None, typer.Option("--format", help="Output format (jpg, png, tif, webp); default: as the input.")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="Output format (jpg, png, tif, webp); default: as the input."),
+    ] = None,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG / WebP quality.")] = 95,
     overwrite: OverwriteOpt = False,
     recursive: RecursiveOpt = False,
@@ -268,12 +323,18 @@ def deblur(
     from .io import read_photo, write_photo
 
     report = Report()
-    jobs, multi = collect_inputs(paths, recursive, report)
+    jobs, multi = collect_inputs(
+        paths, recursive, report, is_output=lambda f: bool(suffix) and f.stem.endswith(suffix)
+    )
     ext = ("." + fmt.lower().lstrip(".")) if fmt else None
     if ext and ext not in IMAGE_SUFFIXES:
-        raise UserError(f"--format {fmt}: unsupported; use one of {', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))}")
+        raise UserError(
+            f"--format {fmt}: unsupported; use one of {', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))}"
+        )
     plan_outputs(
-        jobs, output, multi,
+        jobs,
+        output,
+        multi,
         name=lambda p: f"{p.stem}{suffix}{ext or p.suffix}",
         single_ok=lambda o: o.suffix.lower() in IMAGE_SUFFIXES and not o.is_dir(),
     )
@@ -291,15 +352,38 @@ def deblur(
 @app.command()
 def animate(
     paths: Annotated[list[str], typer.Argument(help="Photos, folders or glob patterns.", show_default=False)],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="clip.gif / .mp4 / .webp, or a folder for PNG frames (one input); a folder for several inputs.")] = None,
-    frames: Annotated[int, typer.Option("--frames", "-n", min=2, max=99, help="Number of frames to extract.")] = 9,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="clip.gif / .mp4 / .webp, or a folder for PNG frames (one input); a folder for several inputs.",
+        ),
+    ] = None,
+    frames: Annotated[
+        int, typer.Option("--frames", "-n", min=2, max=99, help="Number of frames to extract.")
+    ] = 9,
     fps: Annotated[float, typer.Option(min=0.5, max=120, help="Playback speed of the video.")] = 12.0,
-    loop: Annotated[bool, typer.Option("--loop/--once", help="Loop the GIF / WebP forever, or play once.")] = True,
+    loop: Annotated[
+        bool, typer.Option("--loop/--once", help="Loop the GIF / WebP forever, or play once.")
+    ] = True,
     boomerang: Annotated[bool, typer.Option("--boomerang", help="Play forward then backward.")] = False,
-    reverse: Annotated[bool, typer.Option("--reverse", help="Reverse time (the direction of motion is ambiguous in one photo).")] = False,
-    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Show the blurred photo left of the video.")] = False,
-    fmt: Annotated[str, typer.Option("--format", help="Video format when -o is a folder or not given: gif, mp4, webp or frames.")] = "gif",
-    size: Annotated[int, typer.Option("--size", min=0, help="Longest side of the video in px (0 = full resolution).")] = 1080,
+    reverse: Annotated[
+        bool,
+        typer.Option("--reverse", help="Reverse time (the direction of motion is ambiguous in one photo)."),
+    ] = False,
+    side_by_side: Annotated[
+        bool, typer.Option("--side-by-side", help="Show the blurred photo left of the video.")
+    ] = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="Video format when -o is a folder or not given: gif, mp4, webp or frames."
+        ),
+    ] = "gif",
+    size: Annotated[
+        int, typer.Option("--size", min=0, help="Longest side of the video in px (0 = full resolution).")
+    ] = 1080,
     overwrite: OverwriteOpt = False,
     recursive: RecursiveOpt = False,
     quiet: QuietOpt = False,
@@ -316,7 +400,9 @@ def animate(
     if fmt not in ("gif", "mp4", "webp", "frames"):
         raise UserError(f"--format {fmt}: use gif, mp4, webp or frames")
     report = Report()
-    jobs, multi = collect_inputs(paths, recursive, report)
+    jobs, multi = collect_inputs(
+        paths, recursive, report, is_output=lambda f: f.parent.name.endswith("_motion")
+    )
 
     def single_ok(o: Path) -> bool:
         try:
@@ -325,7 +411,13 @@ def animate(
             raise UserError(str(e)) from None
         return True
 
-    plan_outputs(jobs, output, multi, name=lambda p: f"{p.stem}_motion" + ("" if fmt == "frames" else f".{fmt}"), single_ok=single_ok)
+    plan_outputs(
+        jobs,
+        output,
+        multi,
+        name=lambda p: f"{p.stem}_motion" + ("" if fmt == "frames" else f".{fmt}"),
+        single_ok=single_ok,
+    )
     runtime = _runtime(device, _precision(precision, half), tile, True, repo) if jobs else None
 
     def work(job: Job, prog: Progress) -> None:
@@ -353,9 +445,9 @@ def animate(
 
 def _resize_image(pixels, size: tuple[int, int]):
     """Antialiased resize of an (H, W, 3) float image (delegates the math to the pipeline)."""
-    from .pipeline import resize, to_numpy, to_tensor
-
     import torch
+
+    from .pipeline import resize, to_numpy, to_tensor
 
     return to_numpy(resize(to_tensor(pixels, torch.device("cpu")), size))
 
@@ -369,19 +461,31 @@ def models(repo: RepoOpt = None) -> None:
 
     rows = list_checkpoints(repo_id=repo)
     if not rows:
-        out.print("No trained checkpoint is registered yet: `blurvid deblur` / `animate` cannot run until one is installed.")
+        out.print(
+            "No trained checkpoint is registered yet: `blurvid deblur` / `animate` cannot run until one is installed."
+        )
         return
     table = Table("name", "arch", "default", "found in", "verified", "size", "license")
     for r in rows:
         size = f"{r['size'] / 1e6:.1f} MB" if r.get("size") else "-"
         verified = {True: "yes", False: "NO (sha256 mismatch)", None: "-"}[r.get("verified")]
-        table.add_row(r["name"], r["arch"], "yes" if r["default"] else "", str(r["origin"]), verified, size, r["license"])
+        table.add_row(
+            r["name"],
+            r["arch"],
+            "yes" if r["default"] else "",
+            str(r["origin"]),
+            verified,
+            size,
+            r["license"],
+        )
     out.print(table)
 
 
 @app.command()
 def download(
-    names: Annotated[list[str] | None, typer.Argument(help="Checkpoint names (default: every default checkpoint).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Checkpoint names (default: every default checkpoint).")
+    ] = None,
     repo: RepoOpt = None,
     force: Annotated[bool, typer.Option(help="Download even if a verified copy exists.")] = False,
 ) -> None:
@@ -407,12 +511,17 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     """blurvid — deblur a photo and bring its motion alive (Purohit, Shah & Rajagopalan, CVPR 2019)."""
 
 
 def _register_subcommands() -> None:
+    """Add train / eval / synth to ``app`` (once: main() may run several times in one process)."""
+    if any(info.name == "train" for info in app.registered_groups):
+        return
     from .cli_train import eval_command, synth_command, train_app
 
     app.add_typer(train_app, name="train")
@@ -426,7 +535,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="blurvid", standalone_mode=True)
     except UserError as e:
-        err.print(f"[red]error[/red]: {e}", markup=True)
+        err.print(f"[red]error[/red]: {escape(str(e))}", markup=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

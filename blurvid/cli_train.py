@@ -9,14 +9,23 @@ from typing import Annotated
 
 import typer
 
-train_app = typer.Typer(help="Train the networks (the paper's two-stage protocol, resumable).", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train the networks (the paper's two-stage protocol, resumable).", no_args_is_help=True
+)
 
-DataOpt = Annotated[list[str] | None, typer.Option("--data", "-d", help="Sharp photo files/folders to synthesise blur from (repeatable).")]
-ClipsOpt = Annotated[list[str] | None, typer.Option("--clips", help="Folders of consecutive video frames (repeatable).")]
+DataOpt = Annotated[
+    list[str] | None,
+    typer.Option("--data", "-d", help="Sharp photo files/folders to synthesise blur from (repeatable)."),
+]
+ClipsOpt = Annotated[
+    list[str] | None, typer.Option("--clips", help="Folders of consecutive video frames (repeatable).")
+]
 ValOpt = Annotated[list[str] | None, typer.Option("--val", help="Validation photos (fixed synthesised set).")]
 
 
-def _train(stage: str, out: Path | None, resume: bool, config: Path | None, device: str, progress: bool, **kw: object) -> None:
+def _train(
+    stage: str, out: Path | None, resume: bool, config: Path | None, device: str, progress: bool, **kw: object
+) -> None:
     from .cli import UserError, err
     from .train.config import TrainConfig
     from .train.loop import train
@@ -42,10 +51,15 @@ def _train(stage: str, out: Path | None, resume: bool, config: Path | None, devi
         cfg = TrainConfig.for_stage(stage, **{**base, **overrides})
         if not cfg.data and not cfg.clips:
             raise UserError("no training data: give --data PHOTO_FOLDER (and/or --clips FRAME_FOLDER)")
-        summary = train(cfg, resume=resume, progress=progress, log=lambda m: err.print(m, markup=False), device=device)
+        summary = train(
+            cfg, resume=resume, progress=progress, log=lambda m: err.print(m, markup=False), device=device
+        )
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
-    err.print(f"run folder: {cfg.out}  last metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float)))
+    err.print(
+        f"run folder: {cfg.out}  last metrics: "
+        + ", ".join(f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float))
+    )
 
 
 def _stage_command(stage: str):
@@ -53,19 +67,29 @@ def _stage_command(stage: str):
         data: DataOpt = None,
         clips: ClipsOpt = None,
         val: ValOpt = None,
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<stage>).")] = None,
-        iters: Annotated[int | None, typer.Option(help="Total iterations (paper's default per stage).")] = None,
+        out: Annotated[
+            Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<stage>).")
+        ] = None,
+        iters: Annotated[
+            int | None, typer.Option(help="Total iterations (paper's default per stage).")
+        ] = None,
         batch: Annotated[int | None, typer.Option(help="Batch size.")] = None,
         lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
         crop: Annotated[int | None, typer.Option(help="Training crop size (px).")] = None,
         frames: Annotated[int | None, typer.Option(help="Frames N per sequence.")] = None,
         init: Annotated[str | None, typer.Option(help="Start from these weights (.safetensors).")] = None,
-        autoencoder: Annotated[str | None, typer.Option(help="bie: the stage-1 run folder or checkpoint.")] = None,
-        flow_sup: Annotated[float | None, typer.Option(help="Weight of true-flow supervision (0 = the paper's loss).")] = None,
+        autoencoder: Annotated[
+            str | None, typer.Option(help="bie: the stage-1 run folder or checkpoint.")
+        ] = None,
+        flow_sup: Annotated[
+            float | None, typer.Option(help="Weight of true-flow supervision (0 = the paper's loss).")
+        ] = None,
         workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
         precision: Annotated[str | None, typer.Option(help="auto | bf16 | fp16 | fp32")] = None,
         config: Annotated[Path | None, typer.Option(help="JSON file with any TrainConfig fields.")] = None,
-        resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+        resume: Annotated[
+            bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
+        ] = False,
         device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Rich progress bar.")] = True,
     ) -> None:
@@ -75,9 +99,23 @@ def _stage_command(stage: str):
         if frames is not None:
             synth["frames"] = frames
         _train(
-            stage, out, resume, config, device, progress,
-            data=data, clips=clips, val=val, iters=iters, batch=batch, lr=lr, init=init,
-            autoencoder=autoencoder, flow_sup=flow_sup, workers=workers, precision=precision,
+            stage,
+            out,
+            resume,
+            config,
+            device,
+            progress,
+            data=data,
+            clips=clips,
+            val=val,
+            iters=iters,
+            batch=batch,
+            lr=lr,
+            init=init,
+            autoencoder=autoencoder,
+            flow_sup=flow_sup,
+            workers=workers,
+            precision=precision,
             synth=synth or None,
         )
 
@@ -96,20 +134,38 @@ for _stage in ("deblur", "autoencoder", "bie"):
 @train_app.command("export")
 def export_command(
     run: Annotated[Path, typer.Argument(help="Run folder (uses best.safetensors) or a checkpoint file.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported files (e.g. weights/).")] = Path("weights"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the exported files (e.g. weights/).")
+    ] = Path("weights"),
     name: Annotated[str, typer.Option(help="Checkpoint name prefix, e.g. v1 -> dm-v1.safetensors.")] = "v1",
-    fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="Store fp16 weights when lossless enough.")] = True,
-    default: Annotated[bool, typer.Option("--default/--no-default", help="Make these the default checkpoints.")] = True,
-    registry: Annotated[Path | None, typer.Option(help="Registry file to update (default: OUT/registry.json).")] = None,
+    fp16: Annotated[
+        bool, typer.Option("--fp16/--fp32", help="Store fp16 weights when lossless enough.")
+    ] = True,
+    default: Annotated[
+        bool, typer.Option("--default/--no-default", help="Make these the default checkpoints.")
+    ] = True,
+    registry: Annotated[
+        Path | None, typer.Option(help="Registry file to update (default: OUT/registry.json).")
+    ] = None,
     license_: Annotated[str, typer.Option("--license", help="License of the weights.")] = "MIT",
     source: Annotated[str, typer.Option(help="How the weights were made.")] = "",
 ) -> None:
     """Export a run's best weights as inference checkpoints (sha256, registry entry)."""
-    from .cli import UserError, out as console
+    from .cli import UserError
+    from .cli import out as console
     from .train.export import export
 
     try:
-        specs = export(run, out, name=name, fp16=fp16, default=default, registry=registry, license=license_, source=source)
+        specs = export(
+            run,
+            out,
+            name=name,
+            fp16=fp16,
+            default=default,
+            registry=registry,
+            license=license_,
+            source=source,
+        )
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     for spec, note in specs:
@@ -118,17 +174,28 @@ def export_command(
 
 def eval_command(
     task: Annotated[str, typer.Argument(help="deblur | video")] = "deblur",
-    levin: Annotated[Path | None, typer.Option(help="Levin et al. folder (imX_kernelY_img.png + gt/).")] = None,
-    pairs: Annotated[Path | None, typer.Option(help="Folder with blurred/ + sharp/, or a `blurvid synth` set.")] = None,
-    synth: Annotated[list[str] | None, typer.Option(help="Photos to synthesise a fixed set from (e.g. kodak24).")] = None,
+    levin: Annotated[
+        Path | None, typer.Option(help="Levin et al. folder (imX_kernelY_img.png + gt/).")
+    ] = None,
+    pairs: Annotated[
+        Path | None, typer.Option(help="Folder with blurred/ + sharp/, or a `blurvid synth` set.")
+    ] = None,
+    synth: Annotated[
+        list[str] | None, typer.Option(help="Photos to synthesise a fixed set from (e.g. kodak24).")
+    ] = None,
     clips: ClipsOpt = None,
     count: Annotated[int, typer.Option(help="Synthesised samples.")] = 24,
     seed: Annotated[int, typer.Option(help="Seed of the synthesised set.")] = 1234,
     size: Annotated[int, typer.Option(help="Synthesised crop size.")] = 256,
     frames: Annotated[int, typer.Option(help="Frames N of synthesised/clip sequences.")] = 9,
-    out_frames: Annotated[int | None, typer.Option("--out-frames", help="video: frames to predict (default N).")] = None,
+    out_frames: Annotated[
+        int | None, typer.Option("--out-frames", help="video: frames to predict (default N).")
+    ] = None,
     center: Annotated[str, typer.Option(help="video: centre frame from 'gt' or 'dm' (end to end).")] = "gt",
-    run: Annotated[Path | None, typer.Option(help="Evaluate a training run's best weights instead of the installed ones.")] = None,
+    run: Annotated[
+        Path | None,
+        typer.Option(help="Evaluate a training run's best weights instead of the installed ones."),
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
@@ -136,17 +203,22 @@ def eval_command(
     """Measure deblurring (PSNR/SSIM) or video extraction (PSNR, pPSNR, Eq. 6 error vs static baselines)."""
     from rich.table import Table
 
-    from .cli import UserError, out as console
+    from .cli import UserError
+    from .cli import out as console
     from .train.export import evaluation_runtime
 
     try:
         rt = evaluation_runtime(task, run, device, precision)
-        result = _evaluate(task, rt, levin, pairs, synth, clips, count, seed, size, frames, out_frames, center)
+        result = _evaluate(
+            task, rt, levin, pairs, synth, clips, count, seed, size, frames, out_frames, center
+        )
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     table = Table("set", "count", *result["columns"])
     for set_name, r in result["sets"].items():
-        table.add_row(set_name, str(r["count"]), *(f"{r['mean'].get(c, float('nan')):.4f}" for c in result["columns"]))
+        table.add_row(
+            set_name, str(r["count"]), *(f"{r['mean'].get(c, float('nan')):.4f}" for c in result["columns"])
+        )
     console.print(table)
     if json_out:
         from .evaluate import write_json
@@ -160,7 +232,12 @@ def _evaluate(task, rt, levin, pairs, synth, clips, count, seed, size, frames, o
     from .data.synth import SynthConfig
 
     sets: dict[str, dict] = {}
-    scfg = SynthConfig(frames=frames, size=size, hflip=False, static_camera_p=0.0 if task == "video" else SynthConfig.static_camera_p)
+    scfg = SynthConfig(
+        frames=frames,
+        size=size,
+        hflip=False,
+        static_camera_p=0.0 if task == "video" else SynthConfig.static_camera_p,
+    )
     if task == "deblur":
         if levin:
             sets["levin"] = ev.eval_deblur(rt.deblur, ev.levin_pairs(levin), align=8)
@@ -168,7 +245,9 @@ def _evaluate(task, rt, levin, pairs, synth, clips, count, seed, size, frames, o
             sets[str(pairs)] = ev.eval_deblur(rt.deblur, ev.folder_pairs(pairs))
         if synth:
             seqs = ev.synthetic_sequences(synth, scfg, count, seed)
-            sets["synthetic"] = ev.eval_deblur(rt.deblur, [ev.Pair(s.name, s.blurred, s.frames[s.center]) for s in seqs])
+            sets["synthetic"] = ev.eval_deblur(
+                rt.deblur, [ev.Pair(s.name, s.blurred, s.frames[s.center]) for s in seqs]
+            )
         columns = ["psnr", "ssim", "psnr_in", "ssim_in", "psnr_aligned", "psnr_in_aligned"]
     elif task == "video":
         center_fn = rt.deblur if center == "dm" else None
@@ -204,12 +283,15 @@ def synth_command(
     """Write a synthesised dataset: <out>/sample_NNNNN/{blurred.png, frames/frame_NN.png, flows.npy, meta.json}."""
     from rich.progress import track
 
-    from .cli import UserError, out as console
-    from .data.export import write_sample
+    from .cli import UserError
+    from .cli import out as console
     from .data.datasets import ClipDataset, MixedDataset, PhotoSynthDataset
+    from .data.export import write_sample
     from .data.synth import SynthConfig
 
-    cfg = SynthConfig(frames=frames, size=size, **({"blur_px": (SynthConfig.blur_px[0], blur)} if blur else {}))
+    cfg = SynthConfig(
+        frames=frames, size=size, **({"blur_px": (SynthConfig.blur_px[0], blur)} if blur else {})
+    )
     try:
         photos = PhotoSynthDataset(sources, cfg, seed=seed)
         cl = ClipDataset(clips, frames=frames, size=size, seed=seed) if clips else None

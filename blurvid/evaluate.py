@@ -83,13 +83,17 @@ def folder_sequences(root: str | Path) -> list[Sequence_]:
     return out
 
 
-def synthetic_sequences(photos: Sequence[str | Path], cfg: SynthConfig, count: int, seed: int) -> list[Sequence_]:
+def synthetic_sequences(
+    photos: Sequence[str | Path], cfg: SynthConfig, count: int, seed: int
+) -> list[Sequence_]:
     """``count`` fixed synthesised samples from ``photos`` (the validation protocol)."""
     ds = PhotoSynthDataset(list(photos), cfg, seed=seed)
     return [Sequence_(f"synth_{i:04d}", (it := ds[i])["blurred"], it["frames"]) for i in range(count)]
 
 
-def clip_sequences(clips: Iterable[str | Path], frames: int = 9, stride: int | None = None) -> list[Sequence_]:
+def clip_sequences(
+    clips: Iterable[str | Path], frames: int = 9, stride: int | None = None
+) -> list[Sequence_]:
     """GoPro-style sequences from frame folders: windows of ``frames`` consecutive frames (every
     ``stride``, default ``frames``), blurred = their linear-light average (8-bit quantised)."""
     from .data.synth import average_frames
@@ -106,7 +110,10 @@ def clip_sequences(clips: Iterable[str | Path], frames: int = 9, stride: int | N
 
 
 def eval_deblur(
-    fn: Callable[[torch.Tensor], torch.Tensor], pairs: Sequence[Pair], grey_if_grey: bool = True, align: int = 0
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    pairs: Sequence[Pair],
+    grey_if_grey: bool = True,
+    align: int = 0,
 ) -> dict:
     """PSNR / SSIM of ``fn(blurred (1,3,H,W)) -> (1,3,H,W)`` against the sharp images, and of the inputs.
 
@@ -120,7 +127,13 @@ def eval_deblur(
         y = fn(x).float().clamp(0, 1).cpu()
         if grey_if_grey and torch.equal(x[:, 0], x[:, 1]) and torch.equal(t[:, 0], t[:, 2]):
             y, x, t = y.mean(1, keepdim=True), x[:, :1], t[:, :1]
-        row = {"name": p.name, "psnr": float(psnr(y, t)), "ssim": float(ssim(y, t)), "psnr_in": float(psnr(x, t)), "ssim_in": float(ssim(x, t))}
+        row = {
+            "name": p.name,
+            "psnr": float(psnr(y, t)),
+            "ssim": float(ssim(y, t)),
+            "psnr_in": float(psnr(x, t)),
+            "ssim_in": float(ssim(x, t)),
+        }
         if align > 0:
             row["psnr_aligned"] = float(aligned_psnr(y, t, align))
             row["psnr_in_aligned"] = float(aligned_psnr(x, t, align))
@@ -148,7 +161,9 @@ def eval_video(
             tgt = tgt[idx]
         tgt = tgt[None]
         n = tgt.shape[1]
-        center = center_fn(s.blurred[None]).float().clamp(0, 1).cpu() if center_fn else s.frames[s.center][None]
+        center = (
+            center_fn(s.blurred[None]).float().clamp(0, 1).cpu() if center_fn else s.frames[s.center][None]
+        )
         pred = run(s.blurred[None], center, n).float().clamp(0, 1).cpu()
         still = center[:, None].expand_as(tgt)
         rows.append(
@@ -164,7 +179,9 @@ def eval_video(
     return _summary(rows)
 
 
-def static_blur_baseline(seqs: Sequence[Sequence_], sigmas: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 3.0)) -> dict:
+def static_blur_baseline(
+    seqs: Sequence[Sequence_], sigmas: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 3.0)
+) -> dict:
     """Best 'blurred static' baseline: every frame = the central frame Gaussian-blurred (best sigma)."""
     best = {"sigma": 0.0, "psnr": -1.0}
     for sigma in sigmas:

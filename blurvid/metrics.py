@@ -18,7 +18,9 @@ def _gauss(window: int, sigma: float, device: torch.device) -> torch.Tensor:
     return g / g.sum()
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, peak: float = 1.0, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def ssim(
+    x: torch.Tensor, y: torch.Tensor, peak: float = 1.0, window: int = 11, sigma: float = 1.5
+) -> torch.Tensor:
     """SSIM (Wang et al. 2004, Gaussian 11x11, sigma 1.5, 'valid' filtering) per image.
 
     ``x, y: (B, C, H, W)`` -> ``(B,)``, averaged over channels. Images smaller than the window use a

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models.decoder import RecurrentVideoDecoder
 from .models.deblur import DeblurNet, DMConfig
+from .models.decoder import RecurrentVideoDecoder
 from .models.encoders import BlurredImageEncoder, VideoConfig
 from .models.warp import resize_flow, warp
 from .tiling import crop_to, pad_to_multiple, run_tiled
@@ -33,7 +33,9 @@ def select_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA GPU is available (use --device cpu or auto)")
+        raise ValueError(
+            "--device cuda was asked for, but no CUDA GPU is available (use --device cpu or auto)"
+        )
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda")
     return torch.device(device)
@@ -83,7 +85,12 @@ class Deblurrer:
     """
 
     def __init__(
-        self, dm: DeblurNet, device: torch.device, dtype: torch.dtype = torch.float32, tile: int = 1024, overlap: int = 128
+        self,
+        dm: DeblurNet,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        tile: int = 1024,
+        overlap: int = 128,
     ) -> None:
         self.dm = dm.to(device).eval().to(memory_format=torch.channels_last)
         self.device, self.dtype, self.tile, self.overlap = device, dtype, tile, overlap
@@ -150,7 +157,11 @@ class Animator:
         return resize_flow(f, (h, w)).to(blurred.device)
 
     def frames(
-        self, image: np.ndarray, frames: int = 9, sharp: np.ndarray | None = None, on_tile: TileCallback | None = None
+        self,
+        image: np.ndarray,
+        frames: int = 9,
+        sharp: np.ndarray | None = None,
+        on_tile: TileCallback | None = None,
     ) -> Iterator[np.ndarray]:
         """Yield ``frames`` arrays ``(H, W, 3)`` float32 in [0, 1], in time order, one at a time.
 
@@ -166,7 +177,9 @@ class Animator:
             for n in range(frames):
                 yield to_numpy(warp(s, flows[n : n + 1]))
 
-    def __call__(self, image: np.ndarray, frames: int = 9, sharp: np.ndarray | None = None) -> list[np.ndarray]:
+    def __call__(
+        self, image: np.ndarray, frames: int = 9, sharp: np.ndarray | None = None
+    ) -> list[np.ndarray]:
         """All frames as a list (see :meth:`frames`)."""
         return list(self.frames(image, frames, sharp))
 
@@ -192,14 +205,20 @@ def build_from_checkpoint(arch: str, state: dict[str, torch.Tensor], config: dic
 
 
 @functools.lru_cache(maxsize=8)
-def load_model(arch: str, name: str | None = None, repo_id: str | None = None, download: bool = True) -> nn.Module:
+def load_model(
+    arch: str, name: str | None = None, repo_id: str | None = None, download: bool = True
+) -> nn.Module:
     """The registered checkpoint ``name`` (default: the arch's default) as a CPU module, cached per process.
 
     Raises :class:`blurvid.weights.WeightsError` when no trained checkpoint is installed.
     """
     from . import weights
 
-    spec = weights.default_spec(arch) if name is None else weights.resolve(name, repo_id=repo_id, download=download).spec
+    spec = (
+        weights.default_spec(arch)
+        if name is None
+        else weights.resolve(name, repo_id=repo_id, download=download).spec
+    )
     resolved = weights.resolve(spec, repo_id=repo_id, download=download)
     state, meta = weights.load_checkpoint(resolved.path, expected_sha256=spec.sha256)
     return build_from_checkpoint(arch, state, meta.get("config") or spec.config)

@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect") -> tuple[torch.Tensor, tuple[int, int]]:
+def pad_to_multiple(
+    x: torch.Tensor, multiple: int, mode: str = "reflect"
+) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pad ``(B, C, H, W)`` on the bottom/right to multiples of ``multiple``; returns (padded, (H, W)).
 
     Reflection where the image is large enough, replication otherwise (reflect needs pad < size).
@@ -66,7 +68,9 @@ def _ramp(length: int, lo_overlap: int, hi_overlap: int, device: torch.device) -
     if lo_overlap > 0:
         w[:lo_overlap] = _edge_weights(lo_overlap, device)
     if hi_overlap > 0:
-        w[length - hi_overlap :] = torch.minimum(w[length - hi_overlap :], _edge_weights(hi_overlap, device).flip(0))
+        w[length - hi_overlap :] = torch.minimum(
+            w[length - hi_overlap :], _edge_weights(hi_overlap, device).flip(0)
+        )
     return w
 
 

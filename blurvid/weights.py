@@ -124,8 +124,10 @@ class CheckpointSpec:
         missing = [k for k in ("arch", "file", "sha256", "config", "license", "source") if k not in entry]
         if missing:
             raise WeightsError(f"{where}: entry '{name}' is missing {', '.join(missing)}")
-        unknown = sorted(set(entry) - {"name", "arch", "file", "sha256", "config", "license", "source",
-                                       "description", "default"})
+        unknown = sorted(
+            set(entry)
+            - {"name", "arch", "file", "sha256", "config", "license", "source", "description", "default"}
+        )
         if unknown:
             raise WeightsError(f"{where}: entry '{name}' has unknown field(s) {', '.join(unknown)}")
         spec = cls(
@@ -280,8 +282,11 @@ def load_registry(path: PathLike | None = None) -> dict[str, CheckpointSpec]:
         extra = _read_registry_file(Path(extra_env).expanduser())
         new_default_archs = {s.arch for s in extra.values() if s.default}
         specs = {
-            n: (CheckpointSpec(**{**asdict(s), "default": False}) if s.default and s.arch in new_default_archs
-                else s)
+            n: (
+                CheckpointSpec(**{**asdict(s), "default": False})
+                if s.default and s.arch in new_default_archs
+                else s
+            )
             for n, s in specs.items()
         }
         specs.update(extra)
@@ -426,8 +431,11 @@ def save_checkpoint(
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r} (expected one of {', '.join(ARCHS)})")
     try:
-        metadata = {"arch": arch, "config": json.dumps(dict(config), sort_keys=True),
-                    "format_version": str(FORMAT_VERSION)}
+        metadata = {
+            "arch": arch,
+            "config": json.dumps(dict(config), sort_keys=True),
+            "format_version": str(FORMAT_VERSION),
+        }
         for key, value in (extra or {}).items():
             if key in _RESERVED_METADATA:
                 raise ValueError(f"extra metadata key {key!r} is reserved")
@@ -543,8 +551,9 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
         dest_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest_dir))
     except OSError as e:
-        raise WeightsError(f"checkpoint '{spec.name}': cannot create cache folder {dest_dir}: {_one_line(e)}"
-                           ) from None
+        raise WeightsError(
+            f"checkpoint '{spec.name}': cannot create cache folder {dest_dir}: {_one_line(e)}"
+        ) from None
     try:
         try:
             import huggingface_hub
@@ -557,8 +566,9 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
             ) from None
         got_path = Path(got_path)
         if not got_path.is_file():
-            raise WeightsError(f"checkpoint '{spec.name}': the hub download of {spec.file} from '{repo}' "
-                               "produced no file")
+            raise WeightsError(
+                f"checkpoint '{spec.name}': the hub download of {spec.file} from '{repo}' produced no file"
+            )
         got = sha256_file(got_path)
         if got != spec.sha256:
             raise WeightsError(
@@ -617,8 +627,11 @@ def resolve(
     if not download or _hub_offline():
         if bad:
             raise WeightsError(bad_msg)
-        why = (f"{ENV_HF_OFFLINE} is set (offline mode), so it was not downloaded from hub repo '{repo}'"
-               if download else "downloading is disabled")
+        why = (
+            f"{ENV_HF_OFFLINE} is set (offline mode), so it was not downloaded from hub repo '{repo}'"
+            if download
+            else "downloading is disabled"
+        )
         raise WeightsError(
             f"checkpoint '{spec.name}' ({spec.file}) not found; looked in {', '.join(looked)}; {why}"
         )
@@ -677,21 +690,23 @@ def list_checkpoints(registry: RegistryArg = None, repo_id: str | None = None) -
                 break
             if found is None:
                 found = (origin, path, False)
-        rows.append({
-            "name": spec.name,
-            "arch": spec.arch,
-            "default": spec.default,
-            "origin": found[0] if found else "missing",
-            "path": str(found[1]) if found else None,
-            "verified": found[2] if found else None,
-            "size": found[1].stat().st_size if found else None,
-            "license": spec.license,
-            "source": spec.source,
-            "description": spec.description,
-            "file": spec.file,
-            "sha256": spec.sha256,
-            "repo_id": repo,
-        })
+        rows.append(
+            {
+                "name": spec.name,
+                "arch": spec.arch,
+                "default": spec.default,
+                "origin": found[0] if found else "missing",
+                "path": str(found[1]) if found else None,
+                "verified": found[2] if found else None,
+                "size": found[1].stat().st_size if found else None,
+                "license": spec.license,
+                "source": spec.source,
+                "description": spec.description,
+                "file": spec.file,
+                "sha256": spec.sha256,
+                "repo_id": repo,
+            }
+        )
     return rows
 
 

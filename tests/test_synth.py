@@ -2,7 +2,14 @@
 
 import torch
 
-from blurvid.data.synth import SynthConfig, average_frames, center_index, linear_to_srgb, srgb_to_linear, synthesize
+from blurvid.data.synth import (
+    SynthConfig,
+    average_frames,
+    center_index,
+    linear_to_srgb,
+    srgb_to_linear,
+    synthesize,
+)
 from blurvid.models.warp import warp
 
 
@@ -13,8 +20,17 @@ def _image(h=150, w=170, seed=0):
     return (img + 0.1 * torch.rand(3, h, w, generator=g)).clamp(0, 1)
 
 
-CLEAN = dict(subframes=1, size=48, zoom=(1.0, 1.0), shot_noise=(0.0, 0.0), read_noise=(0.0, 0.0),
-             quantize=False, highlight_p=0.0, gamma_average_p=0.0, hflip=False)
+CLEAN = dict(
+    subframes=1,
+    size=48,
+    zoom=(1.0, 1.0),
+    shot_noise=(0.0, 0.0),
+    read_noise=(0.0, 0.0),
+    quantize=False,
+    highlight_p=0.0,
+    gamma_average_p=0.0,
+    hflip=False,
+)
 
 
 def test_srgb_round_trip():
@@ -32,8 +48,16 @@ def test_same_seed_same_bytes_and_sizes():
     cfg = SynthConfig(frames=5, subframes=3, size=40, objects=(0, 2))
     a = synthesize(_image(), torch.Generator().manual_seed(7), cfg, others=[_image(seed=2)])
     b = synthesize(_image(), torch.Generator().manual_seed(7), cfg, others=[_image(seed=2)])
-    assert torch.equal(a.blurred, b.blurred) and torch.equal(a.frames, b.frames) and torch.equal(a.flows, b.flows)
-    assert a.blurred.shape == (3, 40, 40) and a.frames.shape == (5, 3, 40, 40) and a.flows.shape == (5, 2, 40, 40)
+    assert (
+        torch.equal(a.blurred, b.blurred)
+        and torch.equal(a.frames, b.frames)
+        and torch.equal(a.flows, b.flows)
+    )
+    assert (
+        a.blurred.shape == (3, 40, 40)
+        and a.frames.shape == (5, 3, 40, 40)
+        and a.flows.shape == (5, 2, 40, 40)
+    )
     assert a.center == center_index(5) == 2
     c = synthesize(_image(), torch.Generator().manual_seed(8), cfg, others=[_image(seed=2)])
     assert not torch.equal(a.blurred, c.blurred)
@@ -46,7 +70,9 @@ def test_central_target_is_an_exact_crop_and_has_zero_flow():
 
 
 def test_true_flows_explain_the_frames():
-    cfg = SynthConfig(frames=9, objects=(1, 1), blur_px=(8.0, 12.0), static_camera_p=0.0, **{**CLEAN, "size": 64})
+    cfg = SynthConfig(
+        frames=9, objects=(1, 1), blur_px=(8.0, 12.0), static_camera_p=0.0, **{**CLEAN, "size": 64}
+    )
     s = synthesize(_image(), torch.Generator().manual_seed(5), cfg, others=[_image(seed=4)])
     c = s.center
     warped = warp(s.frames[c : c + 1].expand(9, -1, -1, -1), s.flows)

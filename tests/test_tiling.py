@@ -1,5 +1,7 @@
 """Padding and overlapping-tile inference: exact where the operator's reach is within the overlap."""
 
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,11 +17,13 @@ def test_pad_then_crop_round_trip(h, w, m):
     assert torch.equal(crop_to(p, size), x)
 
 
-@pytest.mark.parametrize(("length", "tile", "overlap"), [(10, 16, 4), (100, 32, 8), (257, 64, 16), (64, 64, 8)])
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"), [(10, 16, 4), (100, 32, 8), (257, 64, 16), (64, 64, 8)]
+)
 def test_tile_starts_cover_with_overlap(length, tile, overlap):
     starts = tile_starts(length, tile, overlap)
     assert starts[0] == 0 and starts[-1] + min(tile, length) == length
-    for a, b in zip(starts, starts[1:]):
+    for a, b in itertools.pairwise(starts):
         assert a + tile - b >= overlap  # overlap at least as asked
 
 

@@ -26,8 +26,19 @@ def photos(tmp_path_factory):
 
 def _cfg(stage, out, photos, **kw):
     base = dict(
-        out=str(out), data=[str(photos)], val=[str(photos)], val_count=2, val_size=32, batch=2, workers=0,
-        log_every=1, val_every=0, threads=1, synth=SYNTH, precision="fp32", channels_last=False,
+        out=str(out),
+        data=[str(photos)],
+        val=[str(photos)],
+        val_count=2,
+        val_size=32,
+        batch=2,
+        workers=0,
+        log_every=1,
+        val_every=0,
+        threads=1,
+        synth=SYNTH,
+        precision="fp32",
+        channels_last=False,
         model=TINY_DM if stage == "deblur" else TINY_V,
     )
     base.update(kw)
@@ -106,7 +117,7 @@ def test_export_deblur_round_trip_matches_training_weights(photos, tmp_path):
 
     cfg = _cfg("deblur", tmp_path / "dm", photos, iters=2, val_every=2)
     train(cfg, progress=False, log=lambda m: None)
-    (spec, note), = export(tmp_path / "dm", tmp_path / "w", name="t", fp16=False)
+    ((spec, note),) = export(tmp_path / "dm", tmp_path / "w", name="t", fp16=False)
     state, meta = weights.load_checkpoint(tmp_path / "w" / spec.file)
     dm = build_from_checkpoint("dm", state, meta["config"])
     trained = torch.load(tmp_path / "dm" / "last.pt", weights_only=True)["model"]

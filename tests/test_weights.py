@@ -46,8 +46,17 @@ def _make(tmp_path: Path, name: str = "dm-test", arch: str = "dm", default: bool
     """A tiny checkpoint file (in tmp_path/src) and its spec."""
     src = tmp_path / "src" / f"{name}.safetensors"
     sha = W.save_checkpoint(src, _state_dict(), arch=arch, config=CONFIG, extra={"step": 7, "note": "hi"})
-    spec = CheckpointSpec(name=name, arch=arch, file=src.name, sha256=sha, config=CONFIG, license="MIT",
-                          source="unit test", description="tiny", default=default)
+    spec = CheckpointSpec(
+        name=name,
+        arch=arch,
+        file=src.name,
+        sha256=sha,
+        config=CONFIG,
+        license="MIT",
+        source="unit test",
+        description="tiny",
+        default=default,
+    )
     return src, spec
 
 
@@ -84,10 +93,17 @@ def test_module_import_is_light():
     import subprocess
     import sys
 
-    code = ("import sys, blurvid.weights; "
-            "print(sorted(m for m in ('torch', 'safetensors', 'huggingface_hub') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(W.__file__).resolve().parents[1])
+    code = (
+        "import sys, blurvid.weights; "
+        "print(sorted(m for m in ('torch', 'safetensors', 'huggingface_hub') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(W.__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -184,7 +200,7 @@ def test_pickle_is_never_executed(tmp_path, how):
         assert marker.exists()
 
 
-@pytest.mark.parametrize("payload", [b"", b"abc", b"\x05\x00\x00\x00\x00\x00\x00\x00{\"a\":", b"\x00" * 64])
+@pytest.mark.parametrize("payload", [b"", b"abc", b'\x05\x00\x00\x00\x00\x00\x00\x00{"a":', b"\x00" * 64])
 def test_garbage_is_weights_error(tmp_path, payload):
     path = tmp_path / "g.safetensors"
     path.write_bytes(payload)
@@ -425,8 +441,9 @@ def test_register_checkpoint_round_trip(env):
 
 
 def test_register_rejects_bad_spec(tmp_path):
-    good = dict(name="x", arch="dm", file="x.safetensors", sha256="0" * 64, config={}, license="MIT",
-                source="t")
+    good = dict(
+        name="x", arch="dm", file="x.safetensors", sha256="0" * 64, config={}, license="MIT", source="t"
+    )
     for bad in ({"arch": "zz"}, {"file": "../x.safetensors"}, {"file": "x.pt"}, {"sha256": "abc"}):
         with pytest.raises(WeightsError):
             W.register_checkpoint(CheckpointSpec(**{**good, **bad}), tmp_path / "r.json")
@@ -440,8 +457,9 @@ def test_registry_errors(tmp_path):
     p.write_text("{not json")
     with pytest.raises(WeightsError, match=r"registry\.json"):
         W.load_registry(p)
-    entry = dict(arch="dm", file="a.safetensors", sha256="a" * 64, config={}, license="MIT", source="t",
-                 default=True)
+    entry = dict(
+        arch="dm", file="a.safetensors", sha256="a" * 64, config={}, license="MIT", source="t", default=True
+    )
     p.write_text(json.dumps({"checkpoints": {"a": entry, "b": {**entry, "file": "b.safetensors"}}}))
     with pytest.raises(WeightsError, match="both 'a' and 'b'"):
         W.load_registry(p)
@@ -476,7 +494,11 @@ def test_list_checkpoints(env, fake_hub):
     (env["pkg"] / d.file).write_bytes(src_d.read_bytes()[:-1])  # corrupt
     rows = {r["name"]: r for r in W.list_checkpoints({s.name: s for s in (a, b, c, d)}, repo_id="me/x")}
     assert [r["name"] for r in W.list_checkpoints({s.name: s for s in (d, c, b, a)})] == [
-        "dm-a", "rve-b", "rvd-d", "bie-c"]
+        "dm-a",
+        "rve-b",
+        "rvd-d",
+        "bie-c",
+    ]
     assert rows["dm-a"]["origin"] == "package" and rows["dm-a"]["verified"] is True
     assert rows["dm-a"]["default"] is True
     assert rows["dm-a"]["size"] == os.path.getsize(src_a)

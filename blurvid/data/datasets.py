@@ -33,7 +33,9 @@ def list_images(sources: Iterable[str | os.PathLike]) -> list[Path]:
     for src in sources:
         p = Path(src)
         if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTS and "_mask" not in q.parent.name)
+            out += sorted(
+                q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTS and "_mask" not in q.parent.name
+            )
         elif p.suffix.lower() in IMAGE_EXTS:
             out.append(p)
         else:
@@ -102,12 +104,23 @@ class PhotoSynthDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         g = _seeded(self.seed, index)
         k = int(torch.randint(len(self.paths), (), generator=g))
-        others = [self.image(int(torch.randint(len(self.paths), (), generator=g))) for _ in range(self.cfg.objects[1])]
+        others = [
+            self.image(int(torch.randint(len(self.paths), (), generator=g)))
+            for _ in range(self.cfg.objects[1])
+        ]
         s = synthesize(self.image(k), g, self.cfg, others=others)
         blurred = s.blurred
         if self.jpeg_p > 0 and float(torch.rand((), generator=g)) < self.jpeg_p:
-            blurred = jpeg_compress(blurred, int(torch.randint(self.jpeg_quality[0], self.jpeg_quality[1] + 1, (), generator=g)))
-        return {"blurred": blurred, "frames": s.frames, "flows": s.flows, "center": s.center, "has_flow": torch.tensor(True)}
+            blurred = jpeg_compress(
+                blurred, int(torch.randint(self.jpeg_quality[0], self.jpeg_quality[1] + 1, (), generator=g))
+            )
+        return {
+            "blurred": blurred,
+            "frames": s.frames,
+            "flows": s.flows,
+            "center": s.center,
+            "has_flow": torch.tensor(True),
+        }
 
 
 class ClipDataset(Dataset):
@@ -133,7 +146,14 @@ class ClipDataset(Dataset):
         self.clips = [c for c in self.clips if len(c) >= frames * stride]
         if not self.clips:
             raise FileNotFoundError(f"no clip with >= {frames} frames in {list(map(str, clips))}")
-        self.frames, self.size, self.zoom, self.seed, self.length, self.stride = frames, size, zoom, seed, length, stride
+        self.frames, self.size, self.zoom, self.seed, self.length, self.stride = (
+            frames,
+            size,
+            zoom,
+            seed,
+            length,
+            stride,
+        )
         self._cache: dict[Path, torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -148,7 +168,12 @@ class ClipDataset(Dataset):
         g = _seeded(self.seed, index, salt=1)
         clip = self.clips[int(torch.randint(len(self.clips), (), generator=g))]
         start = int(torch.randint(len(clip) - self.frames * self.stride + 1, (), generator=g))
-        seq = torch.stack([self._frame(p) for p in clip[start : start + self.frames * self.stride : self.stride]]).float() / 255
+        seq = (
+            torch.stack(
+                [self._frame(p) for p in clip[start : start + self.frames * self.stride : self.stride]]
+            ).float()
+            / 255
+        )
         if float(torch.rand((), generator=g)) < 0.5:  # time reversal is equally plausible
             seq = seq.flip(0)
         _, _, h, w = seq.shape
@@ -159,12 +184,24 @@ class ClipDataset(Dataset):
         x0 = int(torch.randint(w - win + 1, (), generator=g))
         seq = seq[:, :, y0 : y0 + win, x0 : x0 + win]
         if win != self.size:
-            seq = F.interpolate(seq, size=(self.size, self.size), mode="bicubic", antialias=win > self.size, align_corners=False).clamp(0, 1)
+            seq = F.interpolate(
+                seq,
+                size=(self.size, self.size),
+                mode="bicubic",
+                antialias=win > self.size,
+                align_corners=False,
+            ).clamp(0, 1)
         if float(torch.rand((), generator=g)) < 0.5:
             seq = seq.flip(-1)
         blurred = torch.round(average_frames(seq) * 255) / 255
         nan = torch.full((self.frames, 2, self.size, self.size), float("nan"))
-        return {"blurred": blurred, "frames": seq, "flows": nan, "center": center_index(self.frames), "has_flow": torch.tensor(False)}
+        return {
+            "blurred": blurred,
+            "frames": seq,
+            "flows": nan,
+            "center": center_index(self.frames),
+            "has_flow": torch.tensor(False),
+        }
 
 
 class MixedDataset(Dataset):
@@ -177,7 +214,10 @@ class MixedDataset(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict:
-        if self.b is not None and float(torch.rand((), generator=_seeded(self.seed, index, salt=2))) < self.p_b:
+        if (
+            self.b is not None
+            and float(torch.rand((), generator=_seeded(self.seed, index, salt=2))) < self.p_b
+        ):
             return self.b[index]
         return self.a[index]
 

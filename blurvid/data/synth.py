@@ -53,13 +53,19 @@ class SynthConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> SynthConfig:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__})
+        return cls(
+            **{
+                k: tuple(v) if isinstance(v, list) else v
+                for k, v in d.items()
+                if k in cls.__dataclass_fields__
+            }
+        )
 
     @property
     def margin(self) -> int:
         """Source pixels needed around the crop so that no sub-frame samples outside the source."""
         rot = math.radians(self.rotation_deg) * self.size * 0.75 + self.zoom_motion * self.size * 0.75
-        return int(math.ceil(self.blur_px[1] * 0.6 + rot + 4))
+        return math.ceil(self.blur_px[1] * 0.6 + rot + 4)
 
 
 @dataclass
@@ -101,7 +107,9 @@ def random_path(g: torch.Generator, times: torch.Tensor, length: float, shake: f
     hand-shake jitter (a few sinusoids of 1-4 cycles per exposure). The path passes through 0 at t=0.
     """
     t = times.to(torch.float64)
-    coef = torch.randn(3, 2, generator=g, dtype=torch.float64) * torch.tensor([[1.0], [0.6], [0.3]], dtype=torch.float64)
+    coef = torch.randn(3, 2, generator=g, dtype=torch.float64) * torch.tensor(
+        [[1.0], [0.6], [0.3]], dtype=torch.float64
+    )
     smooth = t[:, None] * coef[0] + t[:, None] ** 2 * coef[1] + t[:, None] ** 3 * coef[2]
     jitter = torch.zeros_like(smooth)
     for _ in range(3):
@@ -109,8 +117,10 @@ def random_path(g: torch.Generator, times: torch.Tensor, length: float, shake: f
         phase = _uniform(g, 0, 2 * math.pi, (2,))
         amp = torch.randn(2, generator=g, dtype=torch.float64)
         jitter += amp * (torch.sin(2 * math.pi * freq * t[:, None] + phase) - torch.sin(phase))
+
     def arclen(p: torch.Tensor) -> torch.Tensor:
         return (p[1:] - p[:-1]).norm(dim=1).sum().clamp(min=1e-9)
+
     path = (1 - shake) * smooth / arclen(smooth) + shake * jitter / arclen(jitter)
     return path * (length / arclen(path))
 
@@ -133,7 +143,9 @@ def _translate(x: float, y: float) -> torch.Tensor:
 
 def _pixel_grid(size: int) -> torch.Tensor:
     """Homogeneous pixel coordinates ``(3, S*S)`` (x, y, 1), row-major."""
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij"
+    )
     return torch.stack([xs.flatten(), ys.flatten(), torch.ones(size * size, dtype=torch.float64)])
 
 
@@ -154,7 +166,9 @@ def sample_affine(src: torch.Tensor, mats: torch.Tensor, size: int, mode: str = 
     theta = _normalizer(hs, ws) @ mats @ torch.linalg.inv(_normalizer(size, size))
     t = mats.shape[0]
     grid = F.affine_grid(theta[:, :2].to(src.dtype), [t, src.shape[0], size, size], align_corners=True)
-    return F.grid_sample(src.expand(t, *src.shape), grid, mode=mode, padding_mode="border", align_corners=True)
+    return F.grid_sample(
+        src.expand(t, *src.shape), grid, mode=mode, padding_mode="border", align_corners=True
+    )
 
 
 def _flows(frame_mats: torch.Tensor, center_mat: torch.Tensor, size: int) -> torch.Tensor:
@@ -166,7 +180,11 @@ def _flows(frame_mats: torch.Tensor, center_mat: torch.Tensor, size: int) -> tor
 
 def soft_mask(g: torch.Generator, size: int) -> torch.Tensor:
     """A random soft blob ``(1, size, size)`` in [0, 1]: a rotated super-ellipse with a feathered edge."""
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size, dtype=torch.float64), torch.linspace(-1, 1, size, dtype=torch.float64), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.linspace(-1, 1, size, dtype=torch.float64),
+        torch.linspace(-1, 1, size, dtype=torch.float64),
+        indexing="ij",
+    )
     ang = _uniform(g, 0, math.pi)
     u = xs * torch.cos(ang) + ys * torch.sin(ang)
     v = -xs * torch.sin(ang) + ys * torch.cos(ang)
@@ -174,7 +192,11 @@ def soft_mask(g: torch.Generator, size: int) -> torch.Tensor:
     p = _uniform(g, 1.5, 4.0)
     # angular wobble makes the outline organic rather than geometric
     theta = torch.atan2(v, u)
-    wobble = 1 + 0.12 * torch.sin(3 * theta + _uniform(g, 0, 6.3)) + 0.06 * torch.sin(5 * theta + _uniform(g, 0, 6.3))
+    wobble = (
+        1
+        + 0.12 * torch.sin(3 * theta + _uniform(g, 0, 6.3))
+        + 0.06 * torch.sin(5 * theta + _uniform(g, 0, 6.3))
+    )
     r = ((u.abs() / ax) ** p + (v.abs() / ay) ** p) ** (1 / p) / wobble
     feather = _uniform(g, 0.02, 0.12)
     mask = ((1 - r) / feather).clamp(0, 1).float()
@@ -183,24 +205,40 @@ def soft_mask(g: torch.Generator, size: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- rendering ------------------------------
-def _camera_mats(g: torch.Generator, cfg: SynthConfig, times: torch.Tensor, t_c: float, size: int, region: int) -> torch.Tensor:
+def _camera_mats(
+    g: torch.Generator, cfg: SynthConfig, times: torch.Tensor, t_c: float, size: int, region: int
+) -> torch.Tensor:
     """Camera matrices output-pixel -> region-pixel for each time; identity-plus-margin at ``t_c``."""
     t = torch.cat([times.to(torch.float64), torch.tensor([t_c], dtype=torch.float64)])
     n = t.shape[0]
     if torch.rand((), generator=g) < cfg.static_camera_p:
-        trans, rot, zoom = torch.zeros(n, 2, dtype=torch.float64), torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+        trans, rot, zoom = (
+            torch.zeros(n, 2, dtype=torch.float64),
+            torch.zeros(n, dtype=torch.float64),
+            torch.zeros(n, dtype=torch.float64),
+        )
     else:
         length = float(_uniform(g, *cfg.blur_px))
         trans = random_path(g, t, length, cfg.shake)
-        rot = math.radians(cfg.rotation_deg) * _uniform(g, -1, 1) * (t + 0.3 * torch.sin(2 * math.pi * _uniform(g, 1, 3) * t))
+        rot = (
+            math.radians(cfg.rotation_deg)
+            * _uniform(g, -1, 1)
+            * (t + 0.3 * torch.sin(2 * math.pi * _uniform(g, 1, 3) * t))
+        )
         zoom = cfg.zoom_motion * _uniform(g, -1, 1) * t
     trans, rot, zoom = trans - trans[-1], rot - rot[-1], zoom - zoom[-1]  # relative to the central time
     half_out, half_reg = (size - 1) / 2, (region - 1) / 2
-    m = _translate(half_reg, half_reg) @ _affine(trans[:, 0], trans[:, 1], rot, torch.exp(zoom)) @ _translate(-half_out, -half_out)
+    m = (
+        _translate(half_reg, half_reg)
+        @ _affine(trans[:, 0], trans[:, 1], rot, torch.exp(zoom))
+        @ _translate(-half_out, -half_out)
+    )
     return m[:-1]
 
 
-def _object_mats(g: torch.Generator, cfg: SynthConfig, times: torch.Tensor, t_c: float, obj: int, place: torch.Tensor) -> torch.Tensor:
+def _object_mats(
+    g: torch.Generator, cfg: SynthConfig, times: torch.Tensor, t_c: float, obj: int, place: torch.Tensor
+) -> torch.Tensor:
     """World -> object-texture matrices for each time (inverse of the object's placement)."""
     t = torch.cat([times.to(torch.float64), torch.tensor([t_c], dtype=torch.float64)])
     length = float(_uniform(g, *cfg.object_px))
@@ -209,7 +247,11 @@ def _object_mats(g: torch.Generator, cfg: SynthConfig, times: torch.Tensor, t_c:
     trans, rot = trans - trans[-1], rot - rot[-1]
     h = (obj - 1) / 2
     # placement: texture -> world; centred rotation, then translation to `place` (integer top-left)
-    fwd = _translate(float(place[0]) + h, float(place[1]) + h) @ _affine(trans[:, 0], trans[:, 1], rot, torch.ones_like(rot)) @ _translate(-h, -h)
+    fwd = (
+        _translate(float(place[0]) + h, float(place[1]) + h)
+        @ _affine(trans[:, 0], trans[:, 1], rot, torch.ones_like(rot))
+        @ _translate(-h, -h)
+    )
     return torch.linalg.inv(fwd)[:-1]
 
 
@@ -256,7 +298,11 @@ def synthesize(
         alpha = layer[:, 3:4]
         frames_lin = alpha * layer[:, :3] + (1 - alpha) * frames_lin
         center_w2t = omats[target_idx[c]] @ center_cam  # output -> texture at the central time
-        obj_flow = _flows(torch.linalg.inv(center_w2t) @ omats[target_idx] @ cam[target_idx], torch.eye(3, dtype=torch.float64), size)
+        obj_flow = _flows(
+            torch.linalg.inv(center_w2t) @ omats[target_idx] @ cam[target_idx],
+            torch.eye(3, dtype=torch.float64),
+            size,
+        )
         a = alpha[target_idx]
         flows = a * obj_flow + (1 - a) * flows
 
@@ -270,7 +316,13 @@ def synthesize(
     if cfg.hflip and float(torch.rand((), generator=g)) < 0.5:
         blurred, targets, flows = blurred.flip(-1), targets.flip(-1), flows.flip(-1)
         flows = flows * torch.tensor([-1.0, 1.0]).view(1, 2, 1, 1)
-    return Sample(blurred=blurred.float(), frames=targets.float(), flows=flows.float(), center=c, meta={"objects": n_obj})
+    return Sample(
+        blurred=blurred.float(),
+        frames=targets.float(),
+        flows=flows.float(),
+        center=c,
+        meta={"objects": n_obj},
+    )
 
 
 def _paste(layer: torch.Tensor, place: torch.Tensor, size: int) -> torch.Tensor:
@@ -285,7 +337,9 @@ def _paste(layer: torch.Tensor, place: torch.Tensor, size: int) -> torch.Tensor:
     return out
 
 
-def _random_view(image: torch.Tensor, g: torch.Generator, cfg: SynthConfig, side: int, zoom: bool = True) -> torch.Tensor:
+def _random_view(
+    image: torch.Tensor, g: torch.Generator, cfg: SynthConfig, side: int, zoom: bool = True
+) -> torch.Tensor:
     """A random ``(3, side, side)`` crop of ``image`` after a random rescale within ``cfg.zoom``."""
     _, h, w = image.shape
     lo, hi = cfg.zoom if zoom else (min(cfg.zoom[0], 1.0), 1.0)
@@ -293,18 +347,26 @@ def _random_view(image: torch.Tensor, g: torch.Generator, cfg: SynthConfig, side
     lo, hi = max(lo, need), max(hi, need)
     s = float(_uniform(g, lo, hi))
     # crop a window of side/s source pixels first, then resize only that (cheap for big photos)
-    win = min(int(math.ceil(side / s)) + 2, h, w)
+    win = min(math.ceil(side / s) + 2, h, w)
     y0 = int(torch.randint(0, h - win + 1, (), generator=g))
     x0 = int(torch.randint(0, w - win + 1, (), generator=g))
     crop = image[:, y0 : y0 + win, x0 : x0 + win]
-    out_side = max(side, int(round(win * s)))
+    out_side = max(side, round(win * s))
     if out_side != win:
-        crop = F.interpolate(crop[None], size=(out_side, out_side), mode="bicubic", antialias=out_side < win, align_corners=False)[0]
+        crop = F.interpolate(
+            crop[None],
+            size=(out_side, out_side),
+            mode="bicubic",
+            antialias=out_side < win,
+            align_corners=False,
+        )[0]
     crop = crop.clamp(0, 1)
     return crop[:, :side, :side]
 
 
-def _expose(frames_lin: torch.Tensor, g: torch.Generator, cfg: SynthConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def _expose(
+    frames_lin: torch.Tensor, g: torch.Generator, cfg: SynthConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Average sub-frames into the blurred exposure; optionally boost highlights, then clip like a sensor.
 
     Returns ``(blurred_lin (3, S, S), frames_lin (T, 3, S, S))``, both clipped to [0, 1].

@@ -40,7 +40,9 @@ class DMConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> DMConfig:
-        known = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__
+        }
         return cls(**known)
 
 
@@ -96,7 +98,8 @@ class DeblurNet(nn.Module):
 
         self.enc = nn.ModuleList(rdbs(i) for i in range(4))
         self.down = nn.ModuleList(
-            nn.Sequential(conv3x3(w[i], w[i + 1], stride=2), nn.LeakyReLU(0.1, inplace=True)) for i in range(3)
+            nn.Sequential(conv3x3(w[i], w[i + 1], stride=2), nn.LeakyReLU(0.1, inplace=True))
+            for i in range(3)
         )
         self.up = nn.ModuleList(UpBlock(w[i + 1], w[i]) for i in reversed(range(3)))
         self.proj = nn.ModuleList(nn.Conv2d(w[i], w[i], 1) for i in reversed(range(3)))

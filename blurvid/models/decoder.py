@@ -36,7 +36,9 @@ class FlowDecoder(nn.Module):
         self.flow8 = conv3x3(hidden, 2)
         ins = (hidden, widths[2], widths[1])
         outs = (widths[2], widths[1], widths[0])
-        self.deconvs = nn.ModuleList(nn.ConvTranspose2d(i, o, 4, 2, 1) for i, o in zip(ins, outs, strict=True))
+        self.deconvs = nn.ModuleList(
+            nn.ConvTranspose2d(i, o, 4, 2, 1) for i, o in zip(ins, outs, strict=True)
+        )
         # fuse: [deconv features, up-sampled flow, encoder skip] -> features at that scale
         self.fuse = nn.ModuleList(conv3x3(2 * o + 2, o) for o in outs)
         self.flows = nn.ModuleList(conv3x3(o, 2) for o in outs)
@@ -79,7 +81,9 @@ class RecurrentVideoDecoder(nn.Module):
         state = self.lstm(feats[3], state)
         return self.decoder(state[0], feats[:3]), state
 
-    def forward(self, embedding: torch.Tensor, center: torch.Tensor, n: int, warp_frames: bool = True) -> DecodeResult:
+    def forward(
+        self, embedding: torch.Tensor, center: torch.Tensor, n: int, warp_frames: bool = True
+    ) -> DecodeResult:
         b, _, h, w = center.shape
         state = split_state(embedding)
         prev = center.new_zeros(b, 2, h, w)

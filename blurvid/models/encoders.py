@@ -28,7 +28,13 @@ class VideoConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> VideoConfig:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__})
+        return cls(
+            **{
+                k: tuple(v) if isinstance(v, list) else v
+                for k, v in d.items()
+                if k in cls.__dataclass_fields__
+            }
+        )
 
 
 def split_state(embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,7 +82,9 @@ class BlurredImageEncoder(nn.Module):
         chans = (6, *w, 2 * cfg.hidden)
         layers: list[nn.Module] = []
         for i in range(7):
-            layers.append(nn.Conv2d(chans[i], chans[i + 1], kernels[i], strides[i], kernels[i] // 2, bias=i == 6))
+            layers.append(
+                nn.Conv2d(chans[i], chans[i + 1], kernels[i], strides[i], kernels[i] // 2, bias=i == 6)
+            )
             if i < 6:
                 layers += [nn.BatchNorm2d(chans[i + 1]), nn.LeakyReLU(0.1, inplace=True)]
         self.net = nn.Sequential(*layers)

@@ -8,7 +8,14 @@ from pathlib import Path
 import torch
 
 from .. import weights
-from ..pipeline import Animator, Deblurrer, build_from_checkpoint, load_model, resolve_precision, select_device
+from ..pipeline import (
+    Animator,
+    Deblurrer,
+    build_from_checkpoint,
+    load_model,
+    resolve_precision,
+    select_device,
+)
 
 INFERENCE_ARCHS = ("dm", "bie", "rvd")  # what `deblur` / `animate` need (the RVE is training-only)
 
@@ -36,7 +43,9 @@ def split_run(run: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
 def _max_output_diff(arch: str, state: dict, cfg: dict) -> float:
     """Largest output change from storing ``state`` in fp16, on a fixed random input (fp32 compute)."""
     ref = build_from_checkpoint(arch, state, cfg)
-    half = build_from_checkpoint(arch, {k: v.half() if v.is_floating_point() else v for k, v in state.items()}, cfg)
+    half = build_from_checkpoint(
+        arch, {k: v.half() if v.is_floating_point() else v for k, v in state.items()}, cfg
+    )
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         if arch == "dm":
@@ -86,10 +95,18 @@ def export(
             else:
                 note = f"fp32 (fp16 would change outputs by {diff:.1e})"
         file = f"{arch}-{name}.safetensors"
-        sha = weights.save_checkpoint(out / file, state, arch=arch, config=cfg, extra={"train": meta.get("train", {})})
+        sha = weights.save_checkpoint(
+            out / file, state, arch=arch, config=cfg, extra={"train": meta.get("train", {})}
+        )
         spec = weights.CheckpointSpec(
-            name=f"{arch}-{name}", arch=arch, file=file, sha256=sha, config=cfg, license=license,
-            source=source or f"blurvid train, run {Path(run).name}, {meta.get('train', {})}", default=default,
+            name=f"{arch}-{name}",
+            arch=arch,
+            file=file,
+            sha256=sha,
+            config=cfg,
+            license=license,
+            source=source or f"blurvid train, run {Path(run).name}, {meta.get('train', {})}",
+            default=default,
         )
         weights.register_checkpoint(spec, registry)
         results.append((spec, note))

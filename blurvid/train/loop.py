@@ -116,7 +116,7 @@ def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
 def _init_weights(net: nn.Module, path: str, log: Log) -> None:
     from ..weights import load_checkpoint
 
-    state, meta = load_checkpoint(path)
+    state, _meta = load_checkpoint(path)
     own = net.state_dict()
     # checkpoints may hold one sub-module (e.g. a shipped 'dm' file) or the whole container
     mapped = {}
@@ -127,7 +127,10 @@ def _init_weights(net: nn.Module, path: str, log: Log) -> None:
                 break
     missing = [k for k in own if k not in mapped and not k.endswith("num_batches_tracked")]
     net.load_state_dict(mapped, strict=False)
-    log(f"initialised {len(mapped)} tensors from {path}" + (f" ({len(missing)} left as initialised)" if missing else ""))
+    log(
+        f"initialised {len(mapped)} tensors from {path}"
+        + (f" ({len(missing)} left as initialised)" if missing else "")
+    )
 
 
 def _worker_init(_: int) -> None:
@@ -145,7 +148,9 @@ class _Stop:
         self.requested = True
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, log: Log = print, device: str = "auto") -> dict:
+def train(
+    cfg: TrainConfig, *, resume: bool = False, progress: bool = True, log: Log = print, device: str = "auto"
+) -> dict:
     """Run (or resume) the training described by ``cfg``; returns the last logged metrics.
 
     With ``resume`` the state in ``cfg.out/last.pt`` is restored and training continues until
@@ -200,7 +205,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, log:
         log(f"resumed {out} at iteration {start}")
     model = net
     if world > 1:
-        model = nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+        model = nn.parallel.DistributedDataParallel(
+            net, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
     autocast = autocast_factory(cfg.precision, dev)
     scaler = torch.amp.GradScaler(dev.type, enabled=cfg.precision == "fp16")
 
@@ -286,13 +293,23 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, log:
             done = it + 1
             if main and (done % cfg.log_every == 0 or done == cfg.iters):
                 rate = (done - start) / max(time.time() - t0, 1e-9)
-                last_logs = {"it": done, "loss": float(loss.detach()), "lr": sched.get_last_lr()[0], "it_s": rate, **logs}
+                last_logs = {
+                    "it": done,
+                    "loss": float(loss.detach()),
+                    "lr": sched.get_last_lr()[0],
+                    "it_s": rate,
+                    **logs,
+                }
                 record({**last_logs, "time": time.time()})
                 if bar is None:
                     eta = (cfg.iters - done) / max(rate, 1e-9)
-                    log(f"it {done}/{cfg.iters} loss {float(loss.detach()):.4f} {rate:.2f} it/s eta {eta / 60:.0f} min")
+                    log(
+                        f"it {done}/{cfg.iters} loss {float(loss.detach()):.4f} {rate:.2f} it/s eta {eta / 60:.0f} min"
+                    )
             if bar is not None:
-                bar.update(task_id, completed=done, description=f"{cfg.stage} loss {float(loss.detach()):.4f}")
+                bar.update(
+                    task_id, completed=done, description=f"{cfg.stage} loss {float(loss.detach()):.4f}"
+                )
             if main and cfg.val_every > 0 and done % cfg.val_every == 0:
                 validate(done)
             if main and (time.time() - t_last_ckpt) > cfg.ckpt_minutes * 60:
@@ -376,6 +393,9 @@ def _progress(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} it/s"),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.speed} it/s"),
         TimeRemainingColumn(),
     )

@@ -38,7 +38,9 @@ class BIENet(nn.Module):
         self.rvd = RecurrentVideoDecoder(cfg)
 
     def forward(self, batch: dict) -> DecodeResult:
-        return self.rvd(self.bie(batch["blurred"], batch["target"]), batch["target"], batch["frames"].shape[1])
+        return self.rvd(
+            self.bie(batch["blurred"], batch["target"]), batch["target"], batch["frames"].shape[1]
+        )
 
 
 def _targets(frames: torch.Tensor) -> list[torch.Tensor]:
@@ -96,7 +98,9 @@ class _VideoTask:
                     p = out.flows[j][has].flatten(0, 1).float()
                     if self.invariant:  # the direction is ambiguous: the better of both orders
                         rev = out.flows[j][has].flip(1).flatten(0, 1).float()
-                        err = torch.minimum((p - g).abs().mean(dim=(1, 2, 3)), (rev - g).abs().mean(dim=(1, 2, 3))).mean()
+                        err = torch.minimum(
+                            (p - g).abs().mean(dim=(1, 2, 3)), (rev - g).abs().mean(dim=(1, 2, 3))
+                        ).mean()
                     else:
                         err = (p - g).abs().mean()
                     sup = sup + err
@@ -119,7 +123,12 @@ class _VideoTask:
             still = batch["target"].unsqueeze(1).expand_as(tgt)
             static.append(float(video_psnr(still, tgt)))
         n = len(items)
-        res = {"val_psnr": sum(vp) / n, "val_ppsnr": sum(pp) / n, "val_static_psnr": sum(static) / n, "val_oie": sum(oie) / n}
+        res = {
+            "val_psnr": sum(vp) / n,
+            "val_ppsnr": sum(pp) / n,
+            "val_static_psnr": sum(static) / n,
+            "val_oie": sum(oie) / n,
+        }
         res["val_score"] = res["val_ppsnr"] if self.invariant else res["val_psnr"]
         return res
 

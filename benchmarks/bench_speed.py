@@ -1,0 +1,191 @@
+"""Speed, memory and efficiency of deblur / animate — prints a table and writes JSON.
+
+    python benchmarks/bench_speed.py                      # 1280x720 deblur + animate (9 frames)
+    python benchmarks/bench_speed.py --sizes 720p 12mp 24mp --json benchmarks/results/speed.json
+
+Each case runs in a fresh subprocess so its peak RSS is its own. Times are the median of --repeat runs
+after one warm-up. "efficiency" = the DM's FLOPs per image / its time, divided by the machine's dense
+fp32 matmul FLOP/s (torch.mm of 4096^2 matrices) measured in the same run — the number that does not
+depend on how fast this particular machine is. Uses the installed checkpoints when present, otherwise the
+default architectures with random weights (speed does not depend on weight values; --random forces it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SIZES = {"720p": (720, 1280), "12mp": (3000, 4000), "24mp": (4000, 6000)}
+
+
+def matmul_flops(n: int = 4096, repeat: int = 5) -> dict:
+    import torch
+
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        torch.mm(a, b)
+        ts = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            torch.mm(a, b)
+            ts.append(time.perf_counter() - t)
+        out[name] = 2 * n**3 / min(ts)
+    return out
+
+
+def _models(random: bool):
+    import torch
+
+    from blurvid import pipeline
+    from blurvid.models import BlurredImageEncoder, DeblurNet, RecurrentVideoDecoder
+    from blurvid.weights import WeightsError
+
+    torch.manual_seed(0)
+    if not random:
+        try:
+            return (
+                pipeline.load_model("dm"),
+                pipeline.load_model("bie"),
+                pipeline.load_model("rvd"),
+                "installed",
+            )
+        except WeightsError:
+            pass
+    return DeblurNet().eval(), BlurredImageEncoder().eval(), RecurrentVideoDecoder().eval(), "random"
+
+
+def dm_flops(dm, h: int, w: int) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from blurvid.tiling import pad_to_multiple
+
+    x, _ = pad_to_multiple(torch.rand(1, 3, h, w), dm.multiple)
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        dm(x)
+    return float(fc.get_total_flops())
+
+
+def run_case(task: str, size: str, precision: str, repeat: int, random: bool, threads: int) -> dict:
+    import numpy as np
+    import torch
+
+    from blurvid import pipeline
+
+    if threads:
+        torch.set_num_threads(threads)
+    dm, bie, rvd, source = _models(random)
+    dev = torch.device("cpu")
+    dtype = pipeline.resolve_precision(precision, dev)
+    h, w = SIZES[size]
+    rng = np.random.default_rng(0)
+    img = rng.random((h, w, 3), dtype=np.float32)
+    deb = pipeline.Deblurrer(dm, dev, dtype)
+    fn = (lambda: deb(img)) if task == "deblur" else (lambda: pipeline.Animator(deb, bie, rvd)(img, 9))
+    fn()
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t)
+    res = {
+        "task": task,
+        "size": size,
+        "hw": [h, w],
+        "precision": str(dtype).replace("torch.", ""),
+        "weights": source,
+        "median_s": statistics.median(ts),
+        "times_s": ts,
+        "threads": torch.get_num_threads(),
+    }
+    if task == "deblur" and size == "720p":
+        ref = pipeline.Deblurrer(dm, dev, torch.float32, tile=4096)(img)
+        o = out
+        res["max_abs_diff_vs_fp32_untiled"] = float(np.abs(o - ref).max())
+        res["mean_abs_diff_vs_fp32_untiled"] = float(np.abs(o - ref).mean())
+        res["dm_gflops"] = dm_flops(dm, h, w) / 1e9
+    res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", default=["720p"], choices=list(SIZES))
+    ap.add_argument("--tasks", nargs="+", default=["deblur", "animate"], choices=["deblur", "animate"])
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--random", action="store_true", help="random weights even if checkpoints are installed")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.case:  # child process
+        task, size = a.case.split(":")
+        print(json.dumps(run_case(task, size, a.precision, a.repeat, a.random, a.threads)))
+        return
+    import torch
+
+    peak = matmul_flops()
+    rows = []
+    for size in a.sizes:
+        for task in a.tasks:
+            cmd = [
+                sys.executable,
+                __file__,
+                "--case",
+                f"{task}:{size}",
+                "--precision",
+                a.precision,
+                "--repeat",
+                str(a.repeat if size == "720p" else 1),
+                "--threads",
+                str(a.threads),
+            ]
+            if a.random:
+                cmd.append("--random")
+            r = json.loads(
+                subprocess.run(cmd, check=True, capture_output=True, text=True)
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+            if "dm_gflops" in r:
+                achieved = r["dm_gflops"] * 1e9 / r["median_s"]
+                r["efficiency_vs_fp32_mm"] = achieved / peak["fp32"]
+                r["efficiency_vs_bf16_mm"] = achieved / peak["bf16"]
+            rows.append(r)
+            print(
+                f"{task:8s} {size:5s} {r['precision']:9s} {r['median_s']:7.3f} s  peak RSS {r['peak_rss_mib']:7.0f} MiB"
+                + (
+                    f"  eff {r['efficiency_vs_fp32_mm']:.2f} of fp32 mm, {r['efficiency_vs_bf16_mm']:.2f} of bf16 mm"
+                    f"  max|d| vs fp32 {r['max_abs_diff_vs_fp32_untiled']:.4f}"
+                    if "dm_gflops" in r
+                    else ""
+                ),
+                flush=True,
+            )
+    result = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "matmul_flops": peak,
+        },
+        "rows": rows,
+    }
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(result, indent=2))
+    print(f"matmul peak: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Shared fixtures: tiny (untrained) checkpoints registered in a temporary registry, an empty registry,
+and helpers that make small test photos.
+
+The networks are far too small to deblur anything; tests that use them check files, sizes, metadata and
+exit codes, never image quality. Nothing here reads or depends on the package's own weights/registry.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# ----------------------------------------------------------------------------------------- test photos
+
+H, W = 37, 53  # odd sizes on purpose: the networks pad to their multiples and crop back
+
+
+def image_u8(h: int = H, w: int = W, seed: int = 0) -> np.ndarray:
+    """An ``(h, w, 3)`` uint8 RGB image with structure (gradients, a checkerboard, a bright disc)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = xx / max(w - 1, 1)
+    g = yy / max(h - 1, 1)
+    b = ((xx // 6 + yy // 6) % 2).astype(np.float32) * 0.8 + 0.1
+    disc = ((yy - h * 0.4) ** 2 + (xx - w * 0.6) ** 2) < (min(h, w) * 0.2) ** 2
+    rgb = np.stack([r, g, b], axis=-1)
+    rgb[disc] = (1.0, 0.9, 0.2)
+    rng = np.random.default_rng(seed)
+    rgb = np.clip(rgb + rng.normal(0.0, 0.02, rgb.shape), 0.0, 1.0)
+    return np.rint(rgb * 255).astype(np.uint8)
+
+
+def image_f32(h: int = H, w: int = W, seed: int = 0) -> np.ndarray:
+    """:func:`image_u8` as float32 in [0, 1] (for blurvid.io.write_photo)."""
+    return image_u8(h, w, seed).astype(np.float32) / 255.0
+
+
+def save_image(path: Path, h: int = H, w: int = W, seed: int = 0, **save_options: object) -> Path:
+    """Write :func:`image_u8` with Pillow (format from the suffix); parent folders are created."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image_u8(h, w, seed)).save(path, **save_options)
+    return path
+
+
+# ---------------------------------------------------------------------------------------- checkpoints
+
+TINY_DM = {"widths": (8, 8, 8, 8), "growth": (4, 4, 4, 4), "rdbs": (1, 1, 1, 1), "rdb_layers": 2}
+TINY_VIDEO = {"widths": (4, 4, 8, 8), "hidden": 8, "bie_widths": (4, 4, 4, 8, 8, 8)}
+
+
+@pytest.fixture(scope="session")
+def _tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Build the tiny networks once per session: a cache folder with their files and a registry.json."""
+    import torch
+
+    from blurvid import weights
+    from blurvid.models import BlurredImageEncoder, DeblurNet, DMConfig, RecurrentVideoDecoder, VideoConfig
+
+    root = tmp_path_factory.mktemp("tiny_weights")
+    cache, registry = root / "cache", root / "registry.json"
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        vc = VideoConfig(**TINY_VIDEO)
+        nets = {
+            "dm": DeblurNet(DMConfig(**TINY_DM)),
+            "bie": BlurredImageEncoder(vc),
+            "rvd": RecurrentVideoDecoder(vc),
+        }
+        # Untrained flow heads start near zero, which makes all frames (nearly) identical; GIF and WebP
+        # encoders merge identical frames, so give the heads a few pixels of flow to get distinct frames.
+        for head in [nets["rvd"].decoder.flow8, *nets["rvd"].decoder.flows]:
+            torch.nn.init.normal_(head.weight, std=0.3)
+    for arch, net in nets.items():
+        config = net.config.to_dict()
+        name = f"tiny-{arch}"
+        sha = weights.save_checkpoint(
+            cache / f"{name}.safetensors", net.state_dict(), arch=arch, config=config
+        )
+        spec = weights.CheckpointSpec(
+            name=name,
+            arch=arch,
+            file=f"{name}.safetensors",
+            sha256=sha,
+            config=config,
+            license="MIT",
+            source="tests/conftest.py",
+            description="tiny untrained test network",
+            default=True,
+        )
+        weights.register_checkpoint(spec, registry)
+    return {"cache": cache, "registry": registry}
+
+
+def _isolate(monkeypatch: pytest.MonkeyPatch, empty_pkg: Path, registry: Path, cache: Path) -> None:
+    """Point blurvid.weights at ``registry`` + ``cache`` only: the package's own weights folder (and
+    whatever registry.json it ships) is replaced by the empty folder ``empty_pkg``."""
+    from blurvid import weights
+
+    monkeypatch.setattr(weights, "package_weights_dir", lambda: empty_pkg)
+    monkeypatch.setenv("BLURVID_REGISTRY", str(registry))
+    monkeypatch.setenv("BLURVID_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a test must never reach the network
+    monkeypatch.delenv("BLURVID_HF_REPO", raising=False)
+
+
+@pytest.fixture
+def tiny_weights(_tiny_checkpoints, tmp_path_factory, monkeypatch):
+    """The tiny dm / bie / rvd checkpoints are the registered defaults (names ``tiny-<arch>``)."""
+    from blurvid import pipeline
+
+    pipeline.load_model.cache_clear()
+    empty_pkg = tmp_path_factory.mktemp("empty_package_weights")
+    _isolate(monkeypatch, empty_pkg, _tiny_checkpoints["registry"], _tiny_checkpoints["cache"])
+    yield _tiny_checkpoints
+    pipeline.load_model.cache_clear()
+
+
+@pytest.fixture
+def no_weights(tmp_path_factory, monkeypatch):
+    """No checkpoint registered anywhere (the package's own registry does not leak in)."""
+    from blurvid import pipeline
+
+    root = tmp_path_factory.mktemp("no_weights")
+    registry = root / "registry.json"
+    registry.write_text('{"checkpoints": {}}\n', encoding="utf-8")
+    cache, empty_pkg = root / "cache", root / "package"
+    cache.mkdir()
+    empty_pkg.mkdir()
+    pipeline.load_model.cache_clear()
+    _isolate(monkeypatch, empty_pkg, registry, cache)
+    yield {"cache": cache, "registry": registry}
+    pipeline.load_model.cache_clear()

@@ -1,0 +1,556 @@
+"""End-to-end tests of the ``blurvid`` command through :func:`blurvid.cli.main` (the real console entry
+point, so the exit codes are the real ones: 0 ok, 1 some files failed, 2 usage / set-up problem).
+
+The networks are tiny and untrained (see conftest.py): these tests check files on disk, sizes, metadata,
+messages and exit codes, not image quality. Photos are tiny (37x53) to keep the file fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import H, W, image_f32, image_u8, save_image
+from PIL import Image
+
+import blurvid
+from blurvid import cli
+from blurvid.io import read_photo, write_photo
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        """The non-blank lines written to stderr."""
+        return [line for line in self.err.splitlines() if line.strip()]
+
+    def assert_no_traceback(self) -> None:
+        assert "Traceback" not in self.out + self.err, self.out + self.err
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: object) -> Result:
+    """``blurvid ARGS...`` in this process, through cli.main (as the console script runs it)."""
+    capsys.readouterr()  # drop anything printed before
+    try:
+        cli.main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = 0 if e.code is None else e.code
+    out, err = capsys.readouterr()
+    assert isinstance(code, int), code
+    return Result(code, _ANSI.sub("", out), _ANSI.sub("", err))
+
+
+def size_of(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
+def frame_count(path: Path) -> int:
+    with Image.open(path) as im:
+        return int(getattr(im, "n_frames", 1))
+
+
+# ============================================================================ deblur: where outputs go
+
+
+def test_deblur_writes_sharp_photo_beside_the_input(tiny_weights, tmp_path, capsys):
+    photo = save_image(tmp_path / "photo.jpg", quality=95)
+    r = run(capsys, "deblur", photo)
+    assert r.code == 0, r
+    sharp = tmp_path / "photo_sharp.jpg"
+    assert sharp.is_file()
+    with Image.open(sharp) as im:
+        assert im.format == "JPEG"
+        assert im.size == (W, H)
+        assert im.mode == "RGB"
+    assert "1 written" in r.out
+    assert str(sharp) in r.out
+    r.assert_no_traceback()
+
+
+def test_deblur_to_a_single_output_file(tiny_weights, tmp_path, capsys):
+    photo = save_image(tmp_path / "photo.jpg")
+    out = tmp_path / "result" / "out.png"  # the missing folder is created
+    r = run(capsys, "deblur", photo, "-o", out)
+    assert r.code == 0, r
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+        assert im.size == (W, H)
+    assert not (tmp_path / "photo_sharp.jpg").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out.png"]  # no temporary file left
+
+
+def _photo_tree(root: Path) -> None:
+    save_image(root / "a.png", seed=1)
+    save_image(root / "b.jpg", seed=2)
+    save_image(root / "sub" / "c.png", seed=3)
+    (root / "notes.txt").write_text("not a photo")
+
+
+def test_deblur_folder_to_output_folder(tiny_weights, tmp_path, capsys):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    _photo_tree(photos)
+    r = run(capsys, "deblur", f"{photos}{os.sep}", "-o", f"{out}{os.sep}")
+    assert r.code == 0, r
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "a_sharp.png",
+        "b_sharp.jpg",
+    ]  # not recursive: sub/ is left alone; notes.txt is not a photo
+    assert size_of(out / "a_sharp.png") == (W, H)
+    assert "2 written" in r.out
+
+
+def test_deblur_recursive_mirrors_the_tree(tiny_weights, tmp_path, capsys):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    _photo_tree(photos)
+    r = run(capsys, "deblur", photos, "-r", "-o", out)
+    assert r.code == 0, r
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "a_sharp.png",
+        "b_sharp.jpg",
+        "sub/c_sharp.png",
+    ]
+    assert size_of(out / "sub" / "c_sharp.png") == (W, H)
+    assert "3 written" in r.out
+
+
+def test_deblur_glob_pattern(tiny_weights, tmp_path, capsys):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    _photo_tree(photos)
+    save_image(photos / "d.png", seed=4)
+    r = run(capsys, "deblur", f"{photos}/*.png", "-o", out)  # quoted: the program expands it
+    assert r.code == 0, r
+    assert sorted(p.name for p in out.iterdir()) == ["a_sharp.png", "d_sharp.png"]
+    # beside the inputs when -o is not given
+    r = run(capsys, "deblur", f"{photos}/*.jpg")
+    assert r.code == 0, r
+    assert (photos / "b_sharp.jpg").is_file()
+
+
+def test_deblur_glob_without_match_fails(tiny_weights, tmp_path, capsys):
+    r = run(capsys, "deblur", f"{tmp_path}/*.png")
+    assert r.code == 1, r
+    assert r.err_lines == [f"error: {tmp_path}/*.png: no image matches this pattern"]
+    r.assert_no_traceback()
+
+
+def test_deblur_unicode_and_spaces_in_paths(tiny_weights, tmp_path, capsys):
+    photo = save_image(tmp_path / "мои фото" / "фото 1.jpg")
+    r = run(capsys, "deblur", photo)
+    assert r.code == 0, r
+    sharp = photo.with_name("фото 1_sharp.jpg")
+    assert size_of(sharp) == (W, H)
+    assert str(sharp) in r.out
+
+
+def test_deblur_names_with_brackets_are_printed_verbatim(tiny_weights, tmp_path, capsys):
+    """File names are not rich markup: '[draft]' must be printed as is, '[/b]' must not crash."""
+    good = save_image(tmp_path / "trip [final].png")
+    bad = tmp_path / "holiday [draft].jpg"
+    bad.write_text("not a jpeg")
+    r = run(capsys, "deblur", good, bad)
+    assert r.code == 1, r
+    assert str(tmp_path / "trip [final]_sharp.png") in r.out
+    assert len(r.err_lines) == 1 and str(bad) in r.err_lines[0]
+    r.assert_no_traceback()
+
+    missing = f"{tmp_path}/a[/b].jpg"
+    r = run(capsys, "deblur", missing)
+    assert r.code == 1, r
+    assert len(r.err_lines) == 1 and missing in r.err_lines[0]
+    r.assert_no_traceback()
+
+
+# ============================================================================ deblur: metadata
+
+
+def test_exif_orientation_is_applied(tiny_weights, tmp_path, capsys):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    exif[0x010F] = "BlurCam"  # Make
+    photo = save_image(tmp_path / "rot.jpg", exif=exif.tobytes())
+    r = run(capsys, "deblur", photo)
+    assert r.code == 0, r
+    with Image.open(tmp_path / "rot_sharp.jpg") as im:
+        assert im.size == (H, W)  # upright: width and height swapped
+        out_exif = im.getexif()
+    assert out_exif.get(0x0112) == 1
+    assert out_exif.get(0x010F) == "BlurCam"
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_icc_profile_is_kept(tiny_weights, tmp_path, capsys, suffix):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    photo = save_image(tmp_path / f"icc{suffix}", icc_profile=icc)
+    r = run(capsys, "deblur", photo)
+    assert r.code == 0, r
+    with Image.open(tmp_path / f"icc_sharp{suffix}") as im:
+        assert im.info.get("icc_profile") == icc
+
+
+def test_16bit_png_gives_16bit_png(tiny_weights, tmp_path, capsys):
+    photo = write_photo(tmp_path / "deep.png", image_f32(), bit_depth=16)
+    assert read_photo(photo).bit_depth == 16
+    r = run(capsys, "deblur", photo)
+    assert r.code == 0, r
+    sharp = read_photo(tmp_path / "deep_sharp.png")
+    assert sharp.bit_depth == 16
+    assert (sharp.height, sharp.width) == (H, W)
+    assert not sharp.grey and sharp.alpha is None
+
+
+def test_rgba_keeps_alpha(tiny_weights, tmp_path, capsys):
+    rgba = np.dstack([image_u8(), np.linspace(0, 255, W, dtype=np.uint8)[None, :].repeat(H, 0)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    r = run(capsys, "deblur", tmp_path / "alpha.png")
+    assert r.code == 0, r
+    with Image.open(tmp_path / "alpha_sharp.png") as im:
+        assert im.mode == "RGBA"
+        assert im.size == (W, H)
+        np.testing.assert_array_equal(np.asarray(im)[:, :, 3], rgba[:, :, 3])
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_grey_in_grey_out(tiny_weights, tmp_path, capsys, suffix):
+    Image.fromarray(image_u8()).convert("L").save(tmp_path / f"grey{suffix}")
+    r = run(capsys, "deblur", tmp_path / f"grey{suffix}")
+    assert r.code == 0, r
+    with Image.open(tmp_path / f"grey_sharp{suffix}") as im:
+        assert im.mode == "L"
+        assert im.size == (W, H)
+    assert read_photo(tmp_path / f"grey_sharp{suffix}").grey
+
+
+# ============================================================================ deblur: existing outputs
+
+
+def test_existing_output_is_skipped_unless_overwrite(tiny_weights, tmp_path, capsys):
+    photo = save_image(tmp_path / "photo.png")
+    sharp = tmp_path / "photo_sharp.png"
+    assert run(capsys, "deblur", photo).code == 0
+    old = 1_000_000_000
+    os.utime(sharp, (old, old))
+    content = sharp.read_bytes()
+
+    r = run(capsys, "deblur", photo)
+    assert r.code == 0, r
+    assert "0 written" in r.out and "1 skipped" in r.out and "--overwrite" in r.out
+    assert sharp.stat().st_mtime == old
+    assert sharp.read_bytes() == content
+
+    r = run(capsys, "deblur", photo, "--overwrite")
+    assert r.code == 0, r
+    assert "1 written" in r.out and "skipped" not in r.out
+    assert sharp.stat().st_mtime != old
+    assert size_of(sharp) == (W, H)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--suffix", ""], ["--suffix", "", "--overwrite"], ["-o", "{photo}"], ["-o", "{photo}", "--overwrite"]],
+)
+def test_output_never_overwrites_the_input(tiny_weights, tmp_path, capsys, extra):
+    photo = save_image(tmp_path / "photo.png")
+    before = photo.read_bytes()
+    r = run(capsys, "deblur", photo, *[a.format(photo=photo) for a in extra])
+    assert r.code == 1, r
+    assert len(r.err_lines) == 1
+    assert str(photo) in r.err_lines[0] and "overwrite the input" in r.err_lines[0]
+    assert photo.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+    r.assert_no_traceback()
+
+
+def test_two_inputs_with_the_same_output_are_not_merged(tiny_weights, tmp_path, capsys):
+    """a.jpg and a.png both map to a_sharp.png with --format png: the second must not overwrite the first."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    save_image(photos / "a.jpg", seed=1)
+    save_image(photos / "a.png", seed=2)
+    r = run(capsys, "deblur", photos, "--format", "png", "-o", out)
+    assert r.code == 1, r
+    assert sorted(p.name for p in out.iterdir()) == ["a_sharp.png"]
+    assert "1 written" in r.out and "1 failed" in r.out
+    assert len(r.err_lines) == 1 and str(photos / "a.png") in r.err_lines[0]
+    assert "same output" in r.err_lines[0]
+    r.assert_no_traceback()
+
+
+# ============================================================================ deblur: bad inputs
+
+
+def _truncated_jpeg(path: Path) -> None:
+    save_image(path, h=64, w=96)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("kind", "make"),
+    [
+        ("missing", lambda p: None),
+        ("empty", lambda p: p.write_bytes(b"")),
+        ("text", lambda p: p.write_text("hello, I am not a JPEG\n")),
+        ("truncated", _truncated_jpeg),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(tiny_weights, tmp_path, capsys, kind, make):
+    photo = tmp_path / f"{kind}.jpg"
+    make(photo)
+    r = run(capsys, "deblur", photo)
+    assert r.code == 1, r
+    assert len(r.err_lines) == 1, r.err
+    assert str(photo) in r.err_lines[0] and r.err_lines[0].startswith("error: ")
+    assert not (tmp_path / f"{kind}_sharp.jpg").exists()
+    assert "1 failed" in r.out
+    r.assert_no_traceback()
+
+
+def test_folder_with_one_corrupt_photo(tiny_weights, tmp_path, capsys):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    for i, name in enumerate(["a.png", "b.jpg", "d.png"]):
+        save_image(photos / name, seed=i)
+    _truncated_jpeg(photos / "c.jpg")
+    r = run(capsys, "deblur", photos, "-o", out)
+    assert r.code == 1, r
+    assert sorted(p.name for p in out.iterdir()) == ["a_sharp.png", "b_sharp.jpg", "d_sharp.png"]
+    assert len(r.err_lines) == 1 and str(photos / "c.jpg") in r.err_lines[0]
+    assert "3 written" in r.out and "1 failed" in r.out
+    r.assert_no_traceback()
+
+
+def test_bad_format_option_is_exit_2(tiny_weights, tmp_path, capsys):
+    photo = save_image(tmp_path / "photo.jpg")
+    r = run(capsys, "deblur", photo, "--format", "gif")
+    assert r.code == 2, r
+    assert len(r.err_lines) == 1 and "--format gif" in r.err_lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg"]
+    r.assert_no_traceback()
+
+
+def test_deblur_format_option(tiny_weights, tmp_path, capsys):
+    photo = save_image(tmp_path / "photo.jpg")
+    r = run(capsys, "deblur", photo, "--format", "png", "--suffix", "-x")
+    assert r.code == 0, r
+    with Image.open(tmp_path / "photo-x.png") as im:
+        assert im.format == "PNG" and im.size == (W, H)
+
+
+# ============================================================================ animate
+
+N = 5
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    return save_image(tmp_path / "photo.jpg")
+
+
+def test_animate_gif(tiny_weights, tmp_path, capsys, photo):
+    clip = tmp_path / "clip.gif"
+    r = run(capsys, "animate", photo, "-o", clip, "--frames", N)
+    assert r.code == 0, r
+    with Image.open(clip) as im:
+        assert im.format == "GIF"
+        assert im.size == (W, H)
+        assert im.n_frames == N
+    assert str(clip) in r.out
+
+
+def test_animate_mp4(tiny_weights, tmp_path, capsys, photo):
+    import imageio.v3 as iio
+
+    clip = tmp_path / "clip.mp4"
+    r = run(capsys, "animate", photo, "-o", clip, "--frames", N)
+    assert r.code == 0, r
+    frames = iio.imread(clip, plugin="FFMPEG", index=None)
+    assert frames.shape[0] == N
+    assert frames.shape[1:3] == (H + 1, W + 1)  # H.264 4:2:0 needs even sides: odd ones are padded
+
+
+def test_animate_webp(tiny_weights, tmp_path, capsys, photo):
+    clip = tmp_path / "clip.webp"
+    r = run(capsys, "animate", photo, "-o", clip, "--frames", N)
+    assert r.code == 0, r
+    with Image.open(clip) as im:
+        assert im.format == "WEBP"
+        assert im.size == (W, H)
+        assert im.n_frames == N
+
+
+def _frames(folder: Path) -> list[np.ndarray]:
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [f"frame_{i:04d}.png" for i in range(1, len(names) + 1)]
+    return [np.asarray(Image.open(folder / n).convert("RGB")) for n in names]
+
+
+def test_animate_frames_folder(tiny_weights, tmp_path, capsys, photo):
+    r = run(capsys, "animate", photo, "-o", f"{tmp_path / 'frames'}{os.sep}", "--frames", N)
+    assert r.code == 0, r
+    frames = _frames(tmp_path / "frames")
+    assert len(frames) == N
+    assert all(f.shape == (H, W, 3) for f in frames)
+
+
+def test_animate_boomerang_and_reverse(tiny_weights, tmp_path, capsys, photo):
+    fwd, back, boom = tmp_path / "fwd", tmp_path / "back", tmp_path / "boom"
+    assert run(capsys, "animate", photo, "-o", fwd, "-n", N).code == 0
+    r = run(capsys, "animate", photo, "-o", back, "-n", N, "--reverse")
+    assert r.code == 0, r
+    r = run(capsys, "animate", photo, "-o", boom, "-n", N, "--boomerang")
+    assert r.code == 0, r
+    f, b, m = _frames(fwd), _frames(back), _frames(boom)
+    assert len(b) == N
+    assert len(m) == 2 * N - 2
+    for x, y in zip(f, b[::-1], strict=True):  # --reverse plays the same frames backwards
+        assert np.abs(x.astype(int) - y.astype(int)).max() <= 1
+    for x, y in zip(m, f + f[-2:0:-1], strict=True):  # forward, then back without repeating the ends
+        assert np.abs(x.astype(int) - y.astype(int)).max() <= 1
+
+
+def test_animate_boomerang_gif(tiny_weights, tmp_path, capsys, photo):
+    r = run(capsys, "animate", photo, "-o", tmp_path / "b.gif", "-n", N, "--boomerang")
+    assert r.code == 0, r
+    assert frame_count(tmp_path / "b.gif") == 2 * N - 2
+
+
+def test_animate_side_by_side_doubles_width(tiny_weights, tmp_path, capsys, photo):
+    r = run(capsys, "animate", photo, "-o", tmp_path / "sbs.gif", "-n", 3, "--side-by-side")
+    assert r.code == 0, r
+    assert size_of(tmp_path / "sbs.gif") == (2 * W, H)
+
+
+def test_animate_size_bounds_the_long_side(tiny_weights, tmp_path, capsys, photo):
+    r = run(capsys, "animate", photo, "-o", tmp_path / "small.gif", "-n", 3, "--size", 32)
+    assert r.code == 0, r
+    w, h = size_of(tmp_path / "small.gif")
+    assert max(w, h) == 32
+    assert (w, h) == (32, round(H * 32 / W))
+
+
+def test_animate_default_name_and_format(tiny_weights, tmp_path, capsys, photo):
+    r = run(capsys, "animate", photo, "-n", 3)
+    assert r.code == 0, r
+    assert frame_count(tmp_path / "photo_motion.gif") == 3
+    r = run(capsys, "animate", photo, "-n", 3, "--format", "frames")
+    assert r.code == 0, r
+    assert len(_frames(tmp_path / "photo_motion")) == 3
+
+
+def test_animate_unknown_video_suffix_is_exit_2(tiny_weights, tmp_path, capsys, photo):
+    r = run(capsys, "animate", photo, "-o", tmp_path / "clip.avi", "-n", 3)
+    assert r.code == 2, r
+    assert len(r.err_lines) == 1 and "clip.avi" in r.err_lines[0]
+    assert not (tmp_path / "clip.avi").exists()
+    r.assert_no_traceback()
+
+
+# ============================================================================ set-up problems, misc
+
+
+@pytest.mark.parametrize("command", ["deblur", "animate"])
+def test_no_trained_weights_is_exit_2(no_weights, tmp_path, capsys, photo, command):
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = run(capsys, command, photo)
+    assert r.code == 2, r
+    assert len(r.err_lines) == 1 and "no trained" in r.err_lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    r.assert_no_traceback()
+
+
+def test_models_without_weights(no_weights, capsys):
+    r = run(capsys, "models")
+    assert r.code == 0, r
+    assert "No trained checkpoint" in r.out
+
+
+def test_models_lists_the_tiny_checkpoints(tiny_weights, capsys):
+    r = run(capsys, "models")
+    assert r.code == 0, r
+    assert "verified" in r.out
+    for arch in ("dm", "bie", "rvd"):
+        row = next(line for line in r.out.splitlines() if f"tiny-{arch}" in line)
+        assert "yes" in row and "cache" in row and "MIT" in row
+
+
+def test_help_and_version(capsys):
+    r = run(capsys, "--help")
+    assert r.code == 0, r
+    for command in ("deblur", "animate", "models", "download"):
+        assert command in r.out
+    r = run(capsys, "deblur", "--help")
+    assert r.code == 0 and "--overwrite" in r.out
+    r = run(capsys, "--version")
+    assert r.code == 0, r
+    assert r.out.strip() == f"blurvid {blurvid.__version__}"
+
+
+def test_unknown_option_is_a_usage_error(capsys):
+    r = run(capsys, "deblur", "--no-such-option", "x.jpg")
+    assert r.code == 2, r
+    r.assert_no_traceback()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_gpu_is_exit_2(tiny_weights, tmp_path, capsys, photo):
+    r = run(capsys, "deblur", photo, "--device", "cuda")
+    assert r.code == 2, r
+    assert len(r.err_lines) == 1
+    assert "cuda" in r.err_lines[0].lower() and "no CUDA GPU" in r.err_lines[0]
+    assert not (tmp_path / "photo_sharp.jpg").exists()
+    r.assert_no_traceback()
+
+
+def test_quiet_prints_nothing_on_success(tiny_weights, tmp_path, capsys, photo):
+    r = run(capsys, "deblur", photo, "--quiet")
+    assert r.code == 0, r
+    assert r.out == ""
+    assert r.err == ""
+    assert (tmp_path / "photo_sharp.jpg").is_file()
+    r = run(capsys, "animate", photo, "-q", "-n", 3, "-o", tmp_path / "q.gif")
+    assert r.code == 0, r
+    assert r.out == "" and r.err == ""
+    assert frame_count(tmp_path / "q.gif") == 3
+
+
+def test_quiet_still_prints_errors(tiny_weights, tmp_path, capsys):
+    r = run(capsys, "deblur", tmp_path / "missing.jpg", "-q")
+    assert r.code == 1, r
+    assert r.out == ""
+    assert len(r.err_lines) == 1 and "missing.jpg" in r.err_lines[0]
+
+
+def test_python_dash_m_blurvid_help():
+    proc = subprocess.run(
+        [sys.executable, "-m", "blurvid", "--help"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "deblur" in proc.stdout and "animate" in proc.stdout
+
+
+def test_folder_rerun_does_not_take_its_own_outputs_as_inputs(tiny_weights, tmp_path):
+    from blurvid.cli import main
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    save_image(d / "a.png")
+    for _ in range(2):
+        with pytest.raises(SystemExit) as e:
+            main(["deblur", str(d), "-q"])
+        assert e.value.code in (0, None)
+    assert sorted(p.name for p in d.iterdir()) == ["a.png", "a_sharp.png"]
