@@ -21,7 +21,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .io import IMAGE_SUFFIXES, PhotoError
 
 app = typer.Typer(
     name="blurvid",
@@ -86,6 +85,8 @@ def collect_inputs(
     folder or glob for which ``is_output`` is true (blurvid's own earlier results) are left out; a file
     named explicitly is always processed.
     """
+    from .io import IMAGE_SUFFIXES
+
     jobs: list[Job] = []
     items = list(paths)
     multi = len(items) > 1
@@ -222,6 +223,8 @@ def _run_jobs(
     label: str,
     work: Callable[[Job, Progress], None],
 ) -> None:
+    from .io import PhotoError
+
     todo = []
     claimed: dict[Path, Path] = {}  # output -> the input that writes it in this run
     for job in jobs:
@@ -320,7 +323,7 @@ def deblur(
     repo: RepoOpt = None,
 ) -> None:
     """Deblur photos: writes <name>_sharp.<ext> beside each input (or into -o), keeping ICC, EXIF and bit depth."""
-    from .io import read_photo, write_photo
+    from .io import IMAGE_SUFFIXES, read_photo, write_photo
 
     report = Report()
     jobs, multi = collect_inputs(
@@ -394,7 +397,7 @@ def animate(
     repo: RepoOpt = None,
 ) -> None:
     """Make a short video of the motion that happened while the shutter was open."""
-    from .io import read_photo, video_kind, write_video
+    from .io import PhotoError, read_photo, video_kind, write_video
 
     fmt = fmt.lower().lstrip(".")
     if fmt not in ("gif", "mp4", "webp", "frames"):

@@ -42,9 +42,14 @@ def ssim(
     return s.mean(dim=(1, 2, 3))
 
 
-def video_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean per-frame PSNR of ``(B, N, C, H, W)`` videos -> ``(B,)``."""
-    return psnr(pred, target).mean(dim=1)
+def video_psnr(pred: torch.Tensor, target: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
+    """PSNR of ``(B, N, C, H, W)`` videos -> ``(B,)``, with the MSE pooled over all frames.
+
+    Pooling (rather than averaging per-frame PSNRs) keeps one perfect frame — e.g. the given central
+    frame, which a static baseline reproduces exactly — from dominating the score.
+    """
+    mse = (pred.float() - target.float()).pow(2).mean(dim=(1, 2, 3, 4)).clamp(min=1e-10 * peak**2)
+    return 10 * torch.log10(peak**2 / mse)
 
 
 def ppsnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -47,3 +47,10 @@ def test_aligned_psnr_finds_the_shift():
     x = torch.roll(y, shifts=(3, -2), dims=(-2, -1))
     assert float(aligned_psnr(x, y, 4)) == 100.0
     assert float(psnr(x, y)) < 20
+
+
+def test_video_psnr_pools_the_error_over_frames():
+    t = torch.zeros(1, 3, 1, 2, 2)
+    p = t.clone()
+    p[:, 0] = 0.1  # one frame off by 0.1: pooled MSE = 0.01 / 3
+    assert math.isclose(float(video_psnr(p, t)), 10 * math.log10(300), abs_tol=1e-3)

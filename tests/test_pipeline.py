@@ -1,0 +1,100 @@
+"""Inference pipeline: any size, tiling equivalence, motion on a bounded copy, devices, loading once."""
+
+import numpy as np
+import pytest
+import torch
+
+from blurvid import pipeline, tiling
+from blurvid.models import BlurredImageEncoder, DeblurNet, DMConfig, RecurrentVideoDecoder, VideoConfig
+
+TINY_DM = DMConfig(widths=(8, 8, 12, 16), growth=(4, 4, 4, 4), rdbs=(1, 1, 1, 1), rdb_layers=2)
+TINY_V = VideoConfig(widths=(4, 4, 8, 8), hidden=8, bie_widths=(4, 4, 4, 8, 8, 8))
+CPU = torch.device("cpu")
+
+
+def _dm(seed=0):
+    torch.manual_seed(seed)
+    dm = DeblurNet(TINY_DM)
+    with torch.no_grad():  # a visible, non-trivial residual
+        dm.tail[-1].weight.normal_(0, 0.05)
+    return dm
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (17, 45), (64, 64), (33, 130)])
+def test_deblur_any_size(h, w):
+    img = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
+    out = pipeline.Deblurrer(_dm(), CPU)(img)
+    assert out.shape == (h, w, 3) and out.dtype == np.float32
+    assert 0 <= out.min() and out.max() <= 1
+
+
+def test_tiled_close_to_untiled():
+    # A random network's reach is the whole tile (its 1/16-scale features see everything), so tiling can
+    # only be approximate here; the trained DM's tolerance is measured by benchmarks/bench_tiling.py.
+    img = np.random.default_rng(1).random((300, 460, 3), dtype=np.float32)
+    ref = pipeline.Deblurrer(_dm(), CPU, tile=4096)(img)
+    tiles = []
+    out = pipeline.Deblurrer(_dm(), CPU, tile=256, overlap=64)(img, on_tile=lambda d, n: tiles.append(n))
+    assert tiles[-1] == len(tiling.tiles(300, 460, 256, 64)) > 1  # really tiled, each tile once
+    change = np.abs(ref - img).mean()  # how much the network changes the image
+    assert np.abs(out - ref).mean() < 0.2 * change
+
+
+def test_bf16_matches_fp32_within_tolerance():
+    img = np.random.default_rng(2).random((40, 70, 3), dtype=np.float32)
+    a = pipeline.Deblurrer(_dm(), CPU, torch.float32)(img)
+    b = pipeline.Deblurrer(_dm(), CPU, torch.bfloat16)(img)
+    assert np.abs(a - b).max() < 3e-2 and np.abs(a - b).mean() < 3e-3
+
+
+def test_animator_frames_and_bounded_motion_size():
+    torch.manual_seed(0)
+    rvd = RecurrentVideoDecoder(TINY_V)
+    with torch.no_grad():
+        for head in [rvd.decoder.flow8, *rvd.decoder.flows]:
+            head.weight.normal_(0, 0.3)
+    an = pipeline.Animator(pipeline.Deblurrer(_dm(), CPU), BlurredImageEncoder(TINY_V), rvd, motion_size=32)
+    img = np.random.default_rng(3).random((45, 101, 3), dtype=np.float32)
+    frames = an(img, frames=7)
+    assert len(frames) == 7 and all(f.shape == (45, 101, 3) for f in frames)
+    assert max(np.abs(f - frames[0]).mean() for f in frames) > 1e-4  # the frames move
+    x = pipeline.to_tensor(img, CPU)
+    flows = an.flows(x, x, 5)
+    assert flows.shape == (5, 2, 45, 101)
+
+
+def test_flow_resize_scales_vectors():
+    f = torch.ones(1, 2, 10, 20)
+    out = pipeline.resize_flow(f, (40, 40))
+    assert torch.allclose(out[:, 0], torch.full_like(out[:, 0], 2.0))
+    assert torch.allclose(out[:, 1], torch.full_like(out[:, 1], 4.0))
+
+
+def test_bounded_size():
+    assert pipeline.bounded_size(3000, 4000, 512) == (384, 512)
+    assert pipeline.bounded_size(100, 80, 512) == (100, 80)  # never upscaled
+
+
+def test_device_and_precision_selection():
+    assert pipeline.select_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert pipeline.select_device("auto").type == "cpu"
+        with pytest.raises(ValueError, match="no CUDA"):
+            pipeline.select_device("cuda")
+    with pytest.raises(ValueError):
+        pipeline.select_device("tpu")
+    assert pipeline.resolve_precision("fp32", CPU) is torch.float32
+    assert pipeline.resolve_precision("half", CPU) is torch.bfloat16
+    with pytest.raises(ValueError):
+        pipeline.resolve_precision("fp16", CPU)
+
+
+def test_weights_load_once_per_process(tiny_weights, monkeypatch):
+    from blurvid import weights
+
+    calls = []
+    real = weights.load_checkpoint
+    monkeypatch.setattr(weights, "load_checkpoint", lambda *a, **k: calls.append(a) or real(*a, **k))
+    a = pipeline.load_model("dm")
+    b = pipeline.load_model("dm")
+    assert a is b and len(calls) == 1
