@@ -61,7 +61,9 @@ def main() -> None:
         )
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps({"photo": str(a.photo), "size": list(img.shape[:2]), "rows": rows}, indent=2))
+        a.json.write_text(
+            json.dumps({"photo": str(a.photo), "size": list(img.shape[:2]), "rows": rows}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,22 @@ def test_synth_command_is_reproducible_and_eval_reads_it(tmp_path, tiny_weights)
     rng = np.random.default_rng(1)
     Image.fromarray((rng.random((90, 90, 3)) * 255).astype(np.uint8)).save(src / "a.png")
     for out in ("s1", "s2"):
-        assert _run(["synth", str(src), "-o", str(tmp_path / out), "--count", "2", "--frames", "5",
-                     "--size", "32", "--seed", "3"]) in (0, None)
+        assert _run(
+            [
+                "synth",
+                str(src),
+                "-o",
+                str(tmp_path / out),
+                "--count",
+                "2",
+                "--frames",
+                "5",
+                "--size",
+                "32",
+                "--seed",
+                "3",
+            ]
+        ) in (0, None)
     a = sorted((tmp_path / "s1").rglob("*.png"))
     b = sorted((tmp_path / "s2").rglob("*.png"))
     assert len(a) == 2 * (1 + 5)
@@ -74,7 +88,9 @@ def test_synth_command_is_reproducible_and_eval_reads_it(tmp_path, tiny_weights)
     assert meta["center"] == 2
     assert np.load(tmp_path / "s1" / "sample_00000" / "flows.npy").shape == (5, 2, 32, 32)
     out_json = tmp_path / "r.json"
-    assert _run(["eval", "deblur", "--pairs", str(tmp_path / "s1"), "--json", str(out_json), "--precision", "fp32"]) in (0, None)
+    assert _run(
+        ["eval", "deblur", "--pairs", str(tmp_path / "s1"), "--json", str(out_json), "--precision", "fp32"]
+    ) in (0, None)
     res = json.loads(out_json.read_text())
     (only,) = res["sets"].values()
     assert only["count"] == 2 and 0 < only["mean"]["psnr"] < 100
