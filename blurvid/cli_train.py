@@ -214,7 +214,9 @@ def eval_command(
         )
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    table = Table("set", "count", *result["columns"])
+    table = Table()
+    for c in ("set", "count", *result["columns"]):
+        table.add_column(c.replace("_", " "), overflow="fold")
     for set_name, r in result["sets"].items():
         table.add_row(
             set_name, str(r["count"]), *(f"{r['mean'].get(c, float('nan')):.4f}" for c in result["columns"])

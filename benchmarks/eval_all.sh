@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every quality number in weights/README.md, from the installed checkpoints (or RUN_DM / RUN_VIDEO runs).
+#   DATA=../shared/data benchmarks/eval_all.sh            # writes benchmarks/results/*.json
+set -euo pipefail
+DATA=${DATA:-../shared/data}
+OUT=${OUT:-benchmarks/results}
+mkdir -p "$OUT"
+dm_run=${RUN_DM:+--run $RUN_DM}
+video_run=${RUN_VIDEO:+--run $RUN_VIDEO}
+
+# deblurring: Levin real camera shake (aligned PSNR = best integer shift, the set's usual protocol)
+# and the fixed kodak24 validation set (synthesis defaults, seed 1234)
+blurvid eval deblur $dm_run --levin "$DATA/realblur/levin" --synth "$DATA/sharp/kodak24" \
+  --count 24 --seed 1234 --size 256 --json "$OUT/deblur.json"
+
+# video, ground-truth central frame (stage 2): synthetic kodak24 sequences and GoPro-style clips
+blurvid eval video $video_run --synth "$DATA/sharp/kodak24" --count 24 --seed 1234 --size 256 \
+  --clips "$DATA/video/bmx-trees" --clips "$DATA/video/tennis" --json "$OUT/video_gt.json"
+# end to end: the DM's output as the central frame
+blurvid eval video $video_run --center dm --synth "$DATA/sharp/kodak24" --count 24 --seed 1234 --size 256 \
+  --clips "$DATA/video/bmx-trees" --clips "$DATA/video/tennis" --json "$OUT/video_dm.json"
+# other frame counts without retraining
+for n in 7 15; do
+  blurvid eval video $video_run --synth "$DATA/sharp/kodak24" --count 24 --seed 1234 --size 256 --frames "$n" \
+    --json "$OUT/video_gt_n$n.json"
+done
