@@ -385,6 +385,9 @@ def _atomic_path(path: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint or registry is a normal file
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

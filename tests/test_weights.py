@@ -109,9 +109,12 @@ def test_module_import_is_light():
 
 def test_weights_data_folder_has_no_init():
     # an installed blurvid/weights/__init__.py would shadow the blurvid.weights module
-    repo_weights = Path(W.__file__).resolve().parents[1] / "weights"
-    assert not (repo_weights / "__init__.py").exists()
-    assert json.loads((repo_weights / "registry.json").read_text())["checkpoints"] is not None
+    shipped = W.package_weights_dir()  # installed blurvid/weights/, or <repo>/weights in a source checkout
+    assert not (shipped / "__init__.py").exists()
+    assert json.loads((shipped / "registry.json").read_text())["checkpoints"] is not None
+    import blurvid.weights as module
+
+    assert module.package_weights_dir is W.package_weights_dir  # the module, not a shadowing folder
 
 
 def test_save_load_round_trip(tmp_path):
@@ -235,8 +238,9 @@ def test_locations_env(monkeypatch, tmp_path):
     monkeypatch.setenv("BLURVID_HF_REPO", "me/mine")
     assert W.hub_repo_id() == "me/mine"
     assert W.hub_repo_id("x/y") == "x/y"
-    # source checkout: <repo>/weights next to blurvid/
-    assert W.package_weights_dir() == Path(W.__file__).resolve().parents[1] / "weights"
+    # installed: blurvid/weights/ beside this module; source checkout: <repo>/weights next to blurvid/
+    here = Path(W.__file__).resolve().parent
+    assert W.package_weights_dir() in (here / "weights", here.parent / "weights")
 
 
 # ----------------------------------------------------------------------------------------------- resolve

@@ -19,14 +19,16 @@ Everything is plain torch on CPU tensors, deterministic for a given ``torch.Gene
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from ..config import Config
+
 
 @dataclass
-class SynthConfig:
+class SynthConfig(Config):
     """Settings of :func:`synthesize` (saved in training configs)."""
 
     frames: int = 9  # N sharp target frames
@@ -47,19 +49,6 @@ class SynthConfig:
     shot_noise: tuple[float, float] = (0.0, 4e-3)  # variance per unit of linear signal
     read_noise: tuple[float, float] = (0.0, 6e-3)  # std in linear light
     quantize: bool = True  # round the blurred image to 8 bits like a camera file
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SynthConfig:
-        return cls(
-            **{
-                k: tuple(v) if isinstance(v, list) else v
-                for k, v in d.items()
-                if k in cls.__dataclass_fields__
-            }
-        )
 
     @property
     def margin(self) -> int:

@@ -16,17 +16,18 @@ Input sides must be multiples of :attr:`DeblurNet.multiple` (the pipeline pads a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import Config
 from .blocks import ResidualDenseBlock, conv3x3
 
 
 @dataclass
-class DMConfig:
+class DMConfig(Config):
     """Architecture of :class:`DeblurNet` (saved inside every checkpoint)."""
 
     widths: tuple[int, int, int, int] = (48, 96, 128, 192)  # channels at 1/2, 1/4, 1/8, 1/16 scale
@@ -34,16 +35,6 @@ class DMConfig:
     rdb_layers: int = 4  # convs per RDB
     rdbs: tuple[int, int, int, int] = (1, 1, 1, 2)  # RDBs per scale
     res_scale: float = 0.2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DMConfig:
-        known = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__
-        }
-        return cls(**known)
 
 
 class Bottleneck(nn.Module):

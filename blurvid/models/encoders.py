@@ -6,35 +6,23 @@ for an ``(B, 3, H, W)`` input (H, W multiples of 8). The RVD starts its own Conv
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..config import Config
 from .blocks import ConvLSTMCell, FrameEncoder
 
 
 @dataclass
-class VideoConfig:
+class VideoConfig(Config):
     """Architecture of RVE, RVD and BIE (one config: they must agree on the embedding)."""
 
     widths: tuple[int, int, int, int] = (16, 32, 64, 128)  # encoder blocks A1..A4 (paper Fig. 2a)
     hidden: int = 128  # ConvLSTM channels
     bie_widths: tuple[int, ...] = (32, 64, 64, 128, 128, 256)  # BIE conv layers 1..6 (layer 7 -> 2*hidden)
     flow_input_scale: float = 0.1  # the previous flow is fed to the flow encoder multiplied by this
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> VideoConfig:
-        return cls(
-            **{
-                k: tuple(v) if isinstance(v, list) else v
-                for k, v in d.items()
-                if k in cls.__dataclass_fields__
-            }
-        )
 
 
 def split_state(embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+from ..config import Config
 
 STAGES = ("deblur", "autoencoder", "bie")
 
@@ -18,7 +19,7 @@ PAPER_DEFAULTS: dict[str, dict] = {
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Config):
     """Everything a run needs; ``TrainConfig.from_dict(ckpt['config'])`` rebuilds it exactly."""
 
     stage: str = "deblur"
@@ -62,19 +63,8 @@ class TrainConfig:
         if self.stage not in STAGES:
             raise ValueError(f"unknown stage {self.stage!r}; choose one of {', '.join(STAGES)}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        if "lambdas" in kw:
-            kw["lambdas"] = tuple(kw["lambdas"])
-        return cls(**kw)
 
     @classmethod
     def for_stage(cls, stage: str, **overrides: object) -> TrainConfig:

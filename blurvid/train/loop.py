@@ -66,17 +66,35 @@ def build_dataset(cfg: TrainConfig, scfg: SynthConfig) -> torch.utils.data.Datas
     return MixedDataset(photos, clips, cfg.clip_p if clips is not None else 0.0, seed=cfg.seed)
 
 
+def validation_config(cfg: TrainConfig, scfg: SynthConfig) -> SynthConfig:
+    """The fixed validation protocol: synthesis *defaults* (not the run's training settings) at
+    ``val_size``, the run's N, no flips; video stages use only moving-camera samples."""
+    extra = {} if cfg.stage == "deblur" else {"static_camera_p": 0.0}  # every video sample has motion
+    return SynthConfig(frames=scfg.frames, size=cfg.val_size, hflip=False, **extra)
+
+
 def validation_set(cfg: TrainConfig, scfg: SynthConfig) -> list[dict]:
     """Fixed validation samples: ``val_count`` synthesised from ``cfg.val`` with ``val_seed``."""
     if not cfg.val:
         return []
-    extra = {} if cfg.stage == "deblur" else {"static_camera_p": 0.0}  # every video sample has motion
-    vcfg = SynthConfig.from_dict({**scfg.to_dict(), "size": cfg.val_size, "hflip": False, **extra})
-    ds = PhotoSynthDataset(cfg.val, vcfg, seed=cfg.val_seed)
+    ds = PhotoSynthDataset(cfg.val, validation_config(cfg, scfg), seed=cfg.val_seed)
     items = fixed_set(ds, cfg.val_count)
     for it in items:
         it["target"] = it["frames"][it["center"]]
     return items
+
+
+def _val_fingerprint(cfg: TrainConfig, scfg: SynthConfig) -> str:
+    """Identifies the validation set, so a resumed run only compares scores measured on the same one."""
+    return json.dumps(
+        {
+            "val": cfg.val,
+            "count": cfg.val_count,
+            "seed": cfg.val_seed,
+            "synth": validation_config(cfg, scfg).to_dict(),
+        },
+        sort_keys=True,
+    )
 
 
 def autocast_factory(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
@@ -200,6 +218,9 @@ def train(
         for g, base in zip(opt.param_groups, task.param_groups(net), strict=True):
             g["initial_lr"] = base["lr"]
         start, best = int(state["iteration"]), float(state["best"])
+        if state.get("val_fingerprint") != _val_fingerprint(cfg, synth_config(cfg)):
+            best = -math.inf  # a different validation set: earlier scores are not comparable
+            log("validation set changed since the checkpoint: the best score starts afresh")
         torch.set_rng_state(state["rng"])
         pool_gen.set_state(state["pool_rng"])
         log(f"resumed {out} at iteration {start}")
@@ -248,6 +269,7 @@ def train(
                 "config": cfg.to_dict(),
                 "rng": torch.get_rng_state(),
                 "pool_rng": pool_gen.get_state(),
+                "val_fingerprint": _val_fingerprint(cfg, scfg),
             },
             ckpt_path,
         )

@@ -1,0 +1,31 @@
+"""A tiny base for the project's dataclass configs (nanoGPT style): dict round trip for checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound="Config")
+
+
+class Config:
+    """Mixin for ``@dataclass`` configs: ``to_dict()`` / ``from_dict()`` survive a JSON round trip.
+
+    ``from_dict`` ignores unknown keys (a newer checkpoint may carry more) and turns JSON lists back
+    into tuples where the field's default is a tuple.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[T], d: dict[str, Any]) -> T:
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        kw = {}
+        for k, v in d.items():
+            if k not in fields:
+                continue
+            f = fields[k]
+            default = f.default if f.default is not dataclasses.MISSING else None
+            kw[k] = tuple(v) if isinstance(v, list) and isinstance(default, tuple) else v
+        return cls(**kw)
