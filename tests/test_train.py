@@ -123,3 +123,57 @@ def test_export_deblur_round_trip_matches_training_weights(photos, tmp_path):
     trained = torch.load(tmp_path / "dm" / "last.pt", weights_only=True)["model"]
     assert torch.equal(dm.state_dict()["head.weight"], trained["dm.head.weight"])
     assert note == "fp32"
+
+
+def test_ddp_two_processes_with_torchrun(photos, tmp_path):
+    """Two CPU processes (gloo) through torchrun: the standard DDP engine, rank 0 writes the run."""
+    import json
+    import shutil
+    import os
+    import subprocess
+
+    torchrun = shutil.which("torchrun")
+    assert torchrun, "torchrun ships with torch"
+    cfg = {
+        "model": TINY_DM,
+        "synth": SYNTH,
+        "val_every": 0,
+        "log_every": 1,
+        "threads": 1,
+        "precision": "fp32",
+    }
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    out = tmp_path / "run"
+    cmd = [
+        torchrun,
+        "--nproc_per_node=2",
+        "-m",
+        "blurvid",
+        "train",
+        "deblur",
+        "--data",
+        str(photos),
+        "--out",
+        str(out),
+        "--iters",
+        "3",
+        "--batch",
+        "2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--config",
+        str(tmp_path / "cfg.json"),
+        "--no-progress",
+    ]
+    r = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["iteration"] == 3
