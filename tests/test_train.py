@@ -128,8 +128,8 @@ def test_export_deblur_round_trip_matches_training_weights(photos, tmp_path):
 def test_ddp_two_processes_with_torchrun(photos, tmp_path):
     """Two CPU processes (gloo) through torchrun: the standard DDP engine, rank 0 writes the run."""
     import json
-    import shutil
     import os
+    import shutil
     import subprocess
 
     torchrun = shutil.which("torchrun")
