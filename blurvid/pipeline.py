@@ -214,11 +214,7 @@ def load_model(
     """
     from . import weights
 
-    spec = (
-        weights.default_spec(arch)
-        if name is None
-        else weights.resolve(name, repo_id=repo_id, download=download).spec
-    )
-    resolved = weights.resolve(spec, repo_id=repo_id, download=download)
-    state, meta = weights.load_checkpoint(resolved.path, expected_sha256=spec.sha256)
-    return build_from_checkpoint(arch, state, meta.get("config") or spec.config)
+    # resolve() verifies the file's sha256 once; load_pretrained does not hash it again
+    target = weights.default_spec(arch) if name is None else name
+    state, meta, resolved = weights.load_pretrained(target, repo_id=repo_id, download=download)
+    return build_from_checkpoint(arch, state, meta.get("config") or resolved.spec.config)
