@@ -26,17 +26,23 @@ from pathlib import Path
 SIZES = {"720p": (720, 1280), "12mp": (3000, 4000), "24mp": (4000, 6000)}
 
 
-def matmul_flops(n: int = 4096, repeat: int = 5) -> dict:
+def matmul_flops(device: str = "cpu", repeat: int = 5) -> dict:
+    """Dense matmul FLOP/s of this machine's ``device`` (4096^2 on a CPU, 8192^2 on a GPU), fp32 and bf16."""
     import torch
 
+    n = 8192 if device.startswith("cuda") else 4096
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     out = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a = torch.randn(n, n, dtype=dtype, device=device)
+        b = torch.randn(n, n, dtype=dtype, device=device)
         torch.mm(a, b)
+        sync()
         ts = []
         for _ in range(repeat):
             t = time.perf_counter()
             torch.mm(a, b)
+            sync()
             ts.append(time.perf_counter() - t)
         out[name] = 2 * n**3 / min(ts)
     return out
@@ -75,7 +81,9 @@ def dm_flops(dm, h: int, w: int) -> float:
     return float(fc.get_total_flops())
 
 
-def run_case(task: str, size: str, precision: str, repeat: int, random: bool, threads: int) -> dict:
+def run_case(
+    task: str, size: str, precision: str, repeat: int, random: bool, threads: int, device: str = "cpu"
+) -> dict:
     import numpy as np
     import torch
 
@@ -84,14 +92,25 @@ def run_case(task: str, size: str, precision: str, repeat: int, random: bool, th
     if threads:
         torch.set_num_threads(threads)
     dm, bie, rvd, source = _models(random)
-    dev = torch.device("cpu")
+    dev = pipeline.select_device(device)
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
     dtype = pipeline.resolve_precision(precision, dev)
     h, w = SIZES[size]
     rng = np.random.default_rng(0)
     img = rng.random((h, w, 3), dtype=np.float32)
-    deb = pipeline.Deblurrer(dm, dev, dtype)
-    fn = (lambda: deb(img)) if task == "deblur" else (lambda: pipeline.Animator(deb, bie, rvd)(img, 9))
+
+    def make(dt: torch.dtype, tile: int = 1024):
+        deb = pipeline.Deblurrer(dm, dev, dt, tile=tile)
+        if task == "deblur":
+            return lambda: deb(img)
+        an = pipeline.Animator(deb, bie, rvd)
+        return lambda: an(img, 9)
+
+    fn = make(dtype)
     fn()
+    fn()  # second warm-up: cuDNN autotuning on a GPU
     ts = []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -106,13 +125,17 @@ def run_case(task: str, size: str, precision: str, repeat: int, random: bool, th
         "median_s": statistics.median(ts),
         "times_s": ts,
         "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(dev) if cuda else "cpu",
     }
-    if task == "deblur" and size == "720p":
-        ref = pipeline.Deblurrer(dm, dev, torch.float32, tile=4096)(img)
-        o = out
-        res["max_abs_diff_vs_fp32_untiled"] = float(np.abs(o - ref).max())
-        res["mean_abs_diff_vs_fp32_untiled"] = float(np.abs(o - ref).mean())
-        res["dm_gflops"] = dm_flops(dm, h, w) / 1e9
+    if cuda:
+        res["peak_cuda_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
+    if size == "720p":  # the reference: fp32, one untiled pass, on the same device
+        ref = make(torch.float32, tile=4096)()
+        o, r = (np.stack(out), np.stack(ref)) if task == "animate" else (out, ref)
+        res["max_abs_diff_vs_fp32_untiled"] = float(np.abs(o - r).max())
+        res["mean_abs_diff_vs_fp32_untiled"] = float(np.abs(o - r).mean())
+        if task == "deblur":
+            res["dm_gflops"] = dm_flops(dm.float().cpu(), h, w) / 1e9
     res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return res
 
@@ -124,17 +147,18 @@ def main() -> None:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda (GPU rows add peak CUDA memory)")
     ap.add_argument("--random", action="store_true", help="random weights even if checkpoints are installed")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--case", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.case:  # child process
         task, size = a.case.split(":")
-        print(json.dumps(run_case(task, size, a.precision, a.repeat, a.random, a.threads)))
+        print(json.dumps(run_case(task, size, a.precision, a.repeat, a.random, a.threads, a.device)))
         return
     import torch
 
-    peak = matmul_flops()
+    peak = matmul_flops(a.device)
     rows = []
     for size in a.sizes:
         for task in a.tasks:
@@ -149,6 +173,8 @@ def main() -> None:
                 str(a.repeat if size == "720p" else 1),
                 "--threads",
                 str(a.threads),
+                "--device",
+                a.device,
             ]
             if a.random:
                 cmd.append("--random")
@@ -164,10 +190,15 @@ def main() -> None:
             rows.append(r)
             print(
                 f"{task:8s} {size:5s} {r['precision']:9s} {r['median_s']:7.3f} s  peak RSS {r['peak_rss_mib']:7.0f} MiB"
+                + (f"  peak CUDA {r['peak_cuda_mib']:6.0f} MiB" if "peak_cuda_mib" in r else "")
                 + (
                     f"  eff {r['efficiency_vs_fp32_mm']:.2f} of fp32 mm, {r['efficiency_vs_bf16_mm']:.2f} of bf16 mm"
-                    f"  max|d| vs fp32 {r['max_abs_diff_vs_fp32_untiled']:.4f}"
                     if "dm_gflops" in r
+                    else ""
+                )
+                + (
+                    f"  max|d| vs fp32 {r['max_abs_diff_vs_fp32_untiled']:.4f}"
+                    if "max_abs_diff_vs_fp32_untiled" in r
                     else ""
                 ),
                 flush=True,
@@ -176,6 +207,7 @@ def main() -> None:
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
+            "device": a.device if a.device == "cpu" else torch.cuda.get_device_name(0),
             "torch": torch.__version__,
             "matmul_flops": peak,
         },

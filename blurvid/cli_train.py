@@ -44,6 +44,11 @@ def _train(
 
         stored = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["config"]
         base = {**stored, **base}
+    stored_stage = base.pop("stage", stage)
+    if stored_stage != stage:
+        raise UserError(
+            f"the config is for stage {stored_stage!r}, not {stage!r}: use `blurvid train {stored_stage}`"
+        )
     overrides = {k: v for k, v in kw.items() if v is not None and v != []}
     if out is not None:
         overrides["out"] = str(out)
@@ -77,7 +82,10 @@ def _stage_command(stage: str):
         lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
         crop: Annotated[int | None, typer.Option(help="Training crop size (px).")] = None,
         frames: Annotated[int | None, typer.Option(help="Frames N per sequence.")] = None,
-        init: Annotated[str | None, typer.Option(help="Start from these weights (.safetensors).")] = None,
+        init: Annotated[
+            list[str] | None,
+            typer.Option(help="Start from these weights (.safetensors; repeatable, e.g. bie + rvd)."),
+        ] = None,
         autoencoder: Annotated[
             str | None, typer.Option(help="bie: the stage-1 run folder or checkpoint.")
         ] = None,
@@ -111,7 +119,7 @@ def _stage_command(stage: str):
             iters=iters,
             batch=batch,
             lr=lr,
-            init=init,
+            init=tuple(init) if init else None,
             autoencoder=autoencoder,
             flow_sup=flow_sup,
             workers=workers,

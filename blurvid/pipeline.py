@@ -22,7 +22,7 @@ from torch import nn
 from .models.deblur import DeblurNet, DMConfig
 from .models.decoder import RecurrentVideoDecoder
 from .models.encoders import BlurredImageEncoder, VideoConfig
-from .models.warp import resize_flow, warp
+from .models.warp import resample_in_time, resize_flow, warp
 from .tiling import crop_to, pad_to_multiple, run_tiled
 
 TileCallback = Callable[[int, int], None]
@@ -134,16 +134,24 @@ class Animator:
         bie: BlurredImageEncoder,
         rvd: RecurrentVideoDecoder,
         motion_size: int = 512,
+        native_frames: int | None = 9,
     ) -> None:
         self.deblurrer = deblurrer
         self.device, self.dtype = deblurrer.device, deblurrer.dtype
         self.bie = bie.to(self.device).eval()
         self.rvd = rvd.to(self.device).eval()
         self.motion_size = motion_size
+        self.native_frames = native_frames
 
     @torch.inference_mode()
-    def flows(self, blurred: torch.Tensor, sharp: torch.Tensor, frames: int) -> torch.Tensor:
-        """Full-resolution flows ``(N, 2, H, W)`` (CPU-side device of the inputs) for ``(1, 3, H, W)`` inputs."""
+    def motion(self, blurred: torch.Tensor, sharp: torch.Tensor, frames: int) -> torch.Tensor:
+        """Flows at the bounded motion size: ``(N, 2, hs, ws)`` float32 on the compute device, in pixels
+        of that size (upsample one with :func:`resize_flow` to the photo's size to use it).
+
+        The RVD is recurrent: run for its training length (``native_frames``) its steps span the
+        exposure; run longer it would extrapolate past the end. So other frame counts are sampled from
+        the native trajectory (linear in time); ``native_frames=None`` runs the RVD for ``frames`` steps.
+        """
         h, w = blurred.shape[-2:]
         hs, ws = bounded_size(h, w, self.motion_size, 8)
         b = resize(blurred.to(self.device), (hs, ws))
@@ -152,10 +160,16 @@ class Animator:
         sp, _ = pad_to_multiple(s, 8, "replicate")
         with _autocast(self.device, self.dtype):
             emb = self.bie(bp, sp)
-            res = self.rvd(emb, sp, frames, warp_frames=False)
-        f = crop_to(res.flows[-1][0].float(), (hs, ws))  # (N, 2, hs, ws)
-        return resize_flow(f, (h, w)).to(blurred.device)
+            steps = self.native_frames or frames
+            res = self.rvd(emb, sp, steps, warp_frames=False)
+        return resample_in_time(crop_to(res.flows[-1][0].float(), (hs, ws)), frames)
 
+    def flows(self, blurred: torch.Tensor, sharp: torch.Tensor, frames: int) -> torch.Tensor:
+        """Full-resolution flows ``(N, 2, H, W)`` on the inputs' device for ``(1, 3, H, W)`` inputs."""
+        f = self.motion(blurred, sharp, frames)
+        return resize_flow(f, tuple(blurred.shape[-2:])).to(blurred.device)
+
+    @torch.inference_mode()
     def frames(
         self,
         image: np.ndarray,
@@ -165,17 +179,20 @@ class Animator:
     ) -> Iterator[np.ndarray]:
         """Yield ``frames`` arrays ``(H, W, 3)`` float32 in [0, 1], in time order, one at a time.
 
-        ``sharp`` (the deblurred photo) is computed with the DM when not given.
+        ``sharp`` (the deblurred photo) is computed with the DM when not given. Each frame's flow is
+        upsampled and applied on the compute device when it is needed, so memory holds one full-size
+        flow at a time whatever ``frames`` is.
         """
         if frames < 1:
             raise ValueError("frames must be >= 1")
         cpu = torch.device("cpu")
         x = to_tensor(image, cpu)
         s = self.deblurrer.tensor(x, on_tile) if sharp is None else to_tensor(sharp, cpu)
-        flows = self.flows(x, s, frames)
-        with torch.inference_mode():
-            for n in range(frames):
-                yield to_numpy(warp(s, flows[n : n + 1]))
+        low = self.motion(x, s, frames)  # (N, 2, hs, ws) on the device
+        s = s.to(self.device)
+        size = (int(s.shape[-2]), int(s.shape[-1]))
+        for n in range(frames):
+            yield to_numpy(warp(s, resize_flow(low[n : n + 1], size)))
 
     def __call__(
         self, image: np.ndarray, frames: int = 9, sharp: np.ndarray | None = None

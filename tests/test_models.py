@@ -105,3 +105,20 @@ def test_blocks_keep_shape():
     assert ResidualDenseBlock(6, 3, 3)(x).shape == x.shape
     h, c = ConvLSTMCell(6, 4)(x)
     assert h.shape == c.shape == (1, 4, 5, 7)
+
+
+def test_resample_in_time_is_exact_for_linear_motion():
+    from blurvid.models.warp import resample_in_time
+
+    n0 = 9
+    t0 = (torch.arange(n0, dtype=torch.float32) + 0.5) / n0 - 0.5  # slice centres, exposure centred on 0
+    v = torch.randn(1, 2, 5, 7)
+    flows = t0.view(n0, 1, 1, 1) * v  # constant velocity
+    assert resample_in_time(flows, n0) is flows
+    for n in (1, 2, 7, 15, 20):
+        t = (torch.arange(n, dtype=torch.float32) + 0.5) / n - 0.5
+        torch.testing.assert_close(resample_in_time(flows, n), t.view(n, 1, 1, 1) * v, atol=1e-5, rtol=0)
+    # curved motion: the native samples are kept where the grids coincide (odd n: the centre)
+    curved = torch.randn(n0, 2, 3, 3)
+    torch.testing.assert_close(resample_in_time(curved, 17)[8], curved[4])
+    torch.testing.assert_close(resample_in_time(curved, 27)[1::3], curved)

@@ -61,6 +61,14 @@ def test_animator_frames_and_bounded_motion_size():
     x = pipeline.to_tensor(img, CPU)
     flows = an.flows(x, x, 5)
     assert flows.shape == (5, 2, 45, 101)
+    # frames upsample one flow at a time: the same pixels as warping with all full-size flows at once
+    sharp = img * 0.5 + 0.25
+    s = pipeline.to_tensor(sharp, CPU)
+    full = an.flows(x, s, 5)
+    lazy = an(img, frames=5, sharp=sharp)
+    for n in range(5):
+        ref = pipeline.to_numpy(pipeline.warp(s, full[n : n + 1]))
+        np.testing.assert_allclose(lazy[n], ref, atol=1e-6)
 
 
 def test_flow_resize_scales_vectors():

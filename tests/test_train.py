@@ -1,5 +1,7 @@
 """Training stages on tiny generated data: the loss drops, resume is exact, export loads for inference."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -177,3 +179,81 @@ def test_ddp_two_processes_with_torchrun(photos, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["iteration"] == 3
+
+
+def test_time_budget_stops_the_run_and_anneals(photos, tmp_path, monkeypatch):
+    from blurvid.train import loop
+
+    clock = iter(range(0, 100_000, 5))  # every call to time.time() advances 5 s
+    monkeypatch.setattr(loop.time, "time", lambda: float(next(clock)))
+    cfg = _cfg("deblur", tmp_path / "t", photos, iters=1000, minutes=2.0, schedule="cosine", lr=1e-3)
+    train(cfg, progress=False, log=lambda m: None)
+    state = torch.load(tmp_path / "t" / "last.pt", weights_only=True)
+    assert 0 < state["iteration"] < 50  # stopped by the 2-minute budget, not by iters
+    rows = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if "lr" in r]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] > 0.9e-3
+    # the cosine followed the clock to its floor, although it / iters stayed under 5 %
+    assert state["scheduler"]["_last_lr"][0] < 0.15e-3
+    assert (tmp_path / "t" / "best.safetensors").exists()
+
+
+def test_init_from_two_shipped_files_fills_bie_and_rvd(photos, tmp_path):
+    from blurvid import weights
+    from blurvid.models import BlurredImageEncoder, RecurrentVideoDecoder
+    from blurvid.models.encoders import VideoConfig
+
+    vcfg = VideoConfig.from_dict(TINY_V)
+    torch.manual_seed(3)
+    bie, rvd = BlurredImageEncoder(vcfg), RecurrentVideoDecoder(vcfg)
+    for arch, m in (("bie", bie), ("rvd", rvd)):
+        weights.save_checkpoint(
+            tmp_path / f"{arch}.safetensors", m.state_dict(), arch=arch, config=vcfg.to_dict()
+        )
+    cfg = _cfg(
+        "bie",
+        tmp_path / "run",
+        photos,
+        iters=0,
+        init=(str(tmp_path / "bie.safetensors"), str(tmp_path / "rvd.safetensors")),
+    )
+    train(cfg, progress=False, log=lambda m: None)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
+    for arch, m in (("bie", bie), ("rvd", rvd)):
+        for k, v in m.state_dict().items():
+            assert torch.equal(state[f"{arch}.{k}"], v), f"{arch}.{k}"
+
+
+def test_cli_config_file_may_name_its_stage_and_resume_works(photos, tmp_path, capsys):
+    """A saved config.json (which names its stage) drives `blurvid train`; a mismatched stage is exit 2."""
+    from blurvid import cli
+
+    cfg = _cfg("deblur", tmp_path / "run", photos, iters=2)
+    path = tmp_path / "cfg.json"
+    path.write_text(cfg.to_json())
+
+    def run(*args: str) -> int:
+        try:
+            cli.main(list(args))
+        except SystemExit as e:
+            return int(e.code or 0)
+        return 0
+
+    assert run("train", "bie", "--config", str(path), "--no-progress") == 2
+    assert "stage 'deblur'" in capsys.readouterr().err
+    assert run("train", "deblur", "--config", str(path), "--no-progress") == 0
+    path.write_text(json.dumps({"iters": 3}))
+    assert (
+        run(
+            "train",
+            "deblur",
+            "--config",
+            str(path),
+            "--out",
+            str(tmp_path / "run"),
+            "--resume",
+            "--no-progress",
+        )
+        == 0
+    )
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["iteration"] == 3

@@ -49,6 +49,10 @@ class SynthConfig(Config):
     shot_noise: tuple[float, float] = (0.0, 4e-3)  # variance per unit of linear signal
     read_noise: tuple[float, float] = (0.0, 6e-3)  # std in linear light
     quantize: bool = True  # round the blurred image to 8 bits like a camera file
+    # the central target's pose: 'time' = the scene at the central instant (the paper's video frame);
+    # 'mean' = every layer at its time-averaged pose, the sharp image the blur is centred on (a well-posed
+    # deblurring target: curved or uneven paths leave no doubt where the sharp photo should sit)
+    center: str = "time"
 
     @property
     def margin(self) -> int:
@@ -194,10 +198,16 @@ def soft_mask(g: torch.Generator, size: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- rendering ------------------------------
+def _reference(values: torch.Tensor, center: str) -> torch.Tensor:
+    """The pose values are measured from: the last row (the central time) or the mean of the others."""
+    return values[-1] if center == "time" else values[:-1].mean(0)
+
+
 def _camera_mats(
     g: torch.Generator, cfg: SynthConfig, times: torch.Tensor, t_c: float, size: int, region: int
 ) -> torch.Tensor:
-    """Camera matrices output-pixel -> region-pixel for each time; identity-plus-margin at ``t_c``."""
+    """Camera matrices output-pixel -> region-pixel for each time; identity-plus-margin at the reference
+    pose (``t_c``, or the time-averaged pose when ``cfg.center == 'mean'``)."""
     t = torch.cat([times.to(torch.float64), torch.tensor([t_c], dtype=torch.float64)])
     n = t.shape[0]
     if torch.rand((), generator=g) < cfg.static_camera_p:
@@ -215,7 +225,12 @@ def _camera_mats(
             * (t + 0.3 * torch.sin(2 * math.pi * _uniform(g, 1, 3) * t))
         )
         zoom = cfg.zoom_motion * _uniform(g, -1, 1) * t
-    trans, rot, zoom = trans - trans[-1], rot - rot[-1], zoom - zoom[-1]  # relative to the central time
+    ref = cfg.center
+    trans, rot, zoom = (
+        trans - _reference(trans, ref),
+        rot - _reference(rot, ref),
+        zoom - _reference(zoom, ref),
+    )
     half_out, half_reg = (size - 1) / 2, (region - 1) / 2
     m = (
         _translate(half_reg, half_reg)
@@ -233,7 +248,7 @@ def _object_mats(
     length = float(_uniform(g, *cfg.object_px))
     trans = random_path(g, t, length, cfg.shake * 0.3)
     rot = math.radians(6.0) * _uniform(g, -1, 1) * t
-    trans, rot = trans - trans[-1], rot - rot[-1]
+    trans, rot = trans - _reference(trans, cfg.center), rot - _reference(rot, cfg.center)
     h = (obj - 1) / 2
     # placement: texture -> world; centred rotation, then translation to `place` (integer top-left)
     fwd = (
@@ -256,6 +271,9 @@ def synthesize(
     n, k, size = cfg.frames, cfg.subframes, cfg.size
     if n < 1 or k < 1:
         raise ValueError("frames and subframes must be >= 1")
+    if cfg.center not in ("time", "mean"):
+        raise ValueError(f"center must be 'time' or 'mean', not {cfg.center!r}")
+    mean_ref = cfg.center == "mean"
     margin = cfg.margin
     region = size + 2 * margin
     img = _random_view(image, g, cfg, region)  # (3, region, region) sRGB
@@ -267,8 +285,13 @@ def synthesize(
 
     cam = _camera_mats(g, cfg, times, t_c, size, region)  # (T, 3, 3) output -> region
     frames_lin = sample_affine(lin, cam, size)  # (T, 3, S, S)
-    # the central target is an exact crop (no resampling softness)
-    frames_lin[target_idx[c]] = lin[:, margin : margin + size, margin : margin + size]
+    # the reference pose is an exact crop (no resampling softness): the central target, or with
+    # center='mean' an extra image appended after the T sub-frames (not part of the exposure)
+    crop = lin[:, margin : margin + size, margin : margin + size]
+    if mean_ref:
+        frames_lin = torch.cat([frames_lin, crop[None]])
+    else:
+        frames_lin[target_idx[c]] = crop
     center_cam = _translate(margin, margin)
     bg_flow = _flows(cam[target_idx], center_cam, size)  # (N, 2, S, S)
     flows = bg_flow
@@ -282,11 +305,18 @@ def synthesize(
         place = torch.randint(-obj // 4, size - obj + obj // 4 + 1, (2,), generator=g)
         omats = _object_mats(g, cfg, times, t_c, obj, place + margin)  # world -> texture
         layer = sample_affine(torch.cat([tex, mask]), omats @ cam, size)  # (T, 4, S, S)
-        # exact texture at the central time (integer placement, no rotation)
-        layer[target_idx[c]] = _paste(torch.cat([tex, mask]), place, size)
+        # exact texture at the reference pose (integer placement, no rotation)
+        pasted = _paste(torch.cat([tex, mask]), place, size)
+        if mean_ref:
+            layer = torch.cat([layer, pasted[None]])
+            center_w2t = (
+                torch.linalg.inv(_translate(float(place[0] + margin), float(place[1] + margin))) @ center_cam
+            )
+        else:
+            layer[target_idx[c]] = pasted
+            center_w2t = omats[target_idx[c]] @ center_cam  # output -> texture at the central time
         alpha = layer[:, 3:4]
         frames_lin = alpha * layer[:, :3] + (1 - alpha) * frames_lin
-        center_w2t = omats[target_idx[c]] @ center_cam  # output -> texture at the central time
         obj_flow = _flows(
             torch.linalg.inv(center_w2t) @ omats[target_idx] @ cam[target_idx],
             torch.eye(3, dtype=torch.float64),
@@ -295,10 +325,13 @@ def synthesize(
         a = alpha[target_idx]
         flows = a * obj_flow + (1 - a) * flows
 
-    blurred_lin, frames_lin = _expose(frames_lin, g, cfg)
+    t_sub = n * k
+    blurred_lin, frames_lin = _expose(frames_lin, g, cfg, t_sub)
     targets = linear_to_srgb(frames_lin[target_idx]).clamp(0, 1)
+    if mean_ref:
+        targets[c] = linear_to_srgb(frames_lin[t_sub]).clamp(0, 1)
     if float(torch.rand((), generator=g)) < cfg.gamma_average_p:
-        blurred_lin = srgb_to_linear(linear_to_srgb(frames_lin.clamp(0, 1)).mean(0))
+        blurred_lin = srgb_to_linear(linear_to_srgb(frames_lin[:t_sub].clamp(0, 1)).mean(0))
     blurred = linear_to_srgb(_noise(blurred_lin, g, cfg)).clamp(0, 1)
     if cfg.quantize:
         blurred = torch.round(blurred * 255) / 255
@@ -354,9 +387,10 @@ def _random_view(
 
 
 def _expose(
-    frames_lin: torch.Tensor, g: torch.Generator, cfg: SynthConfig
+    frames_lin: torch.Tensor, g: torch.Generator, cfg: SynthConfig, count: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average sub-frames into the blurred exposure; optionally boost highlights, then clip like a sensor.
+    """Average the first ``count`` (default all) sub-frames into the blurred exposure; optionally boost
+    highlights (of every frame given), then clip like a sensor.
 
     Returns ``(blurred_lin (3, S, S), frames_lin (T, 3, S, S))``, both clipped to [0, 1].
     """
@@ -364,7 +398,7 @@ def _expose(
         lum = frames_lin.mean(1, keepdim=True)
         gain = float(_uniform(g, 1.5, 6.0))
         frames_lin = frames_lin * (1 + (gain - 1) * ((lum - 0.7) / 0.3).clamp(0, 1))
-    blurred = frames_lin.mean(0).clamp(0, 1)
+    blurred = frames_lin[:count].mean(0).clamp(0, 1)
     return blurred, frames_lin.clamp(0, 1)
 
 

@@ -76,3 +76,19 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def downsample(image: torch.Tensor, factor: int) -> torch.Tensor:
     """Average-pool ``(B, C, H, W)`` by an integer ``factor`` (H, W divisible by it); identity for 1."""
     return image if factor == 1 else F.avg_pool2d(image, factor)
+
+
+def resample_in_time(flows: torch.Tensor, n: int) -> torch.Tensor:
+    """Resample ``flows: (N0, C, H, W)``, sampled at the centres of N0 equal slices of the exposure, to
+    ``n`` equal slices: ``(n, C, H, W)``. Linear in time between neighbours; beyond the first / last
+    centre the end segments are extended linearly. ``n == N0`` returns the input unchanged.
+    """
+    n0 = flows.shape[0]
+    if n == n0:
+        return flows
+    if n0 == 1:
+        return flows.expand(n, *flows.shape[1:]).clone()
+    t = (torch.arange(n, dtype=torch.float64) + 0.5) / n * n0 - 0.5  # position on the N0 grid
+    i0 = t.floor().clamp(0, n0 - 2).long()
+    a = (t - i0).to(flows.dtype).view(n, 1, 1, 1)  # < 0 or > 1 at the ends: linear extension
+    return flows[i0] * (1 - a) + flows[i0 + 1] * a

@@ -113,11 +113,33 @@ def _atomic_save(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+class _TimeBudget:
+    """Wall-clock budget of one invocation (``cfg.minutes``; 0 = none), started when the loop starts."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = minutes * 60
+        self.t0: float | None = None
+
+    def start(self) -> None:
+        self.t0 = time.time()
+
+    def fraction(self) -> float:
+        if self.seconds <= 0 or self.t0 is None:
+            return 0.0
+        return (time.time() - self.t0) / self.seconds
+
+    def expired(self) -> bool:
+        return self.fraction() >= 1.0
+
+
+def _lr_lambda(cfg: TrainConfig, budget: _TimeBudget | None = None) -> Callable[[int], float]:
+    """Warm-up, then constant or cosine; with a time budget the cosine follows whichever of the
+    iteration count and the elapsed time is further along."""
+
     def f(step: int) -> float:
         w = min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else 1.0
         if cfg.schedule == "cosine":
-            p = min(step / max(cfg.iters, 1), 1.0)
+            p = min(max(step / max(cfg.iters, 1), budget.fraction() if budget else 0.0), 1.0)
             return w * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
         return w
 
@@ -132,14 +154,18 @@ def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _init_weights(net: nn.Module, path: str, log: Log) -> None:
+    """Copy matching tensors of ``path`` into ``net``. A checkpoint that names its ``arch`` (a shipped
+    'bie' or 'rvd' file) goes into that sub-module; otherwise names are matched as they are, then under
+    each sub-module prefix."""
     from ..weights import load_checkpoint
 
-    state, _meta = load_checkpoint(path)
+    state, meta = load_checkpoint(path)
     own = net.state_dict()
-    # checkpoints may hold one sub-module (e.g. a shipped 'dm' file) or the whole container
+    arch = meta.get("arch")
+    prefixes = (arch,) if arch and any(k.startswith(f"{arch}.") for k in own) else ("dm", "rve", "rvd", "bie")
     mapped = {}
     for k, v in state.items():
-        for cand in (k, *(f"{p}.{k}" for p in ("dm", "rve", "rvd", "bie"))):
+        for cand in (*(f"{p}.{k}" for p in prefixes), k):
             if cand in own and own[cand].shape == v.shape:
                 mapped[cand] = v.to(own[cand].dtype)
                 break
@@ -206,9 +232,13 @@ def train(
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     if cfg.init and state is None:
-        _init_weights(net, cfg.init, log)
+        for path in [cfg.init] if isinstance(cfg.init, str) else cfg.init:
+            _init_weights(net, path, log)
     opt = torch.optim.Adam(task.param_groups(net))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+    budget = _TimeBudget(cfg.minutes if world == 1 else 0.0)  # ranks could disagree on the clock
+    if cfg.minutes and world > 1:
+        log("minutes is ignored with several processes; the run stops at iters")
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, budget))
     start, best = 0, -math.inf
     pool_gen = torch.Generator().manual_seed(cfg.seed + 17)
     if state is not None:
@@ -294,6 +324,7 @@ def train(
     pool: list[dict] = []
     t_last_ckpt = time.time()
     t0, it = time.time(), start
+    budget.start()
     net.train()
     with bar_ctx as bar:
         task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start) if bar else None
@@ -340,6 +371,12 @@ def train(
             if stop.requested:
                 save(done)
                 log(f"stopped at iteration {done}; checkpoint saved, continue with --resume")
+                break
+            if budget.expired():
+                if main and (cfg.val_every <= 0 or done % cfg.val_every != 0):
+                    validate(done)
+                save(done)
+                log(f"time budget of {cfg.minutes:g} min reached at iteration {done}; checkpoint saved")
                 break
         else:
             done = cfg.iters
