@@ -34,7 +34,7 @@ class TrainConfig(Config):
     iters: int = 450_000
     batch: int = 16
     lr: float = 1e-4
-    lr_rvd: float = 2e-5  # stage 'bie': learning rate of the (pre-trained) RVD
+    lr_rvd: float = 2e-5  # learning rate of a pre-trained RVD (stage 'bie'; 'autoencoder' with init)
     schedule: str = "constant"  # 'constant' | 'cosine' (to lr * min_lr_ratio at `iters`)
     min_lr_ratio: float = 0.1
     warmup: int = 0

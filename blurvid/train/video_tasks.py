@@ -141,7 +141,11 @@ class AutoencoderTask(_VideoTask):
         self.net = AutoencoderNet(self.vcfg)
 
     def param_groups(self, net: nn.Module) -> list[dict]:
-        return [{"params": list(net.parameters()), "lr": self.cfg.lr}]
+        """RVE at ``lr``; the RVD too, unless it starts from trained weights (``init``): then ``lr_rvd``."""
+        return [
+            {"params": list(net.rve.parameters()), "lr": self.cfg.lr},
+            {"params": list(net.rvd.parameters()), "lr": self.cfg.lr_rvd if self.cfg.init else self.cfg.lr},
+        ]
 
     def exportables(self, net: nn.Module) -> list[Exportable]:
         cfg = self.vcfg.to_dict()
