@@ -397,7 +397,7 @@ def animate(
     repo: RepoOpt = None,
 ) -> None:
     """Make a short video of the motion that happened while the shutter was open."""
-    from .io import PhotoError, read_photo, video_kind, write_video
+    from .io import PhotoError, read_photo, to_uint8, video_kind, write_video
 
     fmt = fmt.lower().lstrip(".")
     if fmt not in ("gif", "mp4", "webp", "frames"):
@@ -431,7 +431,8 @@ def animate(
         if size > 0:
             h, w = bounded_size(*pixels.shape[:2], size)
             pixels = _resize_image(pixels, (h, w))
-        seq = list(runtime.frames(pixels, frames, on_tile=prog.on_tile))
+        # 8-bit as they come: every video format stores 8 bits, and 9 float frames of a 24 MP photo are 2.6 GB
+        seq = [to_uint8(f) for f in runtime.frames(pixels, frames, on_tile=prog.on_tile)]
         if reverse:
             seq = seq[::-1]
         if boomerang:
@@ -439,7 +440,8 @@ def animate(
         if side_by_side:
             import numpy as np
 
-            seq = [np.concatenate([pixels, f], axis=1) for f in seq]
+            left = to_uint8(pixels)
+            seq = [np.concatenate([left, f], axis=1) for f in seq]
         write_video(job.dst, seq, fps=fps, loop=loop)
 
     _run_jobs(jobs, report, overwrite, quiet, "animate", work)

@@ -716,8 +716,17 @@ def _as_float_image(pixels: np.ndarray) -> np.ndarray:
     return arr
 
 
+def to_uint8(frame: np.ndarray) -> np.ndarray:
+    """A float ``(H, W, 3)`` image in [0, 1] as uint8 (clipped, rounded; NaN -> 0): what every video
+    format stores. :func:`write_video` takes such frames as they are, at a quarter of the memory."""
+    return _quantize(np.asarray(frame), 8)
+
+
 def _quantize(values: np.ndarray, bits: int) -> np.ndarray:
-    """Float [0, 1] -> uint8/uint16 with clipping and round-to-nearest (NaN -> 0)."""
+    """Float [0, 1] -> uint8/uint16 with clipping and round-to-nearest (NaN -> 0); uint8 passes through
+    (widened exactly for 16 bits)."""
+    if values.dtype == np.uint8:
+        return values if bits == 8 else values.astype(np.uint16) * 257
     top = 255.0 if bits == 8 else 65535.0
     clean = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     scaled = np.rint(np.clip(clean, 0.0, 1.0) * np.float32(top))
@@ -869,7 +878,8 @@ def write_video(
     loop: bool = True,
     quality: int = 90,
 ) -> Path:
-    """Write ``frames`` (float ``(H, W, 3)`` in [0, 1], one size) as the video :func:`video_kind` names.
+    """Write ``frames`` (``(H, W, 3)``, float in [0, 1] or uint8, one size) as the video :func:`video_kind`
+    names. Every format stores 8 bits per channel.
 
     * GIF: one adaptive 256-colour palette shared by all frames (no flicker), a fixed ordered
       dither pattern against banding; loops forever when ``loop`` else plays once; frame times are

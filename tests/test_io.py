@@ -655,3 +655,14 @@ def test_video_rejects_bad_frames(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         write_video(tmp_path / "v.gif", [np.zeros((4, 4, 3)), np.zeros((4, 5, 3))])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_video_takes_uint8_frames_like_floats(tmp_path):
+    rng = np.random.default_rng(0)
+    floats = [rng.random((10, 14, 3), dtype=np.float32) for _ in range(3)]
+    a, b = tmp_path / "a", tmp_path / "b"
+    bio.write_video(a, floats)
+    bio.write_video(b, [bio.to_uint8(f) for f in floats])
+    for name in ("frame_0001.png", "frame_0003.png"):
+        assert np.array_equal(np.asarray(Image.open(a / name)), np.asarray(Image.open(b / name)))
+    assert bio.to_uint8(np.array([[[0.0, 0.5, 1.0]]])).tolist() == [[[0, 128, 255]]]
