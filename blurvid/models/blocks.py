@@ -77,6 +77,8 @@ class ConvLSTMCell(nn.Module):
         super().__init__()
         self.hidden = hidden
         self.gates = nn.Conv2d(cin + hidden, 4 * hidden, kernel, padding=kernel // 2)
+        with torch.no_grad():  # forget-gate bias 1 (Jozefowicz et al. 2015): memory survives N steps at init
+            self.gates.bias[hidden : 2 * hidden].fill_(1.0)
 
     def forward(
         self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
