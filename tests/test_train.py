@@ -257,3 +257,34 @@ def test_cli_config_file_may_name_its_stage_and_resume_works(photos, tmp_path, c
         == 0
     )
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["iteration"] == 3
+
+
+def test_autoencoder_distills_from_a_teacher_bie(photos, tmp_path):
+    from blurvid import weights
+    from blurvid.models import BlurredImageEncoder
+    from blurvid.models.encoders import VideoConfig
+
+    vcfg = VideoConfig.from_dict(TINY_V)
+    torch.manual_seed(5)
+    weights.save_checkpoint(
+        tmp_path / "bie.safetensors",
+        BlurredImageEncoder(vcfg).state_dict(),
+        arch="bie",
+        config=vcfg.to_dict(),
+    )
+    cfg = _cfg("autoencoder", tmp_path / "ae", photos, iters=30, lr=3e-3, distill=1.0)
+    with pytest.raises(ValueError, match="teacher"):
+        train(cfg, progress=False, log=lambda m: None)
+    cfg = _cfg(
+        "autoencoder",
+        tmp_path / "ae2",
+        photos,
+        iters=30,
+        lr=3e-3,
+        distill=1.0,
+        teacher=str(tmp_path / "bie.safetensors"),
+    )
+    train(cfg, progress=False, log=lambda m: None)
+    rows = [json.loads(line) for line in (tmp_path / "ae2" / "metrics.jsonl").read_text().splitlines()]
+    d = [r["distill"] for r in rows if "distill" in r]
+    assert len(d) == 30 and np.mean(d[-5:]) < 0.8 * np.mean(d[:3])  # the RVE moves towards the teacher

@@ -22,10 +22,12 @@ from .warp import downsample, warp
 
 @dataclass
 class DecodeResult:
-    """``flows[j]``: ``(B, N, 2, H/s, W/s)`` and ``frames[j]``: ``(B, N, 3, H/s, W/s)`` for s = 8, 4, 2, 1."""
+    """``flows[j]``: ``(B, N, 2, H/s, W/s)`` and ``frames[j]``: ``(B, N, 3, H/s, W/s)`` for s = 8, 4, 2, 1;
+    ``embedding``: the motion representation decoded, when the caller keeps it (training)."""
 
     flows: list[torch.Tensor]
     frames: list[torch.Tensor]
+    embedding: torch.Tensor | None = None
 
 
 class FlowDecoder(nn.Module):

@@ -61,6 +61,8 @@ class TrainConfig(Config):
     flow_sup: float = 0.0  # weight of the optional true-flow supervision (synthetic samples only)
     coarse_warmup: int = 0  # iterations over which coarse scales are boosted (curriculum)
     edge_loss: float = 0.0  # deblur: weight of an added gradient-L1 term
+    distill: float = 0.0  # autoencoder: weight of L1(RVE embedding, frozen teacher BIE embedding)
+    teacher: str | None = None  # autoencoder: the teacher BIE (.safetensors) for `distill`
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

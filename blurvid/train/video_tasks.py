@@ -26,7 +26,10 @@ class AutoencoderNet(nn.Module):
 
     def forward(self, batch: dict) -> DecodeResult:
         frames = batch["frames"]
-        return self.rvd(self.rve(frames), batch["target"], frames.shape[1])
+        emb = self.rve(frames)
+        out = self.rvd(emb, batch["target"], frames.shape[1])
+        out.embedding = emb
+        return out
 
 
 class BIENet(nn.Module):
@@ -134,11 +137,42 @@ class _VideoTask:
 
 
 class AutoencoderTask(_VideoTask):
-    """Stage 1: RVE + RVD reconstruct the N sharp frames (multi-scale L1 + TV; optional flow supervision)."""
+    """Stage 1: RVE + RVD reconstruct the N sharp frames (multi-scale L1 + TV; optional flow supervision).
+
+    Optional ``distill`` (with ``teacher``, a trained BIE): an added L1 between the RVE's embedding and
+    the frozen BIE's embedding of the same sequence's blurred image and central frame. The paper trains
+    the BIE so that BIE(x_B) ≈ RVE(x_1..N); with a trained BIE this gives the RVE that target directly,
+    which keeps it from collapsing to the constant "no motion" embedding.
+    """
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__(cfg)
         self.net = AutoencoderNet(self.vcfg)
+        self._teacher: BlurredImageEncoder | None = None
+
+    def teacher(self, device: torch.device) -> BlurredImageEncoder:
+        if self._teacher is None:
+            from ..weights import load_checkpoint
+
+            if not self.cfg.teacher:
+                raise ValueError("distill > 0 needs teacher (a trained BIE .safetensors)")
+            state, meta = load_checkpoint(self.cfg.teacher)
+            cfg = meta["config"].get("bie", meta["config"])
+            bie = BlurredImageEncoder(VideoConfig.from_dict(cfg))
+            prefix = "bie." if any(k.startswith("bie.") for k in state) else ""
+            bie.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+            self._teacher = bie.to(device).eval().requires_grad_(False)
+        return self._teacher
+
+    def loss(self, out: DecodeResult, batch: dict, it: int) -> tuple[torch.Tensor, dict[str, float]]:
+        total, logs = super().loss(out, batch, it)
+        if self.cfg.distill > 0 and out.embedding is not None:
+            with torch.no_grad():
+                target = self.teacher(out.embedding.device)(batch["blurred"], batch["target"]).float()
+            d = (out.embedding.float() - target).abs().mean()
+            total = total + self.cfg.distill * d
+            logs["distill"] = float(d.detach())
+        return total, logs
 
     def param_groups(self, net: nn.Module) -> list[dict]:
         """RVE at ``lr``; the RVD too, unless it starts from trained weights (``init``): then ``lr_rvd``."""
