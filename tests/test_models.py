@@ -122,3 +122,31 @@ def test_resample_in_time_is_exact_for_linear_motion():
     curved = torch.randn(n0, 2, 3, 3)
     torch.testing.assert_close(resample_in_time(curved, 17)[8], curved[4])
     torch.testing.assert_close(resample_in_time(curved, 27)[1::3], curved)
+
+
+def test_rve_frame_plus_difference_input():
+    cfg = VideoConfig.from_dict({**TINY_V.to_dict(), "rve_input": "frame+diff"})
+    torch.manual_seed(0)
+    rve = RecurrentVideoEncoder(cfg)
+    assert next(rve.encoder.parameters()).shape[1] == 6  # first conv takes frame + difference
+    frames = torch.rand(2, 5, 3, 16, 24)
+    assert rve(frames).shape == (2, 2 * cfg.hidden, 2, 3)
+    # moving one non-central frame changes the embedding
+    moved = frames.clone()
+    moved[:, 0] = frames[:, 0].roll(2, dims=-1)
+    assert not torch.allclose(rve(frames), rve(moved))
+    with pytest.raises(ValueError, match="rve_input"):
+        RecurrentVideoEncoder(VideoConfig.from_dict({**TINY_V.to_dict(), "rve_input": "flow"}))
+
+
+def test_rve_options_norm_and_scale_keep_shapes():
+    frames = torch.rand(2, 3, 3, 16, 16)
+    torch.manual_seed(0)
+    base = RecurrentVideoEncoder(TINY_V)
+    torch.manual_seed(0)
+    scaled = RecurrentVideoEncoder(VideoConfig.from_dict({**TINY_V.to_dict(), "rve_scale": 5.0}))
+    torch.testing.assert_close(scaled(frames), 5.0 * base(frames))
+    normed = RecurrentVideoEncoder(VideoConfig.from_dict({**TINY_V.to_dict(), "rve_norm": True}))
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in normed.modules()) == 4
+    assert normed(frames).shape == base(frames).shape
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in base.modules())  # the paper's RVE by default

@@ -33,14 +33,15 @@ class EncoderBlock(nn.Module):
     ``(B, cin, H, W) -> (B, cout, ceil(H/s), ceil(W/s))``.
     """
 
-    def __init__(self, cin: int, cout: int, stride: int, res: bool = True) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, res: bool = True, norm: bool = False) -> None:
         super().__init__()
         self.conv = conv3x3(cin, cout, stride)
+        self.norm = nn.BatchNorm2d(cout) if norm else nn.Identity()
         self.act = nn.LeakyReLU(0.1, inplace=True)
         self.res = ResBlock(cout) if res else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.res(self.act(self.conv(x)))
+        return self.res(self.act(self.norm(self.conv(x))))
 
 
 class FrameEncoder(nn.Module):
@@ -48,14 +49,17 @@ class FrameEncoder(nn.Module):
 
     Block 1: 3x3 conv, stride 1, ``widths[0]`` channels. Blocks 2-4: a stride-2 3x3 conv + ResBlock with
     ``widths[1..3]`` channels. Input ``(B, cin, H, W)`` with H, W multiples of 8; returns the four feature
-    maps ``[(B, w0, H, W), (B, w1, H/2, W/2), (B, w2, H/4, W/4), (B, w3, H/8, W/8)]``.
+    maps ``[(B, w0, H, W), (B, w1, H/2, W/2), (B, w2, H/4, W/4), (B, w3, H/8, W/8)]``. ``norm`` adds a
+    batch-norm after each block's first conv.
     """
 
-    def __init__(self, cin: int, widths: tuple[int, int, int, int] = (16, 32, 64, 128)) -> None:
+    def __init__(
+        self, cin: int, widths: tuple[int, int, int, int] = (16, 32, 64, 128), norm: bool = False
+    ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            [EncoderBlock(cin, widths[0], 1, res=False)]
-            + [EncoderBlock(widths[i - 1], widths[i], 2) for i in range(1, 4)]
+            [EncoderBlock(cin, widths[0], 1, res=False, norm=norm)]
+            + [EncoderBlock(widths[i - 1], widths[i], 2, norm=norm) for i in range(1, 4)]
         )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

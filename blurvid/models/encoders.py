@@ -23,6 +23,15 @@ class VideoConfig(Config):
     hidden: int = 128  # ConvLSTM channels
     bie_widths: tuple[int, ...] = (32, 64, 64, 128, 128, 256)  # BIE conv layers 1..6 (layer 7 -> 2*hidden)
     flow_input_scale: float = 0.1  # the previous flow is fed to the flow encoder multiplied by this
+    # RVE input per time step: 'frame' (the paper) or 'frame+diff' (the frame and its difference from the
+    # central frame, 6 channels: motion is visible at full resolution before the stride-8 encoder)
+    rve_input: str = "frame"
+    # the RVE's final (h, c) times this: with the default init the ConvLSTM's state is ~0.02, too weak
+    # for the RVD to notice before it learns to ignore it (the BIE's embedding starts ~1 and grows)
+    rve_scale: float = 1.0
+    rve_norm: bool = (
+        False  # batch-norm in the RVE's frame encoder (the BIE has it; without it the RVE collapsed)
+    )
 
 
 def split_state(embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,17 +50,24 @@ class RecurrentVideoEncoder(nn.Module):
     def __init__(self, config: VideoConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or VideoConfig()
-        self.encoder = FrameEncoder(3, cfg.widths)
+        if cfg.rve_input not in ("frame", "frame+diff"):
+            raise ValueError(f"rve_input must be 'frame' or 'frame+diff', not {cfg.rve_input!r}")
+        self.diff = cfg.rve_input == "frame+diff"
+        self.encoder = FrameEncoder(6 if self.diff else 3, cfg.widths, norm=cfg.rve_norm)
         self.lstm = ConvLSTMCell(cfg.widths[3], cfg.hidden, 3)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, n = frames.shape[:2]
+        if self.diff:  # (B, N, 6, H, W): each frame and its difference from the central one
+            c = (n - 1) // 2  # the paper's central frame x_ceil(N/2)
+            frames = torch.cat([frames, frames - frames[:, c : c + 1]], dim=2)
         feats = self.encoder(frames.flatten(0, 1))[3]  # (B*N, w3, H/8, W/8) — all frames in one pass
         feats = feats.view(b, n, *feats.shape[1:])
         state = None
         for i in range(n):
             state = self.lstm(feats[:, i], state)
-        return torch.cat(state, dim=1)
+        emb = torch.cat(state, dim=1)
+        return emb * self.config.rve_scale if self.config.rve_scale != 1.0 else emb
 
 
 class BlurredImageEncoder(nn.Module):
