@@ -200,6 +200,13 @@ def eval_command(
         int | None, typer.Option("--out-frames", help="video: frames to predict (default N).")
     ] = None,
     center: Annotated[str, typer.Option(help="video: centre frame from 'gt' or 'dm' (end to end).")] = "gt",
+    target: Annotated[
+        str,
+        typer.Option(
+            help="deblur --synth: the sharp target at the central instant ('time', the default protocol) "
+            "or at the time-averaged pose ('mean', where the blur is centred)."
+        ),
+    ] = "time",
     run: Annotated[
         Path | None,
         typer.Option(help="Evaluate a training run's best weights instead of the installed ones."),
@@ -218,7 +225,7 @@ def eval_command(
     try:
         rt = evaluation_runtime(task, run, device, precision)
         result = _evaluate(
-            task, rt, levin, pairs, synth, clips, count, seed, size, frames, out_frames, center
+            task, rt, levin, pairs, synth, clips, count, seed, size, frames, out_frames, center, target
         )
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
@@ -237,7 +244,9 @@ def eval_command(
         console.print(f"wrote {json_out}")
 
 
-def _evaluate(task, rt, levin, pairs, synth, clips, count, seed, size, frames, out_frames, center) -> dict:
+def _evaluate(
+    task, rt, levin, pairs, synth, clips, count, seed, size, frames, out_frames, center, target="time"
+) -> dict:
     from . import evaluate as ev
     from .data.synth import SynthConfig
 
@@ -247,6 +256,7 @@ def _evaluate(task, rt, levin, pairs, synth, clips, count, seed, size, frames, o
         size=size,
         hflip=False,
         static_camera_p=0.0 if task == "video" else SynthConfig.static_camera_p,
+        center=target if task == "deblur" else "time",
     )
     if task == "deblur":
         if levin:
@@ -276,7 +286,7 @@ def _evaluate(task, rt, levin, pairs, synth, clips, count, seed, size, frames, o
         raise ValueError(f"unknown eval task {task!r}: use deblur or video")
     if not sets:
         raise ValueError("nothing to evaluate: give --levin, --pairs, --synth or --clips")
-    return {"task": task, "center": center, "columns": columns, "sets": sets}
+    return {"task": task, "center": center, "target": target, "columns": columns, "sets": sets}
 
 
 def synth_command(

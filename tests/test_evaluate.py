@@ -98,3 +98,22 @@ def test_synth_command_is_reproducible_and_eval_reads_it(tmp_path, tiny_weights)
 
 def test_eval_without_anything_is_a_clear_error(tiny_weights):
     assert _run(["eval", "deblur"]) == 2
+
+
+def test_eval_deblur_synth_target_time_or_mean(tmp_path, tiny_weights):
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(2)
+    Image.fromarray((rng.random((120, 120, 3)) * 255).astype(np.uint8)).save(src / "a.png")
+    res = {}
+    for target in ("time", "mean"):
+        out = tmp_path / f"{target}.json"
+        args = ["eval", "deblur", "--synth", str(src), "--count", "2", "--size", "32", "--target", target]
+        assert _run([*args, "--json", str(out), "--precision", "fp32"]) in (0, None)
+        res[target] = json.loads(out.read_text())
+    assert res["mean"]["target"] == "mean"
+    # the same seed, another reference pose: the blurred inputs (and so their scores) differ
+    assert (
+        res["time"]["sets"]["synthetic"]["mean"]["psnr_in"]
+        != res["mean"]["sets"]["synthetic"]["mean"]["psnr_in"]
+    )
