@@ -29,6 +29,22 @@ def _photo(name: str) -> torch.Tensor:
     )
 
 
+def _camera_blur(subframes: int, size: int, zoom: float, blur: float) -> SynthConfig:
+    """Noise-free camera-shake blur of a fixed length, N = 9, no moving objects, no flips."""
+    return SynthConfig(
+        frames=9,
+        subframes=subframes,
+        size=size,
+        zoom=(zoom, zoom),
+        blur_px=(blur, blur),
+        static_camera_p=0.0,
+        objects=(0, 0),
+        hflip=False,
+        shot_noise=(0.0, 0.0),
+        read_noise=(0.0, 0.0),
+    )
+
+
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
     reg = weights.load_registry(weights.package_weights_dir() / "registry.json")
@@ -48,18 +64,7 @@ def test_shipped_checkpoints_are_small(shipped):
 
 
 def test_shipped_dm_sharpens(shipped):
-    cfg = SynthConfig(
-        frames=9,
-        subframes=5,
-        size=128,
-        zoom=(1.0, 1.0),
-        blur_px=(16.0, 16.0),
-        static_camera_p=0.0,
-        objects=(0, 0),
-        hflip=False,
-        shot_noise=(0.0, 0.0),
-        read_noise=(0.0, 0.0),
-    )
+    cfg = _camera_blur(subframes=5, size=128, zoom=1.0, blur=16.0)
     deblur = pipeline.Deblurrer(shipped["dm"], torch.device("cpu"), torch.float32)
     gains = []
     for seed in range(3):
@@ -71,18 +76,7 @@ def test_shipped_dm_sharpens(shipped):
 
 
 def test_shipped_video_beats_static(shipped):
-    cfg = SynthConfig(
-        frames=9,
-        subframes=3,
-        size=96,
-        zoom=(0.5, 0.5),
-        blur_px=(12.0, 12.0),
-        static_camera_p=0.0,
-        objects=(0, 0),
-        hflip=False,
-        shot_noise=(0.0, 0.0),
-        read_noise=(0.0, 0.0),
-    )
+    cfg = _camera_blur(subframes=3, size=96, zoom=0.5, blur=12.0)
     an = pipeline.Animator(
         pipeline.Deblurrer(shipped["dm"], torch.device("cpu")), shipped["bie"], shipped["rvd"]
     )

@@ -309,9 +309,8 @@ def synthesize(
         pasted = _paste(torch.cat([tex, mask]), place, size)
         if mean_ref:
             layer = torch.cat([layer, pasted[None]])
-            center_w2t = (
-                torch.linalg.inv(_translate(float(place[0] + margin), float(place[1] + margin))) @ center_cam
-            )
+            # output -> texture at the reference pose: the texture's top-left sits at `place`
+            center_w2t = _translate(-float(place[0]), -float(place[1]))
         else:
             layer[target_idx[c]] = pasted
             center_w2t = omats[target_idx[c]] @ center_cam  # output -> texture at the central time

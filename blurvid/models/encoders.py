@@ -29,9 +29,8 @@ class VideoConfig(Config):
     # the RVE's final (h, c) times this: with the default init the ConvLSTM's state is ~0.02, too weak
     # for the RVD to notice before it learns to ignore it (the BIE's embedding starts ~1 and grows)
     rve_scale: float = 1.0
-    rve_norm: bool = (
-        False  # batch-norm in the RVE's frame encoder (the BIE has it; without it the RVE collapsed)
-    )
+    # batch-norm in the RVE's frame encoder (the BIE has it; without it the RVE collapsed)
+    rve_norm: bool = False
 
 
 def split_state(embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -52,9 +52,8 @@ class TrainConfig(Config):
     minutes: float = 0.0  # stop this invocation after this many minutes (0 = no limit); cosine follows it
     val_every: int = 1000
     log_every: int = 20
-    init: str | tuple[str, ...] | None = (
-        None  # initial weights (.safetensors), e.g. shipped ones; several allowed
-    )
+    # initial weights (.safetensors), e.g. shipped ones; several allowed
+    init: str | tuple[str, ...] | None = None
     autoencoder: str | None = None  # stage 'bie': autoencoder run folder or checkpoint
     mu_tv: float = 0.02  # TV weight (paper)
     lambdas: tuple[float, ...] = (0.32, 0.08, 0.02, 0.005)  # per-scale weights, coarse (1/8) -> fine (1)

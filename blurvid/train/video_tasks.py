@@ -152,16 +152,14 @@ class AutoencoderTask(_VideoTask):
 
     def teacher(self, device: torch.device) -> BlurredImageEncoder:
         if self._teacher is None:
+            from ..pipeline import build_from_checkpoint
             from ..weights import load_checkpoint
 
             if not self.cfg.teacher:
                 raise ValueError("distill > 0 needs teacher (a trained BIE .safetensors)")
             state, meta = load_checkpoint(self.cfg.teacher)
-            cfg = meta["config"].get("bie", meta["config"])
-            bie = BlurredImageEncoder(VideoConfig.from_dict(cfg))
-            prefix = "bie." if any(k.startswith("bie.") for k in state) else ""
-            bie.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
-            self._teacher = bie.to(device).eval().requires_grad_(False)
+            bie = build_from_checkpoint("bie", state, meta["config"])  # shipped file or a run's export
+            self._teacher = bie.to(device).requires_grad_(False)
         return self._teacher
 
     def loss(self, out: DecodeResult, batch: dict, it: int) -> tuple[torch.Tensor, dict[str, float]]:
