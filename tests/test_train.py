@@ -288,3 +288,42 @@ def test_autoencoder_distills_from_a_teacher_bie(photos, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "ae2" / "metrics.jsonl").read_text().splitlines()]
     d = [r["distill"] for r in rows if "distill" in r]
     assert len(d) == 30 and np.mean(d[-5:]) < 0.8 * np.mean(d[:3])  # the RVE moves towards the teacher
+
+
+def test_deeper_dm_grown_from_a_shallower_checkpoint_computes_the_same(photos, tmp_path):
+    """Init of a DM with more RDBs per scale: the new blocks start as the identity (function-preserving)."""
+    from blurvid import weights
+    from blurvid.models.deblur import DeblurNet, DMConfig
+
+    torch.manual_seed(7)
+    small = DeblurNet(DMConfig.from_dict(TINY_DM)).eval()
+    with torch.no_grad():  # a non-trivial residual, so that an un-grown new block would show
+        small.tail[-1].weight.normal_(0, 0.05)
+    weights.save_checkpoint(
+        tmp_path / "dm.safetensors", small.state_dict(), arch="dm", config=small.config.to_dict()
+    )
+    deep = {**TINY_DM, "rdbs": [2, 1, 2, 3]}
+    cfg = _cfg("deblur", tmp_path / "run", photos, iters=0, model=deep, init=str(tmp_path / "dm.safetensors"))
+    logs: list[str] = []
+    train(cfg, progress=False, log=logs.append)
+    assert any("4 residual blocks" in m for m in logs)
+    grown = DeblurNet(DMConfig.from_dict(deep)).eval()
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
+    grown.load_state_dict({k.removeprefix("dm."): v for k, v in state.items()})
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        want, got = small(x), grown(x)
+    assert (want - x).abs().max() > 1e-3  # the residual is not zero ...
+    assert torch.allclose(got, want, atol=1e-6)  # ... and the deeper net reproduces it
+
+
+def test_autoencoder_motion_probe_learns_and_is_not_exported(photos, tmp_path):
+    from blurvid.weights import load_checkpoint
+
+    cfg = _cfg("autoencoder", tmp_path / "ae", photos, iters=30, lr=3e-3, probe=1.0)
+    train(cfg, progress=False, log=lambda m: None)
+    rows = [json.loads(line) for line in (tmp_path / "ae" / "metrics.jsonl").read_text().splitlines()]
+    p = [r["probe"] for r in rows if "probe" in r]
+    assert len(p) == 30 and np.mean(p[-5:]) < 0.8 * np.mean(p[:3])
+    state, _ = load_checkpoint(tmp_path / "ae" / "best.safetensors")
+    assert state and not any("probe" in k for k in state)

@@ -112,6 +112,12 @@ class ResidualDenseBlock(nn.Module):
         self.act = nn.LeakyReLU(0.1, inplace=True)
         self.scale = scale
 
+    @torch.no_grad()
+    def make_identity(self) -> None:
+        """Zero the fusion layer so the block maps ``x -> x`` (a new block grown into a trained net)."""
+        self.fuse.weight.zero_()
+        self.fuse.bias.zero_()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]
         for conv in self.convs:

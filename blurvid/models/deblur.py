@@ -51,6 +51,12 @@ class Bottleneck(nn.Module):
             nn.Conv2d(mid, channels, 1),
         )
 
+    @torch.no_grad()
+    def make_identity(self) -> None:
+        """Zero the expanding conv so the block maps ``x -> x`` (a new block grown into a trained net)."""
+        self.body[-1].weight.zero_()
+        self.body[-1].bias.zero_()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 

@@ -23,11 +23,13 @@ from .warp import downsample, warp
 @dataclass
 class DecodeResult:
     """``flows[j]``: ``(B, N, 2, H/s, W/s)`` and ``frames[j]``: ``(B, N, 3, H/s, W/s)`` for s = 8, 4, 2, 1;
-    ``embedding``: the motion representation decoded, when the caller keeps it (training)."""
+    ``embedding``: the motion representation decoded, when the caller keeps it (training); ``probe``:
+    ``(B, N, 2, H/8, W/8)`` flows read from the embedding by a training-only head, when there is one."""
 
     flows: list[torch.Tensor]
     frames: list[torch.Tensor]
     embedding: torch.Tensor | None = None
+    probe: torch.Tensor | None = None
 
 
 class FlowDecoder(nn.Module):

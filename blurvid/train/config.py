@@ -62,6 +62,9 @@ class TrainConfig(Config):
     edge_loss: float = 0.0  # deblur: weight of an added gradient-L1 term
     distill: float = 0.0  # autoencoder: weight of L1(RVE embedding, frozen teacher BIE embedding)
     teacher: str | None = None  # autoencoder: the teacher BIE (.safetensors) for `distill`
+    # autoencoder: weight of an auxiliary loss on the RVE alone: a small training-only head reads the
+    # embedding and must predict the true 1/8-scale flows of all N frames (synthetic samples only)
+    probe: float = 0.0
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

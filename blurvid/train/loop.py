@@ -153,7 +153,7 @@ def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.rot90(x, k & 3, dims=(-2, -1))
 
 
-def _init_weights(net: nn.Module, path: str, log: Log) -> None:
+def _init_weights(net: nn.Module, path: str, log: Log) -> set[str]:
     """Copy matching tensors of ``path`` into ``net``. A checkpoint that names its ``arch`` (a shipped
     'bie' or 'rvd' file) goes into that sub-module; otherwise names are matched as they are, then under
     each sub-module prefix."""
@@ -175,6 +175,20 @@ def _init_weights(net: nn.Module, path: str, log: Log) -> None:
         f"initialised {len(mapped)} tensors from {path}"
         + (f" ({len(missing)} left as initialised)" if missing else "")
     )
+    return set(mapped)
+
+
+def _grow(net: nn.Module, loaded: set[str], log: Log) -> None:
+    """Residual blocks none of whose tensors were ``loaded`` start as the identity, so a deeper net
+    initialised from a shallower checkpoint computes what the checkpoint did (function-preserving)."""
+    grown = 0
+    for name, mod in net.named_modules():
+        keys = [f"{name}.{k}" for k, _ in mod.named_parameters()]
+        if hasattr(mod, "make_identity") and keys and not any(k in loaded for k in keys):
+            mod.make_identity()
+            grown += 1
+    if grown:
+        log(f"{grown} residual blocks not in the initial weights start as the identity")
 
 
 def _worker_init(_: int) -> None:
@@ -232,8 +246,11 @@ def train(
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     if cfg.init and state is None:
+        loaded: set[str] = set()
         for path in [cfg.init] if isinstance(cfg.init, str) else cfg.init:
-            _init_weights(net, path, log)
+            loaded |= _init_weights(net, path, log)
+        if loaded:
+            _grow(net, loaded, log)
     opt = torch.optim.Adam(task.param_groups(net))
     budget = _TimeBudget(cfg.minutes if world == 1 else 0.0)  # ranks could disagree on the clock
     if cfg.minutes and world > 1:

@@ -16,19 +16,43 @@ from .losses import ordering_invariant, sequence_l1, tv
 from .tasks import Exportable
 
 
-class AutoencoderNet(nn.Module):
-    """``forward({'frames': (B,N,3,H,W), 'target' centre}) -> DecodeResult`` (RVE -> RVD)."""
+class MotionProbe(nn.Module):
+    """Training-only head: embedding ``(B, 2*hidden, h, w)`` -> flows ``(B, N, 2, h, w)`` at 1/8 scale
+    (in 1/8-scale pixels). It gives the RVE a direct motion signal; it is not exported."""
 
-    def __init__(self, cfg: VideoConfig) -> None:
+    def __init__(self, cfg: VideoConfig, frames: int) -> None:
+        super().__init__()
+        self.frames = frames
+        self.net = nn.Sequential(
+            nn.Conv2d(2 * cfg.hidden, 64, 3, padding=1),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(64, 2 * frames, 1),
+        )
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        f = self.net(emb)
+        return f.view(f.shape[0], self.frames, 2, *f.shape[2:])
+
+
+class AutoencoderNet(nn.Module):
+    """``forward({'frames': (B,N,3,H,W), 'target' centre}) -> DecodeResult`` (RVE -> RVD).
+
+    With ``probe_frames > 0`` a :class:`MotionProbe` reads the embedding; its flows are in
+    ``DecodeResult.probe``."""
+
+    def __init__(self, cfg: VideoConfig, probe_frames: int = 0) -> None:
         super().__init__()
         self.rve = RecurrentVideoEncoder(cfg)
         self.rvd = RecurrentVideoDecoder(cfg)
+        self.probe = MotionProbe(cfg, probe_frames) if probe_frames else None
 
     def forward(self, batch: dict) -> DecodeResult:
         frames = batch["frames"]
         emb = self.rve(frames)
         out = self.rvd(emb, batch["target"], frames.shape[1])
         out.embedding = emb
+        if self.probe is not None and frames.shape[1] == self.probe.frames:
+            out.probe = self.probe(emb)
         return out
 
 
@@ -147,7 +171,8 @@ class AutoencoderTask(_VideoTask):
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__(cfg)
-        self.net = AutoencoderNet(self.vcfg)
+        frames = int(cfg.synth.get("frames", 9))
+        self.net = AutoencoderNet(self.vcfg, frames if cfg.probe > 0 else 0)
         self._teacher: BlurredImageEncoder | None = None
 
     def teacher(self, device: torch.device) -> BlurredImageEncoder:
@@ -170,12 +195,20 @@ class AutoencoderTask(_VideoTask):
             d = (out.embedding.float() - target).abs().mean()
             total = total + self.cfg.distill * d
             logs["distill"] = float(d.detach())
+        if self.cfg.probe > 0 and out.probe is not None and bool(batch["has_flow"].any()):
+            has = batch["has_flow"]
+            gt = batch["flows"][has]  # (b, N, 2, H, W) in full-scale px
+            g = downsample(gt.flatten(0, 1), 8).view(*gt.shape[:3], *out.probe.shape[-2:]) / 8
+            p = (out.probe[has].float() - g).abs().mean()
+            total = total + self.cfg.probe * p
+            logs["probe"] = float(p.detach())
         return total, logs
 
     def param_groups(self, net: nn.Module) -> list[dict]:
         """RVE at ``lr``; the RVD too, unless it starts from trained weights (``init``): then ``lr_rvd``."""
+        rve = list(net.rve.parameters()) + (list(net.probe.parameters()) if net.probe is not None else [])
         return [
-            {"params": list(net.rve.parameters()), "lr": self.cfg.lr},
+            {"params": rve, "lr": self.cfg.lr},
             {"params": list(net.rvd.parameters()), "lr": self.cfg.lr_rvd if self.cfg.init else self.cfg.lr},
         ]
 
