@@ -181,7 +181,9 @@ def export_command(
 
 
 def eval_command(
-    task: Annotated[str, typer.Argument(help="deblur | video")] = "deblur",
+    task: Annotated[
+        str, typer.Argument(help="deblur | video | autoencoder (stage 1, needs --run)")
+    ] = "deblur",
     levin: Annotated[
         Path | None, typer.Option(help="Levin et al. folder (imX_kernelY_img.png + gt/).")
     ] = None,
@@ -215,7 +217,8 @@ def eval_command(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
 ) -> None:
-    """Measure deblurring (PSNR/SSIM) or video extraction (PSNR, pPSNR, Eq. 6 error vs static baselines)."""
+    """Measure deblurring (PSNR/SSIM), video extraction (PSNR, pPSNR, Eq. 6 error vs static baselines) or
+    a stage-1 autoencoder run (the same video metrics, reconstructed from the true frames)."""
     from rich.table import Table
 
     from .cli import UserError
@@ -255,7 +258,7 @@ def _evaluate(
         frames=frames,
         size=size,
         hflip=False,
-        static_camera_p=0.0 if task == "video" else SynthConfig.static_camera_p,
+        static_camera_p=SynthConfig.static_camera_p if task == "deblur" else 0.0,
         center=target if task == "deblur" else "time",
     )
     if task == "deblur":
@@ -269,8 +272,11 @@ def _evaluate(
                 rt.deblur, [ev.Pair(s.name, s.blurred, s.frames[s.center]) for s in seqs]
             )
         columns = ["psnr", "ssim", "psnr_in", "ssim_in", "psnr_aligned", "psnr_in_aligned"]
-    elif task == "video":
+    elif task in ("video", "autoencoder"):
+        if task == "autoencoder" and center != "gt":
+            raise ValueError("eval autoencoder reconstructs from the true frames: --center must be gt")
         center_fn = rt.deblur if center == "dm" else None
+        run_fn, inputs = (rt.autoencode, "frames") if task == "autoencoder" else (rt.video, "blurred")
         groups = {}
         if synth:
             groups["synthetic"] = ev.synthetic_sequences(synth, scfg, count, seed)
@@ -279,11 +285,11 @@ def _evaluate(
         if pairs:
             groups[str(pairs)] = ev.folder_sequences(pairs)
         for k, seqs in groups.items():
-            sets[k] = ev.eval_video(rt.video, seqs, center_fn, out_frames)
+            sets[k] = ev.eval_video(run_fn, seqs, center_fn, out_frames, inputs)
             sets[k]["blurred_static_baseline"] = ev.static_blur_baseline(seqs)
         columns = ["psnr", "ppsnr", "oie", "static_psnr", "static_oie"]
     else:
-        raise ValueError(f"unknown eval task {task!r}: use deblur or video")
+        raise ValueError(f"unknown eval task {task!r}: use deblur, video or autoencoder")
     if not sets:
         raise ValueError("nothing to evaluate: give --levin, --pairs, --synth or --clips")
     return {"task": task, "center": center, "target": target, "columns": columns, "sets": sets}

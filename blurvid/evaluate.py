@@ -146,8 +146,11 @@ def eval_video(
     seqs: Sequence[Sequence_],
     center_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     frames: int | None = None,
+    inputs: str = "blurred",
 ) -> dict:
-    """Video metrics for ``run(blurred (1,3,H,W), centre (1,3,H,W), N) -> (1, N, 3, H, W)``.
+    """Video metrics for ``run(x, centre (1,3,H,W), N) -> (1, N, 3, H, W)``, where ``x`` is the blurred
+    image ``(1,3,H,W)``, or with ``inputs='frames'`` the ground-truth frames ``(1,N,3,H,W)`` (stage 1, the
+    autoencoder).
 
     The centre is the ground-truth central frame, or ``center_fn(blurred)`` (e.g. the DM: end to end).
     Static baseline: every frame = that same centre. ``frames`` subsamples the N ground-truth frames
@@ -164,7 +167,8 @@ def eval_video(
         center = (
             center_fn(s.blurred[None]).float().clamp(0, 1).cpu() if center_fn else s.frames[s.center][None]
         )
-        pred = run(s.blurred[None], center, n).float().clamp(0, 1).cpu()
+        x = tgt if inputs == "frames" else s.blurred[None]
+        pred = run(x, center, n).float().clamp(0, 1).cpu()
         still = center[:, None].expand_as(tgt)
         rows.append(
             {

@@ -117,3 +117,46 @@ def test_eval_deblur_synth_target_time_or_mean(tmp_path, tiny_weights):
         res["time"]["sets"]["synthetic"]["mean"]["psnr_in"]
         != res["mean"]["sets"]["synthetic"]["mean"]["psnr_in"]
     )
+
+
+def _ae_checkpoint(path, zero_rvd: bool):
+    """A stage-1 run's best.safetensors (rve.* + rvd.*, both configs), tiny and random."""
+    from blurvid import weights
+    from blurvid.models import RecurrentVideoDecoder
+    from blurvid.models.encoders import RecurrentVideoEncoder, VideoConfig
+
+    vcfg = VideoConfig(widths=(4, 8, 8, 16), hidden=8, rve_input="frame+diff", rve_norm=True)
+    torch.manual_seed(0)
+    rve, rvd = RecurrentVideoEncoder(vcfg), RecurrentVideoDecoder(vcfg)
+    if zero_rvd:  # every flow is 0: each frame is the centre
+        for p in rvd.parameters():
+            p.data.zero_()
+    state = {f"rve.{k}": v for k, v in rve.state_dict().items()}
+    state |= {f"rvd.{k}": v for k, v in rvd.state_dict().items()}
+    cfg = vcfg.to_dict()
+    weights.save_checkpoint(path, state, arch="rvd", config={"rve": cfg, "rvd": cfg})
+
+
+@pytest.mark.parametrize("zero_rvd", [True, False])
+def test_eval_autoencoder_run_on_odd_sized_sequences(tmp_path, tiny_weights, zero_rvd):
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(3)
+    Image.fromarray((rng.random((120, 120, 3)) * 255).astype(np.uint8)).save(src / "a.png")
+    run = tmp_path / "ae.safetensors"
+    _ae_checkpoint(run, zero_rvd)
+    out = tmp_path / "ae.json"
+    args = ["eval", "autoencoder", "--run", str(run), "--synth", str(src), "--count", "2", "--size", "36"]
+    assert _run([*args, "--json", str(out), "--precision", "fp32"]) in (0, None)
+    res = json.loads(out.read_text())["sets"]["synthetic"]
+    assert res["count"] == 2 and res["blurred_static_baseline"]["psnr"] > 0
+    m = res["mean"]
+    if zero_rvd:  # no motion decoded: exactly the static baseline
+        assert m["psnr"] == pytest.approx(m["static_psnr"], abs=1e-4)
+    else:
+        assert m["psnr"] != pytest.approx(m["static_psnr"], abs=1e-4)
+
+
+def test_eval_autoencoder_needs_a_stage_one_run(tmp_path, tiny_weights, capsys):
+    assert _run(["eval", "autoencoder", "--synth", str(tmp_path)]) == 2
+    assert "--run" in capsys.readouterr().err

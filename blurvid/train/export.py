@@ -117,10 +117,34 @@ def export(
 
 @dataclass
 class EvalRuntime:
-    """Callables used by :mod:`blurvid.evaluate`: ``deblur(x) -> y`` and ``video(blurred, centre, n)``."""
+    """Callables used by :mod:`blurvid.evaluate`: ``deblur(x) -> y``, ``video(blurred, centre, n)`` and,
+    for a stage-1 run, ``autoencode(frames, centre, n)``."""
 
     deblurrer: Deblurrer | None
     animator: Animator | None
+    rve: torch.nn.Module | None = None
+    rvd: torch.nn.Module | None = None
+    device: torch.device | None = None
+    dtype: torch.dtype = torch.float32
+
+    @torch.no_grad()
+    def autoencode(self, frames: torch.Tensor, center: torch.Tensor, n: int) -> torch.Tensor:
+        """Stage 1: ``frames (1, N, 3, H, W)`` and their centre ``(1, 3, H, W)`` -> the RVD's
+        reconstruction ``(1, n, 3, H, W)`` (RVE -> RVD at full size; sides padded to multiples of 8)."""
+        import torch.nn.functional as F
+
+        from ..pipeline import _autocast
+
+        assert self.rve is not None and self.rvd is not None and self.device is not None
+        h, w = center.shape[-2:]
+        ph, pw = -h % 8, -w % 8
+        fr = F.pad(frames.flatten(0, 1), (0, pw, 0, ph), mode="replicate").view(
+            *frames.shape[:3], h + ph, w + pw
+        )
+        c = F.pad(center, (0, pw, 0, ph), mode="replicate")
+        with _autocast(self.device, self.dtype):
+            out = self.rvd(self.rve(fr.to(self.device)), c.to(self.device), n).frames[-1]
+        return out[..., :h, :w].float().cpu()
 
     def deblur(self, x: torch.Tensor) -> torch.Tensor:
         if self.deblurrer is None:
@@ -139,6 +163,19 @@ def evaluation_runtime(task: str, run: Path | None, device: str, precision: str)
     """Networks from a training run (``run``) or the installed registry, on ``device``."""
     dev = select_device(device)
     dtype = resolve_precision(precision, dev)
+    if task == "autoencoder":
+        if run is None:
+            raise ValueError("eval autoencoder needs --run (a stage-1 run folder or its best.safetensors)")
+        parts = split_run(run)
+        if not {"rve", "rvd"} <= parts.keys():
+            raise ValueError(f"{run}: not a stage-1 (autoencoder) run: it holds no RVE and RVD")
+        from ..models.encoders import RecurrentVideoEncoder, VideoConfig
+
+        state, cfg = parts["rve"]
+        rve = RecurrentVideoEncoder(VideoConfig.from_dict(cfg))
+        rve.load_state_dict(state)
+        rvd = build_from_checkpoint("rvd", *parts["rvd"])
+        return EvalRuntime(None, None, rve.to(dev).eval(), rvd.to(dev).eval(), dev, dtype)
     nets: dict[str, torch.nn.Module] = {}
     if run is not None:
         for arch, (state, cfg) in split_run(run).items():
