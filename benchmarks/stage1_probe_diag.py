@@ -22,8 +22,7 @@ from blurvid.data.datasets import PhotoSynthDataset
 from blurvid.data.synth import SynthConfig
 from blurvid.models.blocks import FrameEncoder
 from blurvid.models.encoders import RecurrentVideoEncoder, VideoConfig
-from blurvid.models.warp import downsample
-from blurvid.train.video_tasks import MotionProbe
+from blurvid.train.video_tasks import MotionProbe, flows_at_scale
 
 VARIANTS = {
     "frame": VideoConfig(),
@@ -58,8 +57,7 @@ def main() -> None:
     items = [ds[i] for i in range(args.pool)]
     frames = torch.stack([it["frames"] for it in items])
     flows = torch.stack([it["flows"] for it in items])
-    s = args.size // 8
-    target = downsample(flows.flatten(0, 1), 8).view(*flows.shape[:3], s, s) / 8
+    target = flows_at_scale(flows, 8)
     train_n = args.pool - 32
     print(f"zero-flow error: held-out {target[train_n:].abs().mean():.4f}")
     for name in args.encoder:

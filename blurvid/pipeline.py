@@ -21,7 +21,7 @@ from torch import nn
 
 from .models.deblur import DeblurNet, DMConfig
 from .models.decoder import RecurrentVideoDecoder
-from .models.encoders import BlurredImageEncoder, VideoConfig
+from .models.encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
 from .models.warp import resample_in_time, resize_flow, warp
 from .tiling import crop_to, pad_to_multiple, run_tiled
 
@@ -205,6 +205,7 @@ class Animator:
 _BUILDERS: dict[str, Callable[[dict], nn.Module]] = {
     "dm": lambda c: DeblurNet(DMConfig.from_dict(c)),
     "bie": lambda c: BlurredImageEncoder(VideoConfig.from_dict(c)),
+    "rve": lambda c: RecurrentVideoEncoder(VideoConfig.from_dict(c)),  # training-only; for evaluation
     "rvd": lambda c: RecurrentVideoDecoder(VideoConfig.from_dict(c)),
 }
 

@@ -131,20 +131,16 @@ class EvalRuntime:
     def autoencode(self, frames: torch.Tensor, center: torch.Tensor, n: int) -> torch.Tensor:
         """Stage 1: ``frames (1, N, 3, H, W)`` and their centre ``(1, 3, H, W)`` -> the RVD's
         reconstruction ``(1, n, 3, H, W)`` (RVE -> RVD at full size; sides padded to multiples of 8)."""
-        import torch.nn.functional as F
-
         from ..pipeline import _autocast
+        from ..tiling import crop_to, pad_to_multiple
 
         assert self.rve is not None and self.rvd is not None and self.device is not None
-        h, w = center.shape[-2:]
-        ph, pw = -h % 8, -w % 8
-        fr = F.pad(frames.flatten(0, 1), (0, pw, 0, ph), mode="replicate").view(
-            *frames.shape[:3], h + ph, w + pw
-        )
-        c = F.pad(center, (0, pw, 0, ph), mode="replicate")
+        fr, size = pad_to_multiple(frames.flatten(0, 1), 8, "replicate")
+        c, _ = pad_to_multiple(center, 8, "replicate")
         with _autocast(self.device, self.dtype):
-            out = self.rvd(self.rve(fr.to(self.device)), c.to(self.device), n).frames[-1]
-        return out[..., :h, :w].float().cpu()
+            emb = self.rve(fr.view(*frames.shape[:3], *fr.shape[-2:]).to(self.device))
+            out = self.rvd(emb, c.to(self.device), n).frames[-1]
+        return crop_to(out, size).float().cpu()
 
     def deblur(self, x: torch.Tensor) -> torch.Tensor:
         if self.deblurrer is None:
@@ -169,13 +165,8 @@ def evaluation_runtime(task: str, run: Path | None, device: str, precision: str)
         parts = split_run(run)
         if not {"rve", "rvd"} <= parts.keys():
             raise ValueError(f"{run}: not a stage-1 (autoencoder) run: it holds no RVE and RVD")
-        from ..models.encoders import RecurrentVideoEncoder, VideoConfig
-
-        state, cfg = parts["rve"]
-        rve = RecurrentVideoEncoder(VideoConfig.from_dict(cfg))
-        rve.load_state_dict(state)
-        rvd = build_from_checkpoint("rvd", *parts["rvd"])
-        return EvalRuntime(None, None, rve.to(dev).eval(), rvd.to(dev).eval(), dev, dtype)
+        rve, rvd = (build_from_checkpoint(a, *parts[a]).to(dev) for a in ("rve", "rvd"))
+        return EvalRuntime(None, None, rve, rvd, dev, dtype)
     nets: dict[str, torch.nn.Module] = {}
     if run is not None:
         for arch, (state, cfg) in split_run(run).items():

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data.synth import SynthConfig
 from ..metrics import ordering_invariant_error, ppsnr, video_psnr
 from ..models.decoder import DecodeResult, RecurrentVideoDecoder
 from ..models.encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
@@ -70,6 +71,12 @@ class BIENet(nn.Module):
         )
 
 
+def flows_at_scale(flows: torch.Tensor, s: int) -> torch.Tensor:
+    """True flows ``(B, N, 2, H, W)`` in full-scale px -> ``(B, N, 2, H/s, W/s)`` in 1/s-scale px."""
+    d = downsample(flows.flatten(0, 1), s) / s
+    return d.view(*flows.shape[:3], *d.shape[-2:])
+
+
 def _targets(frames: torch.Tensor) -> list[torch.Tensor]:
     """Ground-truth videos at scales 1/8, 1/4, 1/2, 1: ``(B, N, 3, H/s, W/s)``."""
     b, n = frames.shape[:2]
@@ -120,8 +127,7 @@ class _VideoTask:
                 gt = batch["flows"][has]
                 sup = 0.0
                 for j in range(4):
-                    s = 2 ** (3 - j)
-                    g = downsample(gt.flatten(0, 1), s) / s
+                    g = flows_at_scale(gt, 2 ** (3 - j)).flatten(0, 1)
                     p = out.flows[j][has].flatten(0, 1).float()
                     if self.invariant:  # the direction is ambiguous: the better of both orders
                         rev = out.flows[j][has].flip(1).flatten(0, 1).float()
@@ -171,7 +177,7 @@ class AutoencoderTask(_VideoTask):
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__(cfg)
-        frames = int(cfg.synth.get("frames", 9))
+        frames = SynthConfig.from_dict(cfg.synth).frames
         self.net = AutoencoderNet(self.vcfg, frames if cfg.probe > 0 else 0)
         self._teacher: BlurredImageEncoder | None = None
 
@@ -197,9 +203,7 @@ class AutoencoderTask(_VideoTask):
             logs["distill"] = float(d.detach())
         if self.cfg.probe > 0 and out.probe is not None and bool(batch["has_flow"].any()):
             has = batch["has_flow"]
-            gt = batch["flows"][has]  # (b, N, 2, H, W) in full-scale px
-            g = downsample(gt.flatten(0, 1), 8).view(*gt.shape[:3], *out.probe.shape[-2:]) / 8
-            p = (out.probe[has].float() - g).abs().mean()
+            p = (out.probe[has].float() - flows_at_scale(batch["flows"][has], 8)).abs().mean()
             total = total + self.cfg.probe * p
             logs["probe"] = float(p.detach())
         return total, logs
