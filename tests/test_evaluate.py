@@ -50,6 +50,15 @@ def test_levin_layout(tmp_path):
     assert r["mean"]["psnr"] == 100.0 and r["mean"]["psnr_aligned"] == 100.0
 
 
+def _photo_folder(tmp_path, seed: int, side: int):
+    """``tmp_path/src`` holding one random ``side`` x ``side`` RGB photo, ``a.png``."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(seed)
+    Image.fromarray((rng.random((side, side, 3)) * 255).astype(np.uint8)).save(src / "a.png")
+    return src
+
+
 def _run(args):
     from blurvid.cli import main
 
@@ -59,10 +68,7 @@ def _run(args):
 
 
 def test_synth_command_is_reproducible_and_eval_reads_it(tmp_path, tiny_weights):
-    src = tmp_path / "src"
-    src.mkdir()
-    rng = np.random.default_rng(1)
-    Image.fromarray((rng.random((90, 90, 3)) * 255).astype(np.uint8)).save(src / "a.png")
+    src = _photo_folder(tmp_path, seed=1, side=90)
     for out in ("s1", "s2"):
         assert _run(
             [
@@ -101,10 +107,7 @@ def test_eval_without_anything_is_a_clear_error(tiny_weights):
 
 
 def test_eval_deblur_synth_target_time_or_mean(tmp_path, tiny_weights):
-    src = tmp_path / "src"
-    src.mkdir()
-    rng = np.random.default_rng(2)
-    Image.fromarray((rng.random((120, 120, 3)) * 255).astype(np.uint8)).save(src / "a.png")
+    src = _photo_folder(tmp_path, seed=2, side=120)
     res = {}
     for target in ("time", "mean"):
         out = tmp_path / f"{target}.json"
@@ -139,10 +142,7 @@ def _ae_checkpoint(path, zero_rvd: bool):
 
 @pytest.mark.parametrize("zero_rvd", [True, False])
 def test_eval_autoencoder_run_on_odd_sized_sequences(tmp_path, tiny_weights, zero_rvd):
-    src = tmp_path / "src"
-    src.mkdir()
-    rng = np.random.default_rng(3)
-    Image.fromarray((rng.random((120, 120, 3)) * 255).astype(np.uint8)).save(src / "a.png")
+    src = _photo_folder(tmp_path, seed=3, side=120)
     run = tmp_path / "ae.safetensors"
     _ae_checkpoint(run, zero_rvd)
     out = tmp_path / "ae.json"
