@@ -209,6 +209,14 @@ def eval_command(
             "or at the time-averaged pose ('mean', where the blur is centred)."
         ),
     ] = "time",
+    noise: Annotated[
+        bool,
+        typer.Option(
+            "--noise/--no-noise",
+            help="--synth: sensor noise as in the synthesis defaults (the default protocol), or none "
+            "(clean like a low-ISO photo).",
+        ),
+    ] = True,
     run: Annotated[
         Path | None,
         typer.Option(help="Evaluate a training run's best weights instead of the installed ones."),
@@ -228,7 +236,7 @@ def eval_command(
     try:
         rt = evaluation_runtime(task, run, device, precision)
         result = _evaluate(
-            task, rt, levin, pairs, synth, clips, count, seed, size, frames, out_frames, center, target
+            task, rt, levin, pairs, synth, clips, count, seed, size, frames, out_frames, center, target, noise
         )
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
@@ -248,7 +256,20 @@ def eval_command(
 
 
 def _evaluate(
-    task, rt, levin, pairs, synth, clips, count, seed, size, frames, out_frames, center, target="time"
+    task,
+    rt,
+    levin,
+    pairs,
+    synth,
+    clips,
+    count,
+    seed,
+    size,
+    frames,
+    out_frames,
+    center,
+    target="time",
+    noise=True,
 ) -> dict:
     from . import evaluate as ev
     from .data.synth import SynthConfig
@@ -260,6 +281,7 @@ def _evaluate(
         hflip=False,
         static_camera_p=SynthConfig.static_camera_p if task == "deblur" else 0.0,
         center=target if task == "deblur" else "time",
+        noise_p=1.0 if noise else 0.0,
     )
     if task == "deblur":
         if levin:
@@ -292,7 +314,14 @@ def _evaluate(
         raise ValueError(f"unknown eval task {task!r}: use deblur, video or autoencoder")
     if not sets:
         raise ValueError("nothing to evaluate: give --levin, --pairs, --synth or --clips")
-    return {"task": task, "center": center, "target": target, "columns": columns, "sets": sets}
+    return {
+        "task": task,
+        "center": center,
+        "target": target,
+        "noise": noise,
+        "columns": columns,
+        "sets": sets,
+    }
 
 
 def synth_command(

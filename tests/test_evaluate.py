@@ -122,6 +122,21 @@ def test_eval_deblur_synth_target_time_or_mean(tmp_path, tiny_weights):
     )
 
 
+def test_eval_deblur_synth_without_noise_scores_the_same_scenes_clean(tmp_path, tiny_weights):
+    src = _photo_folder(tmp_path, seed=2, side=120)
+    res = {}
+    for flag in ("--noise", "--no-noise"):
+        out = tmp_path / f"{flag}.json"
+        args = ["eval", "deblur", "--synth", str(src), "--count", "3", "--size", "32", flag]
+        assert _run([*args, "--json", str(out), "--precision", "fp32"]) in (0, None)
+        res[flag] = json.loads(out.read_text())
+    assert res["--noise"]["noise"] is True and res["--no-noise"]["noise"] is False
+    # same seed, same scenes (scores within a fraction of a dB); without noise the inputs score higher
+    noisy, clean = (res[f]["sets"]["synthetic"]["items"] for f in ("--noise", "--no-noise"))
+    diffs = [c["psnr_in"] - n["psnr_in"] for n, c in zip(noisy, clean, strict=True)]
+    assert all(abs(d) < 0.5 for d in diffs) and sum(diffs) > 0 and any(d != 0 for d in diffs)
+
+
 def _ae_checkpoint(path, zero_rvd: bool):
     """A stage-1 run's best.safetensors (rve.* + rvd.*, both configs), tiny and random."""
     from blurvid import weights

@@ -135,3 +135,26 @@ def test_mean_center_flows_still_explain_the_frames():
     err = (warped - s.frames).abs().mean()
     static = (s.frames[c : c + 1] - s.frames).abs().mean()
     assert err < 0.35 * static
+
+
+def test_noise_p_gives_clean_samples_and_keeps_the_default_stream():
+    noisy = dict(CLEAN, shot_noise=(2e-3, 2e-3), read_noise=(4e-3, 4e-3), quantize=True)
+    img, others = _image(), [_image(seed=1)]
+
+    def blurred(seed, **kw):
+        cfg = SynthConfig(frames=5, objects=(0, 1), **{**noisy, **kw})
+        return synthesize(img, torch.Generator().manual_seed(seed), cfg, others=others).blurred
+
+    def clean(seed):
+        cfg = SynthConfig(
+            frames=5, objects=(0, 1), **{**noisy, "shot_noise": (0.0, 0.0), "read_noise": (0.0, 0.0)}
+        )
+        return synthesize(img, torch.Generator().manual_seed(seed), cfg, others=others).blurred
+
+    # noise_p = 1 (default) draws nothing extra: the same bytes as before the option existed
+    assert torch.equal(blurred(5), blurred(5, noise_p=1.0))
+    # noise_p = 0: every sample is exactly the noise-free rendering of the same scene
+    assert all(torch.equal(blurred(s, noise_p=0.0), clean(s)) for s in range(4))
+    # noise_p = 0.5: some samples clean, some noisy
+    is_clean = [torch.equal(blurred(s, noise_p=0.5), clean(s)) for s in range(12)]
+    assert 0 < sum(is_clean) < 12

@@ -48,6 +48,9 @@ class SynthConfig(Config):
     highlight_p: float = 0.25  # probability of boosting highlights before the sensor clips
     shot_noise: tuple[float, float] = (0.0, 4e-3)  # variance per unit of linear signal
     read_noise: tuple[float, float] = (0.0, 6e-3)  # std in linear light
+    # probability that a sample gets sensor noise at all; below 1, the rest are clean like low-ISO
+    # photos (real photos and the Levin set measure ~0.5/255 noise, these ranges ~4/255)
+    noise_p: float = 1.0
     quantize: bool = True  # round the blurred image to 8 bits like a camera file
     # the central target's pose: 'time' = the scene at the central instant (the paper's video frame);
     # 'mean' = every layer at its time-averaged pose, the sharp image the blur is centred on (a well-posed
@@ -403,6 +406,8 @@ def _expose(
 
 def _noise(lin: torch.Tensor, g: torch.Generator, cfg: SynthConfig) -> torch.Tensor:
     """Poisson-Gaussian sensor noise in linear light (heteroscedastic Gaussian approximation)."""
+    if cfg.noise_p < 1 and float(torch.rand((), generator=g)) >= cfg.noise_p:
+        return lin  # a clean sample (no draw at noise_p = 1, so default streams are unchanged)
     a = float(_uniform(g, *cfg.shot_noise))
     b = float(_uniform(g, *cfg.read_noise))
     if a == 0 and b == 0:
