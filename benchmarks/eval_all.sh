@@ -12,6 +12,9 @@ video_run=${RUN_VIDEO:+--run $RUN_VIDEO}
 # and the fixed kodak24 validation set (synthesis defaults, seed 1234)
 blurvid eval deblur $dm_run --levin "$DATA/realblur/levin" --synth "$DATA/sharp/kodak24" \
   --count 24 --seed 1234 --size 256 --json "$OUT/deblur.json"
+# the same kodak24 scenes without sensor noise (real photos and Levin measure ~0.5/255 noise)
+blurvid eval deblur $dm_run --synth "$DATA/sharp/kodak24" --count 24 --seed 1234 --size 256 --no-noise \
+  --json "$OUT/deblur_clean.json"
 
 # video, ground-truth central frame (stage 2): synthetic kodak24 sequences and GoPro-style clips
 blurvid eval video $video_run --synth "$DATA/sharp/kodak24" --count 24 --seed 1234 --size 256 \
