@@ -57,7 +57,9 @@ def main() -> None:
         scores = " ".join(f"{n} {r['psnr']:.2f}/{r['ssim']:.3f}" for n, r in res.items())
         print(f"{length:g} px: input {first['psnr_in']:.2f}/{first['ssim_in']:.3f}  {scores}", flush=True)
     if a.json:
-        a.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "rows": rows}, indent=2))
+        a.json.write_text(
+            json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "rows": rows}, indent=2)
+        )
 
 
 if __name__ == "__main__":
