@@ -151,8 +151,9 @@ def test_noise_p_gives_clean_samples_and_keeps_the_default_stream():
         )
         return synthesize(img, torch.Generator().manual_seed(seed), cfg, others=others).blurred
 
-    # noise_p = 1 (default) draws nothing extra: the same bytes as before the option existed
-    assert torch.equal(blurred(5), blurred(5, noise_p=1.0))
+    # noise_p = 1 (the default) draws nothing extra: the same 8-bit image as before the option existed
+    # (sum of its 8-bit values measured at commit e8efd8a; an extra draw shifts it by ~300)
+    assert abs(int((blurred(5, noise_p=1.0) * 255).round().sum()) - 1029944) <= 20
     # noise_p = 0: every sample is exactly the noise-free rendering of the same scene
     assert all(torch.equal(blurred(s, noise_p=0.0), clean(s)) for s in range(4))
     # noise_p = 0.5: some samples clean, some noisy
