@@ -48,7 +48,7 @@ def main() -> None:
             read_noise=(0.0, 0.0),
         )
         seqs = evaluate.synthetic_sequences(a.photos, cfg, a.count, a.seed)
-        pairs = [evaluate.Pair(s.name, s.blurred, s.frames[s.center]) for s in seqs]
+        pairs = [s.center_pair() for s in seqs]
         res = {name: evaluate.eval_deblur(d.tensor, pairs)["mean"] for name, d in models.items()}
         first = next(iter(res.values()))
         row = {"length_px": length, "psnr_in": first["psnr_in"], "ssim_in": first["ssim_in"]}

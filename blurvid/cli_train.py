@@ -290,9 +290,7 @@ def _evaluate(
             sets[str(pairs)] = ev.eval_deblur(rt.deblur, ev.folder_pairs(pairs))
         if synth:
             seqs = ev.synthetic_sequences(synth, scfg, count, seed)
-            sets["synthetic"] = ev.eval_deblur(
-                rt.deblur, [ev.Pair(s.name, s.blurred, s.frames[s.center]) for s in seqs]
-            )
+            sets["synthetic"] = ev.eval_deblur(rt.deblur, [s.center_pair() for s in seqs])
         columns = ["psnr", "ssim", "psnr_in", "ssim_in", "psnr_aligned", "psnr_in_aligned"]
     elif task in ("video", "autoencoder"):
         if task == "autoencoder" and center != "gt":

@@ -40,6 +40,10 @@ class Sequence_:
     def center(self) -> int:
         return center_index(self.frames.shape[0])
 
+    def center_pair(self) -> Pair:
+        """The blurred image with its central sharp frame (the deblurring target)."""
+        return Pair(self.name, self.blurred, self.frames[self.center])
+
 
 def _img(path: Path) -> torch.Tensor:
     return load_rgb(path).float() / 255
@@ -69,7 +73,7 @@ def folder_pairs(root: str | Path) -> list[Pair]:
             if gt is not None:
                 pairs.append(Pair(f.stem, _img(f), _img(gt)))
         return pairs
-    return [Pair(s.name, s.blurred, s.frames[s.center]) for s in folder_sequences(root)]
+    return [s.center_pair() for s in folder_sequences(root)]
 
 
 def folder_sequences(root: str | Path) -> list[Sequence_]:
