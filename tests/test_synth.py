@@ -7,8 +7,10 @@ from blurvid.data.synth import (
     average_frames,
     center_index,
     linear_to_srgb,
+    random_path,
     srgb_to_linear,
     synthesize,
+    tremor_path,
 )
 from blurvid.models.warp import warp
 
@@ -159,3 +161,34 @@ def test_noise_p_gives_clean_samples_and_keeps_the_default_stream():
     # noise_p = 0.5: some samples clean, some noisy
     is_clean = [torch.equal(blurred(s, noise_p=0.5), clean(s)) for s in range(12)]
     assert 0 < sum(is_clean) < 12
+
+
+def _extent_and_dwell(path: torch.Tensor) -> tuple[float, float, float]:
+    """Arc length, largest bounding-box side, slowest step / mean step of a dense ``(T, 2)`` path."""
+    d = (path[1:] - path[:-1]).norm(dim=1)
+    return float(d.sum()), float((path.max(0).values - path.min(0).values).max()), float(d.min() / d.mean())
+
+
+def test_tremor_paths_fold_back_and_dwell_unlike_smooth_paths():
+    t = (torch.arange(600, dtype=torch.float64) + 0.5) / 600
+    tremor = [_extent_and_dwell(tremor_path(torch.Generator().manual_seed(s), t, 40.0)) for s in range(12)]
+    smooth = [_extent_and_dwell(random_path(torch.Generator().manual_seed(s), t, 40.0, 0.35)) for s in range(12)]
+    assert all(abs(length - 40.0) < 0.5 for length, _, _ in tremor)  # the requested arc length
+    # measured on 20 seeds: extent / length 0.34 vs 0.80, slowest / mean speed 0.08 vs 0.20 (medians)
+    assert sorted(e for _, e, _ in tremor)[6] < 0.5 * 40 < sorted(e for _, e, _ in smooth)[6]
+    assert sorted(v for _, _, v in tremor)[6] < 0.15 < sorted(v for _, _, v in smooth)[6]
+    again = tremor_path(torch.Generator().manual_seed(3), t, 40.0)
+    assert torch.equal(again, tremor_path(torch.Generator().manual_seed(3), t, 40.0))
+
+
+def test_tremor_p_moves_the_camera_along_tremor_paths():
+    kw = dict(frames=9, static_camera_p=0.0, rotation_deg=0.0, zoom_motion=0.0, **CLEAN)
+    assert SynthConfig(**kw).margin == SynthConfig(tremor_px=(50.0, 90.0), **kw).margin  # off: unchanged
+    cfg = SynthConfig(tremor_p=1.0, tremor_px=(30.0, 31.0), blur_px=(1.0, 1.5), **kw)
+    assert cfg.margin > SynthConfig(**kw).margin  # room for the longer path
+    s = synthesize(_image(), torch.Generator().manual_seed(2), cfg)
+    # pure translation: every frame's flow is one vector; the 9 positions lie on a path far longer
+    # than the smooth setting (<= 1.5 px) would give
+    pos = s.flows.mean(dim=(2, 3))  # (9, 2)
+    assert torch.allclose(s.flows, pos[:, :, None, None].expand_as(s.flows), atol=1e-4)
+    assert float((pos[1:] - pos[:-1]).norm(dim=1).sum()) > 10.0

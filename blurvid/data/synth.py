@@ -3,7 +3,8 @@
 Stand-in for the paper's GoPro data (240 fps video, blur = average of 9 consecutive frames). A sample is
 rendered from a sharp still image as ``N * K`` sub-frames along
 
-* a smooth random camera trajectory: translation, in-plane rotation, zoom and hand-shake jitter, and
+* a smooth random camera trajectory: translation, in-plane rotation, zoom and hand-shake jitter (or, for
+  a ``tremor_p`` share of samples, a folding hand-tremor translation path, see :func:`tremor_path`), and
 * ``0..k`` foreground layers (soft-masked regions cut from other photos), each on its own trajectory.
 
 Sub-frames are averaged in linear light (or, for a random share of samples, in display gamma), highlights
@@ -40,6 +41,10 @@ class SynthConfig(Config):
     rotation_deg: float = 2.0  # max in-plane rotation over the exposure
     zoom_motion: float = 0.03  # max relative zoom change over the exposure
     shake: float = 0.35  # share of the path made of hand-shake jitter (0 = smooth)
+    # probability that a moving camera follows a hand-tremor path instead (see tremor_path): it folds back
+    # on itself and dwells at reversals like measured camera-shake kernels (e.g. Levin et al.'s)
+    tremor_p: float = 0.0
+    tremor_px: tuple[float, float] = (16.0, 64.0)  # tremor path length range (px)
     static_camera_p: float = 0.25  # probability that the camera does not move (object motion only)
     objects: tuple[int, int] = (0, 2)  # number of independently moving foreground layers
     object_px: tuple[float, float] = (4.0, 36.0)  # object path length range (px)
@@ -61,7 +66,8 @@ class SynthConfig(Config):
     def margin(self) -> int:
         """Source pixels needed around the crop so that no sub-frame samples outside the source."""
         rot = math.radians(self.rotation_deg) * self.size * 0.75 + self.zoom_motion * self.size * 0.75
-        return math.ceil(self.blur_px[1] * 0.6 + rot + 4)
+        longest = max(self.blur_px[1], self.tremor_px[1] if self.tremor_p > 0 else 0.0)
+        return math.ceil(longest * 0.6 + rot + 4)
 
 
 @dataclass
@@ -119,6 +125,34 @@ def random_path(g: torch.Generator, times: torch.Tensor, length: float, shake: f
 
     path = (1 - shake) * smooth / arclen(smooth) + shake * jitter / arclen(jitter)
     return path * (length / arclen(path))
+
+
+def tremor_path(g: torch.Generator, times: torch.Tensor, length: float, steps: int = 256) -> torch.Tensor:
+    """A random hand-tremor path ``(T, 2)`` over ``times`` in [0, 1] with arc length ~``length`` px.
+
+    A noise-driven damped oscillator (0.3-2 cycles per exposure, damping ratio 0.05-0.5) plus a random
+    drift, integrated on ``steps`` intervals and sampled linearly at ``times``. Unlike
+    :func:`random_path` it folds back on itself and slows down at reversals, so its kernels are compact
+    (extent ~1/3 of the length) with bright dwell points, as measured camera-shake kernels are.
+    """
+    dt = 1.0 / steps
+    w = 2 * math.pi * float(_uniform(g, 0.3, 2.0))
+    zeta = float(_uniform(g, 0.05, 0.5))
+    drift = torch.randn(2, generator=g, dtype=torch.float64) * float(_uniform(g, 0, 1)) * w
+    force = torch.randn(steps, 2, generator=g, dtype=torch.float64) * (0.3 * w * w / math.sqrt(dt))
+    v = torch.randn(2, generator=g, dtype=torch.float64) * w
+    x = torch.zeros(2, dtype=torch.float64)
+    points = [x]
+    for i in range(steps):  # semi-implicit Euler: stable for these stiffnesses at this step
+        v = v + dt * (force[i] - w * w * x - 2 * zeta * w * v)
+        x = x + dt * (v + drift)
+        points.append(x)
+    path = torch.stack(points)  # (steps + 1, 2)
+    path = path * (length / (path[1:] - path[:-1]).norm(dim=1).sum().clamp(min=1e-9))
+    pos = (times.to(torch.float64).clamp(0, 1) * steps).clamp(max=steps - 1e-9)
+    i0 = pos.floor().long()
+    a = (pos - i0)[:, None]
+    return path[i0] * (1 - a) + path[i0 + 1] * a
 
 
 def _affine(tx: torch.Tensor, ty: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -220,8 +254,11 @@ def _camera_mats(
             torch.zeros(n, dtype=torch.float64),
         )
     else:
-        length = float(_uniform(g, *cfg.blur_px))
-        trans = random_path(g, t, length, cfg.shake)
+        # no draw at tremor_p = 0, so default streams are unchanged
+        if cfg.tremor_p > 0 and float(torch.rand((), generator=g)) < cfg.tremor_p:
+            trans = tremor_path(g, t, float(_uniform(g, *cfg.tremor_px)))
+        else:
+            trans = random_path(g, t, float(_uniform(g, *cfg.blur_px)), cfg.shake)
         rot = (
             math.radians(cfg.rotation_deg)
             * _uniform(g, -1, 1)
