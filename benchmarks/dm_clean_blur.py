@@ -2,9 +2,12 @@
 
     python benchmarks/dm_clean_blur.py --photos $DATA/sharp/kodak24 \
         --weights weights/dm-v4.safetensors old/dm-v3.safetensors [--lengths 4 16 28] [--json out.json]
+        [--path smooth|tremor] [--target time|mean]
 
 For each path length, ``--count`` scenes synthesised with a fixed seed; prints the blurred input's
-PSNR and each checkpoint's PSNR / SSIM against the central-instant target (fp32, CPU).
+PSNR and each checkpoint's PSNR / SSIM against the target (fp32, CPU). ``--path tremor`` moves the
+camera along folding hand-tremor paths (like measured camera-shake kernels) instead of smooth ones;
+``--target`` is the central instant (the paper's) or the time-averaged pose the blur is centred on.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=99)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--path", choices=["smooth", "tremor"], default="smooth")
+    ap.add_argument("--target", choices=["time", "mean"], default="time")
     a = ap.parse_args()
 
     from blurvid import evaluate, pipeline, weights
@@ -42,6 +47,9 @@ def main() -> None:
             size=a.size,
             hflip=False,
             blur_px=(length, length),
+            tremor_p=1.0 if a.path == "tremor" else 0.0,
+            tremor_px=(length, length),
+            center=a.target,
             static_camera_p=0.0,
             objects=(0, 0),
             shot_noise=(0.0, 0.0),
