@@ -1,7 +1,7 @@
 """DM checkpoints side by side on noise-free camera shake of fixed lengths (no objects, no noise).
 
     python benchmarks/dm_clean_blur.py --photos $DATA/sharp/kodak24 \
-        --weights weights/dm-v4.safetensors old/dm-v3.safetensors [--lengths 4 16 28] [--json out.json]
+        --weights weights/dm-v5.safetensors old/dm-v4.safetensors [--lengths 4 16 28] [--json out.json]
         [--path smooth|tremor] [--target time|mean]
 
 For each path length, ``--count`` scenes synthesised with a fixed seed; prints the blurred input's

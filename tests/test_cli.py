@@ -343,6 +343,16 @@ def test_bad_format_option_is_exit_2(tiny_weights, tmp_path, capsys):
     r.assert_no_traceback()
 
 
+def test_train_export_of_a_non_safetensors_file_is_one_line(tmp_path, capsys):
+    ckpt = tmp_path / "last.pt"
+    ckpt.write_bytes(b"\x80\x02not a safetensors file")  # e.g. a training state (pickle)
+    r = run(capsys, "train", "export", ckpt, "-o", tmp_path / "w")
+    assert r.code != 0, r
+    assert len(r.err_lines) == 1 and "last.pt" in r.err_lines[0], r
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
+    r.assert_no_traceback()
+
+
 def test_deblur_format_option(tiny_weights, tmp_path, capsys):
     photo = save_image(tmp_path / "photo.jpg")
     r = run(capsys, "deblur", photo, "--format", "png", "--suffix", "-x")
