@@ -535,11 +535,14 @@ def _register_subcommands() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turning user errors into one line and exit code 2."""
+    """Console entry point: run the app, turning user errors (and missing, corrupt or foreign checkpoint
+    files) into one line and exit code 2."""
+    from .weights import WeightsError  # stdlib-only module: cheap at start-up
+
     _register_subcommands()
     try:
         app(args=argv, prog_name="blurvid", standalone_mode=True)
-    except UserError as e:
+    except (UserError, WeightsError) as e:
         err.print(f"[red]error[/red]: {escape(str(e))}", markup=True)
         sys.exit(2)
     except KeyboardInterrupt:

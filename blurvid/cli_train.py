@@ -162,7 +162,6 @@ def export_command(
     from .cli import UserError
     from .cli import out as console
     from .train.export import export
-    from .weights import WeightsError
 
     try:
         specs = export(
@@ -175,7 +174,7 @@ def export_command(
             license=license_,
             source=source,
         )
-    except (FileNotFoundError, ValueError, WeightsError) as e:
+    except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     for spec, note in specs:
         console.print(f"{spec.name}: {out / spec.file} sha256 {spec.sha256[:12]}… {note}")

@@ -353,6 +353,17 @@ def test_train_export_of_a_non_safetensors_file_is_one_line(tmp_path, capsys):
     r.assert_no_traceback()
 
 
+def test_eval_of_a_non_safetensors_run_file_is_one_line(tmp_path, capsys):
+    ckpt = tmp_path / "last.pt"
+    ckpt.write_bytes(b"\x80\x02not a safetensors file")
+    r = run(
+        capsys, "eval", "deblur", "--run", ckpt, "--synth", save_image(tmp_path / "p.png"), "--count", "1"
+    )
+    assert r.code != 0, r
+    assert len(r.err_lines) == 1 and "last.pt" in r.err_lines[0], r
+    r.assert_no_traceback()
+
+
 def test_deblur_format_option(tiny_weights, tmp_path, capsys):
     photo = save_image(tmp_path / "photo.jpg")
     r = run(capsys, "deblur", photo, "--format", "png", "--suffix", "-x")
