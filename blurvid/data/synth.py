@@ -102,6 +102,11 @@ def _uniform(g: torch.Generator, lo: float, hi: float, size: tuple[int, ...] = (
     return lo + (hi - lo) * torch.rand(size, generator=g, dtype=torch.float64)
 
 
+def _arc_length(path: torch.Tensor) -> torch.Tensor:
+    """Length of the polyline ``path: (T, 2)`` (at least 1e-9, so it can divide)."""
+    return (path[1:] - path[:-1]).norm(dim=1).sum().clamp(min=1e-9)
+
+
 def random_path(g: torch.Generator, times: torch.Tensor, length: float, shake: float) -> torch.Tensor:
     """A random smooth 2-D path ``(T, 2)`` over ``times`` in [0, 1] with arc length ~``length`` px.
 
@@ -120,11 +125,8 @@ def random_path(g: torch.Generator, times: torch.Tensor, length: float, shake: f
         amp = torch.randn(2, generator=g, dtype=torch.float64)
         jitter += amp * (torch.sin(2 * math.pi * freq * t[:, None] + phase) - torch.sin(phase))
 
-    def arclen(p: torch.Tensor) -> torch.Tensor:
-        return (p[1:] - p[:-1]).norm(dim=1).sum().clamp(min=1e-9)
-
-    path = (1 - shake) * smooth / arclen(smooth) + shake * jitter / arclen(jitter)
-    return path * (length / arclen(path))
+    path = (1 - shake) * smooth / _arc_length(smooth) + shake * jitter / _arc_length(jitter)
+    return path * (length / _arc_length(path))
 
 
 def tremor_path(g: torch.Generator, times: torch.Tensor, length: float, steps: int = 256) -> torch.Tensor:
@@ -148,7 +150,7 @@ def tremor_path(g: torch.Generator, times: torch.Tensor, length: float, steps: i
         x = x + dt * (v + drift)
         points.append(x)
     path = torch.stack(points)  # (steps + 1, 2)
-    path = path * (length / (path[1:] - path[:-1]).norm(dim=1).sum().clamp(min=1e-9))
+    path = path * (length / _arc_length(path))
     pos = (times.to(torch.float64).clamp(0, 1) * steps).clamp(max=steps - 1e-9)
     i0 = pos.floor().long()
     a = (pos - i0)[:, None]
