@@ -2,12 +2,15 @@
 
     python benchmarks/bench_speed.py                      # 1280x720 deblur + animate (9 frames)
     python benchmarks/bench_speed.py --sizes 720p 12mp 24mp --json benchmarks/results/speed.json
+    python benchmarks/bench_speed.py --tasks deblur --compare-dm old/dm-v5.safetensors   # A/B, same run
 
 Each case runs in a fresh subprocess so its peak RSS is its own. Times are the median of --repeat runs
 after one warm-up. "efficiency" = the DM's FLOPs per image / its time, divided by the machine's dense
 fp32 matmul FLOP/s (torch.mm of 4096^2 matrices) measured in the same run — the number that does not
 depend on how fast this particular machine is. Uses the installed checkpoints when present, otherwise the
 default architectures with random weights (speed does not depend on weight values; --random forces it).
+``--compare-dm FILE`` also times deblur with that DM checkpoint (e.g. the previous version), alternating
+the two per case, and prints the ratio of the installed DM's time to it.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def matmul_flops(device: str = "cpu", repeat: int = 5) -> dict:
     return out
 
 
-def _models(random: bool):
+def _models(random: bool, dm_file: str | None = None):
     import torch
 
     from blurvid import pipeline
@@ -56,6 +59,11 @@ def _models(random: bool):
     from blurvid.weights import WeightsError
 
     torch.manual_seed(0)
+    if dm_file:
+        from blurvid.weights import load_checkpoint
+
+        state, meta = load_checkpoint(dm_file)
+        return pipeline.build_from_checkpoint("dm", state, meta["config"]), None, None, dm_file
     if not random:
         try:
             return (
@@ -82,7 +90,14 @@ def dm_flops(dm, h: int, w: int) -> float:
 
 
 def run_case(
-    task: str, size: str, precision: str, repeat: int, random: bool, threads: int, device: str = "cpu"
+    task: str,
+    size: str,
+    precision: str,
+    repeat: int,
+    random: bool,
+    threads: int,
+    device: str = "cpu",
+    dm_file: str | None = None,
 ) -> dict:
     import numpy as np
     import torch
@@ -91,7 +106,7 @@ def run_case(
 
     if threads:
         torch.set_num_threads(threads)
-    dm, bie, rvd, source = _models(random)
+    dm, bie, rvd, source = _models(random, dm_file)
     dev = pipeline.select_device(device)
     cuda = dev.type == "cuda"
     if cuda:
@@ -140,6 +155,12 @@ def run_case(
     return res
 
 
+def _child(cmd: list[str]) -> dict:
+    """Run one case in a fresh process and return its JSON result."""
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["720p"], choices=list(SIZES))
@@ -150,11 +171,13 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu | cuda (GPU rows add peak CUDA memory)")
     ap.add_argument("--random", action="store_true", help="random weights even if checkpoints are installed")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--compare-dm", help="also time deblur with this DM checkpoint; prints the time ratio")
     ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("--dm", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.case:  # child process
         task, size = a.case.split(":")
-        print(json.dumps(run_case(task, size, a.precision, a.repeat, a.random, a.threads, a.device)))
+        print(json.dumps(run_case(task, size, a.precision, a.repeat, a.random, a.threads, a.device, a.dm)))
         return
     import torch
 
@@ -178,11 +201,23 @@ def main() -> None:
             ]
             if a.random:
                 cmd.append("--random")
-            r = json.loads(
-                subprocess.run(cmd, check=True, capture_output=True, text=True)
-                .stdout.strip()
-                .splitlines()[-1]
-            )
+            r = _child(cmd)
+            if a.compare_dm and task == "deblur":  # alternate: installed, other, installed, other
+                other = [_child([*cmd, "--dm", a.compare_dm])]
+                mine = [r["median_s"], _child(cmd)["median_s"]]
+                other.append(_child([*cmd, "--dm", a.compare_dm]))
+                r["median_s"] = statistics.median(mine)
+                r["compare_dm"] = {
+                    "file": a.compare_dm,
+                    "median_s": statistics.median(o["median_s"] for o in other),
+                    "peak_rss_mib": max(o["peak_rss_mib"] for o in other),
+                }
+                r["compare_dm"]["time_ratio"] = r["median_s"] / r["compare_dm"]["median_s"]
+                print(
+                    f"{task:8s} {size:5s} {a.compare_dm}: {r['compare_dm']['median_s']:.3f} s; installed DM / it:"
+                    f" {r['compare_dm']['time_ratio']:.2f}x",
+                    flush=True,
+                )
             if "dm_gflops" in r:
                 achieved = r["dm_gflops"] * 1e9 / r["median_s"]
                 r["efficiency_vs_fp32_mm"] = achieved / peak["fp32"]

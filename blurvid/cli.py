@@ -196,8 +196,8 @@ class Progress:
 
 # ------------------------------------------------------------------ runtime ------------------------------
 def _runtime(device: Device, precision: Precision, tile: int, need_video: bool, repo: str | None):
-    """Load the networks once (raises UserError with a clear message when weights are missing)."""
-    from . import pipeline, weights
+    """Load the networks once (a missing or bad checkpoint raises WeightsError, which main() prints as one line)."""
+    from . import pipeline
 
     try:
         dev = pipeline.select_device(device.value)
@@ -209,9 +209,7 @@ def _runtime(device: Device, precision: Precision, tile: int, need_video: bool, 
         bie = pipeline.load_model("bie", repo_id=repo)
         rvd = pipeline.load_model("rvd", repo_id=repo)
         return pipeline.Animator(deblurrer, bie, rvd)
-    except weights.WeightsError as e:
-        raise UserError(str(e)) from None
-    except ValueError as e:
+    except ValueError as e:  # a checkpoint problem (WeightsError) is reported by main()
         raise UserError(str(e)) from None
 
 
@@ -495,16 +493,13 @@ def download(
     force: Annotated[bool, typer.Option(help="Download even if a verified copy exists.")] = False,
 ) -> None:
     """Fetch checkpoints from the Hugging Face hub into the user cache and verify them."""
-    from .weights import WeightsError, list_checkpoints, prefetch
+    from .weights import list_checkpoints, prefetch
 
     wanted = names or [r["name"] for r in list_checkpoints(repo_id=repo) if r["default"]]
     if not wanted:
         raise UserError("no checkpoint is registered; nothing to download")
     for name in wanted:
-        try:
-            r = prefetch(name, repo_id=repo, force=force)
-        except WeightsError as e:
-            raise UserError(str(e)) from None
+        r = prefetch(name, repo_id=repo, force=force)  # a WeightsError is reported by main()
         out.print(f"{name}: {r.path} ({r.origin})")
 
 

@@ -327,3 +327,38 @@ def test_autoencoder_motion_probe_learns_and_is_not_exported(photos, tmp_path):
     assert len(p) == 30 and np.mean(p[-5:]) < 0.8 * np.mean(p[:3])
     state, _ = load_checkpoint(tmp_path / "ae" / "best.safetensors")
     assert state and not any("probe" in k for k in state)
+
+
+def test_weight_average_follows_the_stated_update():
+    from blurvid.train.loop import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    avg = WeightAverage(net, 0.75)
+    before = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+        net[1].running_mean.fill_(5.0)
+    avg.update(net)
+    assert torch.allclose(avg.net[0].weight, before + 0.25)  # 0.75 * old + 0.25 * (old + 1)
+    assert torch.equal(avg.net[1].running_mean, torch.full((2,), 5.0))  # buffers are copied
+    assert not avg.net.training and not any(p.requires_grad for p in avg.net.parameters())
+    with pytest.raises(ValueError, match="ema decay"):
+        WeightAverage(net, 1.0)
+
+
+def test_ema_run_scores_and_exports_the_average_and_resumes_exactly(photos, tmp_path):
+    from blurvid import weights
+
+    a = _cfg("deblur", tmp_path / "a", photos, iters=4, ema=0.5, lr=1e-2, val_every=4)
+    train(a, progress=False, log=lambda m: None)
+    b = _cfg("deblur", tmp_path / "b", photos, iters=2, ema=0.5, lr=1e-2, val_every=4)
+    train(b, progress=False, log=lambda m: None)
+    b.iters = 4
+    train(b, resume=True, progress=False, log=lambda m: None)
+    sa = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    sb = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    for k, v in sa["ema"].items():
+        assert torch.equal(v, sb["ema"][k]), k
+    best, _ = weights.load_checkpoint(tmp_path / "a" / "best.safetensors")
+    assert torch.equal(best["dm.head.weight"], sa["ema"]["dm.head.weight"])  # the average is exported,
+    assert not torch.equal(best["dm.head.weight"], sa["model"]["dm.head.weight"])  # not the last weights

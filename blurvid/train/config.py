@@ -39,6 +39,8 @@ class TrainConfig(Config):
     min_lr_ratio: float = 0.1
     warmup: int = 0
     grad_clip: float = 0.0  # 0 = off
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0 = off); when on, the
+    # average is what validation scores and best.safetensors holds (0.999 averages ~1,000 iterations)
     synth: dict = field(default_factory=dict)  # SynthConfig overrides; size = crop
     jpeg_p: float = 0.0
     model: dict = field(default_factory=dict)  # architecture overrides (DMConfig / VideoConfig)

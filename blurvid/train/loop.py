@@ -191,6 +191,28 @@ def _grow(net: nn.Module, loaded: set[str], log: Log) -> None:
         log(f"{grown} residual blocks not in the initial weights start as the identity")
 
 
+class WeightAverage:
+    """Exponential moving average of a network's weights: ``avg <- decay * avg + (1 - decay) * weights``
+    after every step; buffers (e.g. batch-norm statistics) are copied. ``net`` is the averaged copy, kept
+    in eval mode; its state dict is saved in checkpoints under ``"ema"``."""
+
+    def __init__(self, source: nn.Module, decay: float) -> None:
+        import copy
+
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.net = copy.deepcopy(source).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, source: nn.Module) -> None:
+        avg = [p for p in self.net.parameters() if p.is_floating_point()]
+        cur = [p.detach() for p in source.parameters() if p.is_floating_point()]
+        torch._foreach_lerp_(avg, cur, 1.0 - self.decay)
+        for b_avg, b in zip(self.net.buffers(), source.buffers(), strict=True):
+            b_avg.copy_(b)
+
+
 def _worker_init(_: int) -> None:
     """Data workers: one thread each, and leave Ctrl-C / SIGTERM to the main process (which checkpoints)."""
     torch.set_num_threads(1)
@@ -271,6 +293,10 @@ def train(
         torch.set_rng_state(state["rng"])
         pool_gen.set_state(state["pool_rng"])
         log(f"resumed {out} at iteration {start}")
+    ema = WeightAverage(net, cfg.ema) if cfg.ema > 0 else None
+    if ema is not None and state is not None and "ema" in state:
+        ema.net.load_state_dict(state["ema"])
+    scored = ema.net if ema is not None else net  # what validation scores and best.safetensors holds
     model = net
     if world > 1:
         model = nn.parallel.DistributedDataParallel(
@@ -317,6 +343,7 @@ def train(
                 "rng": torch.get_rng_state(),
                 "pool_rng": pool_gen.get_state(),
                 "val_fingerprint": _val_fingerprint(cfg, scfg),
+                **({"ema": ema.net.state_dict()} if ema is not None else {}),
             },
             ckpt_path,
         )
@@ -325,8 +352,8 @@ def train(
         nonlocal best, last_logs
         if not val_items:
             return
-        net.eval()
-        res = task.validate(net, val_items, dev, autocast)
+        scored.eval()
+        res = task.validate(scored, val_items, dev, autocast)
         net.train()
         score = res[task.score_name]
         res["it"] = it
@@ -335,7 +362,7 @@ def train(
         log("val " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()))
         if score > best:
             best = score
-            _export_best(task, net, out / "best.safetensors", {"iteration": it, task.score_name: score})
+            _export_best(task, scored, out / "best.safetensors", {"iteration": it, task.score_name: score})
 
     bar_ctx = _progress(progress and main)
     pool: list[dict] = []
@@ -360,6 +387,8 @@ def train(
             scaler.step(opt)
             scaler.update()
             sched.step()
+            if ema is not None:
+                ema.update(net)
             done = it + 1
             if main and (done % cfg.log_every == 0 or done == cfg.iters):
                 rate = (done - start) / max(time.time() - t0, 1e-9)
@@ -401,7 +430,7 @@ def train(
                 validate(done)
             save(max(done, start))
             if main and not (out / "best.safetensors").exists():
-                _export_best(task, net, out / "best.safetensors", {"iteration": done})
+                _export_best(task, scored, out / "best.safetensors", {"iteration": done})
     for s, h in old_handlers.items():
         signal.signal(s, h)
     if metrics_file:
