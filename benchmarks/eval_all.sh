@@ -12,6 +12,9 @@ video_run=${RUN_VIDEO:+--run $RUN_VIDEO}
 # and the fixed kodak24 validation set (synthesis defaults, seed 1234)
 blurvid eval deblur $dm_run --levin "$DATA/realblur/levin" --synth "$DATA/sharp/kodak24" \
   --count 24 --seed 1234 --size 256 --json "$OUT/deblur.json"
+# real motion blur: GoPro-style averages of 9 consecutive video frames, against the centre frame
+blurvid eval deblur $dm_run --clips "$DATA/video/bmx-trees" --clips "$DATA/video/tennis" \
+  --json "$OUT/deblur_clips.json"
 # the same kodak24 scenes without sensor noise (real photos and Levin measure ~0.5/255 noise)
 blurvid eval deblur $dm_run --synth "$DATA/sharp/kodak24" --count 24 --seed 1234 --size 256 --no-noise \
   --json "$OUT/deblur_clean.json"

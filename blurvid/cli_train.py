@@ -291,6 +291,10 @@ def _evaluate(
         if synth:
             seqs = ev.synthetic_sequences(synth, scfg, count, seed)
             sets["synthetic"] = ev.eval_deblur(rt.deblur, [s.center_pair() for s in seqs])
+        if clips:  # GoPro-style averages of real video; the target is the window's centre frame
+            sets["clips"] = ev.eval_deblur(
+                rt.deblur, [s.center_pair() for s in ev.clip_sequences(clips, frames)]
+            )
         columns = ["psnr", "ssim", "psnr_in", "ssim_in", "psnr_aligned", "psnr_in_aligned"]
     elif task in ("video", "autoencoder"):
         if task == "autoencoder" and center != "gt":

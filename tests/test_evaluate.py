@@ -175,3 +175,54 @@ def test_eval_autoencoder_run_on_odd_sized_sequences(tmp_path, tiny_weights, zer
 def test_eval_autoencoder_needs_a_stage_one_run(tmp_path, tiny_weights, capsys):
     assert _run(["eval", "autoencoder", "--synth", str(tmp_path)]) == 2
     assert "--run" in capsys.readouterr().err
+
+
+def test_eval_deblur_clips_scores_each_window_against_its_centre_frame(tmp_path, tiny_weights):
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(6):  # two windows of 3 frames
+        Image.fromarray((rng.random((40, 36, 3)) * 255).astype(np.uint8)).save(clip / f"{i:03d}.png")
+    out = tmp_path / "clips.json"
+    args = [
+        "eval",
+        "deblur",
+        "--clips",
+        str(clip),
+        "--frames",
+        "3",
+        "--json",
+        str(out),
+        "--precision",
+        "fp32",
+    ]
+    assert _run(args) in (0, None)
+    clips = json.loads(out.read_text())["sets"]["clips"]
+    assert [r["name"] for r in clips["items"]] == ["clip_0000", "clip_0003"]
+    # the input's score is the average of three random frames against the middle one: far from sharp
+    assert all(5 < r["psnr_in"] < 20 for r in clips["items"])
+
+
+def test_eval_run_accepts_an_exported_checkpoint_and_never_falls_back_silently(tmp_path, tiny_weights):
+    from blurvid import weights
+    from blurvid.models import DeblurNet, DMConfig
+
+    src = _photo_folder(tmp_path, seed=4, side=64)
+    base = ["eval", "deblur", "--synth", str(src), "--count", "2", "--size", "32", "--precision", "fp32"]
+    assert _run([*base, "--json", str(tmp_path / "installed.json")]) in (0, None)
+    # an inference checkpoint (unprefixed keys, its own config) whose DM adds a constant: scores change
+    dm = DeblurNet(DMConfig(widths=(8, 8, 8, 8), growth=(4, 4, 4, 4), rdbs=(1, 1, 1, 1)))
+    with torch.no_grad():
+        dm.tail[-1].weight.zero_()
+        dm.tail[-1].bias.fill_(0.2)
+    other = tmp_path / "dm-other.safetensors"
+    weights.save_checkpoint(other, dm.state_dict(), arch="dm", config=dm.config.to_dict())
+    assert _run([*base, "--run", str(other), "--json", str(tmp_path / "other.json")]) in (0, None)
+    scores = [
+        json.loads((tmp_path / f).read_text())["sets"]["synthetic"]["mean"]["psnr"]
+        for f in ("installed.json", "other.json")
+    ]
+    assert abs(scores[0] - scores[1]) > 1.0, scores
+    # a checkpoint without a DM is an error for `eval deblur`, not the installed DM in disguise
+    bie = tiny_weights["cache"] / "tiny-bie.safetensors"
+    assert _run([*base, "--run", str(bie)]) == 2

@@ -30,9 +30,13 @@ def _run_file(run: Path) -> Path:
 
 
 def split_run(run: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
-    """``{arch: (state_dict without prefix, config)}`` from a run's best.safetensors."""
+    """``{arch: (state_dict without prefix, config)}`` from a run's best.safetensors, or from an exported
+    inference checkpoint (one network, unprefixed keys, its own config), e.g. ``weights/dm-v5.safetensors``."""
     state, meta = weights.load_checkpoint(_run_file(run))
     configs = meta["config"]
+    arch = meta.get("arch")
+    if arch in INFERENCE_ARCHS and not any(k.startswith(f"{arch}.") for k in state):
+        return {arch: (state, configs)}
     out = {}
     for arch, cfg in configs.items():
         prefix = f"{arch}."
@@ -173,6 +177,8 @@ def evaluation_runtime(task: str, run: Path | None, device: str, precision: str)
             if arch in INFERENCE_ARCHS:
                 nets[arch] = build_from_checkpoint(arch, state, cfg)
     dm = nets.get("dm")
+    if dm is None and task == "deblur" and run is not None:
+        raise ValueError(f"{run}: holds no deblurring network (DM) to evaluate")
     if dm is None and (task == "deblur" or run is None):
         try:
             dm = load_model("dm")
