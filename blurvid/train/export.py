@@ -179,7 +179,7 @@ def evaluation_runtime(task: str, run: Path | None, device: str, precision: str)
     dm = nets.get("dm")
     if dm is None and task == "deblur" and run is not None:
         raise ValueError(f"{run}: holds no deblurring network (DM) to evaluate")
-    if dm is None and (task == "deblur" or run is None):
+    if dm is None and run is None:
         try:
             dm = load_model("dm")
         except weights.WeightsError:
