@@ -362,3 +362,23 @@ def test_ema_run_scores_and_exports_the_average_and_resumes_exactly(photos, tmp_
     best, _ = weights.load_checkpoint(tmp_path / "a" / "best.safetensors")
     assert torch.equal(best["dm.head.weight"], sa["ema"]["dm.head.weight"])  # the average is exported,
     assert not torch.equal(best["dm.head.weight"], sa["model"]["dm.head.weight"])  # not the last weights
+
+
+def test_export_last_pt_takes_the_weight_average_else_the_raw_weights(photos, tmp_path):
+    from blurvid import weights
+    from blurvid.train.export import export
+
+    for name, ema in (("avg", 0.5), ("raw", 0.0)):
+        cfg = _cfg("deblur", tmp_path / name, photos, iters=4, ema=ema, lr=1e-2, val_every=2)
+        train(cfg, progress=False, log=lambda m: None)
+        last = torch.load(tmp_path / name / "last.pt", weights_only=True)
+        ((spec, _),) = export(tmp_path / name / "last.pt", tmp_path / "w", name=name, fp16=False)
+        state, meta = weights.load_checkpoint(tmp_path / "w" / spec.file)
+        want = last["ema"] if ema else last["model"]
+        assert torch.equal(state["head.weight"], want["dm.head.weight"])
+        assert meta["train"] == {"iteration": 4, "weights": "average" if ema else "raw"}
+        if ema:
+            assert not torch.equal(state["head.weight"], last["model"]["dm.head.weight"])
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"junk\.pt: not a blurvid training checkpoint"):
+        export(tmp_path / "junk.pt", tmp_path / "w")

@@ -29,10 +29,37 @@ def _run_file(run: Path) -> Path:
     return p
 
 
+def _load_run(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(state, metadata)`` of a run folder's best.safetensors, a safetensors checkpoint, or a resumable
+    ``last.pt``. From ``last.pt`` the weight average is taken when the run kept one (``ema``), else the
+    raw weights; the metadata then says which (``train.weights``) and at what iteration."""
+    path = _run_file(run)
+    if path.suffix != ".pt":
+        return weights.load_checkpoint(path)
+    from .config import TrainConfig
+    from .loop import exportable_state
+    from .tasks import make_task
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any unreadable file is one user-facing error
+        raise ValueError(f"{path}: not a blurvid training checkpoint (torch.load cannot read it)") from e
+    try:
+        task = make_task(TrainConfig.from_dict(ckpt["config"]))
+    except Exception as e:
+        raise ValueError(f"{path}: not a blurvid training checkpoint (no usable run config: {e})") from e
+    kind = "ema" if "ema" in ckpt else "model"
+    task.net.load_state_dict(ckpt[kind])
+    state, configs, arch = exportable_state(task, task.net)
+    train = {"iteration": int(ckpt["iteration"]), "weights": "average" if kind == "ema" else "raw"}
+    return state, {"config": configs, "arch": arch, "train": train}
+
+
 def split_run(run: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
-    """``{arch: (state_dict without prefix, config)}`` from a run's best.safetensors, or from an exported
-    inference checkpoint (one network, unprefixed keys, its own config), e.g. ``weights/dm-v5.safetensors``."""
-    state, meta = weights.load_checkpoint(_run_file(run))
+    """``{arch: (state_dict without prefix, config)}`` from a run's best.safetensors, a resumable
+    ``last.pt`` (its weight average when kept), or an exported inference checkpoint (one network,
+    unprefixed keys, its own config), e.g. ``weights/dm-v5.safetensors``."""
+    state, meta = _load_run(run)
     configs = meta["config"]
     arch = meta.get("arch")
     if arch in INFERENCE_ARCHS and not any(k.startswith(f"{arch}.") for k in state):
@@ -85,7 +112,7 @@ def export(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     registry = registry or out / "registry.json"
-    meta = weights.load_checkpoint(_run_file(run))[1]
+    meta = _load_run(run)[1]
     results = []
     for arch, (state, cfg) in split_run(run).items():
         if arch not in INFERENCE_ARCHS:

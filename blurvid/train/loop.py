@@ -467,10 +467,9 @@ def _from_pool(pool: list[dict], batch: dict, size: int, reuse: int, g: torch.Ge
     return {"blurred": blurred, "target": target}
 
 
-def _export_best(task, net: nn.Module, path: Path, extra: dict) -> None:
-    """Write the task's modules (fp32) to one safetensors file with their configs in the metadata."""
-    from ..weights import save_checkpoint
-
+def exportable_state(task, net: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, dict], str]:
+    """``(state, configs, arch)`` of the task's exportable modules: fp32 tensors keyed ``"<arch>.<name>"``,
+    ``{arch: architecture config}``, and the checkpoint's arch (the single module's, else ``"rvd"``)."""
     mods = task.exportables(net)
     state = {}
     configs = {}
@@ -478,7 +477,14 @@ def _export_best(task, net: nn.Module, path: Path, extra: dict) -> None:
         for k, v in m.module.state_dict().items():
             state[f"{m.arch}.{k}"] = v.float() if v.is_floating_point() else v
         configs[m.arch] = m.config
-    arch = mods[0].arch if len(mods) == 1 else "rvd"
+    return state, configs, mods[0].arch if len(mods) == 1 else "rvd"
+
+
+def _export_best(task, net: nn.Module, path: Path, extra: dict) -> None:
+    """Write the task's modules (fp32) to one safetensors file with their configs in the metadata."""
+    from ..weights import save_checkpoint
+
+    state, configs, arch = exportable_state(task, net)
     tmp = path.with_name(f".{path.name}.tmp.safetensors")
     save_checkpoint(tmp, state, arch=arch, config=configs, extra={"train": extra})
     os.replace(tmp, path)
