@@ -5,7 +5,7 @@ import math
 import torch
 
 from blurvid.metrics import aligned_psnr, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
-from blurvid.train.losses import ordering_invariant, tv
+from blurvid.train.losses import fft_l1, ordering_invariant, tv
 
 
 def test_psnr_hand_case():
@@ -54,3 +54,18 @@ def test_video_psnr_pools_the_error_over_frames():
     p = t.clone()
     p[:, 0] = 0.1  # one frame off by 0.1: pooled MSE = 0.01 / 3
     assert math.isclose(float(video_psnr(p, t)), 10 * math.log10(300), abs_tol=1e-3)
+
+
+def test_fft_l1_is_zero_for_equal_images_and_sized_like_pixel_l1():
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 3, 17, 22, generator=g)  # odd sizes: rfft2 keeps W // 2 + 1 columns
+    assert float(fft_l1(a, a)) == 0.0
+    e = 0.1 * torch.randn(2, 3, 17, 22, generator=g)
+    got = float(fft_l1(a + e, a))
+    spec = torch.fft.fft2(e, norm="ortho")  # the full spectrum: same per-coefficient sizes
+    want = float(torch.cat([spec.real, spec.imag]).abs().mean())
+    assert abs(got - want) / want < 0.1
+    assert 0.03 < got < 0.12  # white error of size 0.1 -> coefficients of size ~0.1 / sqrt(2) per part
+    # a constant shift lives in the DC coefficient only: sqrt(H * W) * 0.1 in one of 17 * 12 * 2 numbers
+    shift = float(fft_l1(a + 0.1, a))
+    assert abs(shift - (17 * 22) ** 0.5 * 0.1 / (17 * 12 * 2)) < 1e-5

@@ -382,3 +382,15 @@ def test_export_last_pt_takes_the_weight_average_else_the_raw_weights(photos, tm
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=r"junk\.pt: not a blurvid training checkpoint"):
         export(tmp_path / "junk.pt", tmp_path / "w")
+
+
+def test_deblur_fft_loss_is_added_and_logged(photos, tmp_path):
+    from blurvid.train.tasks import DeblurTask
+
+    cfg = _cfg("deblur", tmp_path / "f", photos, fft_loss=0.5)
+    task = DeblurTask(cfg)
+    g = torch.Generator().manual_seed(0)
+    out, target = torch.rand(2, 3, 24, 20, generator=g), torch.rand(2, 3, 24, 20, generator=g)
+    loss, logs = task.loss(out, {"target": target}, 0)
+    assert set(logs) == {"l1", "fft"}
+    assert float(loss) == pytest.approx(logs["l1"] + 0.5 * logs["fft"], rel=1e-6)

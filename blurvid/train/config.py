@@ -62,6 +62,7 @@ class TrainConfig(Config):
     flow_sup: float = 0.0  # weight of the optional true-flow supervision (synthetic samples only)
     coarse_warmup: int = 0  # iterations over which coarse scales are boosted (curriculum)
     edge_loss: float = 0.0  # deblur: weight of an added gradient-L1 term
+    fft_loss: float = 0.0  # deblur: weight of an added spectrum-L1 term (losses.fft_l1)
     distill: float = 0.0  # autoencoder: weight of L1(RVE embedding, frozen teacher BIE embedding)
     teacher: str | None = None  # autoencoder: the teacher BIE (.safetensors) for `distill`
     # autoencoder: weight of an auxiliary loss on the RVE alone: a small training-only head reads the

@@ -14,7 +14,7 @@ from torch import nn
 from ..metrics import psnr, ssim
 from ..models.deblur import DeblurNet, DMConfig
 from .config import TrainConfig
-from .losses import gradient_l1, l1
+from .losses import fft_l1, gradient_l1, l1
 
 
 @dataclass
@@ -38,7 +38,7 @@ class DeblurNetTrainer(nn.Module):
 
 
 class DeblurTask:
-    """Stage 'deblur': L1 (plus an optional gradient term) between DM output and the central frame."""
+    """Stage 'deblur': L1 (plus optional gradient and spectrum terms) between DM output and the central frame."""
 
     score_name = "val_psnr"
 
@@ -61,6 +61,10 @@ class DeblurTask:
             e = gradient_l1(out, target)
             loss = loss + self.cfg.edge_loss * e
             logs["edge"] = float(e.detach())
+        if self.cfg.fft_loss > 0:
+            f = fft_l1(out, target)
+            loss = loss + self.cfg.fft_loss * f
+            logs["fft"] = float(f.detach())
         return loss, logs
 
     @torch.no_grad()
