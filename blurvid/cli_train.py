@@ -284,17 +284,18 @@ def _evaluate(
         noise_p=1.0 if noise else 0.0,
     )
     if task == "deblur":
-        if levin:
-            sets["levin"] = ev.eval_deblur(rt.deblur, ev.levin_pairs(levin), align=8)
-        if pairs:
-            sets[str(pairs)] = ev.eval_deblur(rt.deblur, ev.folder_pairs(pairs))
-        if synth:
-            seqs = ev.synthetic_sequences(synth, scfg, count, seed)
-            sets["synthetic"] = ev.eval_deblur(rt.deblur, [s.center_pair() for s in seqs])
-        if clips:  # GoPro-style averages of real video; the target is the window's centre frame
-            sets["clips"] = ev.eval_deblur(
-                rt.deblur, [s.center_pair() for s in ev.clip_sequences(clips, frames)]
-            )
+        chosen = ev.deblur_sets(
+            levin=levin,
+            folder=pairs,
+            synth=synth or (),
+            synth_cfg=scfg,
+            count=count,
+            seed=seed,
+            clips=clips or (),
+            frames=frames,
+        )
+        for name, (items, align) in chosen.items():
+            sets[name] = ev.eval_deblur(rt.deblur, items, align=align)
         columns = ["psnr", "ssim", "psnr_in", "ssim_in", "psnr_aligned", "psnr_in_aligned"]
     elif task in ("video", "autoencoder"):
         if task == "autoencoder" and center != "gt":

@@ -113,6 +113,36 @@ def clip_sequences(
     return out
 
 
+def deblur_sets(
+    *,
+    levin: str | Path | None = None,
+    folder: str | Path | None = None,
+    synth: Sequence[str | Path] = (),
+    synth_cfg: SynthConfig | None = None,
+    count: int = 24,
+    seed: int = 1234,
+    clips: Sequence[str | Path] = (),
+    frames: int = 9,
+) -> dict[str, tuple[list[Pair], int]]:
+    """The deblurring evaluation sets that are asked for, by name: ``{name: (pairs, align px)}``.
+
+    ``levin``: the real camera-shake set, scored with up to 8 px alignment; ``folder``: blurred/sharp
+    pairs (named by the path); ``synth``: ``count`` samples of ``synth_cfg`` (seeded) with the central
+    frame as target; ``clips``: GoPro-style averages of ``frames`` video frames against the centre frame.
+    """
+    sets: dict[str, tuple[list[Pair], int]] = {}
+    if levin:
+        sets["levin"] = (levin_pairs(levin), 8)
+    if folder:
+        sets[str(folder)] = (folder_pairs(folder), 0)
+    if synth:
+        seqs = synthetic_sequences(synth, synth_cfg or SynthConfig(), count, seed)
+        sets["synthetic"] = ([s.center_pair() for s in seqs], 0)
+    if clips:
+        sets["clips"] = ([s.center_pair() for s in clip_sequences(clips, frames)], 0)
+    return sets
+
+
 def eval_deblur(
     fn: Callable[[torch.Tensor], torch.Tensor],
     pairs: Sequence[Pair],

@@ -1,0 +1,93 @@
+"""Two DM checkpoints paired per image on the deblurring sets: the A/B behind every "paired" number.
+
+    python benchmarks/dm_paired.py --data $DATA --a weights/dm-v7.safetensors --b old/dm-v6.safetensors \
+        [--sets levin kodak kodak_clean clips] [--json out.json]
+
+``--a`` / ``--b``: an exported checkpoint, a run folder (its best.safetensors) or a run's ``last.pt``
+(its weight average), as ``blurvid eval --run`` takes them. The sets are the model card's:
+``levin`` (aligned PSNR, 32 real camera-shake images), ``kodak`` (kodak24, synthesis defaults, seed
+1234, 256 px), ``kodak_clean`` (the same scenes without sensor noise) and ``clips`` (the DAVIS clips
+averaged GoPro-style, centre frame as target). For each set: both means, the mean per-image
+difference A - B with its standard error, and on how many images A is better. Levin is also split into
+its small (1, 2, 3, 5) and large (4, 6, 7, 8) kernels. CPU, bf16 as ``blurvid deblur`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics as st
+from pathlib import Path
+
+import torch
+
+SETS = ("levin", "kodak", "kodak_clean", "clips")
+
+
+def _sets(data: Path, names: list[str]) -> dict[str, tuple[list, int, str]]:
+    """``{name: (pairs, align, score key)}`` for the chosen names."""
+    from blurvid import evaluate as ev
+    from blurvid.data.synth import SynthConfig
+
+    out = {}
+    for name in names:
+        if name == "levin":
+            (pairs, align) = ev.deblur_sets(levin=data / "realblur" / "levin")["levin"]
+            out[name] = (pairs, align, "psnr_aligned")
+        elif name in ("kodak", "kodak_clean"):
+            cfg = SynthConfig(size=256, hflip=False, noise_p=0.0 if name == "kodak_clean" else 1.0)
+            (pairs, align) = ev.deblur_sets(synth=[data / "sharp" / "kodak24"], synth_cfg=cfg)["synthetic"]
+            out[name] = (pairs, align, "psnr")
+        elif name == "clips":
+            clips = [data / "video" / "bmx-trees", data / "video" / "tennis"]
+            (pairs, align) = ev.deblur_sets(clips=clips)["clips"]
+            out[name] = (pairs, align, "psnr")
+    return out
+
+
+def compare(a: list[float], b: list[float]) -> dict[str, float]:
+    """Means of ``a`` and ``b``, mean of ``a - b``, its standard error, and how often ``a > b``."""
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    se = st.stdev(d) / len(d) ** 0.5 if len(d) > 1 else float("nan")
+    better = sum(x > 0 for x in d)
+    return {"a": st.mean(a), "b": st.mean(b), "diff": st.mean(d), "se": se, "better": better, "n": len(d)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True, help="the shared data folder")
+    ap.add_argument("--a", type=Path, required=True)
+    ap.add_argument("--b", type=Path, required=True)
+    ap.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+
+    from blurvid import evaluate as ev
+    from blurvid.train.export import evaluation_runtime
+
+    torch.set_num_threads(args.threads)
+    runtimes = {k: evaluation_runtime("deblur", getattr(args, k), "cpu", "auto").deblur for k in ("a", "b")}
+    result: dict = {"a": str(args.a), "b": str(args.b), "sets": {}}
+    for name, (pairs, align, key) in _sets(args.data, args.sets).items():
+        items = {k: ev.eval_deblur(fn, pairs, align=align)["items"] for k, fn in runtimes.items()}
+        row = compare([r[key] for r in items["a"]], [r[key] for r in items["b"]])
+        line = (
+            f"{name:12s} A {row['a']:.3f}  B {row['b']:.3f}  A-B {row['diff']:+.3f} (se {row['se']:.3f})"
+            f"  A better on {row['better']} of {row['n']}"
+        )
+        if name == "levin":
+            for part, kernels in (("small", "1235"), ("large", "4678")):
+                idx = [i for i, r in enumerate(items["a"]) if r["name"].split("_")[1][-1] in kernels]
+                sub = compare([items["a"][i][key] for i in idx], [items["b"][i][key] for i in idx])
+                row[part] = sub
+                line += f"  {part} {sub['diff']:+.3f}"
+        result["sets"][name] = row
+        print(line, flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
