@@ -44,12 +44,12 @@ def _load_run(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # any unreadable file is one user-facing error
         raise ValueError(f"{path}: not a blurvid training checkpoint (torch.load cannot read it)") from e
+    kind = "ema" if "ema" in ckpt else "model"
     try:
         task = make_task(TrainConfig.from_dict(ckpt["config"]))
+        task.net.load_state_dict(ckpt[kind])
     except Exception as e:
-        raise ValueError(f"{path}: not a blurvid training checkpoint (no usable run config: {e})") from e
-    kind = "ema" if "ema" in ckpt else "model"
-    task.net.load_state_dict(ckpt[kind])
+        raise ValueError(f"{path}: not a usable blurvid training checkpoint ({type(e).__name__}: {e})") from e
     state, configs, arch = exportable_state(task, task.net)
     train = {"iteration": int(ckpt["iteration"]), "weights": "average" if kind == "ema" else "raw"}
     return state, {"config": configs, "arch": arch, "train": train}
@@ -59,7 +59,11 @@ def split_run(run: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
     """``{arch: (state_dict without prefix, config)}`` from a run's best.safetensors, a resumable
     ``last.pt`` (its weight average when kept), or an exported inference checkpoint (one network,
     unprefixed keys, its own config), e.g. ``weights/dm-v5.safetensors``."""
-    state, meta = _load_run(run)
+    return _split(*_load_run(run))
+
+
+def _split(state: dict[str, torch.Tensor], meta: dict) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
+    """:func:`split_run` of an already loaded ``(state, metadata)``."""
     configs = meta["config"]
     arch = meta.get("arch")
     if arch in INFERENCE_ARCHS and not any(k.startswith(f"{arch}.") for k in state):
@@ -112,9 +116,10 @@ def export(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     registry = registry or out / "registry.json"
-    meta = _load_run(run)[1]
+    loaded = _load_run(run)
+    meta = loaded[1]
     results = []
-    for arch, (state, cfg) in split_run(run).items():
+    for arch, (state, cfg) in _split(*loaded).items():
         if arch not in INFERENCE_ARCHS:
             continue
         note = "fp32"
