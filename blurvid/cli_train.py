@@ -141,7 +141,12 @@ for _stage in ("deblur", "autoencoder", "bie"):
 
 @train_app.command("export")
 def export_command(
-    run: Annotated[Path, typer.Argument(help="Run folder (uses best.safetensors) or a checkpoint file.")],
+    run: Annotated[
+        Path,
+        typer.Argument(
+            help="Run folder (uses best.safetensors), a run's last.pt (its weight average if kept) or a checkpoint."
+        ),
+    ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the exported files (e.g. weights/).")
     ] = Path("weights"),
