@@ -27,7 +27,6 @@ SETS = ("levin", "kodak", "kodak_clean", "clips")
 def _sets(data: Path, names: list[str]) -> dict[str, tuple[list, int, str]]:
     """``{name: (pairs, align, score key)}`` for the chosen names."""
     from blurvid import evaluate as ev
-    from blurvid.data.synth import SynthConfig
 
     out = {}
     for name in names:
@@ -35,7 +34,7 @@ def _sets(data: Path, names: list[str]) -> dict[str, tuple[list, int, str]]:
             (pairs, align) = ev.deblur_sets(levin=data / "realblur" / "levin")["levin"]
             out[name] = (pairs, align, "psnr_aligned")
         elif name in ("kodak", "kodak_clean"):
-            cfg = SynthConfig(size=256, hflip=False, noise_p=0.0 if name == "kodak_clean" else 1.0)
+            cfg = ev.eval_synth_config(noise=name != "kodak_clean")  # the protocol of `blurvid eval`
             (pairs, align) = ev.deblur_sets(synth=[data / "sharp" / "kodak24"], synth_cfg=cfg)["synthetic"]
             out[name] = (pairs, align, "psnr")
         elif name == "clips":

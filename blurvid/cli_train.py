@@ -277,17 +277,9 @@ def _evaluate(
     noise=True,
 ) -> dict:
     from . import evaluate as ev
-    from .data.synth import SynthConfig
 
     sets: dict[str, dict] = {}
-    scfg = SynthConfig(
-        frames=frames,
-        size=size,
-        hflip=False,
-        static_camera_p=SynthConfig.static_camera_p if task == "deblur" else 0.0,
-        center=target if task == "deblur" else "time",
-        noise_p=1.0 if noise else 0.0,
-    )
+    scfg = ev.eval_synth_config(task, size=size, frames=frames, target=target, noise=noise)
     if task == "deblur":
         chosen = ev.deblur_sets(
             levin=levin,

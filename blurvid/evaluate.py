@@ -113,6 +113,21 @@ def clip_sequences(
     return out
 
 
+def eval_synth_config(
+    task: str = "deblur", *, size: int = 256, frames: int = 9, target: str = "time", noise: bool = True
+) -> SynthConfig:
+    """The synthesis of the fixed synthetic evaluation sets (``blurvid eval``): no flips, the defaults'
+    static-camera share for ``deblur`` (none for the video tasks), sensor noise on every sample or none."""
+    return SynthConfig(
+        frames=frames,
+        size=size,
+        hflip=False,
+        static_camera_p=SynthConfig.static_camera_p if task == "deblur" else 0.0,
+        center=target if task == "deblur" else "time",
+        noise_p=1.0 if noise else 0.0,
+    )
+
+
 def deblur_sets(
     *,
     levin: str | Path | None = None,
