@@ -79,6 +79,10 @@ def _stage_command(stage: str):
             int | None, typer.Option(help="Total iterations (paper's default per stage).")
         ] = None,
         batch: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+        accum: Annotated[
+            int | None,
+            typer.Option(help="Micro-batches of --batch per optimizer step (gradient accumulation)."),
+        ] = None,
         lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
         crop: Annotated[int | None, typer.Option(help="Training crop size (px).")] = None,
         frames: Annotated[int | None, typer.Option(help="Frames N per sequence.")] = None,
@@ -118,6 +122,7 @@ def _stage_command(stage: str):
             val=val,
             iters=iters,
             batch=batch,
+            accum=accum,
             lr=lr,
             init=tuple(init) if init else None,
             autoencoder=autoencoder,

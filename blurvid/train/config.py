@@ -33,6 +33,7 @@ class TrainConfig(Config):
     val_size: int = 256
     iters: int = 450_000
     batch: int = 16
+    accum: int = 1  # micro-batches of `batch` per optimizer step (effective batch = batch * accum)
     lr: float = 1e-4
     lr_rvd: float = 2e-5  # learning rate of a pre-trained RVD (stage 'bie'; 'autoencoder' with init)
     schedule: str = "constant"  # 'constant' | 'cosine' (to lr * min_lr_ratio at `iters`)
@@ -72,6 +73,8 @@ class TrainConfig(Config):
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"unknown stage {self.stage!r}; choose one of {', '.join(STAGES)}")
+        if self.batch < 1 or self.accum < 1:
+            raise ValueError(f"batch and accum must be at least 1 (got {self.batch} and {self.accum})")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

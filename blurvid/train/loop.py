@@ -309,9 +309,10 @@ def train(
     dataset = build_dataset(cfg, scfg)
     reuse = max(cfg.reuse, 1) if cfg.stage == "deblur" else 1
     fresh = math.ceil(cfg.batch / reuse)
+    accum = cfg.accum  # an iteration is one optimizer step over `accum` micro-batches
     loader = DataLoader(
         dataset,
-        batch_sampler=StreamBatches(start, cfg.iters, fresh, rank, world),
+        batch_sampler=StreamBatches(start * accum, cfg.iters * accum, fresh, rank, world),
         num_workers=cfg.workers,
         persistent_workers=False,
         worker_init_fn=_worker_init,
@@ -372,15 +373,27 @@ def train(
     net.train()
     with bar_ctx as bar:
         task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start) if bar else None
-        for it, batch in enumerate(loader, start=start):
+        loss_sum = 0.0
+        for k, batch in enumerate(loader):
+            it, micro = start + k // accum, k % accum
             batch = _prepare(batch, dev, cfg.channels_last)
             if reuse > 1:
                 batch = _from_pool(pool, batch, cfg.batch, reuse, pool_gen)
-            with autocast():
-                out_t = model(task.inputs(batch))
-            loss, logs = task.loss(out_t, batch, it)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            if micro == 0:
+                opt.zero_grad(set_to_none=True)
+                loss_sum = 0.0
+            stepping = micro == accum - 1
+            # DDP averages gradients across ranks only on the micro-batch that ends the step
+            sync = model.no_sync() if world > 1 and not stepping else contextlib.nullcontext()
+            with sync:
+                with autocast():
+                    out_t = model(task.inputs(batch))
+                loss, logs = task.loss(out_t, batch, it)
+                scaler.scale(loss / accum).backward()
+            loss_sum += float(loss.detach())
+            if not stepping:
+                continue
+            loss = torch.tensor(loss_sum / accum)  # the step's mean loss, for the log
             if cfg.grad_clip > 0:
                 scaler.unscale_(opt)
                 nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
