@@ -373,7 +373,7 @@ def train(
     net.train()
     with bar_ctx as bar:
         task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start) if bar else None
-        loss_sum = 0.0
+        loss_sum, logs_sum = 0.0, {}
         for k, batch in enumerate(loader):
             it, micro = start + k // accum, k % accum
             batch = _prepare(batch, dev, cfg.channels_last)
@@ -381,7 +381,7 @@ def train(
                 batch = _from_pool(pool, batch, cfg.batch, reuse, pool_gen)
             if micro == 0:
                 opt.zero_grad(set_to_none=True)
-                loss_sum = 0.0
+                loss_sum, logs_sum = 0.0, {}
             stepping = micro == accum - 1
             # DDP averages gradients across ranks only on the micro-batch that ends the step
             sync = model.no_sync() if world > 1 and not stepping else contextlib.nullcontext()
@@ -391,9 +391,12 @@ def train(
                 loss, logs = task.loss(out_t, batch, it)
                 scaler.scale(loss / accum).backward()
             loss_sum += float(loss.detach())
+            for name, value in logs.items():
+                logs_sum[name] = logs_sum.get(name, 0.0) + value
             if not stepping:
                 continue
-            loss = torch.tensor(loss_sum / accum)  # the step's mean loss, for the log
+            # the step's means over its micro-batches, for the log
+            loss, logs = torch.tensor(loss_sum / accum), {n: v / accum for n, v in logs_sum.items()}
             if cfg.grad_clip > 0:
                 scaler.unscale_(opt)
                 nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
