@@ -373,7 +373,6 @@ def train(
     net.train()
     with bar_ctx as bar:
         task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start) if bar else None
-        loss_sum, logs_sum = 0.0, {}
         for k, batch in enumerate(loader):
             it, micro = start + k // accum, k % accum
             batch = _prepare(batch, dev, cfg.channels_last)
@@ -396,7 +395,7 @@ def train(
             if not stepping:
                 continue
             # the step's means over its micro-batches, for the log
-            loss, logs = torch.tensor(loss_sum / accum), {n: v / accum for n, v in logs_sum.items()}
+            step_loss, logs = loss_sum / accum, {n: v / accum for n, v in logs_sum.items()}
             if cfg.grad_clip > 0:
                 scaler.unscale_(opt)
                 nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
@@ -410,7 +409,7 @@ def train(
                 rate = (done - start) / max(time.time() - t0, 1e-9)
                 last_logs = {
                     "it": done,
-                    "loss": float(loss.detach()),
+                    "loss": step_loss,
                     "lr": sched.get_last_lr()[0],
                     "it_s": rate,
                     **logs,
@@ -418,13 +417,9 @@ def train(
                 record({**last_logs, "time": time.time()})
                 if bar is None:
                     eta = (cfg.iters - done) / max(rate, 1e-9)
-                    log(
-                        f"it {done}/{cfg.iters} loss {float(loss.detach()):.4f} {rate:.2f} it/s eta {eta / 60:.0f} min"
-                    )
+                    log(f"it {done}/{cfg.iters} loss {step_loss:.4f} {rate:.2f} it/s eta {eta / 60:.0f} min")
             if bar is not None:
-                bar.update(
-                    task_id, completed=done, description=f"{cfg.stage} loss {float(loss.detach()):.4f}"
-                )
+                bar.update(task_id, completed=done, description=f"{cfg.stage} loss {step_loss:.4f}")
             if main and cfg.val_every > 0 and done % cfg.val_every == 0:
                 validate(done)
             if main and (time.time() - t_last_ckpt) > cfg.ckpt_minutes * 60:
