@@ -10,6 +10,7 @@ from blurvid.data.synth import (
     random_path,
     srgb_to_linear,
     synthesize,
+    to_grey,
     tremor_path,
 )
 from blurvid.models.warp import warp
@@ -161,6 +162,27 @@ def test_noise_p_gives_clean_samples_and_keeps_the_default_stream():
     # noise_p = 0.5: some samples clean, some noisy
     is_clean = [torch.equal(blurred(s, noise_p=0.5), clean(s)) for s in range(12)]
     assert 0 < sum(is_clean) < 12
+
+
+def test_grey_p_gives_monochrome_samples_of_the_same_scene():
+    img, others = _image(), [_image(seed=1)]
+
+    def sample(seed, grey_p):
+        cfg = SynthConfig(frames=3, objects=(0, 1), grey_p=grey_p, **CLEAN)
+        return synthesize(img, torch.Generator().manual_seed(seed), cfg, others=others)
+
+    colour, grey = sample(3, 0.0), sample(3, 1.0)
+    # three equal channels: the Rec. 601 luma of the colour sample, for the blurred image and every target
+    for x in (grey.blurred, grey.frames):
+        assert torch.equal(x[..., 0, :, :], x[..., 1, :, :]) and torch.equal(x[..., 0, :, :], x[..., 2, :, :])
+    assert torch.allclose(grey.blurred, to_grey(colour.blurred), atol=1e-6)
+    assert torch.allclose(grey.frames, to_grey(colour.frames), atol=1e-6)
+    assert not torch.equal(colour.blurred[0], colour.blurred[1])
+    lum = 0.299 * colour.blurred[0] + 0.587 * colour.blurred[1] + 0.114 * colour.blurred[2]
+    assert torch.allclose(grey.blurred[1], lum, atol=1e-6)
+    # grey_p = 0.5: some of each
+    mono = [torch.equal(sample(s, 0.5).blurred[0], sample(s, 0.5).blurred[2]) for s in range(10)]
+    assert 0 < sum(mono) < 10
 
 
 def _extent_and_dwell(path: torch.Tensor) -> tuple[float, float, float]:

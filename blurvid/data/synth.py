@@ -56,6 +56,9 @@ class SynthConfig(Config):
     # probability that a sample gets sensor noise at all; below 1, the rest are clean like low-ISO
     # photos (real photos and the Levin set measure ~0.5/255 noise, these ranges ~4/255)
     noise_p: float = 1.0
+    # probability of a black-and-white sample: blurred image and targets become their luma (Rec. 601, as
+    # a camera's or editor's monochrome conversion after capture; e.g. the Levin set is grey)
+    grey_p: float = 0.0
     quantize: bool = True  # round the blurred image to 8 bits like a camera file
     # the central target's pose: 'time' = the scene at the central instant (the paper's video frame);
     # 'mean' = every layer at its time-averaged pose, the sharp image the blur is centred on (a well-posed
@@ -90,6 +93,16 @@ def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
 def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
     """sRGB transfer function, elementwise; negative inputs map linearly, values above 1 are kept."""
     return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+
+
+LUMA_601 = (0.299, 0.587, 0.114)
+
+
+def to_grey(x: torch.Tensor) -> torch.Tensor:
+    """Monochrome ``(..., 3, H, W)`` -> ``(..., 3, H, W)`` with three equal channels: Rec. 601 luma of
+    the sRGB values (what PIL's ``convert("L")`` computes, before rounding)."""
+    w = x.new_tensor(LUMA_601).view(3, 1, 1)
+    return (x * w).sum(-3, keepdim=True).expand_as(x).contiguous()
 
 
 def center_index(n: int) -> int:
@@ -374,6 +387,9 @@ def synthesize(
     if float(torch.rand((), generator=g)) < cfg.gamma_average_p:
         blurred_lin = srgb_to_linear(linear_to_srgb(frames_lin[:t_sub].clamp(0, 1)).mean(0))
     blurred = linear_to_srgb(_noise(blurred_lin, g, cfg)).clamp(0, 1)
+    # no draw at grey_p = 0, so default streams are unchanged
+    if cfg.grey_p > 0 and float(torch.rand((), generator=g)) < cfg.grey_p:
+        blurred, targets = to_grey(blurred), to_grey(targets)
     if cfg.quantize:
         blurred = torch.round(blurred * 255) / 255
     if cfg.hflip and float(torch.rand((), generator=g)) < 0.5:
