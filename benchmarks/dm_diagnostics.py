@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from dm_paired import _sets, compare
+from dm_paired import compare, eval_sets, levin_kernel
 
 from blurvid import evaluate as ev
 from blurvid.data.synth import to_grey
@@ -53,14 +53,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     fn = evaluation_runtime("deblur", args.dm, "cpu", "auto").deblur
-    sets = _sets(args.data, ["levin", "kodak_clean"])
+    sets = eval_sets(args.data, ["levin", "kodak_clean"])
     out: dict = {"dm": str(args.dm)}
 
     pairs, align, key = sets["levin"]
     base = ev.eval_deblur(fn, pairs, align=align)["items"]
     out["levin_kernels"] = {}
     for k in range(1, 9):
-        rows = [r for r in base if r["name"].split("_")[1] == f"kernel{k}"]
+        rows = [r for r in base if levin_kernel(r["name"]) == k]
         row = {"input": st.mean(r["psnr_in_aligned"] for r in rows), "output": st.mean(r[key] for r in rows)}
         out["levin_kernels"][k] = row
         print(f"levin kernel {k}: input {row['input']:.2f}  output {row['output']:.2f}", flush=True)

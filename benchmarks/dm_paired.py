@@ -24,7 +24,7 @@ import torch
 SETS = ("levin", "kodak", "kodak_clean", "clips")
 
 
-def _sets(data: Path, names: list[str]) -> dict[str, tuple[list, int, str]]:
+def eval_sets(data: Path, names: list[str]) -> dict[str, tuple[list, int, str]]:
     """``{name: (pairs, align, score key)}`` for the chosen names."""
     from blurvid import evaluate as ev
 
@@ -42,6 +42,11 @@ def _sets(data: Path, names: list[str]) -> dict[str, tuple[list, int, str]]:
             (pairs, align) = ev.deblur_sets(clips=clips)["clips"]
             out[name] = (pairs, align, "psnr")
     return out
+
+
+def levin_kernel(name: str) -> int:
+    """The kernel number (1-8) of a Levin image named like ``im3_kernel7_img``."""
+    return int(name.split("_")[1].removeprefix("kernel"))
 
 
 def compare(a: list[float], b: list[float]) -> dict[str, float]:
@@ -68,7 +73,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     runtimes = {k: evaluation_runtime("deblur", getattr(args, k), "cpu", "auto").deblur for k in ("a", "b")}
     result: dict = {"a": str(args.a), "b": str(args.b), "sets": {}}
-    for name, (pairs, align, key) in _sets(args.data, args.sets).items():
+    for name, (pairs, align, key) in eval_sets(args.data, args.sets).items():
         items = {k: ev.eval_deblur(fn, pairs, align=align)["items"] for k, fn in runtimes.items()}
         row = compare([r[key] for r in items["a"]], [r[key] for r in items["b"]])
         line = (
@@ -76,8 +81,8 @@ def main() -> None:
             f"  A better on {row['better']} of {row['n']}"
         )
         if name == "levin":
-            for part, kernels in (("small", "1235"), ("large", "4678")):
-                idx = [i for i, r in enumerate(items["a"]) if r["name"].split("_")[1][-1] in kernels]
+            for part, kernels in (("small", (1, 2, 3, 5)), ("large", (4, 6, 7, 8))):
+                idx = [i for i, r in enumerate(items["a"]) if levin_kernel(r["name"]) in kernels]
                 sub = compare([items["a"][i][key] for i in idx], [items["b"][i][key] for i in idx])
                 row[part] = sub
                 line += f"  {part} {sub['diff']:+.3f}"
