@@ -415,3 +415,33 @@ def test_accum_two_half_batches_step_like_one_full_batch(photos, tmp_path):
     moved = max(float((v - s0["model"][k]).abs().max()) for k, v in sf["model"].items())
     assert moved > 1e-3  # the steps did change the weights, so equality above is not vacuous
     np.testing.assert_allclose(_losses(tmp_path / "acc"), _losses(tmp_path / "full"), rtol=1e-4)
+
+
+def test_freeze_loaded_trains_only_the_grown_blocks_and_survives_resume(photos, tmp_path):
+    """``freeze_loaded``: the tensors copied from ``init`` stay as they were; grown blocks learn."""
+    from blurvid import weights
+    from blurvid.models.deblur import DeblurNet, DMConfig
+
+    small = DeblurNet(DMConfig.from_dict(TINY_DM))
+    weights.save_checkpoint(
+        tmp_path / "dm.safetensors", small.state_dict(), arch="dm", config=small.config.to_dict()
+    )
+    deep = {**TINY_DM, "rdbs": [1, 1, 1, 3]}
+    kw = dict(model=deep, init=str(tmp_path / "dm.safetensors"), freeze_loaded=True, lr=1e-2)
+    logs: list[str] = []
+    train(_cfg("deblur", tmp_path / "run", photos, iters=3, **kw), progress=False, log=logs.append)
+    before = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
+    train(
+        _cfg("deblur", tmp_path / "run", photos, iters=6, **kw), resume=True, progress=False, log=logs.append
+    )
+    assert sum("froze" in m for m in logs) == 2  # the fresh run and the resumed one
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert state["iteration"] == 6
+    after = state["model"]
+    loaded = {f"dm.{k}": v for k, v in small.state_dict().items()}
+    for k, v in loaded.items():
+        assert torch.equal(after[k], v.to(after[k].dtype)), k  # copied from init: unchanged
+    moved = [k for k in after if k not in loaded and not torch.equal(after[k], before[k])]
+    assert moved  # the grown blocks kept learning after the resume
+    with pytest.raises(ValueError, match="freeze_loaded needs init"):
+        _cfg("deblur", tmp_path / "r2", photos, freeze_loaded=True)

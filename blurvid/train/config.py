@@ -57,6 +57,7 @@ class TrainConfig(Config):
     log_every: int = 20
     # initial weights (.safetensors), e.g. shipped ones; several allowed
     init: str | tuple[str, ...] | None = None
+    freeze_loaded: bool = False  # train only the parameters that `init` did not fill (grown blocks)
     autoencoder: str | None = None  # stage 'bie': autoencoder run folder or checkpoint
     mu_tv: float = 0.02  # TV weight (paper)
     lambdas: tuple[float, ...] = (0.32, 0.08, 0.02, 0.005)  # per-scale weights, coarse (1/8) -> fine (1)
@@ -75,6 +76,8 @@ class TrainConfig(Config):
             raise ValueError(f"unknown stage {self.stage!r}; choose one of {', '.join(STAGES)}")
         if self.batch < 1 or self.accum < 1:
             raise ValueError(f"batch and accum must be at least 1 (got {self.batch} and {self.accum})")
+        if self.freeze_loaded and not self.init:
+            raise ValueError("freeze_loaded needs init: the weights to keep fixed")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

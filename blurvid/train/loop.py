@@ -153,10 +153,10 @@ def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.rot90(x, k & 3, dims=(-2, -1))
 
 
-def _init_weights(net: nn.Module, path: str, log: Log) -> set[str]:
-    """Copy matching tensors of ``path`` into ``net``. A checkpoint that names its ``arch`` (a shipped
-    'bie' or 'rvd' file) goes into that sub-module; otherwise names are matched as they are, then under
-    each sub-module prefix."""
+def _init_weights(net: nn.Module, path: str, log: Log, load: bool = True) -> set[str]:
+    """Copy matching tensors of ``path`` into ``net`` and return their names (``load=False``: only the
+    names). A checkpoint that names its ``arch`` (a shipped 'bie' or 'rvd' file) goes into that
+    sub-module; otherwise names are matched as they are, then under each sub-module prefix."""
     from ..weights import load_checkpoint
 
     state, meta = load_checkpoint(path)
@@ -169,6 +169,8 @@ def _init_weights(net: nn.Module, path: str, log: Log) -> set[str]:
             if cand in own and own[cand].shape == v.shape:
                 mapped[cand] = v.to(own[cand].dtype)
                 break
+    if not load:
+        return set(mapped)
     missing = [k for k in own if k not in mapped and not k.endswith("num_batches_tracked")]
     net.load_state_dict(mapped, strict=False)
     log(
@@ -189,6 +191,16 @@ def _grow(net: nn.Module, loaded: set[str], log: Log) -> None:
             grown += 1
     if grown:
         log(f"{grown} residual blocks not in the initial weights start as the identity")
+
+
+def _freeze(net: nn.Module, names: set[str], log: Log) -> None:
+    """Stop training the parameters named in ``names`` (those copied from ``init``), so that only the
+    grown or new ones learn and the initial network's function is kept where they stay the identity."""
+    frozen = [p for k, p in net.named_parameters() if k in names]
+    for p in frozen:
+        p.requires_grad_(False)
+    left = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    log(f"froze {len(frozen)} initial tensors; {left:,} parameters train")
 
 
 class WeightAverage:
@@ -267,12 +279,14 @@ def train(
     net = task.net.to(dev)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    if cfg.init and state is None:
+    if cfg.init and (state is None or cfg.freeze_loaded):  # resume: the names only (weights: state)
         loaded: set[str] = set()
         for path in [cfg.init] if isinstance(cfg.init, str) else cfg.init:
-            loaded |= _init_weights(net, path, log)
-        if loaded:
+            loaded |= _init_weights(net, path, log, load=state is None)
+        if loaded and state is None:
             _grow(net, loaded, log)
+        if cfg.freeze_loaded:
+            _freeze(net, loaded, log)
     opt = torch.optim.Adam(task.param_groups(net))
     budget = _TimeBudget(cfg.minutes if world == 1 else 0.0)  # ranks could disagree on the clock
     if cfg.minutes and world > 1:
