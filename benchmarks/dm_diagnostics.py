@@ -25,11 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from dm_paired import compare, eval_sets, levin_kernel
 
 from blurvid import evaluate as ev
 from blurvid.data.synth import to_grey
+from blurvid.pipeline import resize
 from blurvid.train.export import evaluation_runtime
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -50,13 +50,13 @@ def ensemble(fn: Fn, n: int) -> Fn:
 
 
 def _half(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, H, W) -> (B, C, H/2, W/2)``, antialiased."""
-    return F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
+    """``(B, C, H, W) -> (B, C, H // 2, W // 2)``, antialiased."""
+    return resize(x, (x.shape[-2] // 2, x.shape[-1] // 2))
 
 
 def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``x`` resized bilinearly to ``like``'s height and width."""
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    return resize(x, tuple(like.shape[-2:]))
 
 
 def cascades(fn: Fn) -> dict[str, Fn]:
