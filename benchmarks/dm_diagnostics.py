@@ -104,21 +104,20 @@ def main() -> None:
         out["grey"][name] = st.mean(r["psnr"] - r["psnr_in"] for r in items)
         print(f"kodak24 without noise, {name}: gain {out['grey'][name]:+.3f} dB", flush=True)
 
-    out["ensemble"] = {}
-    for n in (2, 4, 8):
-        items = ev.eval_deblur(ensemble(fn, n), pairs, align=align)["items"]
-        row = compare([r[key] for r in items], [r[key] for r in base])
-        out["ensemble"][n] = row
-        print(
-            f"levin ensemble x{n}: {row['a']:.3f} vs {row['b']:.3f}, {row['diff']:+.3f} (se {row['se']:.3f})"
-        )
-
-    out["cascade"] = {}
-    for name, variant in cascades(fn).items():
-        items = ev.eval_deblur(variant, pairs, align=align)["items"]
-        row = compare([r[key] for r in items], [r[key] for r in base])
-        out["cascade"][name] = row
-        print(f"levin {name}: {row['a']:.3f} vs {row['b']:.3f}, {row['diff']:+.3f} (se {row['se']:.3f})")
+    # test-time variants, each paired per image with one pass
+    variants = {"ensemble": {n: ensemble(fn, n) for n in (2, 4, 8)}, "cascade": cascades(fn)}
+    label = {"ensemble": "ensemble x{}", "cascade": "{}"}
+    for section, fns in variants.items():
+        out[section] = {}
+        for name, variant in fns.items():
+            items = ev.eval_deblur(variant, pairs, align=align)["items"]
+            row = compare([r[key] for r in items], [r[key] for r in base])
+            out[section][name] = row
+            print(
+                f"levin {label[section].format(name)}: {row['a']:.3f} vs {row['b']:.3f}, "
+                f"{row['diff']:+.3f} (se {row['se']:.3f})",
+                flush=True,
+            )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 
