@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics as st
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ from dm_paired import levin_kernel
 from blurvid import evaluate as ev
 from blurvid.metrics import aligned_psnr
 from blurvid.models.warp import warp
-from blurvid.train.export import evaluation_runtime
+from blurvid.train.export import EvalRuntime, evaluation_runtime
 
 
 def reblur(sharp: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
@@ -51,7 +52,7 @@ def _levin_kernel_file(levin: Path, k: int) -> torch.Tensor:
     return a / a.sum()
 
 
-def levin_reblur(rt, levin: Path, gains: list[float], frames: int) -> dict:
+def levin_reblur(rt: EvalRuntime, levin: Path, gains: list[float], frames: int) -> dict:
     """Per gain (and ``"true kernel"``): mean reblur PSNR over Levin's 32 images, and per kernel."""
     scores: dict[str, list[float]] = {str(g): [] for g in gains} | {"true kernel": []}
     names = []
@@ -73,11 +74,11 @@ def levin_reblur(rt, levin: Path, gains: list[float], frames: int) -> dict:
     return out
 
 
-def video(rt, seqs: list, gains: list[float]) -> dict:
+def video(rt: EvalRuntime, seqs: list[ev.Sequence_], gains: list[float]) -> dict:
     """Per gain: :func:`blurvid.evaluate.eval_video`'s means with the flows multiplied by the gain."""
     flows = {}  # flows depend on the sequence only: computed once, reused for every gain
 
-    def runner(g: float):
+    def runner(g: float) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
         def run(blurred: torch.Tensor, center: torch.Tensor, n: int) -> torch.Tensor:
             key = (blurred.data_ptr(), n)
             if key not in flows:
