@@ -28,6 +28,7 @@ import argparse
 import json
 import statistics as st
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -68,21 +69,42 @@ def _shift_to(x: torch.Tensor, like: torch.Tensor, m: int = 8) -> torch.Tensor:
     return torch.roll(x, best, (-2, -1))
 
 
-def levin_reblur(rt: EvalRuntime, levin: Path, gains: list[float], frames: int) -> dict:
+@dataclass
+class LevinMotion:
+    """One Levin image ``(1, C, H, W)`` with the DM's output and the flows ``(N, 2, H, W)`` predicted from it."""
+
+    name: str
+    blurred: torch.Tensor
+    sharp: torch.Tensor
+    deblurred: torch.Tensor
+    flows: torch.Tensor
+
+
+def levin_motion(rt: EvalRuntime, levin: Path, frames: int) -> list[LevinMotion]:
+    """What ``blurvid animate`` computes for each Levin image, at ``frames`` instants."""
+    out = []
+    for p in ev.levin_pairs(levin):
+        blurred = p.blurred[None]
+        deblurred = rt.deblur(blurred)
+        flows = rt.animator.flows(blurred, deblurred, frames).float()
+        out.append(LevinMotion(p.name, blurred, p.sharp[None], deblurred, flows))
+    return out
+
+
+def levin_reblur(rt: EvalRuntime, items: list[LevinMotion], levin: Path, gains: list[float]) -> dict:
     """Per reference and gain (and ``"true kernel"``): mean reblur PSNR over Levin's 32 images, and per
     kernel."""
     scores: dict[str, list[float]] = {f"{r} x {g}": [] for r in ("dm", "gt") for g in gains}
     scores["true kernel"] = []
     names = []
-    for p in ev.levin_pairs(levin):
-        blurred, sharp = p.blurred[None], p.sharp[None]
-        deblurred = rt.deblur(blurred)
-        names.append(p.name)
-        for ref, image in (("dm", deblurred), ("gt", _shift_to(sharp, deblurred))):
-            flows = rt.animator.flows(blurred, image, frames).float()
+    for it in items:
+        blurred, sharp = it.blurred, it.sharp
+        names.append(it.name)
+        gt_flows = rt.animator.flows(blurred, _shift_to(sharp, it.deblurred), it.flows.shape[0]).float()
+        for ref, flows in (("dm", it.flows), ("gt", gt_flows)):
             for g in gains:
                 scores[f"{ref} x {g}"].append(float(aligned_psnr(blurred, reblur(sharp, g * flows))))
-        kernel = _levin_kernel_file(levin, levin_kernel(p.name))
+        kernel = _levin_kernel_file(levin, levin_kernel(it.name))
         true = [aligned_psnr(blurred, kernel_blur(sharp, k)) for k in (kernel, kernel.flip(0, 1))]
         scores["true kernel"].append(float(max(true)))
     out = {}
@@ -111,17 +133,16 @@ def refine(x0: torch.Tensor, blurred: torch.Tensor, flows: torch.Tensor, weight:
     return x.detach()
 
 
-def levin_refine(rt: EvalRuntime, levin: Path, frames: int) -> dict:
+def levin_refine(items: list[LevinMotion]) -> dict:
     """Per ``REFINE`` variant: Levin aligned PSNR paired per image with the DM's output."""
     base, moved = [], {f"gain {g}, pull {w}": [] for g, w in REFINE}
-    for p in ev.levin_pairs(levin):
-        blurred, sharp = p.blurred[None], p.sharp[None]
-        x0 = rt.deblur(blurred)
-        flows = rt.animator.flows(blurred, x0, frames).float()
-        base.append(float(aligned_psnr(x0, sharp)))
+    for it in items:
+        base.append(float(aligned_psnr(it.deblurred, it.sharp)))
         for (g, w), scores in zip(REFINE, moved.values(), strict=True):
             with torch.enable_grad():
-                scores.append(float(aligned_psnr(refine(x0, blurred, g * flows, w), sharp)))
+                scores.append(
+                    float(aligned_psnr(refine(it.deblurred, it.blurred, g * it.flows, w), it.sharp))
+                )
     return {name: compare(v, base) for name, v in moved.items()}
 
 
@@ -153,13 +174,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rt = evaluation_runtime("video", None, "cpu", "auto")
     result: dict = {"gains": args.gains}
+    levin = args.data / "realblur" / "levin"
+    items = levin_motion(rt, levin, args.frames) if {"levin_reblur", "refine"} & set(args.sections) else []
     if "levin_reblur" in args.sections:
-        result["levin_reblur"] = levin_reblur(rt, args.data / "realblur" / "levin", args.gains, args.frames)
+        result["levin_reblur"] = levin_reblur(rt, items, levin, args.gains)
         for g, r in result["levin_reblur"].items():
             kernels = " ".join(f"{v:.2f}" for v in r["per_kernel"].values())
             print(f"levin reblur  {g:>11}  {r['mean']:.3f} dB   kernels 1-8: {kernels}")
     if "refine" in args.sections:
-        result["refine"] = levin_refine(rt, args.data / "realblur" / "levin", args.frames)
+        result["refine"] = levin_refine(items)
         for name, c in result["refine"].items():
             print(
                 f"levin refine  {name:<18} {c['a']:.3f} vs one pass {c['b']:.3f}: {c['diff']:+.3f} "
