@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from dm_paired import compare, levin_kernel
 
 from blurvid import evaluate as ev
-from blurvid.metrics import aligned_psnr
+from blurvid.metrics import aligned_psnr, best_shift
 from blurvid.models.warp import warp
 from blurvid.train.export import EvalRuntime, evaluation_runtime
 
@@ -61,12 +61,8 @@ def _levin_kernel_file(levin: Path, k: int) -> torch.Tensor:
 
 def _shift_to(x: torch.Tensor, like: torch.Tensor, m: int = 8) -> torch.Tensor:
     """``x`` rolled by the whole-pixel shift (up to ``m`` px) that best matches ``like`` (interiors)."""
-    shifts = [(dy, dx) for dy in range(-m, m + 1) for dx in range(-m, m + 1)]
-    inner = (..., slice(m, -m), slice(m, -m))
-    best = max(
-        shifts, key=lambda d: float(-(torch.roll(x, d, (-2, -1))[inner] - like[inner]).square().mean())
-    )
-    return torch.roll(x, best, (-2, -1))
+    dy, dx = best_shift(x, like, m)
+    return torch.roll(x, (-dy, -dx), (-2, -1))
 
 
 @dataclass

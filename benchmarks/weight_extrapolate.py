@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from blurvid.weights import load_checkpoint, save_checkpoint
+from blurvid.weights import _RESERVED_METADATA, load_checkpoint, save_checkpoint
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
         raise SystemExit(f"{args.a} and {args.b} do not hold the same tensors")
     moved = {k: (a[k].float() + args.alpha * (a[k].float() - b[k].float())).to(a[k].dtype) for k in a}
-    extra = {k: v for k, v in meta.items() if k not in ("arch", "config", "format_version")}
+    extra = {k: v for k, v in meta.items() if k not in _RESERVED_METADATA}
     save_checkpoint(args.out, moved, arch=meta["arch"], config=meta["config"], extra=extra)
     print(f"wrote {args.out}: {args.a.name} + {args.alpha} * ({args.a.name} - {args.b.name})")
 

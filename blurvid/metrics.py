@@ -74,17 +74,31 @@ def ordering_invariant_error(pred: torch.Tensor, target: torch.Tensor) -> torch.
     return total
 
 
+def best_shift(x: torch.Tensor, y: torch.Tensor, max_shift: int = 8) -> tuple[int, int]:
+    """The integer shift ``(dy, dx)``, each within ``max_shift`` px, at which ``x`` best matches ``y``
+    (``(1, C, H, W)`` each): ``x[..., m + dy : H - m + dy, m + dx : W - m + dx]`` has the lowest mean
+    squared error against ``y`` cropped by ``m = max_shift`` on each side (the first in row-major order
+    on ties). ``torch.roll(x, (-dy, -dx), (-2, -1))`` then lines ``x`` up with ``y``'s interior.
+    """
+    m = max_shift
+    h, w = y.shape[-2:]
+    t = y[..., m : h - m, m : w - m].float()
+    best, best_err = (0, 0), float("inf")
+    for dy in range(-m, m + 1):
+        for dx in range(-m, m + 1):
+            err = float((x[..., m + dy : h - m + dy, m + dx : w - m + dx].float() - t).pow(2).mean())
+            if err < best_err:
+                best, best_err = (dy, dx), err
+    return best
+
+
 def aligned_psnr(x: torch.Tensor, y: torch.Tensor, max_shift: int = 8, peak: float = 1.0) -> torch.Tensor:
     """Best PSNR of ``x`` against ``y`` over integer shifts of up to ``max_shift`` px (``(1, C, H, W)``).
 
     The standard protocol for Levin et al.'s set, whose blur kernels are not centred: ``y`` is cropped
-    by ``max_shift`` on each side and compared with every shifted crop of ``x``.
+    by ``max_shift`` on each side and compared with every shifted crop of ``x`` (:func:`best_shift`).
     """
     m = max_shift
     h, w = y.shape[-2:]
-    t = y[..., m : h - m, m : w - m]
-    best = torch.tensor(-float("inf"))
-    for dy in range(-m, m + 1):
-        for dx in range(-m, m + 1):
-            best = torch.maximum(best, psnr(x[..., m + dy : h - m + dy, m + dx : w - m + dx], t, peak).max())
-    return best
+    dy, dx = best_shift(x, y, m)
+    return psnr(x[..., m + dy : h - m + dy, m + dx : w - m + dx], y[..., m : h - m, m : w - m], peak).max()

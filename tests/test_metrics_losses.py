@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from blurvid.metrics import aligned_psnr, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
+from blurvid.metrics import aligned_psnr, best_shift, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
 from blurvid.train.losses import fft_l1, ordering_invariant, tv
 
 
@@ -47,6 +47,8 @@ def test_aligned_psnr_finds_the_shift():
     x = torch.roll(y, shifts=(3, -2), dims=(-2, -1))
     assert float(aligned_psnr(x, y, 4)) == 100.0
     assert float(psnr(x, y)) < 20
+    assert best_shift(x, y, 4) == (3, -2)
+    assert torch.equal(torch.roll(x, (-3, 2), (-2, -1)), y)  # the documented way to line x up with y
 
 
 def test_video_psnr_pools_the_error_over_frames():
