@@ -195,12 +195,23 @@ class Progress:
 
 
 # ------------------------------------------------------------------ runtime ------------------------------
-def _runtime(device: Device, precision: Precision, tile: int, need_video: bool, repo: str | None):
-    """Load the networks once (a missing or bad checkpoint raises WeightsError, which main() prints as one line)."""
+def _runtime(
+    device: Device,
+    precision: Precision,
+    tile: int,
+    need_video: bool,
+    repo: str | None,
+    shake: bool = False,
+    shake_size: int | None = None,
+):
+    """Load the networks once (a missing or bad checkpoint raises WeightsError, which main() prints as
+    one line); ``shake``: the camera-shake deconvolver instead of the network (no weights)."""
     from . import pipeline
 
     try:
         dev = pipeline.select_device(device.value)
+        if shake:
+            return pipeline.ShakeRemover(dev, shake_size, tile=tile)
         dtype = pipeline.resolve_precision(precision.value, dev)
         dm = pipeline.load_model("dm", repo_id=repo)
         deblurrer = pipeline.Deblurrer(dm, dev, dtype, tile=tile)
@@ -319,6 +330,23 @@ def deblur(
     half: HalfOpt = False,
     tile: TileOpt = 1024,
     repo: RepoOpt = None,
+    shake: Annotated[
+        bool,
+        typer.Option(
+            "--shake",
+            help="Camera-shake mode: estimate one blur kernel for the whole photo and invert it. Much sharper "
+            "on hand-held shake of a still scene; wrong for moving subjects (use the default network there).",
+        ),
+    ] = False,
+    shake_size: Annotated[
+        int | None,
+        typer.Option(
+            min=5,
+            help="--shake: the longest blur to look for, in px of the photo "
+            "(default 31 px, or 3 %% of the long side of photos over 1024 px).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Deblur photos: writes <name>_sharp.<ext> beside each input (or into -o), keeping ICC, EXIF and bit depth."""
     from .io import IMAGE_SUFFIXES, read_photo, write_photo
@@ -339,7 +367,8 @@ def deblur(
         name=lambda p: f"{p.stem}{suffix}{ext or p.suffix}",
         single_ok=lambda o: o.suffix.lower() in IMAGE_SUFFIXES and not o.is_dir(),
     )
-    runtime = _runtime(device, _precision(precision, half), tile, False, repo) if jobs else None
+    prec = _precision(precision, half)
+    runtime = _runtime(device, prec, tile, False, repo, shake=shake, shake_size=shake_size) if jobs else None
 
     def work(job: Job, prog: Progress) -> None:
         photo = read_photo(job.src)

@@ -234,6 +234,10 @@ def eval_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
+    shake: Annotated[
+        bool,
+        typer.Option("--shake", help="deblur: measure camera-shake mode (deblur --shake) instead of the DM."),
+    ] = False,
 ) -> None:
     """Measure deblurring (PSNR/SSIM), video extraction (PSNR, pPSNR, Eq. 6 error vs static baselines) or
     a stage-1 autoencoder run (the same video metrics, reconstructed from the true frames)."""
@@ -244,7 +248,7 @@ def eval_command(
     from .train.export import evaluation_runtime
 
     try:
-        rt = evaluation_runtime(task, run, device, precision)
+        rt = evaluation_runtime(task, run, device, precision, shake)
         result = _evaluate(
             task, rt, levin, pairs, synth, clips, count, seed, size, frames, out_frames, center, target, noise
         )

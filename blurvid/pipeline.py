@@ -125,6 +125,84 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
+def texture_crop(x: torch.Tensor, size: int, stride: int = 16) -> torch.Tensor:
+    """The ``size`` x ``size`` window of a grey ``(H, W)`` image with the most gradient energy outside
+    clipped highlights (where a blur kernel shows best); the whole image when it is smaller."""
+    h, w = x.shape
+    if h <= size and w <= size:
+        return x
+    sh, sw = min(size, h), min(size, w)
+    g = (x[1:, :-1] - x[:-1, :-1]).abs() + (x[:-1, 1:] - x[:-1, :-1]).abs()
+    g = g * (x[:-1, :-1] < 0.98)
+    score = F.avg_pool2d(g[None, None], (sh - 1, sw - 1), stride)[0, 0]
+    i = int(score.argmax())
+    y0, x0 = (i // score.shape[1]) * stride, (i % score.shape[1]) * stride
+    return x[y0 : y0 + sh, x0 : x0 + sw]
+
+
+class ShakeRemover:
+    """Remove uniform camera shake: one blur kernel estimated from the photo, inverted everywhere.
+
+    The kernel is estimated (:func:`blurvid.shake.estimate_kernel`) on the luminance of a copy
+    bounded to ``work_side`` px, in its ``crop`` px window with the most texture, for blur up to
+    ``max_blur`` px of the photo (default: 31 px of that copy, i.e. 3 % of the long side of photos over
+    ``work_side``); it is then scaled to full resolution and every channel of the photo is deconvolved
+    with it (:func:`blurvid.shake.deconvolve`, prior weight ``strength``) in overlapping tiles of
+    ``tile`` px.
+    Only right when the whole photo moved the same way (hand-held shake of a static scene); moving
+    subjects and strong rotation need the network (:class:`Deblurrer`).
+    """
+
+    def __init__(
+        self,
+        device: torch.device,
+        max_blur: int | None = None,
+        work_side: int = 1024,
+        crop: int = 512,
+        strength: float = 2e-3,
+        tile: int = 1024,
+    ) -> None:
+        self.device, self.max_blur, self.work_side, self.crop = device, max_blur, work_side, crop
+        self.strength, self.tile = strength, tile
+
+    @torch.inference_mode()
+    def kernel(self, x: torch.Tensor) -> torch.Tensor:
+        """``(1, C, H, W)`` in [0, 1] -> the blur kernel at full resolution ``(k, k)`` (odd k, sum 1)."""
+        from .shake import estimate_kernel
+
+        h, w = x.shape[-2:]
+        size = bounded_size(h, w, self.work_side)
+        scale = size[0] / h
+        grey = resize(x.to(self.device).float().mean(1, keepdim=True), size)[0, 0]
+        blur = 31 if self.max_blur is None else max(5, min(95, round(self.max_blur * scale)))
+        k = estimate_kernel(texture_crop(grey, self.crop), blur)
+        if scale < 1:
+            n = round(k.shape[0] / scale) | 1
+            k = F.interpolate(k[None, None], size=(n, n), mode="bilinear", align_corners=False)[0, 0]
+            k = k.clamp_min(0) / k.sum().clamp_min(1e-12)
+        return k
+
+    @torch.inference_mode()
+    def tensor(
+        self, x: torch.Tensor, on_tile: TileCallback | None = None, kernel: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(1, C, H, W)`` in [0, 1] -> sharp ``(1, C, H, W)`` on the input's device (``kernel``:
+        a full-resolution kernel to use instead of estimating one)."""
+        from .shake import deconvolve
+
+        k = self.kernel(x) if kernel is None else kernel.to(self.device)
+        overlap = min(self.tile // 2, 4 * k.shape[0])
+
+        def run(t: torch.Tensor) -> torch.Tensor:
+            return deconvolve(t.to(self.device).float(), k, self.strength).clamp(0, 1)
+
+        return run_tiled(run, x, max(self.tile, 2 * overlap + 64), overlap, on_tile, out_device=x.device)
+
+    def __call__(self, image: np.ndarray, on_tile: TileCallback | None = None) -> np.ndarray:
+        """``(H, W, 3)`` float in [0, 1] -> sharp ``(H, W, 3)`` float32 in [0, 1]."""
+        return to_numpy(self.tensor(to_tensor(image, torch.device("cpu")), on_tile))
+
+
 class Animator:
     """Extract ``frames`` sharp frames of the motion inside a blurred photo (paper Sec. 2, test time)."""
 

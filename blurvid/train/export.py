@@ -11,6 +11,7 @@ from .. import weights
 from ..pipeline import (
     Animator,
     Deblurrer,
+    ShakeRemover,
     build_from_checkpoint,
     load_model,
     resolve_precision,
@@ -156,7 +157,7 @@ class EvalRuntime:
     """Callables used by :mod:`blurvid.evaluate`: ``deblur(x) -> y``, ``video(blurred, centre, n)`` and,
     for a stage-1 run, ``autoencode(frames, centre, n)``."""
 
-    deblurrer: Deblurrer | None
+    deblurrer: Deblurrer | ShakeRemover | None
     animator: Animator | None
     rve: torch.nn.Module | None = None
     rvd: torch.nn.Module | None = None
@@ -191,10 +192,17 @@ class EvalRuntime:
         return warp(center.expand(n, -1, -1, -1), flows)[None]
 
 
-def evaluation_runtime(task: str, run: Path | None, device: str, precision: str) -> EvalRuntime:
-    """Networks from a training run (``run``) or the installed registry, on ``device``."""
+def evaluation_runtime(
+    task: str, run: Path | None, device: str, precision: str, shake: bool = False
+) -> EvalRuntime:
+    """Networks from a training run (``run``) or the installed registry, on ``device``; ``shake``:
+    deblurring by camera-shake deconvolution (:class:`ShakeRemover`, no network) instead."""
     dev = select_device(device)
     dtype = resolve_precision(precision, dev)
+    if shake:
+        if task != "deblur" or run is not None:
+            raise ValueError("--shake measures `deblur --shake`: use it with eval deblur and without --run")
+        return EvalRuntime(ShakeRemover(dev), None)
     if task == "autoencoder":
         if run is None:
             raise ValueError("eval autoencoder needs --run (a stage-1 run folder or its best.safetensors)")

@@ -1,0 +1,249 @@
+"""Uniform camera-shake removal: blind kernel estimation and non-blind deconvolution.
+
+The paper's deblurring network handles any blur but stays soft on long camera-shake trails. When the
+whole photo shares one blur kernel (a hand-held shot of a static scene, the camera translating), the
+kernel can be estimated from the photo itself and inverted exactly. This module does that with the
+classic coarse-to-fine scheme of an L0 gradient prior (Xu et al. 2013; Pan et al. 2014): alternate a
+sharp "latent" image with few, strong edges and a kernel that maps its gradients onto the photo's, from
+a 3 px kernel at the coarsest scale up to the full size; then deconvolve the photo with the kernel under
+a sparse (Laplacian) gradient prior.
+
+All functions are pure torch, work on ``(H, W)`` float tensors in [0, 1] (kernels ``(k, k)``, odd
+``k``, non-negative, summing to 1) and run on any device. Convolutions are circular (FFT); photos are
+padded with a smooth wrap-around border first (:func:`pad_periodic`), so that their edges do not ring.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "deconvolve",
+    "estimate_kernel",
+    "otf2psf",
+    "pad_periodic",
+    "psf2otf",
+    "remove_shake",
+]
+
+
+def psf2otf(kernel: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """The FFT of ``kernel`` ``(kh, kw)`` zero-padded to ``shape`` with its centre moved to ``(0, 0)``:
+    multiplying an image's FFT by it is circular convolution with the kernel. Returns ``shape`` complex."""
+    kh, kw = kernel.shape
+    pad = kernel.new_zeros(shape)
+    pad[:kh, :kw] = kernel
+    pad = torch.roll(pad, (-(kh // 2), -(kw // 2)), (0, 1))
+    return torch.fft.fft2(pad)
+
+
+def otf2psf(otf: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Inverse of :func:`psf2otf`: the real ``size`` kernel centred in the inverse FFT of ``otf``."""
+    kh, kw = size
+    psf = torch.roll(torch.fft.ifft2(otf).real, (kh // 2, kw // 2), (0, 1))
+    return psf[:kh, :kw]
+
+
+def _grad_otfs(
+    shape: tuple[int, int], dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    dx = torch.zeros(shape, dtype=dtype, device=device)
+    dy = torch.zeros(shape, dtype=dtype, device=device)
+    # forward differences x[i + 1] - x[i], as circular convolutions centred at (0, 0)
+    dx[0, 0], dx[0, -1] = -1.0, 1.0
+    dy[0, 0], dy[-1, 0] = -1.0, 1.0
+    return torch.fft.fft2(dx), torch.fft.fft2(dy)
+
+
+def _grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.roll(x, -1, -1) - x, torch.roll(x, -1, -2) - x
+
+
+def _l0_latent(
+    y: torch.Tensor, kernel: torch.Tensor, lam: float, kappa: float = 2.0, beta_max: float = 1e5
+) -> torch.Tensor:
+    """Sharp image with few, strong edges: ``min_x |k * x - y|^2 + lam |grad x|_0`` by half-quadratic
+    splitting (the gradient copy is hard-thresholded, then ``x`` is solved in closed form by FFT)."""
+    fk = psf2otf(kernel, y.shape)
+    fdx, fdy = _grad_otfs(y.shape, y.dtype, y.device)
+    num_k = fk.conj() * torch.fft.fft2(y)
+    den_k = fk.abs().square()
+    den_d = fdx.abs().square() + fdy.abs().square()
+    x, beta = y.clone(), 2 * lam
+    while beta < beta_max:
+        gx, gy = _grad(x)
+        keep = (gx.square() + gy.square()) >= lam / beta
+        gx, gy = gx * keep, gy * keep
+        num = num_k + beta * (fdx.conj() * torch.fft.fft2(gx) + fdy.conj() * torch.fft.fft2(gy))
+        x = torch.fft.ifft2(num / (den_k + beta * den_d)).real
+        beta *= kappa
+    return x
+
+
+def _kernel_step(
+    y: torch.Tensor, latent: torch.Tensor, size: int, weight: float, init: torch.Tensor, min_mass: float = 0.1
+) -> torch.Tensor:
+    """Least-squares kernel of support ``size`` mapping the latent's gradients onto ``y``'s (Tikhonov
+    ``weight``), by 20 conjugate-gradient steps from ``init``; then clipped, pruned and normalised."""
+    shape = y.shape
+    lx, ly = (torch.fft.fft2(g) for g in _grad(latent))
+    bx, by = (torch.fft.fft2(g) for g in _grad(y))
+    m = lx.abs().square() + ly.abs().square()
+    b = otf2psf(lx.conj() * bx + ly.conj() * by, (size, size))
+
+    def a(k: torch.Tensor) -> torch.Tensor:
+        return otf2psf(m * psf2otf(k, shape), (size, size)) + weight * k
+
+    k = init.clone()
+    r = b - a(k)
+    p = r.clone()
+    rs = float((r * r).sum())
+    for _ in range(20):
+        ap = a(p)
+        alpha = rs / max(float((p * ap).sum()), 1e-20)
+        k = k + alpha * p
+        r = r - alpha * ap
+        rs_new = float((r * r).sum())
+        if rs_new < 1e-12:
+            break
+        p = r + (rs_new / rs) * p
+        rs = rs_new
+    k = k.clamp_min(0)
+    k = torch.where(k < 0.05 * k.max(), torch.zeros_like(k), k)
+    k = _prune(k / k.sum().clamp_min(1e-12), min_mass)
+    return _center(k / k.sum().clamp_min(1e-12))
+
+
+def _prune(k: torch.Tensor, min_mass: float) -> torch.Tensor:
+    """Zero the 8-connected components of ``k``'s support that hold less than ``min_mass`` of its
+    total (isolated speckles the least-squares step leaves); the heaviest component always stays."""
+    mask = k > 0
+    if not bool(mask.any()):
+        return k
+    n = k.numel()
+    labels = torch.where(mask, torch.arange(1, n + 1, dtype=k.dtype, device=k.device).view_as(k), 0)
+    while True:  # every pixel of a component takes the component's largest label
+        grown = F.max_pool2d(labels[None, None], 3, 1, 1)[0, 0] * mask
+        if torch.equal(grown, labels):
+            break
+        labels = grown
+    ids, inv = torch.unique(labels, return_inverse=True)
+    mass = torch.zeros(len(ids), dtype=k.dtype, device=k.device).index_add_(0, inv.flatten(), k.flatten())
+    mass[ids == 0] = 0
+    keep = (mass >= min_mass * mass.sum()) | (mass == mass.max())
+    keep[ids == 0] = False
+    return k * keep[inv]
+
+
+def _center(k: torch.Tensor) -> torch.Tensor:
+    """Shift ``k`` by whole pixels so that its centre of mass sits at the middle of its support (a
+    shifted kernel only shifts the latent image, but a drifting one leaves its support)."""
+    size = k.shape[0]
+    grid = torch.arange(size, dtype=k.dtype, device=k.device)
+    cy = float((k.sum(1) * grid).sum())
+    cx = float((k.sum(0) * grid).sum())
+    c = size // 2
+    return torch.roll(k, (round(c - cy), round(c - cx)), (0, 1))
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(x[None, None], size=size, mode="bilinear", align_corners=False, antialias=True)[0, 0]
+
+
+def estimate_kernel(
+    y: torch.Tensor,
+    size: int = 31,
+    iterations: int = 5,
+    lam: float = 4e-3,
+    weight: float = 2.0,
+    min_mass: float = 0.1,
+    per_pixel: bool = False,
+) -> torch.Tensor:
+    """Blind estimate of the blur kernel ``(size, size)`` of a grey photo ``y`` ``(H, W)`` in [0, 1].
+
+    Coarse to fine over scales of ``sqrt(1/2)``, from a 3 px kernel up to ``size`` (odd, the largest
+    blur extent expected, in pixels of ``y``); ``iterations`` alternations of :func:`_l0_latent` and
+    :func:`_kernel_step` per scale, with the L0 weight ``lam`` shrinking by 1.1 per alternation.
+    """
+    if size % 2 == 0:
+        size += 1
+    ratio = math.sqrt(0.5)
+    scales = max(math.floor(math.log(5 / size) / math.log(ratio)), 0) + 1
+    y = y.double()
+    k = None
+    for s in range(scales - 1, -1, -1):
+        f = ratio**s
+        ks = max(math.ceil(size * f) | 1, 3)
+        ys = _resize(y, (max(round(y.shape[0] * f), ks + 2), max(round(y.shape[1] * f), ks + 2))) if s else y
+        if k is None:
+            k = torch.zeros(ks, ks, dtype=y.dtype, device=y.device)
+            c = ks // 2
+            k[c, c - 1 : c + 1] = 0.5
+        else:
+            k = _resize(k, (ks, ks)).clamp_min(0)
+            k = k / k.sum().clamp_min(1e-12)
+        ys_p = pad_periodic(ys, ks)
+        lam_s = lam
+        for _ in range(iterations):
+            latent = _l0_latent(ys_p, k, lam_s)
+            w_s = weight * ys_p.numel() / 65025 if per_pixel else weight
+            k = _kernel_step(ys_p, latent, ks, w_s, k, min_mass)
+            lam_s = max(lam_s / 1.1, 1e-4)
+    return k.float()
+
+
+def pad_periodic(y: torch.Tensor, margin: int) -> torch.Tensor:
+    """``y`` ``(..., H, W)`` padded by ``margin`` px on the bottom and right with a border that fades
+    from a mirror of the last rows/columns into a mirror of the first ones, so the padded image is
+    periodic without a jump (circular convolutions then do not ring at the photo's edges). Crop
+    ``[..., :H, :W]`` to undo."""
+    out = y
+    for dim in (-1, -2):
+        n = out.shape[dim]
+        i = torch.arange(margin, device=y.device)
+        after_end = out.index_select(dim, (n - 2 - i).clamp(0, n - 1))  # continues the last row/column
+        before_start = out.index_select(dim, (margin - i).clamp(0, n - 1))  # leads into the first one
+        shape = [1] * out.dim()
+        shape[dim] = margin
+        t = ((i.to(y.dtype) + 1) / (margin + 1)).view(shape)
+        t = 0.5 - 0.5 * torch.cos(math.pi * t)
+        out = torch.cat([out, (1 - t) * after_end + t * before_start], dim)
+    return out
+
+
+def deconvolve(
+    y: torch.Tensor, kernel: torch.Tensor, lam: float = 2e-3, beta_max: float = 256.0
+) -> torch.Tensor:
+    """Non-blind deconvolution of ``y`` ``(..., H, W)`` by ``kernel`` under a Laplacian gradient prior,
+    ``min_x |k * x - y|^2 + lam |grad x|_1``, by half-quadratic splitting (Krishnan & Fergus 2009: the
+    gradient copy is soft-thresholded, then ``x`` is solved in closed form by FFT; the coupling grows
+    from 1 to ``beta_max`` by 2 sqrt 2), on a smoothly periodic padding of ``y``. Returns ``(..., H, W)``."""
+    h, w = y.shape[-2:]
+    yp = pad_periodic(y.double(), 2 * kernel.shape[0])
+    shape = (yp.shape[-2], yp.shape[-1])
+    fk = psf2otf(kernel.double().to(y.device), shape)
+    fdx, fdy = _grad_otfs(shape, torch.float64, y.device)
+    num_k = fk.conj() * torch.fft.fft2(yp)
+    den_k = fk.abs().square()
+    den_d = fdx.abs().square() + fdy.abs().square()
+    x, beta = yp.clone(), 1.0
+    while beta < beta_max:
+        gx, gy = _grad(x)
+        thr = 1 / (2 * beta)
+        gx = torch.sign(gx) * (gx.abs() - thr).clamp_min(0)
+        gy = torch.sign(gy) * (gy.abs() - thr).clamp_min(0)
+        num = num_k + lam * beta * (fdx.conj() * torch.fft.fft2(gx) + fdy.conj() * torch.fft.fft2(gy))
+        x = torch.fft.ifft2(num / (den_k + lam * beta * den_d)).real
+        beta *= 2 * math.sqrt(2)
+    return x[..., :h, :w].to(y.dtype)
+
+
+def remove_shake(y: torch.Tensor, size: int = 31) -> tuple[torch.Tensor, torch.Tensor]:
+    """Estimate the kernel on ``y``'s luminance and deconvolve every channel: ``(C, H, W)`` ->
+    (sharp ``(C, H, W)`` clamped to [0, 1], kernel ``(size, size)``)."""
+    grey = y.mean(0) if y.shape[0] > 1 else y[0]
+    k = estimate_kernel(grey, size)
+    return deconvolve(y, k).clamp(0, 1), k

@@ -1,0 +1,139 @@
+"""Camera-shake mode (:mod:`blurvid.shake`, :class:`blurvid.pipeline.ShakeRemover`, ``deblur --shake``):
+FFT conventions, the periodic padding, kernel pruning, and that a known blur is found and undone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from blurvid import shake
+from blurvid.metrics import aligned_psnr, psnr
+from blurvid.pipeline import ShakeRemover, texture_crop
+
+
+def scene(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """A grey ``(h, w)`` image of random flat rectangles (strong, sparse edges), in [0.1, 0.9]."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.full((h, w), 0.5, dtype=torch.float64)
+    for _ in range(40):
+        y0, x0 = (int(torch.randint(0, s - 4, (1,), generator=g)) for s in (h, w))
+        dy, dx = (int(torch.randint(3, max(4, s // 3), (1,), generator=g)) for s in (h, w))
+        x[y0 : y0 + dy, x0 : x0 + dx] = float(torch.rand(1, generator=g)) * 0.8 + 0.1
+    return x
+
+
+def bent_kernel(size: int = 11) -> torch.Tensor:
+    """An L-shaped camera-shake kernel ``(size, size)``: a horizontal then a vertical stroke."""
+    k = torch.zeros(size, size, dtype=torch.float64)
+    c = size // 2
+    k[c, c - 4 : c + 2] = 1.0
+    k[c - 3 : c, c + 1] = 0.7
+    return k / k.sum()
+
+
+def blur_valid(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """True convolution of ``x`` with ``k``, keeping only the pixels that saw no border."""
+    return F.conv2d(x[None, None], k.flip(0, 1)[None, None])[0, 0]
+
+
+def test_psf2otf_multiplication_is_circular_convolution():
+    x = torch.rand(13, 17, dtype=torch.float64)
+    k = torch.rand(5, 5, dtype=torch.float64)
+    via_fft = torch.fft.ifft2(torch.fft.fft2(x) * shake.psf2otf(k, x.shape)).real
+    direct = F.conv2d(F.pad(x[None, None], (2, 2, 2, 2), mode="circular"), k.flip(0, 1)[None, None])[0, 0]
+    torch.testing.assert_close(via_fft, direct)
+    torch.testing.assert_close(shake.otf2psf(shake.psf2otf(k, (13, 17)), (5, 5)), k)
+
+
+def test_pad_periodic_keeps_the_image_and_closes_the_wrap():
+    yy, xx = torch.meshgrid(torch.arange(19.0), torch.arange(23.0), indexing="ij")
+    x = torch.stack([(yy / 18 + xx / 22) / 2, yy / 18]).double()  # ramps: a jump of 1 on wrapping
+    p = shake.pad_periodic(x, 9)
+    assert p.shape == (2, 28, 32)
+    torch.testing.assert_close(p[..., :19, :23], x)
+    # going round the padded image (the wrap included), no step comes near the raw wrap-around jump
+    step_y = (torch.roll(p, -1, -2) - p).abs().max()
+    step_x = (torch.roll(p, -1, -1) - p).abs().max()
+    assert float(step_y) < 0.25 and float(step_x) < 0.25, (step_y, step_x)
+
+
+def test_prune_drops_specks_and_keeps_the_heaviest_component():
+    k = torch.zeros(9, 9)
+    k[2, 2:6] = 0.2  # 0.8: the stroke
+    k[7, 7] = 0.05  # a speck: 5 % of the mass
+    k[0, 8] = 0.15  # a second, heavier blob
+    out = shake._prune(k, 0.1)
+    assert out[7, 7] == 0 and out[0, 8] == 0.15 and torch.equal(out[2, 2:6], k[2, 2:6])
+    only = torch.zeros(5, 5)
+    only[1, 1] = 0.01
+    assert torch.equal(shake._prune(only, 0.5), only)  # never empty
+
+
+def test_deconvolve_with_the_true_kernel_undoes_the_blur():
+    sharp = scene(71, 83)
+    k = bent_kernel()
+    blurred = blur_valid(sharp, k)
+    target = sharp[5:-5, 5:-5]
+    out = shake.deconvolve(blurred, k, 1e-4)
+    assert out.shape == blurred.shape and out.dtype == blurred.dtype
+    inner = (slice(None), slice(8, -8), slice(8, -8))
+    gain = float(
+        psnr(out.clamp(0, 1)[None][inner], target[None][inner])
+        - psnr(blurred[None][inner], target[None][inner])
+    )
+    assert gain > 8, gain
+
+
+def test_estimate_kernel_finds_a_known_blur():
+    sharp = scene(110, 130, seed=1)
+    k = bent_kernel()
+    blurred = blur_valid(sharp, k).float()
+    est = shake.estimate_kernel(blurred, 15)
+    assert est.shape == (15, 15) and abs(float(est.sum()) - 1) < 1e-5 and float(est.min()) >= 0
+    # up to a shift, the estimate overlaps the true kernel (normalised cross-correlation)
+    kp = F.pad(k.float(), (2, 2, 2, 2))
+    best = max(
+        float((torch.roll(est, (dy, dx), (0, 1)) * kp).sum() / (est.norm() * kp.norm()))
+        for dy in range(-3, 4)
+        for dx in range(-3, 4)
+    )
+    assert best > 0.6, best
+    target = sharp[5:-5, 5:-5].float()[None, None]
+    out = shake.deconvolve(blurred, est, 1e-3).clamp(0, 1)[None, None]
+    gain = float(aligned_psnr(out, target, 4) - aligned_psnr(blurred[None, None], target, 4))
+    assert gain > 3, gain
+
+
+def test_texture_crop_picks_the_textured_window():
+    x = torch.zeros(64, 96)
+    x[30:60, 60:90] = torch.rand(30, 30)
+    crop = texture_crop(x, 32, stride=4)
+    assert crop.shape == (32, 32)
+    assert float(crop.abs().sum()) > 0.8 * float(x[30:60, 60:90].sum())
+    assert texture_crop(x, 128) is x
+
+
+@pytest.mark.parametrize("tile", [1024, 96])
+def test_shake_remover_keeps_shape_and_range_and_tiles_without_seams(tile):
+    sharp = scene(97, 133, seed=2).float()
+    k = bent_kernel().float()
+    blurred = blur_valid(sharp.double(), k.double()).float()
+    rgb = torch.stack([blurred, blurred * 0.9, blurred * 0.8])[None]
+    remover = ShakeRemover(torch.device("cpu"), max_blur=15, tile=tile)
+    k_est = remover.kernel(rgb)
+    assert k_est.shape[0] % 2 == 1
+    out = remover.tensor(rgb, kernel=k_est)
+    assert out.shape == rgb.shape and float(out.min()) >= 0 and float(out.max()) <= 1
+    whole = ShakeRemover(torch.device("cpu"), tile=4096).tensor(rgb, kernel=k_est)
+    assert float((out - whole).abs().max()) < (1e-6 if tile == 1024 else 0.05)
+
+
+def test_shake_remover_scales_the_kernel_to_full_resolution():
+    blurred = blur_valid(scene(140, 180, seed=3), bent_kernel()).float()
+    rgb = blurred[None, None].expand(1, 3, -1, -1)
+    assert rgb.shape[-2:] == (130, 170)
+    # the copy is 65 x 85 (scale 1/2): 21 px of the photo -> 10 px there -> an 11 px kernel -> 23 px
+    k = ShakeRemover(torch.device("cpu"), max_blur=21, work_side=85, crop=128).kernel(rgb)
+    assert k.shape == (23, 23)
+    assert abs(float(k.sum()) - 1) < 1e-5 and float(k.min()) >= 0
