@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=["tune", "levin"], choices=["tune", "levin"])
     ap.add_argument("--size", type=int, default=31, help="kernel support (px)")
     ap.add_argument("--kw", default="{}", help="extra estimate_kernel arguments, JSON")
-    ap.add_argument("--strength", type=float, default=2e-3, help="deconvolution prior weight")
+    ap.add_argument("--strength", type=float, default=4e-3, help="deconvolution prior weight")
     ap.add_argument("--also-strength", type=float, nargs="*", default=[], help="more prior weights to score")
     ap.add_argument("--true-kernel", action="store_true")
     ap.add_argument("--dm", action="store_true", help="also the DM alone and the DM after deconvolution")

@@ -159,7 +159,7 @@ class ShakeRemover:
         max_blur: int | None = None,
         work_side: int = 1024,
         crop: int = 512,
-        strength: float = 2e-3,
+        strength: float = 4e-3,
         tile: int = 1024,
     ) -> None:
         self.device, self.max_blur, self.work_side, self.crop = device, max_blur, work_side, crop

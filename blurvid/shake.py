@@ -157,10 +157,9 @@ def estimate_kernel(
     y: torch.Tensor,
     size: int = 31,
     iterations: int = 5,
-    lam: float = 4e-3,
-    weight: float = 2.0,
+    lam: float = 1e-3,
+    weight: float = 100.0,
     min_mass: float = 0.1,
-    per_pixel: bool = False,
 ) -> torch.Tensor:
     """Blind estimate of the blur kernel ``(size, size)`` of a grey photo ``y`` ``(H, W)`` in [0, 1].
 
@@ -189,8 +188,7 @@ def estimate_kernel(
         lam_s = lam
         for _ in range(iterations):
             latent = _l0_latent(ys_p, k, lam_s)
-            w_s = weight * ys_p.numel() / 65025 if per_pixel else weight
-            k = _kernel_step(ys_p, latent, ks, w_s, k, min_mass)
+            k = _kernel_step(ys_p, latent, ks, weight, k, min_mass)
             lam_s = max(lam_s / 1.1, 1e-4)
     return k.float()
 
@@ -215,7 +213,7 @@ def pad_periodic(y: torch.Tensor, margin: int) -> torch.Tensor:
 
 
 def deconvolve(
-    y: torch.Tensor, kernel: torch.Tensor, lam: float = 2e-3, beta_max: float = 256.0
+    y: torch.Tensor, kernel: torch.Tensor, lam: float = 4e-3, beta_max: float = 256.0
 ) -> torch.Tensor:
     """Non-blind deconvolution of ``y`` ``(..., H, W)`` by ``kernel`` under a Laplacian gradient prior,
     ``min_x |k * x - y|^2 + lam |grad x|_1``, by half-quadratic splitting (Krishnan & Fergus 2009: the
