@@ -1,6 +1,6 @@
 """Is the video model's motion the right size? Its flows multiplied by a gain, on real and synthetic blur.
 
-    python benchmarks/motion_gain.py --data $DATA [--gains 1 1.15 1.3 1.5] [--json out.json]
+    python benchmarks/motion_gain.py --data $DATA [--gains 1 1.15 1.3 1.5] [--shake] [--json out.json]
 
 * ``levin_reblur``: Levin's real camera shake has a sharp ground truth but no video. The flows that
   ``blurvid animate`` predicts (BIE + RVD, from the blurred image and the DM's output, resampled to
@@ -12,7 +12,8 @@
   set stores kernels 4 and 8 flipped against the others. Rows ``dm x G``: the flows predicted with the
   DM's output as the sharp reference (what ``animate`` does); rows ``gt x G``: with the ground truth as
   the reference instead (shifted by whole pixels to where the DM's output sits), which separates the
-  video model's error from the DM's residual blur. Also per kernel (1-8).
+  video model's error from the DM's residual blur; rows ``shake x G`` (with ``--shake``): with the
+  output of ``deblur --shake`` as the reference (what ``animate --shake`` does). Also per kernel (1-8).
 * ``refine``: a test-time use of that motion, measured on Levin and paired per image with the DM's
   output ``x0``: ``x`` starts at ``x0`` and takes 30 Adam steps (lr 3e-3) on
   ``|reblur(x, G * flows) - blurred|^2 + L * |x - x0|^2`` for the ``(G, L)`` in ``REFINE``.
@@ -38,6 +39,7 @@ from dm_paired import compare, levin_kernel
 from blurvid import evaluate as ev
 from blurvid.metrics import aligned_psnr, best_shift
 from blurvid.models.warp import warp
+from blurvid.pipeline import ShakeRemover
 from blurvid.train.export import EvalRuntime, evaluation_runtime
 
 
@@ -87,17 +89,24 @@ def levin_motion(rt: EvalRuntime, levin: Path, frames: int) -> list[LevinMotion]
     return out
 
 
-def levin_reblur(rt: EvalRuntime, items: list[LevinMotion], levin: Path, gains: list[float]) -> dict:
+def levin_reblur(
+    rt: EvalRuntime, items: list[LevinMotion], levin: Path, gains: list[float], shake: bool = False
+) -> dict:
     """Per reference and gain (and ``"true kernel"``): mean reblur PSNR over Levin's 32 images, and per
-    kernel."""
-    scores: dict[str, list[float]] = {f"{r} x {g}": [] for r in ("dm", "gt") for g in gains}
+    kernel. ``shake``: also the flows predicted from ``deblur --shake``'s output."""
+    refs = ("dm", "gt", "shake") if shake else ("dm", "gt")
+    remover = ShakeRemover(torch.device("cpu")) if shake else None
+    scores: dict[str, list[float]] = {f"{r} x {g}": [] for r in refs for g in gains}
     scores["true kernel"] = []
     names = []
     for it in items:
         blurred, sharp = it.blurred, it.sharp
         names.append(it.name)
-        gt_flows = rt.animator.flows(blurred, _shift_to(sharp, it.deblurred), it.flows.shape[0]).float()
-        for ref, flows in (("dm", it.flows), ("gt", gt_flows)):
+        n = it.flows.shape[0]
+        by_ref = {"dm": it.flows, "gt": rt.animator.flows(blurred, _shift_to(sharp, it.deblurred), n).float()}
+        if remover is not None:
+            by_ref["shake"] = rt.animator.flows(blurred, remover.tensor(blurred), n).float()
+        for ref, flows in by_ref.items():
             for g in gains:
                 scores[f"{ref} x {g}"].append(float(aligned_psnr(blurred, reblur(sharp, g * flows))))
         kernel = _levin_kernel_file(levin, levin_kernel(it.name))
@@ -164,6 +173,7 @@ def main() -> None:
     ap.add_argument("--gains", type=float, nargs="+", default=[0.0, 1.0, 1.15, 1.3, 1.5, 2.0])
     ap.add_argument("--frames", type=int, default=17, help="instants the Levin reblur averages")
     ap.add_argument("--sections", nargs="+", default=["levin_reblur", "refine", "video"])
+    ap.add_argument("--shake", action="store_true", help="levin_reblur: also rows from deblur --shake")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -173,7 +183,7 @@ def main() -> None:
     levin = args.data / "realblur" / "levin"
     items = levin_motion(rt, levin, args.frames) if {"levin_reblur", "refine"} & set(args.sections) else []
     if "levin_reblur" in args.sections:
-        result["levin_reblur"] = levin_reblur(rt, items, levin, args.gains)
+        result["levin_reblur"] = levin_reblur(rt, items, levin, args.gains, args.shake)
         for g, r in result["levin_reblur"].items():
             kernels = " ".join(f"{v:.2f}" for v in r["per_kernel"].values())
             print(f"levin reblur  {g:>11}  {r['mean']:.3f} dB   kernels 1-8: {kernels}")

@@ -50,7 +50,9 @@ def splat_kernel(path: torch.Tensor, size: int) -> torch.Tensor:
     return k / k.sum()
 
 
-def tune_set(root: Path, count: int = 16, size: int = 255, ksize: int = 31, seed: int = 0) -> list[tuple]:
+def tune_set(
+    root: Path, count: int = 16, size: int = 255, ksize: int = 31, seed: int = 0, noise: float = 0.01
+) -> list[tuple]:
     """``(name, blurred (H, W), sharp (H, W), kernel)`` for the synthetic tuning set (see module doc)."""
     g = torch.Generator().manual_seed(seed)
     files = sorted(root.glob("*.png"))[:count]
@@ -70,8 +72,8 @@ def tune_set(root: Path, count: int = 16, size: int = 255, ksize: int = 31, seed
                 break
         k = splat_kernel(path, ksize)
         blurred = F.conv2d(crop[None, None], k.flip(0, 1)[None, None])[0, 0]  # valid convolution
-        noise = torch.randn(blurred.shape, generator=g, dtype=torch.float64) * 0.01
-        blurred = ((blurred + noise).clamp(0, 1) * 255).round() / 255
+        grain = torch.randn(blurred.shape, generator=g, dtype=torch.float64) * noise
+        blurred = ((blurred + grain).clamp(0, 1) * 255).round() / 255
         c = ksize // 2
         out.append((f"{f.stem}_{i}", blurred.float(), crop[c : c + size, c : c + size].float(), k.float()))
     return out
@@ -106,6 +108,8 @@ def main() -> None:
     ap.add_argument("--strength", type=float, default=4e-3, help="deconvolution prior weight")
     ap.add_argument("--also-strength", type=float, nargs="*", default=[], help="more prior weights to score")
     ap.add_argument("--true-kernel", action="store_true")
+    ap.add_argument("--noise", type=float, default=0.01, help="tune set: noise sigma")
+    ap.add_argument("--fixed-strength", action="store_true", help="no noise-adaptive prior (prior_weight)")
     ap.add_argument("--dm", action="store_true", help="also the DM alone and the DM after deconvolution")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
@@ -125,7 +129,7 @@ def main() -> None:
         items = (
             levin_set(args.data / "realblur" / "levin")
             if name == "levin"
-            else tune_set(args.data / "sharp" / "bsd100")
+            else tune_set(args.data / "sharp" / "bsd100", noise=args.noise)
         )
         rows = []
         t0 = time.perf_counter()
@@ -133,7 +137,8 @@ def main() -> None:
             t = time.perf_counter()
             k = shake.estimate_kernel(blurred, args.size, **kw)
             est_s = time.perf_counter() - t
-            x = shake.deconvolve(blurred, k, args.strength)
+            strength = args.strength if args.fixed_strength else shake.prior_weight(blurred, args.strength)
+            x = shake.deconvolve(blurred, k, strength)
             row = {
                 "name": item_name,
                 "input": score(blurred, sharp),

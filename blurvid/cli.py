@@ -303,6 +303,23 @@ HalfOpt = Annotated[
 TileOpt = Annotated[
     int, typer.Option("--tile", min=64, help="Tile size (px) for big photos; lower it if memory is short.")
 ]
+ShakeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--shake",
+        help="Camera-shake mode: estimate one blur kernel for the whole photo and invert it. Much sharper "
+        "on hand-held shake of a still scene; wrong for moving subjects (use the default network there).",
+    ),
+]
+ShakeSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=5,
+        help="--shake: the longest blur to look for, in px of the photo "
+        "(default 31 px, or 3 %% of the long side of photos over 1024 px).",
+        show_default=False,
+    ),
+]
 RepoOpt = Annotated[
     str | None, typer.Option("--repo", envvar="BLURVID_HF_REPO", help="Hugging Face repo for weights.")
 ]
@@ -330,23 +347,8 @@ def deblur(
     half: HalfOpt = False,
     tile: TileOpt = 1024,
     repo: RepoOpt = None,
-    shake: Annotated[
-        bool,
-        typer.Option(
-            "--shake",
-            help="Camera-shake mode: estimate one blur kernel for the whole photo and invert it. Much sharper "
-            "on hand-held shake of a still scene; wrong for moving subjects (use the default network there).",
-        ),
-    ] = False,
-    shake_size: Annotated[
-        int | None,
-        typer.Option(
-            min=5,
-            help="--shake: the longest blur to look for, in px of the photo "
-            "(default 31 px, or 3 %% of the long side of photos over 1024 px).",
-            show_default=False,
-        ),
-    ] = None,
+    shake: ShakeOpt = False,
+    shake_size: ShakeSizeOpt = None,
 ) -> None:
     """Deblur photos: writes <name>_sharp.<ext> beside each input (or into -o), keeping ICC, EXIF and bit depth."""
     from .io import IMAGE_SUFFIXES, read_photo, write_photo
@@ -422,6 +424,8 @@ def animate(
     half: HalfOpt = False,
     tile: TileOpt = 1024,
     repo: RepoOpt = None,
+    shake: ShakeOpt = False,
+    shake_size: ShakeSizeOpt = None,
 ) -> None:
     """Make a short video of the motion that happened while the shutter was open."""
     from .io import PhotoError, read_photo, to_uint8, video_kind, write_video
@@ -449,6 +453,12 @@ def animate(
         single_ok=single_ok,
     )
     runtime = _runtime(device, _precision(precision, half), tile, True, repo) if jobs else None
+    # --shake: the sharp photo the frames are warped from comes from the camera-shake deconvolution
+    shaker = (
+        _runtime(device, Precision.fp32, tile, False, None, shake=True, shake_size=shake_size)
+        if shake
+        else None
+    )
 
     def work(job: Job, prog: Progress) -> None:
         from .pipeline import bounded_size
@@ -459,7 +469,8 @@ def animate(
             h, w = bounded_size(*pixels.shape[:2], size)
             pixels = _resize_image(pixels, (h, w))
         # 8-bit as they come: every video format stores 8 bits, and 9 float frames of a 24 MP photo are 2.6 GB
-        seq = [to_uint8(f) for f in runtime.frames(pixels, frames, on_tile=prog.on_tile)]
+        sharp = shaker(pixels, on_tile=prog.on_tile) if shaker is not None else None
+        seq = [to_uint8(f) for f in runtime.frames(pixels, frames, sharp=sharp, on_tile=prog.on_tile)]
         if reverse:
             seq = seq[::-1]
         if boomerang:

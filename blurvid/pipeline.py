@@ -147,7 +147,8 @@ class ShakeRemover:
     bounded to ``work_side`` px, in its ``crop`` px window with the most texture, for blur up to
     ``max_blur`` px of the photo (default: 31 px of that copy, i.e. 3 % of the long side of photos over
     ``work_side``); it is then scaled to full resolution and every channel of the photo is deconvolved
-    with it (:func:`blurvid.shake.deconvolve`, prior weight ``strength``), one channel at a time, in
+    with it (:func:`blurvid.shake.deconvolve`, prior weight ``strength``, raised on noisy photos by
+    :func:`blurvid.shake.prior_weight`), one channel at a time, in
     overlapping tiles of ``tile`` px (large: each tile edge is a place where the deconvolution's
     periodic boundary handling differs slightly, within ~0.02 of one untiled pass inside the photo).
     Only right when the whole photo moved the same way (hand-held shake of a static scene); moving
@@ -189,17 +190,18 @@ class ShakeRemover:
     ) -> torch.Tensor:
         """``(1, C, H, W)`` in [0, 1] -> sharp ``(1, C, H, W)`` on the input's device (``kernel``:
         a full-resolution kernel to use instead of estimating one)."""
-        from .shake import deconvolve
+        from .shake import deconvolve, prior_weight
 
         k = self.kernel(x) if kernel is None else kernel.to(self.device)
+        strength = prior_weight(x.float().mean(1)[0], self.strength)  # more prior on noisier photos
         overlap = min(self.tile // 2 - 1, 4 * k.shape[0])
 
         def run(t: torch.Tensor) -> torch.Tensor:
             t = t.to(self.device).float()
             # one channel at a time bounds the FFT buffers to one channel's
-            return torch.cat(
-                [deconvolve(t[:, c : c + 1], k, self.strength) for c in range(t.shape[1])], 1
-            ).clamp(0, 1)
+            return torch.cat([deconvolve(t[:, c : c + 1], k, strength) for c in range(t.shape[1])], 1).clamp(
+                0, 1
+            )
 
         return run_tiled(run, x, self.tile, overlap, on_tile, out_device=x.device)
 

@@ -3,9 +3,13 @@ FFT conventions, the periodic padding, kernel pruning, and that a known blur is 
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from blurvid import shake
 from blurvid.metrics import aligned_psnr, psnr
@@ -137,3 +141,64 @@ def test_shake_remover_scales_the_kernel_to_full_resolution():
     k = ShakeRemover(torch.device("cpu"), max_blur=21, work_side=85, crop=128).kernel(rgb)
     assert k.shape == (23, 23)
     assert abs(float(k.sum()) - 1) < 1e-5 and float(k.min()) >= 0
+
+
+# ------------------------------------------------------------------------------------- the command line
+
+
+def test_deblur_shake_writes_a_sharper_photo_without_any_checkpoint(no_weights, tmp_path, capsys):
+    from test_cli import run
+
+    sharp = scene(90, 110, seed=4)
+    blurred = blur_valid(sharp, bent_kernel())  # 80 x 100
+    rgb = torch.stack([blurred, blurred * 0.9 + 0.05, blurred * 0.8 + 0.1], -1)
+    src = tmp_path / "shaken ü.png"
+    Image.fromarray((rgb.numpy() * 255).round().astype(np.uint8)).save(src)
+    r = run(capsys, "deblur", src, "--shake", "--shake-size", "15")
+    assert r.code == 0, r
+    out = tmp_path / "shaken ü_sharp.png"
+    got = torch.from_numpy(np.asarray(Image.open(out), dtype=np.float32) / 255)[..., 0]
+    assert got.shape == (80, 100)
+    target = sharp[5:-5, 5:-5].float()[None, None]
+    gain = float(
+        aligned_psnr(got[None, None], target, 4) - aligned_psnr(blurred.float()[None, None], target, 4)
+    )
+    assert gain > 2, gain
+    r.assert_no_traceback()
+
+
+def test_deblur_shake_size_below_five_is_a_usage_error(no_weights, tmp_path, capsys):
+    from conftest import save_image
+    from test_cli import run
+
+    r = run(capsys, "deblur", save_image(tmp_path / "p.png"), "--shake", "--shake-size", "3")
+    assert r.code == 2, r
+    assert not (tmp_path / "p_sharp.png").exists()
+
+
+def test_eval_shake_measures_the_deconvolver_and_refuses_a_run(no_weights, tmp_path, capsys):
+    from conftest import save_image
+    from test_cli import run
+
+    src = save_image(tmp_path / "src" / "a.png", 90, 90)
+    out = tmp_path / "r.json"
+    r = run(
+        capsys,
+        "eval",
+        "deblur",
+        "--shake",
+        "--synth",
+        src.parent,
+        "--count",
+        "1",
+        "--size",
+        "48",
+        "--json",
+        out,
+    )
+    assert r.code == 0, r
+    res = json.loads(out.read_text())
+    assert 0 < res["sets"]["synthetic"]["mean"]["psnr"] < 100
+    r = run(capsys, "eval", "deblur", "--shake", "--run", tmp_path / "x.safetensors", "--synth", src.parent)
+    assert r.code == 2 and len(r.err_lines) == 1 and "--shake" in r.err_lines[0], r
+    r.assert_no_traceback()
