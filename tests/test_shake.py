@@ -202,3 +202,20 @@ def test_eval_shake_measures_the_deconvolver_and_refuses_a_run(no_weights, tmp_p
     r = run(capsys, "eval", "deblur", "--shake", "--run", tmp_path / "x.safetensors", "--synth", src.parent)
     assert r.code == 2 and len(r.err_lines) == 1 and "--shake" in r.err_lines[0], r
     r.assert_no_traceback()
+
+
+def test_animate_shake_warps_the_deconvolved_photo(tiny_weights, tmp_path, capsys):
+    from test_cli import run
+
+    blurred = blur_valid(scene(70, 90, seed=5), bent_kernel())
+    src = tmp_path / "p.png"
+    Image.fromarray((torch.stack([blurred] * 3, -1).numpy() * 255).round().astype(np.uint8)).save(src)
+    got = {}
+    for name, extra in (("net", []), ("shake", ["--shake", "--shake-size", "15"])):
+        r = run(capsys, "animate", src, "-o", tmp_path / name, "--format", "frames", "--frames", 3, *extra)
+        assert r.code == 0, r
+        files = sorted((tmp_path / name).glob("*.png"))
+        assert len(files) == 3
+        got[name] = np.stack([np.asarray(Image.open(f), dtype=np.float32) for f in files])
+    assert got["shake"].shape == got["net"].shape == (3, 60, 80, 3)
+    assert np.abs(got["shake"] - got["net"]).mean() > 1  # another sharp photo is warped
