@@ -115,6 +115,8 @@ def _kernel_step(
         p = r + (rs_new / rs) * p
         rs = rs_new
     k = k.clamp_min(0)
+    if not bool(torch.isfinite(k).all()) or float(k.sum()) <= 0:  # nothing to fit (a flat image): keep
+        return init
     k = torch.where(k < 0.05 * k.max(), torch.zeros_like(k), k)
     k = _prune(k / k.sum().clamp_min(1e-12), min_mass)
     return _center(k / k.sum().clamp_min(1e-12))

@@ -109,6 +109,25 @@ def test_estimate_kernel_finds_a_known_blur():
     assert gain > 2.5, gain  # 3.3 dB measured (the true kernel: > 8 dB, above)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (1, 40), (40, 40)])
+def test_tiny_or_flat_photos_give_a_valid_kernel_and_their_own_size(shape):
+    y = torch.full(shape, 0.5) if shape == (40, 40) else torch.rand(shape)
+    k = shake.estimate_kernel(y, 31)
+    assert k.shape == (31, 31) and bool(torch.isfinite(k).all()) and abs(float(k.sum()) - 1) < 1e-5
+    assert shake.deconvolve(y, k).shape == shape
+
+
+def test_noise_sigma_reads_white_noise_and_raises_the_prior_only_above_its_reference():
+    g = torch.Generator().manual_seed(0)
+    for sigma in (0.003, 0.02):
+        y = 0.5 + sigma * torch.randn(128, 128, generator=g, dtype=torch.float64)
+        assert abs(shake.noise_sigma(y) - sigma) < 0.1 * sigma
+    quiet = 0.5 + 0.005 * torch.randn(64, 64, generator=g)
+    loud = 0.5 + 0.024 * torch.randn(64, 64, generator=g)
+    assert shake.prior_weight(quiet, 4e-3) == 4e-3
+    assert 3 < shake.prior_weight(loud, 4e-3) / 4e-3 < 5  # (0.024 / 0.012)^2 = 4
+
+
 def test_texture_crop_picks_the_textured_window():
     x = torch.zeros(64, 96)
     x[30:60, 60:90] = torch.rand(30, 30)
