@@ -23,11 +23,12 @@ import torch.nn.functional as F
 __all__ = [
     "deconvolve",
     "estimate_kernel",
+    "fft_size",
     "noise_sigma",
     "otf2psf",
     "pad_periodic",
+    "prior_weight",
     "psf2otf",
-    "remove_shake",
 ]
 
 
@@ -280,11 +281,3 @@ def prior_weight(y: torch.Tensor, base: float = 4e-3, sigma_ref: float = 0.012) 
     noise up to ``sigma_ref``), raised with the square of the measured noise (:func:`noise_sigma`)
     above it, as the optimal weight of a prior grows with the noise variance."""
     return base * max(1.0, (noise_sigma(y) / sigma_ref) ** 2)
-
-
-def remove_shake(y: torch.Tensor, size: int = 31) -> tuple[torch.Tensor, torch.Tensor]:
-    """Estimate the kernel on ``y``'s luminance and deconvolve every channel: ``(C, H, W)`` ->
-    (sharp ``(C, H, W)`` clamped to [0, 1], kernel ``(size, size)``)."""
-    grey = y.mean(0) if y.shape[0] > 1 else y[0]
-    k = estimate_kernel(grey, size)
-    return deconvolve(y, k, prior_weight(grey)).clamp(0, 1), k
