@@ -316,7 +316,7 @@ ShakeSizeOpt = Annotated[
     typer.Option(
         min=5,
         help="--shake: the longest blur to look for, in px of the photo "
-        "(default 31 px, or 3 %% of the long side of photos over 1024 px).",
+        "(default 31 px, or 3 % of the long side of photos over 1024 px).",
         show_default=False,
     ),
 ]
