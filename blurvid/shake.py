@@ -43,11 +43,12 @@ def psf2otf(kernel: torch.Tensor, shape: tuple[int, int], real: bool = False) ->
     return torch.fft.rfft2(pad) if real else torch.fft.fft2(pad)
 
 
-def otf2psf(otf: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Inverse of :func:`psf2otf`: the real ``size`` kernel centred in the inverse FFT of ``otf``."""
+def otf2psf(otf: torch.Tensor, size: tuple[int, int], shape: tuple[int, int] | None = None) -> torch.Tensor:
+    """Inverse of :func:`psf2otf`: the real ``size`` kernel centred in the inverse FFT of ``otf``
+    (``shape``: the image size of a half spectrum from ``psf2otf(..., real=True)``)."""
     kh, kw = size
-    psf = torch.roll(torch.fft.ifft2(otf).real, (kh // 2, kw // 2), (0, 1))
-    return psf[:kh, :kw]
+    full = torch.fft.ifft2(otf).real if shape is None else torch.fft.irfft2(otf, s=shape)
+    return torch.roll(full, (kh // 2, kw // 2), (0, 1))[:kh, :kw]
 
 
 def _grad_otfs(
@@ -71,9 +72,10 @@ def _l0_latent(
 ) -> torch.Tensor:
     """Sharp image with few, strong edges: ``min_x |k * x - y|^2 + lam |grad x|_0`` by half-quadratic
     splitting (the gradient copy is hard-thresholded, then ``x`` is solved in closed form by FFT)."""
-    fk = psf2otf(kernel, y.shape)
-    fdx, fdy = _grad_otfs(y.shape, y.dtype, y.device)
-    num_k = fk.conj() * torch.fft.fft2(y)
+    shape = (y.shape[-2], y.shape[-1])
+    fk = psf2otf(kernel, shape, real=True)  # real images: half spectra throughout
+    fdx, fdy = _grad_otfs(shape, y.dtype, y.device, real=True)
+    num_k = fk.conj() * torch.fft.rfft2(y)
     den_k = fk.abs().square()
     den_d = fdx.abs().square() + fdy.abs().square()
     x, beta = y.clone(), 2 * lam
@@ -81,8 +83,8 @@ def _l0_latent(
         gx, gy = _grad(x)
         keep = (gx.square() + gy.square()) >= lam / beta
         gx, gy = gx * keep, gy * keep
-        num = num_k + beta * (fdx.conj() * torch.fft.fft2(gx) + fdy.conj() * torch.fft.fft2(gy))
-        x = torch.fft.ifft2(num / (den_k + beta * den_d)).real
+        num = num_k + beta * (fdx.conj() * torch.fft.rfft2(gx) + fdy.conj() * torch.fft.rfft2(gy))
+        x = torch.fft.irfft2(num / (den_k + beta * den_d), s=shape)
         beta *= kappa
     return x
 
@@ -92,14 +94,14 @@ def _kernel_step(
 ) -> torch.Tensor:
     """Least-squares kernel of support ``size`` mapping the latent's gradients onto ``y``'s (Tikhonov
     ``weight``), by 20 conjugate-gradient steps from ``init``; then clipped, pruned and normalised."""
-    shape = y.shape
-    lx, ly = (torch.fft.fft2(g) for g in _grad(latent))
-    bx, by = (torch.fft.fft2(g) for g in _grad(y))
+    shape = (y.shape[-2], y.shape[-1])
+    lx, ly = (torch.fft.rfft2(g) for g in _grad(latent))
+    bx, by = (torch.fft.rfft2(g) for g in _grad(y))
     m = lx.abs().square() + ly.abs().square()
-    b = otf2psf(lx.conj() * bx + ly.conj() * by, (size, size))
+    b = otf2psf(lx.conj() * bx + ly.conj() * by, (size, size), shape)
 
     def a(k: torch.Tensor) -> torch.Tensor:
-        return otf2psf(m * psf2otf(k, shape), (size, size)) + weight * k
+        return otf2psf(m * psf2otf(k, shape, real=True), (size, size), shape) + weight * k
 
     k = init.clone()
     r = b - a(k)
@@ -190,7 +192,8 @@ def estimate_kernel(
         else:
             k = _resize(k, (ks, ks)).clamp_min(0)
             k = k / k.sum().clamp_min(1e-12)
-        ys_p = pad_periodic(ys, ks)
+        hs, ws = ys.shape
+        ys_p = pad_periodic(ys, (fft_size(hs + ks) - hs, fft_size(ws + ks) - ws))
         lam_s = lam
         for _ in range(iterations):
             latent = _l0_latent(ys_p, k, lam_s)
