@@ -118,7 +118,7 @@ def run_case(
     img = rng.random((h, w, 3), dtype=np.float32)
 
     def make(dt: torch.dtype, tile: int = 1024):
-        if task == "shake":  # deblur --shake: no network, fp64 FFTs whatever the precision
+        if task == "shake":  # deblur --shake: no network; its own dtypes whatever the precision
             remover = pipeline.ShakeRemover(dev, tile=max(tile, 2048))  # as the CLI
             return lambda: remover(img)
         deb = pipeline.Deblurrer(dm, dev, dt, tile=tile)

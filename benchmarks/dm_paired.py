@@ -49,6 +49,14 @@ def levin_kernel(name: str) -> int:
     return int(name.split("_")[1].removeprefix("kernel"))
 
 
+def levin_kernel_file(levin: Path, k: int) -> torch.Tensor:
+    """Levin's stored kernel ``gt/kernel{k}.png`` as a float ``(kh, kw)`` summing to 1."""
+    from blurvid import evaluate as ev
+
+    a = ev.load_rgb(levin / "gt" / f"kernel{k}.png").float().mean(0)  # (3, kh, kw) -> (kh, kw)
+    return a / a.sum()
+
+
 def compare(a: list[float], b: list[float]) -> dict[str, float]:
     """Means of ``a`` and ``b``, mean of ``a - b``, its standard error, and how often ``a > b``."""
     d = [x - y for x, y in zip(a, b, strict=True)]

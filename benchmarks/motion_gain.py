@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from dm_paired import compare, levin_kernel
+from dm_paired import compare, levin_kernel, levin_kernel_file
 
 from blurvid import evaluate as ev
 from blurvid.metrics import aligned_psnr, best_shift
@@ -54,11 +54,6 @@ def kernel_blur(sharp: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     c = sharp.shape[1]
     x = F.pad(sharp, (kw // 2, kw - 1 - kw // 2, kh // 2, kh - 1 - kh // 2), mode="replicate")
     return F.conv2d(x, kernel.flip(0, 1)[None, None].expand(c, 1, kh, kw).contiguous(), groups=c)
-
-
-def _levin_kernel_file(levin: Path, k: int) -> torch.Tensor:
-    a = ev.load_rgb(levin / "gt" / f"kernel{k}.png").float().mean(0)  # (3, kh, kw) -> (kh, kw)
-    return a / a.sum()
 
 
 def _shift_to(x: torch.Tensor, like: torch.Tensor, m: int = 8) -> torch.Tensor:
@@ -109,7 +104,7 @@ def levin_reblur(
         for ref, flows in by_ref.items():
             for g in gains:
                 scores[f"{ref} x {g}"].append(float(aligned_psnr(blurred, reblur(sharp, g * flows))))
-        kernel = _levin_kernel_file(levin, levin_kernel(it.name))
+        kernel = levin_kernel_file(levin, levin_kernel(it.name))
         true = [aligned_psnr(blurred, kernel_blur(sharp, k)) for k in (kernel, kernel.flip(0, 1))]
         scores["true kernel"].append(float(max(true)))
     out = {}

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from dm_paired import levin_kernel, levin_kernel_file
 from PIL import Image
 
 from blurvid import shake
@@ -80,15 +80,11 @@ def tune_set(
 
 
 def levin_set(root: Path) -> list[tuple]:
-    out = []
-    for p in levin_pairs(root):
-        kn = re.search(r"kernel(\d+)", p.name)
-        k = None
-        if kn:
-            a = np.asarray(Image.open(root / "gt" / f"kernel{kn.group(1)}.png"), dtype=np.float64)
-            k = torch.from_numpy(a / a.sum()).float()
-        out.append((p.name, p.blurred.mean(0), p.sharp.mean(0), k))
-    return out
+    """``(name, blurred (H, W), sharp (H, W), stored kernel)`` for Levin's 32 images."""
+    return [
+        (p.name, p.blurred.mean(0), p.sharp.mean(0), levin_kernel_file(root, levin_kernel(p.name)))
+        for p in levin_pairs(root)
+    ]
 
 
 def score(x: torch.Tensor, y: torch.Tensor) -> float:

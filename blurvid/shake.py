@@ -52,15 +52,15 @@ def otf2psf(otf: torch.Tensor, size: tuple[int, int], shape: tuple[int, int] | N
 
 
 def _grad_otfs(
-    shape: tuple[int, int], dtype: torch.dtype, device: torch.device, real: bool = False
+    shape: tuple[int, int], dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Half spectra (``rfft2``) of the forward differences along x and y on a ``shape`` grid."""
     dx = torch.zeros(shape, dtype=dtype, device=device)
     dy = torch.zeros(shape, dtype=dtype, device=device)
     # forward differences x[i + 1] - x[i], as circular convolutions centred at (0, 0)
     dx[0, 0], dx[0, -1] = -1.0, 1.0
     dy[0, 0], dy[-1, 0] = -1.0, 1.0
-    fft = torch.fft.rfft2 if real else torch.fft.fft2
-    return fft(dx), fft(dy)
+    return torch.fft.rfft2(dx), torch.fft.rfft2(dy)
 
 
 def _grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,7 +74,7 @@ def _l0_latent(
     splitting (the gradient copy is hard-thresholded, then ``x`` is solved in closed form by FFT)."""
     shape = (y.shape[-2], y.shape[-1])
     fk = psf2otf(kernel, shape, real=True)  # real images: half spectra throughout
-    fdx, fdy = _grad_otfs(shape, y.dtype, y.device, real=True)
+    fdx, fdy = _grad_otfs(shape, y.dtype, y.device)
     num_k = fk.conj() * torch.fft.rfft2(y)
     den_k = fk.abs().square()
     den_d = fdx.abs().square() + fdy.abs().square()
@@ -192,8 +192,7 @@ def estimate_kernel(
         else:
             k = _resize(k, (ks, ks)).clamp_min(0)
             k = k / k.sum().clamp_min(1e-12)
-        hs, ws = ys.shape
-        ys_p = pad_periodic(ys, (fft_size(hs + ks) - hs, fft_size(ws + ks) - ws))
+        ys_p = _pad_fft(ys, ks)
         lam_s = lam
         for _ in range(iterations):
             latent = _l0_latent(ys_p, k, lam_s)
@@ -237,6 +236,12 @@ def fft_size(n: int) -> int:
         m += 1
 
 
+def _pad_fft(y: torch.Tensor, margin: int) -> torch.Tensor:
+    """:func:`pad_periodic` by at least ``margin`` px, up to sides of :func:`fft_size`."""
+    h, w = y.shape[-2:]
+    return pad_periodic(y, (fft_size(h + margin) - h, fft_size(w + margin) - w))
+
+
 def deconvolve(
     y: torch.Tensor, kernel: torch.Tensor, lam: float = 4e-3, beta_max: float = 256.0
 ) -> torch.Tensor:
@@ -246,11 +251,10 @@ def deconvolve(
     from 1 to ``beta_max`` by 2 sqrt 2), on a smoothly periodic padding of ``y`` to FFT-friendly sizes.
     Computes in ``y``'s dtype (float32 is within 1e-6 of float64). Returns ``(..., H, W)``."""
     h, w = y.shape[-2:]
-    m = 2 * kernel.shape[0]
-    yp = pad_periodic(y, (fft_size(h + m) - h, fft_size(w + m) - w))
+    yp = _pad_fft(y, 2 * kernel.shape[0])
     shape = (yp.shape[-2], yp.shape[-1])
     fk = psf2otf(kernel.to(y.device, y.dtype), shape, real=True)  # real images: half spectra
-    fdx, fdy = _grad_otfs(shape, y.dtype, y.device, real=True)
+    fdx, fdy = _grad_otfs(shape, y.dtype, y.device)
     num_k = fk.conj() * torch.fft.rfft2(yp)
     den_k = fk.abs().square()
     den_d = fdx.abs().square() + fdy.abs().square()
