@@ -146,13 +146,17 @@ class ShakeRemover:
     The kernel is estimated (:func:`blurvid.shake.estimate_kernel`) on the luminance of a copy
     bounded to ``work_side`` px, in its ``crop`` px window with the most texture, for blur up to
     ``max_blur`` px of the photo (default: 31 px of that copy, i.e. 3 % of the long side of photos
-    over ``work_side``; kept within 5-95 px of the copy). It is then scaled to full resolution and
-    every channel of the photo is deconvolved with it (:func:`blurvid.shake.deconvolve`, prior weight
-    ``strength``, raised on noisy photos by :func:`blurvid.shake.prior_weight`), one channel at a
-    time, in overlapping tiles of ``tile`` px (large: each tile edge is a place where the
-    deconvolution's periodic boundary handling differs slightly; within 0.05 of one untiled pass
-    with 96 px tiles in the tests). Only right when the whole photo moved the same way (hand-held shake of a
-    still scene); moving subjects and strong rotation need the network (:class:`Deblurrer`).
+    over ``work_side``; kept within 5-95 px of the copy). On larger photos it is then scaled up and
+    re-estimated (:func:`blurvid.shake.refine_kernel`) at each doubling of the copy's scale up to the
+    full resolution (``refine``; off, it is only scaled up, which leaves it as thick as one copy pixel
+    and blurs the deconvolution), each time in the most textured window of at least ``crop`` px and 4
+    kernel widths. Every channel of the photo is deconvolved with it
+    (:func:`blurvid.shake.deconvolve`, prior weight ``strength``, raised on noisy photos by
+    :func:`blurvid.shake.prior_weight`), one channel at a time, in overlapping tiles of ``tile`` px
+    (large: each tile edge is a place where the deconvolution's periodic boundary handling differs
+    slightly; within 0.05 of one untiled pass with 96 px tiles in the tests). Only right when the
+    whole photo moved the same way (hand-held shake of a still scene); moving subjects and strong
+    rotation need the network (:class:`Deblurrer`).
     """
 
     def __init__(
@@ -163,25 +167,34 @@ class ShakeRemover:
         crop: int = 512,
         strength: float = 4e-3,
         tile: int = 2048,
+        refine: bool = True,
     ) -> None:
         self.device, self.max_blur, self.work_side, self.crop = device, max_blur, work_side, crop
-        self.strength, self.tile = strength, tile
+        self.strength, self.tile, self.refine = strength, tile, refine
 
     @torch.inference_mode()
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
         """``(1, C, H, W)`` in [0, 1] -> the blur kernel at full resolution ``(k, k)`` (odd k, sum 1)."""
-        from .shake import estimate_kernel
+        from .shake import estimate_kernel, refine_kernel
 
         h, w = x.shape[-2:]
         size = bounded_size(h, w, self.work_side)
         scale = size[0] / h
-        grey = resize(x.to(self.device).float().mean(1, keepdim=True), size)[0, 0]
+        lum = x.to(self.device).float().mean(1, keepdim=True)
+        grey = resize(lum, size)[0, 0]
         blur = 31 if self.max_blur is None else max(5, min(95, round(self.max_blur * scale)))
         k = estimate_kernel(texture_crop(grey, self.crop), blur)
-        if scale < 1:
-            n = round(k.shape[0] / scale) | 1
+        s = scale
+        while s < 1:
+            step = min(1.0, 2 * s) if self.refine else 1.0  # refine: re-estimate at each doubling
+            n = round(k.shape[0] * step / s) | 1
             k = F.interpolate(k[None, None], size=(n, n), mode="bilinear", align_corners=False)[0, 0]
             k = k.clamp_min(0) / k.sum().clamp_min(1e-12)
+            s = step
+            if self.refine:
+                grey = lum[0, 0] if s == 1 else resize(lum, (round(h * s), round(w * s)))[0, 0]
+                # the window grows with the kernel: at least 4 kernel widths of photo around it
+                k = refine_kernel(texture_crop(grey, max(self.crop, 4 * n)), k)
         return k
 
     @torch.inference_mode()

@@ -29,6 +29,7 @@ __all__ = [
     "pad_periodic",
     "prior_weight",
     "psf2otf",
+    "refine_kernel",
 ]
 
 
@@ -192,13 +193,38 @@ def estimate_kernel(
         else:
             k = _resize(k, (ks, ks)).clamp_min(0)
             k = k / k.sum().clamp_min(1e-12)
-        ys_p = _pad_fft(ys, ks)
-        lam_s = lam
-        for _ in range(iterations):
-            latent = _l0_latent(ys_p, k, lam_s)
-            k = _kernel_step(ys_p, latent, ks, weight, k, min_mass)
-            lam_s = max(lam_s / 1.1, 1e-4)
+        k = _alternate(ys, k, iterations, lam, weight, min_mass)
     return k.float()
+
+
+def _alternate(
+    y: torch.Tensor, k: torch.Tensor, iterations: int, lam: float, weight: float, min_mass: float
+) -> torch.Tensor:
+    """``iterations`` alternations of :func:`_l0_latent` and :func:`_kernel_step` on ``y`` (float64)
+    from the kernel ``k``, the L0 weight shrinking from ``lam`` by 1.1 each time."""
+    ks = k.shape[0]
+    ys_p = _pad_fft(y, ks)
+    lam_s = lam
+    for _ in range(iterations):
+        latent = _l0_latent(ys_p, k, lam_s)
+        k = _kernel_step(ys_p, latent, ks, weight, k, min_mass)
+        lam_s = max(lam_s / 1.1, 1e-4)
+    return k
+
+
+def refine_kernel(
+    y: torch.Tensor,
+    kernel: torch.Tensor,
+    iterations: int = 5,
+    lam: float = 1e-3,
+    weight: float = 100.0,
+    min_mass: float = 0.1,
+) -> torch.Tensor:
+    """One more scale of :func:`estimate_kernel`'s coarse-to-fine scheme: ``kernel`` ``(k, k)`` (odd k,
+    e.g. an estimate from a smaller copy, upscaled) re-estimated on the grey ``y`` ``(H, W)`` at ``y``'s
+    resolution, by ``iterations`` alternations. Returns ``(k, k)`` float32, sum 1."""
+    k = kernel.to(y.device, torch.float64).clamp_min(0)
+    return _alternate(y.double(), k / k.sum().clamp_min(1e-12), iterations, lam, weight, min_mass).float()
 
 
 def pad_periodic(y: torch.Tensor, margin: int | tuple[int, int]) -> torch.Tensor:

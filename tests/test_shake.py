@@ -89,6 +89,15 @@ def test_deconvolve_with_the_true_kernel_undoes_the_blur():
     assert gain > 8, gain
 
 
+def ncc_best_shift(est: torch.Tensor, k: torch.Tensor, reach: int = 3) -> float:
+    """Normalised cross-correlation of two same-sized kernels at their best relative shift."""
+    return max(
+        float((torch.roll(est, (dy, dx), (0, 1)) * k).sum() / (est.norm() * k.norm()))
+        for dy in range(-reach, reach + 1)
+        for dx in range(-reach, reach + 1)
+    )
+
+
 def test_estimate_kernel_finds_a_known_blur():
     sharp = scene(110, 130, seed=1)
     k = bent_kernel()
@@ -97,11 +106,7 @@ def test_estimate_kernel_finds_a_known_blur():
     assert est.shape == (15, 15) and abs(float(est.sum()) - 1) < 1e-5 and float(est.min()) >= 0
     # up to a shift, the estimate overlaps the true kernel (normalised cross-correlation)
     kp = F.pad(k.float(), (2, 2, 2, 2))
-    best = max(
-        float((torch.roll(est, (dy, dx), (0, 1)) * kp).sum() / (est.norm() * kp.norm()))
-        for dy in range(-3, 4)
-        for dx in range(-3, 4)
-    )
+    best = ncc_best_shift(est, kp)
     assert best > 0.6, best
     target = sharp[5:-5, 5:-5].float()[None, None]
     out = shake.deconvolve(blurred, est).clamp(0, 1)[None, None]
@@ -160,6 +165,30 @@ def test_shake_remover_scales_the_kernel_to_full_resolution():
     k = ShakeRemover(torch.device("cpu"), max_blur=21, work_side=85, crop=128).kernel(rgb)
     assert k.shape == (23, 23)
     assert abs(float(k.sum()) - 1) < 1e-5 and float(k.min()) >= 0
+
+
+def test_refining_at_full_resolution_recovers_a_thin_kernel_the_small_copy_blurs():
+    # a thin 21 px L-shaped trail; the copy is ~1/4 of the photo, where it spans 5 px
+    k = torch.zeros(21, 21, dtype=torch.float64)
+    k[10, 2:14] = 1.0
+    k[3:10, 13] = 0.7
+    k /= k.sum()
+    blurred = blur_valid(scene(260, 300, seed=5), k).float()
+    rgb = blurred[None, None].expand(1, 3, -1, -1)
+    common = dict(max_blur=21, work_side=70, crop=256)
+    scaled = ShakeRemover(torch.device("cpu"), refine=False, **common).kernel(rgb)
+    refined = ShakeRemover(torch.device("cpu"), **common).kernel(rgb)
+    assert abs(float(refined.sum()) - 1) < 1e-5 and float(refined.min()) >= 0
+
+    def similarity(est: torch.Tensor) -> float:
+        n = est.shape[0]
+        assert n >= 21 and n % 2 == 1
+        return ncc_best_shift(est, F.pad(k.float(), ((n - 21) // 2,) * 4))
+
+    assert similarity(refined) > similarity(scaled) + 0.15, (similarity(refined), similarity(scaled))
+    # refine_kernel itself keeps a kernel that already explains the photo
+    again = shake.refine_kernel(blurred, k, iterations=2)
+    assert again.shape == k.shape and similarity(again) > 0.8
 
 
 # ------------------------------------------------------------------------------------- the command line
