@@ -4,6 +4,7 @@
     python benchmarks/bench_speed.py --sizes 720p 12mp 24mp --json benchmarks/results/speed.json
     python benchmarks/bench_speed.py --tasks deblur --compare-dm old/dm-v5.safetensors   # A/B, same run
     python benchmarks/bench_speed.py --tasks deblur shake   # camera-shake mode (deblur --shake) beside the DM
+    python benchmarks/bench_speed.py --tasks shake shake-scaled  # the cost of refining its kernel
 
 Each case runs in a fresh subprocess so its peak RSS is its own. Times are the median of --repeat runs
 after one warm-up. "efficiency" = the DM's FLOPs per image / its time, divided by the machine's dense
@@ -118,8 +119,9 @@ def run_case(
     img = rng.random((h, w, 3), dtype=np.float32)
 
     def make(dt: torch.dtype, tile: int = 1024):
-        if task == "shake":  # deblur --shake: no network; its own dtypes whatever the precision
-            remover = pipeline.ShakeRemover(dev, tile=max(tile, 2048))  # as the CLI
+        if task.startswith("shake"):  # deblur --shake: no network; its own dtypes whatever the precision
+            # as the CLI; shake-scaled: the kernel only scaled up from the small copy (no refinement)
+            remover = pipeline.ShakeRemover(dev, tile=max(tile, 2048), refine=task == "shake")
             return lambda: remover(img)
         deb = pipeline.Deblurrer(dm, dev, dt, tile=tile)
         if task == "deblur":
@@ -170,7 +172,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["720p"], choices=list(SIZES))
     ap.add_argument(
-        "--tasks", nargs="+", default=["deblur", "animate"], choices=["deblur", "animate", "shake"]
+        "--tasks",
+        nargs="+",
+        default=["deblur", "animate"],
+        choices=["deblur", "animate", "shake", "shake-scaled"],
     )
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--repeat", type=int, default=3)

@@ -222,9 +222,11 @@ def refine_kernel(
 ) -> torch.Tensor:
     """One more scale of :func:`estimate_kernel`'s coarse-to-fine scheme: ``kernel`` ``(k, k)`` (odd k,
     e.g. an estimate from a smaller copy, upscaled) re-estimated on the grey ``y`` ``(H, W)`` at ``y``'s
-    resolution, by ``iterations`` alternations. Returns ``(k, k)`` float32, sum 1."""
-    k = kernel.to(y.device, torch.float64).clamp_min(0)
-    return _alternate(y.double(), k / k.sum().clamp_min(1e-12), iterations, lam, weight, min_mass).float()
+    resolution, by ``iterations`` alternations. Computes in float32 (1.6x faster than float64 and level
+    with it in ``benchmarks/shake_scale.py``, where the refinement starts from a good kernel; the first
+    estimate stays float64). Returns ``(k, k)`` float32, sum 1."""
+    k = kernel.to(y.device, torch.float32).clamp_min(0)
+    return _alternate(y.float(), k / k.sum().clamp_min(1e-12), iterations, lam, weight, min_mass)
 
 
 def pad_periodic(y: torch.Tensor, margin: int | tuple[int, int]) -> torch.Tensor:
