@@ -200,8 +200,8 @@ def estimate_kernel(
 def _alternate(
     y: torch.Tensor, k: torch.Tensor, iterations: int, lam: float, weight: float, min_mass: float
 ) -> torch.Tensor:
-    """``iterations`` alternations of :func:`_l0_latent` and :func:`_kernel_step` on ``y`` (float64)
-    from the kernel ``k``, the L0 weight shrinking from ``lam`` by 1.1 each time."""
+    """``iterations`` alternations of :func:`_l0_latent` and :func:`_kernel_step` on ``y`` (in its
+    dtype) from the kernel ``k``, the L0 weight shrinking from ``lam`` by 1.1 each time."""
     ks = k.shape[0]
     ys_p = _pad_fft(y, ks)
     lam_s = lam
