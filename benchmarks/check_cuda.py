@@ -2,7 +2,9 @@
 
     python benchmarks/check_cuda.py examples/<photo>.jpg [--json out.json]
 
-Prints max / mean |difference| on [0, 1] images between the CPU fp32 result and each CUDA result.
+Prints max / mean |difference| on [0, 1] images between the CPU fp32 result and each CUDA result, and
+the same for camera-shake mode (``deblur --shake``: its kernel and its photo), run with a 256 px
+working copy so that the kernel refinement at full size runs too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ def run(photo: Path, device: str, precision: str) -> tuple[np.ndarray, np.ndarra
     return sharp, np.stack(an(img, 9, sharp=sharp))
 
 
+def shake(photo: Path, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """``deblur --shake`` on ``device``: (the full-size kernel, the photo)."""
+    remover = pipeline.ShakeRemover(pipeline.select_device(device), work_side=256)
+    x = pipeline.to_tensor(read_photo(photo).pixels, torch.device("cpu"))
+    k = remover.kernel(x)
+    return k.cpu().numpy(), pipeline.to_numpy(remover.tensor(x, kernel=k))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("photo", type=Path)
@@ -48,6 +58,15 @@ def main() -> None:
             f"cuda {precision:5s} vs cpu fp32: "
             + "  ".join(f"{k} {v:.5f}" for k, v in rows[precision].items())
         )
+    (k_cpu, y_cpu), (k_gpu, y_gpu) = shake(a.photo, "cpu"), shake(a.photo, "cuda")
+    same = k_cpu.shape == k_gpu.shape
+    rows["shake"] = {
+        "kernel_shapes": [list(k_cpu.shape), list(k_gpu.shape)],
+        "kernel_max": float(np.abs(k_cpu - k_gpu).max()) if same else None,
+        "photo_max": float(np.abs(y_cpu - y_gpu).max()),
+        "photo_mean": float(np.abs(y_cpu - y_gpu).mean()),
+    }
+    print("shake cuda vs cpu: " + "  ".join(f"{k} {v}" for k, v in rows["shake"].items()))
     if a.json:
         a.json.write_text(
             json.dumps({"photo": str(a.photo), "gpu": torch.cuda.get_device_name(0), **rows}, indent=2)
