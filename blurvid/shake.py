@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "deconvolve",
+    "deconvolve_rgb",
     "estimate_kernel",
     "fft_size",
     "noise_sigma",
@@ -296,6 +297,37 @@ def deconvolve(
         x = torch.fft.irfft2(num / (den_k + lam * beta * den_d), s=shape)
         beta *= 2 * math.sqrt(2)
     return x[..., :h, :w].to(y.dtype)
+
+
+def _deconvolve_l2(y: torch.Tensor, kernel: torch.Tensor, lam: float) -> torch.Tensor:
+    """``min_x |k * x - y|^2 + lam |grad x|^2`` in closed form (one FFT solve) on the same padding as
+    :func:`deconvolve`. ``(..., H, W)`` -> ``(..., H, W)``."""
+    h, w = y.shape[-2:]
+    yp = _pad_fft(y, 2 * kernel.shape[0])
+    shape = (yp.shape[-2], yp.shape[-1])
+    fk = psf2otf(kernel.to(y.device, y.dtype), shape, real=True)
+    fdx, fdy = _grad_otfs(shape, y.dtype, y.device)
+    den = fk.abs().square() + lam * (fdx.abs().square() + fdy.abs().square())
+    return torch.fft.irfft2(fk.conj() * torch.fft.rfft2(yp) / den, s=shape)[..., :h, :w]
+
+
+def deconvolve_rgb(
+    y: torch.Tensor, kernel: torch.Tensor, lam: float = 4e-3, chroma: float = 32.0
+) -> torch.Tensor:
+    """Non-blind deconvolution of a colour photo ``y`` ``(..., 3, H, W)`` (RGB) by ``kernel``.
+
+    The luminance ``(R + G + B) / 3`` is deconvolved under the sparse prior (:func:`deconvolve`,
+    weight ``lam``); the two colour differences ``B - Y`` and ``R - Y``, which hold little fine detail
+    and most of a photo's colour noise, under a quadratic gradient prior ``chroma`` times stronger,
+    solved in one FFT step. Against all three channels under the sparse prior
+    (``benchmarks/shake_scale.py`` data, estimated kernels): -0.03 dB at noise 0.005, +0.73 dB at
+    0.02, and the deconvolution 2.4x faster. Channel means are kept. Returns ``(..., 3, H, W)``."""
+    r, g, b = y[..., 0:1, :, :], y[..., 1:2, :, :], y[..., 2:3, :, :]
+    lum = (r + g + b) / 3
+    lum_d = deconvolve(lum, kernel, lam)
+    cb = _deconvolve_l2(b - lum, kernel, lam * chroma)
+    cr = _deconvolve_l2(r - lum, kernel, lam * chroma)
+    return torch.cat([lum_d + cr, lum_d - cr - cb, lum_d + cb], -3)
 
 
 def noise_sigma(y: torch.Tensor) -> float:

@@ -191,6 +191,38 @@ def test_refining_at_full_resolution_recovers_a_thin_kernel_the_small_copy_blurs
     assert again.shape == k.shape and similarity(again) > 0.8
 
 
+def test_refinement_stops_where_the_photo_is_too_noisy_to_show_the_kernel():
+    k = bent_kernel(15)
+    g = torch.Generator().manual_seed(0)
+    blurred = blur_valid(scene(260, 300, seed=5), k)
+    noise = 0.03 * torch.randn(blurred.shape, generator=g, dtype=blurred.dtype)
+    rgb = (blurred + noise).clamp(0, 1).float()[None, None].expand(1, 3, -1, -1)
+    common = dict(max_blur=21, work_side=70, crop=256)
+    scaled = ShakeRemover(torch.device("cpu"), refine=False, **common).kernel(rgb)
+    # noise 0.03 reads ~0.0066 at half size (0.03 at full size): above 0.005 there, so no refinement
+    assert torch.equal(ShakeRemover(torch.device("cpu"), refine_noise=0.005, **common).kernel(rgb), scaled)
+    refined = ShakeRemover(torch.device("cpu"), refine_noise=1.0, **common).kernel(rgb)
+    assert refined.shape != scaled.shape or not torch.equal(refined, scaled)
+
+
+def test_deconvolve_rgb_matches_the_grey_path_on_grey_and_keeps_colour():
+    k = bent_kernel()
+    sharp = scene(90, 110, seed=6)
+    blurred = blur_valid(sharp, k).float()
+    grey3 = blurred[None, None].expand(1, 3, -1, -1)
+    out = shake.deconvolve_rgb(grey3, k.float())
+    assert out.shape == grey3.shape
+    assert float((out - shake.deconvolve(blurred[None, None], k.float())).abs().max()) < 1e-5
+    # a coloured scene: each channel a different mix; the true kernel sharpens it and keeps the means
+    tint = torch.tensor([0.9, 0.5, 0.2]).view(1, 3, 1, 1)
+    colour = blurred[None, None] * tint + (1 - tint) * 0.3
+    target = sharp[5:-5, 5:-5].float()[None, None] * tint + (1 - tint) * 0.3
+    out = shake.deconvolve_rgb(colour, k.float())
+    gain = float(aligned_psnr(out.clamp(0, 1), target, 4) - aligned_psnr(colour, target, 4))
+    assert gain > 6, gain
+    assert float((out.mean((-2, -1)) - colour.mean((-2, -1))).abs().max()) < 2e-3
+
+
 # ------------------------------------------------------------------------------------- the command line
 
 
