@@ -11,6 +11,8 @@ after one warm-up. "efficiency" = the DM's FLOPs per image / its time, divided b
 fp32 matmul FLOP/s (torch.mm of 4096^2 matrices) measured in the same run — the number that does not
 depend on how fast this particular machine is. Uses the installed checkpoints when present, otherwise the
 default architectures with random weights (speed does not depend on weight values; --random forces it).
+The networks run on a random image; the shake tasks on ``examples/astronaut_camera_shake.jpg`` resized
+to the size, since the kernel search depends on content (before 2026-11-27 they used the random image).
 ``--compare-dm FILE`` also times deblur with that DM checkpoint (e.g. the previous version), alternating
 the two per case, and prints the ratio of the installed DM's time to it.
 """
@@ -117,6 +119,13 @@ def run_case(
     h, w = SIZES[size]
     rng = np.random.default_rng(0)
     img = rng.random((h, w, 3), dtype=np.float32)
+    if task.startswith("shake"):
+        # the kernel search depends on content (on noise its refinement stops at once): a real
+        # camera-shake photo, resized to the size
+        from PIL import Image
+
+        photo = Image.open(Path(__file__).parent.parent / "examples" / "astronaut_camera_shake.jpg")
+        img = np.asarray(photo.convert("RGB").resize((w, h), Image.Resampling.BICUBIC), np.float32) / 255
 
     def make(dt: torch.dtype, tile: int = 1024):
         if task.startswith("shake"):  # deblur --shake: no network; its own dtypes whatever the precision
