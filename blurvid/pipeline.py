@@ -157,10 +157,11 @@ class ShakeRemover:
     and blurs the deconvolution), each time in the most textured window of at least ``crop`` px and 4
     kernel widths, as long as the luminance's noise at that scale (:func:`blurvid.shake.noise_sigma`)
     stays within ``refine_noise`` (above it the estimate gets worse, not better; then the last
-    kernel is only scaled up). The photo is deconvolved with it (:func:`blurvid.shake.deconvolve_rgb`: luminance
-    under a sparse prior of weight ``strength``, raised on noisy photos by
-    :func:`blurvid.shake.prior_weight`, colour differences under a smooth one; other channel counts
-    one channel at a time with :func:`blurvid.shake.deconvolve`), in overlapping tiles of ``tile`` px
+    kernel is only scaled up). The photo is deconvolved with it
+    (:func:`blurvid.shake.deconvolve_rgb`: luminance under a sparse prior of weight ``strength``,
+    raised on noisy photos by :func:`blurvid.shake.prior_weight`, colour differences under a smooth
+    one; other channel counts one channel at a time with :func:`blurvid.shake.deconvolve`), in
+    overlapping tiles of ``tile`` px
     (large: each tile edge is a place where the deconvolution's periodic boundary handling differs
     slightly; within 0.05 of one untiled pass with 96 px tiles in the tests). Only right when the
     whole photo moved the same way (hand-held shake of a still scene); moving subjects and strong
@@ -210,6 +211,7 @@ class ShakeRemover:
 
     @staticmethod
     def _scaled(k: torch.Tensor, factor: float) -> torch.Tensor:
+        """``k`` resized by ``factor`` (bilinear) to an odd size, non-negative, sum 1."""
         n = round(k.shape[0] * factor) | 1
         k = F.interpolate(k[None, None], size=(n, n), mode="bilinear", align_corners=False)[0, 0]
         return k.clamp_min(0) / k.sum().clamp_min(1e-12)
