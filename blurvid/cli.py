@@ -191,7 +191,7 @@ class Progress:
             return
         if self.tiles is None:
             self.tiles = self.bar.add_task("  tiles", total=total)
-        self.bar.update(self.tiles, completed=done)
+        self.bar.update(self.tiles, completed=done, total=total)  # --shake: the total grows once
 
 
 # ------------------------------------------------------------------ runtime ------------------------------

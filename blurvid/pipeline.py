@@ -23,7 +23,7 @@ from .models.deblur import DeblurNet, DMConfig
 from .models.decoder import RecurrentVideoDecoder
 from .models.encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
 from .models.warp import resample_in_time, resize_flow, warp
-from .tiling import crop_to, pad_to_multiple, run_tiled
+from .tiling import crop_to, pad_to_multiple, run_tiled, tiles
 
 TileCallback = Callable[[int, int], None]
 
@@ -221,12 +221,20 @@ class ShakeRemover:
         self, x: torch.Tensor, on_tile: TileCallback | None = None, kernel: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``(1, C, H, W)`` in [0, 1] -> sharp ``(1, C, H, W)`` on the input's device (``kernel``:
-        a full-resolution kernel to use instead of estimating one)."""
+        a full-resolution kernel to use instead of estimating one). ``on_tile(done, total)`` counts
+        the kernel estimate as the first step: ``(0, 2)`` before it, then ``(1 + tiles done, 1 +
+        tiles)``."""
         from .shake import deconvolve, deconvolve_rgb, prior_weight
 
+        if on_tile and kernel is None:
+            on_tile(0, 2)  # the tile count depends on the kernel's size: known after it
         k = self.kernel(x) if kernel is None else kernel.to(self.device)
         strength = prior_weight(x.float().mean(1)[0], self.strength)  # more prior on noisier photos
         overlap = min(self.tile // 2 - 1, 4 * k.shape[0])
+        if on_tile and kernel is None:
+            report, n = on_tile, len(tiles(*x.shape[-2:], self.tile, overlap))
+            report(1, n + 1)
+            on_tile = lambda done, total: report(done + 1, total + 1)  # noqa: E731
 
         def run(t: torch.Tensor) -> torch.Tensor:
             t = t.to(self.device).float()

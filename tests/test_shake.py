@@ -191,6 +191,17 @@ def test_refining_at_full_resolution_recovers_a_thin_kernel_the_small_copy_blurs
     assert again.shape == k.shape and similarity(again) > 0.8
 
 
+@pytest.mark.parametrize("tile", [4096, 96])
+def test_shake_progress_counts_the_kernel_estimate_as_the_first_step(tile):
+    rgb = blur_valid(scene(130, 150, seed=8), bent_kernel()).float()[None, None].expand(1, 3, -1, -1)
+    calls: list[tuple[int, int]] = []
+    ShakeRemover(torch.device("cpu"), max_blur=15, tile=tile).tensor(rgb, lambda d, t: calls.append((d, t)))
+    n = calls[-1][1] - 1  # tiles
+    assert calls[0] == (0, 2) and calls[1] == (1, n + 1) and calls[-1] == (n + 1, n + 1)
+    assert (n == 1) if tile == 4096 else (n > 1)
+    assert [d for d, _ in calls[1:]] == list(range(1, n + 2))
+
+
 def test_refinement_stops_where_the_photo_is_too_noisy_to_show_the_kernel():
     k = bent_kernel(15)
     g = torch.Generator().manual_seed(0)
