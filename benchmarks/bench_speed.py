@@ -117,8 +117,6 @@ def run_case(
         torch.backends.cudnn.benchmark = True
     dtype = pipeline.resolve_precision(precision, dev)
     h, w = SIZES[size]
-    rng = np.random.default_rng(0)
-    img = rng.random((h, w, 3), dtype=np.float32)
     if task.startswith("shake"):
         # the kernel search depends on content (on noise its refinement stops at once): a real
         # camera-shake photo, resized to the size
@@ -126,6 +124,8 @@ def run_case(
 
         photo = Image.open(Path(__file__).parent.parent / "examples" / "astronaut_camera_shake.jpg")
         img = np.asarray(photo.convert("RGB").resize((w, h), Image.Resampling.BICUBIC), np.float32) / 255
+    else:
+        img = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
 
     def make(dt: torch.dtype, tile: int = 1024):
         if task.startswith("shake"):  # deblur --shake: no network; its own dtypes whatever the precision

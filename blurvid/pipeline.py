@@ -185,12 +185,19 @@ class ShakeRemover:
     @torch.inference_mode()
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
         """``(1, C, H, W)`` in [0, 1] -> the blur kernel at full resolution ``(k, k)`` (odd k, sum 1)."""
+        return self._kernel(self._luminance(x))
+
+    def _luminance(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device).float().mean(1, keepdim=True)
+
+    def _kernel(self, lum: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+        """:meth:`kernel` from the photo's luminance ``(1, 1, H, W)`` on the device (``sigma``: its
+        :func:`blurvid.shake.noise_sigma`, if measured already)."""
         from .shake import estimate_kernel, noise_sigma, refine_kernel
 
-        h, w = x.shape[-2:]
+        h, w = lum.shape[-2:]
         size = bounded_size(h, w, self.work_side)
         scale = size[0] / h
-        lum = x.to(self.device).float().mean(1, keepdim=True)
         grey = resize(lum, size)[0, 0]
         blur = 31 if self.max_blur is None else max(5, min(95, round(self.max_blur * scale)))
         k = estimate_kernel(texture_crop(grey, self.crop), blur)
@@ -200,7 +207,8 @@ class ShakeRemover:
             grey = None
             if self.refine:
                 grey = lum[0, 0] if step == 1 else resize(lum, (round(h * step), round(w * step)))[0, 0]
-                if noise_sigma(grey) > self.refine_noise:  # too noisy there to see the kernel better
+                noise = sigma if step == 1 and sigma is not None else noise_sigma(grey)
+                if noise > self.refine_noise:  # too noisy there to see the kernel better
                     step, grey = 1.0, None
             k = self._scaled(k, step / s)
             s = step
@@ -224,12 +232,15 @@ class ShakeRemover:
         a full-resolution kernel to use instead of estimating one). ``on_tile(done, total)`` counts
         the kernel estimate as the first step: ``(0, 2)`` before it, then ``(1 + tiles done, 1 +
         tiles)``."""
-        from .shake import deconvolve, deconvolve_rgb, prior_weight
+        from .shake import deconvolve, deconvolve_rgb, noise_sigma, prior_weight
 
         if on_tile and kernel is None:
             on_tile(0, 2)  # the tile count depends on the kernel's size: known after it
-        k = self.kernel(x) if kernel is None else kernel.to(self.device)
-        strength = prior_weight(x.float().mean(1)[0], self.strength)  # more prior on noisier photos
+        lum = self._luminance(x)
+        sigma = noise_sigma(lum[0, 0])  # measured once: the refinement's limit and the prior weight
+        k = self._kernel(lum, sigma) if kernel is None else kernel.to(self.device)
+        del lum
+        strength = prior_weight(sigma, self.strength)  # more prior on noisier photos
         overlap = min(self.tile // 2 - 1, 4 * k.shape[0])
         if on_tile and kernel is None:
             report, n = on_tile, len(tiles(*x.shape[-2:], self.tile, overlap))

@@ -69,17 +69,25 @@ def _grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.roll(x, -1, -1) - x, torch.roll(x, -1, -2) - x
 
 
+def _normal_terms(
+    y: torch.Tensor, kernel: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The half spectra every FFT solve against ``kernel`` on ``y``'s grid needs: ``conj(K) Y``,
+    ``|K|^2``, the gradient filters ``Dx``, ``Dy`` and ``|Dx|^2 + |Dy|^2`` (real images: ``rfft2``)."""
+    shape = (y.shape[-2], y.shape[-1])
+    fk = psf2otf(kernel.to(y.device, y.dtype), shape, real=True)
+    fdx, fdy = _grad_otfs(shape, y.dtype, y.device)
+    den_d = fdx.abs().square() + fdy.abs().square()
+    return fk.conj() * torch.fft.rfft2(y), fk.abs().square(), fdx, fdy, den_d
+
+
 def _l0_latent(
     y: torch.Tensor, kernel: torch.Tensor, lam: float, kappa: float = 2.0, beta_max: float = 1e5
 ) -> torch.Tensor:
     """Sharp image with few, strong edges: ``min_x |k * x - y|^2 + lam |grad x|_0`` by half-quadratic
     splitting (the gradient copy is hard-thresholded, then ``x`` is solved in closed form by FFT)."""
     shape = (y.shape[-2], y.shape[-1])
-    fk = psf2otf(kernel, shape, real=True)  # real images: half spectra throughout
-    fdx, fdy = _grad_otfs(shape, y.dtype, y.device)
-    num_k = fk.conj() * torch.fft.rfft2(y)
-    den_k = fk.abs().square()
-    den_d = fdx.abs().square() + fdy.abs().square()
+    num_k, den_k, fdx, fdy, den_d = _normal_terms(y, kernel)
     x, beta = y.clone(), 2 * lam
     while beta < beta_max:
         gx, gy = _grad(x)
@@ -282,11 +290,7 @@ def deconvolve(
     h, w = y.shape[-2:]
     yp = _pad_fft(y, 2 * kernel.shape[0])
     shape = (yp.shape[-2], yp.shape[-1])
-    fk = psf2otf(kernel.to(y.device, y.dtype), shape, real=True)  # real images: half spectra
-    fdx, fdy = _grad_otfs(shape, y.dtype, y.device)
-    num_k = fk.conj() * torch.fft.rfft2(yp)
-    den_k = fk.abs().square()
-    den_d = fdx.abs().square() + fdy.abs().square()
+    num_k, den_k, fdx, fdy, den_d = _normal_terms(yp, kernel)
     x, beta = yp.clone(), 1.0
     while beta < beta_max:
         gx, gy = _grad(x)
@@ -304,11 +308,8 @@ def _deconvolve_l2(y: torch.Tensor, kernel: torch.Tensor, lam: float) -> torch.T
     :func:`deconvolve`. ``(..., H, W)`` -> ``(..., H, W)``."""
     h, w = y.shape[-2:]
     yp = _pad_fft(y, 2 * kernel.shape[0])
-    shape = (yp.shape[-2], yp.shape[-1])
-    fk = psf2otf(kernel.to(y.device, y.dtype), shape, real=True)
-    fdx, fdy = _grad_otfs(shape, y.dtype, y.device)
-    den = fk.abs().square() + lam * (fdx.abs().square() + fdy.abs().square())
-    return torch.fft.irfft2(fk.conj() * torch.fft.rfft2(yp) / den, s=shape)[..., :h, :w]
+    num_k, den_k, _, _, den_d = _normal_terms(yp, kernel)
+    return torch.fft.irfft2(num_k / (den_k + lam * den_d), s=yp.shape[-2:])[..., :h, :w]
 
 
 def deconvolve_rgb(
@@ -343,8 +344,10 @@ def noise_sigma(y: torch.Tensor) -> float:
     return float(small.mean() / 0.3248)
 
 
-def prior_weight(y: torch.Tensor, base: float = 4e-3, sigma_ref: float = 0.012) -> float:
-    """The deconvolution prior weight for a grey ``(H, W)`` photo: ``base`` (chosen on photos with
-    noise up to ``sigma_ref``), raised with the square of the measured noise (:func:`noise_sigma`)
-    above it, as the optimal weight of a prior grows with the noise variance."""
-    return base * max(1.0, (noise_sigma(y) / sigma_ref) ** 2)
+def prior_weight(y: torch.Tensor | float, base: float = 4e-3, sigma_ref: float = 0.012) -> float:
+    """The deconvolution prior weight for a grey ``(H, W)`` photo (or its noise sigma, if measured
+    already): ``base`` (chosen on photos with noise up to ``sigma_ref``), raised with the square of
+    the measured noise (:func:`noise_sigma`) above it, as the optimal weight of a prior grows with
+    the noise variance."""
+    sigma = y if isinstance(y, float) else noise_sigma(y)
+    return base * max(1.0, (sigma / sigma_ref) ** 2)
