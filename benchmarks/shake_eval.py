@@ -50,6 +50,16 @@ def splat_kernel(path: torch.Tensor, size: int) -> torch.Tensor:
     return k / k.sum()
 
 
+def tremor_kernel(g: torch.Generator, lengths: tuple[float, float], size: int, samples: int) -> torch.Tensor:
+    """A random hand-tremor kernel ``(size, size)``: a path (``tremor_path``, ``samples`` instants) of
+    a length drawn from ``lengths`` px, redrawn until it fits the support, splatted."""
+    while True:
+        length = float(torch.empty(1, dtype=torch.float64).uniform_(*lengths, generator=g))
+        path = tremor_path(g, torch.linspace(0, 1, samples, dtype=torch.float64), length)
+        if float((path.max(0).values - path.min(0).values).max()) < size - 2:
+            return splat_kernel(path, size)
+
+
 def tune_set(
     root: Path, count: int = 16, size: int = 255, ksize: int = 31, seed: int = 0, noise: float = 0.01
 ) -> list[tuple]:
@@ -64,13 +74,7 @@ def tune_set(
         y0 = int(torch.randint(0, h - big + 1, (1,), generator=g))
         x0 = int(torch.randint(0, w - big + 1, (1,), generator=g))
         crop = img[y0 : y0 + big, x0 : x0 + big]
-        while True:
-            length = float(torch.empty(1, dtype=torch.float64).uniform_(15, 45, generator=g))
-            path = tremor_path(g, torch.linspace(0, 1, 400, dtype=torch.float64), length)
-            ext = path.max(0).values - path.min(0).values
-            if float(ext.max()) < ksize - 2:
-                break
-        k = splat_kernel(path, ksize)
+        k = tremor_kernel(g, (15, 45), ksize, 400)
         blurred = F.conv2d(crop[None, None], k.flip(0, 1)[None, None])[0, 0]  # valid convolution
         grain = torch.randn(blurred.shape, generator=g, dtype=torch.float64) * noise
         blurred = ((blurred + grain).clamp(0, 1) * 255).round() / 255

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from shake_eval import splat_kernel
+from shake_eval import tremor_kernel
 
-from blurvid.data.synth import tremor_path
 from blurvid.metrics import aligned_psnr
 from blurvid.pipeline import ShakeRemover
 
@@ -38,12 +37,7 @@ def scale_set(
     for f in sorted(root.glob("*.png"))[:count]:
         img = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), dtype=np.float64) / 255)
         img = img.permute(2, 0, 1)[None]
-        while True:
-            length = float(torch.empty(1, dtype=torch.float64).uniform_(*lengths, generator=g))
-            path = tremor_path(g, torch.linspace(0, 1, 800, dtype=torch.float64), length)
-            if float((path.max(0).values - path.min(0).values).max()) < support - 2:
-                break
-        k = splat_kernel(path, support)
+        k = tremor_kernel(g, lengths, support, 800)
         # valid true convolution, by FFT (a direct conv2d would unfold a 63 px kernel into ~20 GB)
         spec = torch.fft.rfft2(img) * torch.fft.rfft2(k, s=img.shape[-2:])
         blurred = torch.fft.irfft2(spec, s=img.shape[-2:])[..., support - 1 :, support - 1 :]
