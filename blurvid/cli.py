@@ -205,21 +205,22 @@ def _runtime(
     shake_size: int | None = None,
 ):
     """Load the networks once (a missing or bad checkpoint raises WeightsError, which main() prints as
-    one line); ``shake``: the camera-shake deconvolver instead of the network (no weights)."""
+    one line); ``shake``: the sharp photo comes from the camera-shake deconvolver instead of the DM
+    (which is then not loaded)."""
     from . import pipeline
 
     try:
         dev = pipeline.select_device(device.value)
-        if shake:
-            return pipeline.ShakeRemover(dev, shake_size, tile=max(tile, 2048))
         dtype = pipeline.resolve_precision(precision.value, dev)
-        dm = pipeline.load_model("dm", repo_id=repo)
-        deblurrer = pipeline.Deblurrer(dm, dev, dtype, tile=tile)
+        if shake:
+            sharpener = pipeline.ShakeRemover(dev, shake_size, tile=max(tile, 2048))
+        else:
+            sharpener = pipeline.Deblurrer(pipeline.load_model("dm", repo_id=repo), dev, dtype, tile=tile)
         if not need_video:
-            return deblurrer
+            return sharpener
         bie = pipeline.load_model("bie", repo_id=repo)
         rvd = pipeline.load_model("rvd", repo_id=repo)
-        return pipeline.Animator(deblurrer, bie, rvd)
+        return pipeline.Animator(sharpener, bie, rvd, dtype=dtype)
     except ValueError as e:  # a checkpoint problem (WeightsError) is reported by main()
         raise UserError(str(e)) from None
 
@@ -452,11 +453,10 @@ def animate(
         name=lambda p: f"{p.stem}_motion" + ("" if fmt == "frames" else f".{fmt}"),
         single_ok=single_ok,
     )
-    runtime = _runtime(device, _precision(precision, half), tile, True, repo) if jobs else None
     # --shake: the sharp photo the frames are warped from comes from the camera-shake deconvolution
-    shaker = (
-        _runtime(device, Precision.fp32, tile, False, None, shake=True, shake_size=shake_size)
-        if shake
+    runtime = (
+        _runtime(device, _precision(precision, half), tile, True, repo, shake=shake, shake_size=shake_size)
+        if jobs
         else None
     )
 
@@ -469,8 +469,7 @@ def animate(
             h, w = bounded_size(*pixels.shape[:2], size)
             pixels = _resize_image(pixels, (h, w))
         # 8-bit as they come: every video format stores 8 bits, and 9 float frames of a 24 MP photo are 2.6 GB
-        sharp = shaker(pixels, on_tile=prog.on_tile) if shaker is not None else None
-        seq = [to_uint8(f) for f in runtime.frames(pixels, frames, sharp=sharp, on_tile=prog.on_tile)]
+        seq = [to_uint8(f) for f in runtime.frames(pixels, frames, on_tile=prog.on_tile)]
         if reverse:
             seq = seq[::-1]
         if boomerang:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -263,19 +264,40 @@ class ShakeRemover:
         return to_numpy(self.tensor(to_tensor(image, torch.device("cpu")), on_tile))
 
 
+class Sharpener(Protocol):
+    """Where :class:`Animator` gets the sharp photo: :class:`Deblurrer` (the paper's DM) or
+    :class:`ShakeRemover` (``animate --shake``)."""
+
+    device: torch.device
+
+    def tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
+        """``(1, 3, H, W)`` in [0, 1] -> sharp ``(1, 3, H, W)`` on the input's device."""
+        ...
+
+
 class Animator:
-    """Extract ``frames`` sharp frames of the motion inside a blurred photo (paper Sec. 2, test time)."""
+    """Extract ``frames`` sharp frames of the motion inside a blurred photo (paper Sec. 2, test time).
+
+    ``deblurrer`` makes the sharp photo the frames are warped from (``None``: every call passes
+    ``sharp``, e.g. the ground truth in evaluation). The BIE and RVD run on ``device`` in ``dtype``,
+    by default the deblurrer's (a :class:`ShakeRemover` has no precision: then float32).
+    """
 
     def __init__(
         self,
-        deblurrer: Deblurrer,
+        deblurrer: Sharpener | None,
         bie: BlurredImageEncoder,
         rvd: RecurrentVideoDecoder,
         motion_size: int = 512,
         native_frames: int | None = 9,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
+        if deblurrer is None and device is None:
+            raise ValueError("Animator needs a deblurrer or a device")
         self.deblurrer = deblurrer
-        self.device, self.dtype = deblurrer.device, deblurrer.dtype
+        self.device = device if device is not None else deblurrer.device  # type: ignore[union-attr]
+        self.dtype = dtype or getattr(deblurrer, "dtype", torch.float32)
         self.bie = bie.to(self.device).eval()
         self.rvd = rvd.to(self.device).eval()
         self.motion_size = motion_size
@@ -317,15 +339,17 @@ class Animator:
     ) -> Iterator[np.ndarray]:
         """Yield ``frames`` arrays ``(H, W, 3)`` float32 in [0, 1], in time order, one at a time.
 
-        ``sharp`` (the deblurred photo) is computed with the DM when not given. Each frame's flow is
+        ``sharp`` (the deblurred photo) is made by the deblurrer when not given. Each frame's flow is
         upsampled and applied on the compute device when it is needed, so memory holds one full-size
         flow at a time whatever ``frames`` is.
         """
         if frames < 1:
             raise ValueError("frames must be >= 1")
+        if sharp is None and self.deblurrer is None:
+            raise ValueError("this Animator has no deblurrer: pass the sharp photo")
         cpu = torch.device("cpu")
         x = to_tensor(image, cpu)
-        s = self.deblurrer.tensor(x, on_tile) if sharp is None else to_tensor(sharp, cpu)
+        s = self.deblurrer.tensor(x, on_tile) if sharp is None else to_tensor(sharp, cpu)  # type: ignore[union-attr]
         low = self.motion(x, s, frames)  # (N, 2, hs, ws) on the device
         s = s.to(self.device)
         size = (int(s.shape[-2]), int(s.shape[-1]))

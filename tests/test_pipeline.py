@@ -69,6 +69,14 @@ def test_animator_frames_and_bounded_motion_size():
     for n in range(5):
         ref = pipeline.to_numpy(pipeline.warp(s, full[n : n + 1]))
         np.testing.assert_allclose(lazy[n], ref, atol=1e-6)
+    # without a deblurrer (evaluation with the true centre): the same frames from a given sharp photo
+    bare = pipeline.Animator(None, an.bie, an.rvd, motion_size=32, device=CPU)
+    assert bare.dtype == torch.float32
+    np.testing.assert_allclose(bare(img, frames=5, sharp=sharp)[2], lazy[2], atol=1e-6)
+    with pytest.raises(ValueError, match="sharp"):
+        bare(img, frames=5)
+    with pytest.raises(ValueError, match="device"):
+        pipeline.Animator(None, an.bie, an.rvd)
 
 
 def test_flow_resize_scales_vectors():

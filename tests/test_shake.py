@@ -295,9 +295,20 @@ def test_eval_shake_measures_the_deconvolver_and_refuses_a_run(no_weights, tmp_p
     r.assert_no_traceback()
 
 
-def test_animate_shake_warps_the_deconvolved_photo(tiny_weights, tmp_path, capsys):
+def test_animate_shake_warps_the_deconvolved_photo(tiny_weights, tmp_path, capsys, monkeypatch):
     from test_cli import run
 
+    from blurvid import pipeline
+
+    loaded: list[str] = []
+    real_load = pipeline.load_model
+
+    def load(arch, *a, **kw):
+        loaded.append(arch)
+        return real_load(arch, *a, **kw)
+
+    load.cache_clear = real_load.cache_clear  # type: ignore[attr-defined]  # the fixtures clear the cache
+    monkeypatch.setattr(pipeline, "load_model", load)
     blurred = blur_valid(scene(70, 90, seed=5), bent_kernel())
     src = tmp_path / "p.png"
     Image.fromarray((torch.stack([blurred] * 3, -1).numpy() * 255).round().astype(np.uint8)).save(src)
@@ -308,5 +319,8 @@ def test_animate_shake_warps_the_deconvolved_photo(tiny_weights, tmp_path, capsy
         files = sorted((tmp_path / name).glob("*.png"))
         assert len(files) == 3
         got[name] = np.stack([np.asarray(Image.open(f), dtype=np.float32) for f in files])
+        # --shake makes the sharp photo without the DM, so it does not load it
+        assert sorted(loaded) == (["bie", "dm", "rvd"] if name == "net" else ["bie", "rvd"]), loaded
+        loaded.clear()
     assert got["shake"].shape == got["net"].shape == (3, 60, 80, 3)
     assert np.abs(got["shake"] - got["net"]).mean() > 1  # another sharp photo is warped

@@ -230,12 +230,6 @@ def evaluation_runtime(
     if task == "video":
         bie = nets.get("bie") or load_model("bie")
         rvd = nets.get("rvd") or load_model("rvd")
-        # video metrics with the ground-truth centre need no DM; a tiny placeholder keeps the Animator whole
-        animator = Animator(deblurrer or Deblurrer(_placeholder_dm(), dev, dtype), bie, rvd)
+        # video metrics with the ground-truth centre need no DM
+        animator = Animator(deblurrer, bie, rvd, device=dev, dtype=dtype)
     return EvalRuntime(deblurrer, animator)
-
-
-def _placeholder_dm():
-    from ..models.deblur import DeblurNet, DMConfig
-
-    return DeblurNet(DMConfig(widths=(8, 8, 8, 8), growth=(4, 4, 4, 4), rdbs=(1, 1, 1, 1)))
