@@ -109,6 +109,8 @@ def main() -> None:
     ap.add_argument("--also-strength", type=float, nargs="*", default=[], help="more prior weights to score")
     ap.add_argument("--true-kernel", action="store_true")
     ap.add_argument("--noise", type=float, default=0.01, help="tune set: noise sigma")
+    ap.add_argument("--tune-count", type=int, default=16, help="tune set: photos (BSD100, in name order)")
+    ap.add_argument("--tune-seed", type=int, default=0, help="tune set: seed of the crops, kernels and noise")
     ap.add_argument("--fixed-strength", action="store_true", help="no noise-adaptive prior (prior_weight)")
     ap.add_argument("--dm", action="store_true", help="also the DM alone and the DM after deconvolution")
     ap.add_argument("--threads", type=int, default=2)
@@ -129,7 +131,9 @@ def main() -> None:
         items = (
             levin_set(args.data / "realblur" / "levin")
             if name == "levin"
-            else tune_set(args.data / "sharp" / "bsd100", noise=args.noise)
+            else tune_set(
+                args.data / "sharp" / "bsd100", count=args.tune_count, seed=args.tune_seed, noise=args.noise
+            )
         )
         rows = []
         t0 = time.perf_counter()
