@@ -211,11 +211,13 @@ def _runtime(
 
     try:
         dev = pipeline.select_device(device.value)
+        shaker = pipeline.ShakeRemover(dev, shake_size, tile=max(tile, 2048)) if shake else None
+        if shaker is not None and not need_video:
+            return shaker  # no network: --precision does not apply
         dtype = pipeline.resolve_precision(precision.value, dev)
-        if shake:
-            sharpener = pipeline.ShakeRemover(dev, shake_size, tile=max(tile, 2048))
-        else:
-            sharpener = pipeline.Deblurrer(pipeline.load_model("dm", repo_id=repo), dev, dtype, tile=tile)
+        sharpener = shaker or pipeline.Deblurrer(
+            pipeline.load_model("dm", repo_id=repo), dev, dtype, tile=tile
+        )
         if not need_video:
             return sharpener
         bie = pipeline.load_model("bie", repo_id=repo)

@@ -293,10 +293,12 @@ class Animator:
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        if deblurrer is None and device is None:
-            raise ValueError("Animator needs a deblurrer or a device")
+        if device is None:
+            if deblurrer is None:
+                raise ValueError("Animator needs a deblurrer or a device")
+            device = deblurrer.device
         self.deblurrer = deblurrer
-        self.device = device if device is not None else deblurrer.device  # type: ignore[union-attr]
+        self.device = device
         self.dtype = dtype or getattr(deblurrer, "dtype", torch.float32)
         self.bie = bie.to(self.device).eval()
         self.rvd = rvd.to(self.device).eval()
@@ -345,11 +347,14 @@ class Animator:
         """
         if frames < 1:
             raise ValueError("frames must be >= 1")
-        if sharp is None and self.deblurrer is None:
-            raise ValueError("this Animator has no deblurrer: pass the sharp photo")
         cpu = torch.device("cpu")
         x = to_tensor(image, cpu)
-        s = self.deblurrer.tensor(x, on_tile) if sharp is None else to_tensor(sharp, cpu)  # type: ignore[union-attr]
+        if sharp is not None:
+            s = to_tensor(sharp, cpu)
+        elif self.deblurrer is not None:
+            s = self.deblurrer.tensor(x, on_tile)
+        else:
+            raise ValueError("this Animator has no deblurrer: pass the sharp photo")
         low = self.motion(x, s, frames)  # (N, 2, hs, ws) on the device
         s = s.to(self.device)
         size = (int(s.shape[-2]), int(s.shape[-1]))

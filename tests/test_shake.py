@@ -271,6 +271,18 @@ def test_deblur_shake_writes_a_sharper_photo_without_any_checkpoint(no_weights, 
     r.assert_no_traceback()
 
 
+def test_deblur_shake_ignores_the_network_precision(no_weights, tmp_path, capsys):
+    from conftest import save_image
+    from test_cli import run
+
+    # fp16 needs CUDA for a network; --shake runs none, so the option does not apply
+    r = run(
+        capsys, "deblur", save_image(tmp_path / "p.png"), "--shake", "--device", "cpu", "--precision", "fp16"
+    )
+    assert r.code == 0, r
+    assert (tmp_path / "p_sharp.png").exists()
+
+
 def test_deblur_shake_size_below_five_is_a_usage_error(no_weights, tmp_path, capsys):
     from conftest import save_image
     from test_cli import run
