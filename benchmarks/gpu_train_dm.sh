@@ -1,0 +1,22 @@
+#!/bin/bash
+# Run on the device machine from the repository root, with the JPEG pack made by
+#   python benchmarks/make_gpu_pack.py --data ../shared/data --out .gpu
+# (carried as ".gpu"). Trains CFG (default dm-v10) into runs/$R and exports the weight averages of
+# last.pt and the best validation to $OUT, split into 15 MB parts (join: cat f.part-* > f).
+set -o pipefail
+export PYTHONUNBUFFERED=1
+CFG=${CFG:-weights/configs/dm-v10.json}
+R=${R:-dm-v10}
+D=${D:-.gpu}
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+python3 -c "import torch;print(torch.__version__, torch.cuda.is_available())"
+python3 -m blurvid train deblur --config $CFG --no-progress --out runs/$R \
+  --data $D/sharp/bsd100 --data $D/sharp/urban100 --data $D/sharp/sunhays80 --data $D/sharp/mcmaster \
+  --clips $D/video/bmx-trees --clips $D/video/tennis --val $D/sharp/kodak24 "$@" 2>&1 | tee $OUT/train.log
+python3 -m blurvid train export runs/$R/last.pt --out $OUT/last --name ${R#dm-} --no-default 2>&1 | tee -a $OUT/train.log
+python3 -m blurvid train export runs/$R --out $OUT/best --name ${R#dm-} --no-default 2>&1 | tee -a $OUT/train.log
+cp runs/$R/metrics.jsonl $OUT/ 2>/dev/null
+ls -la $OUT/* runs/$R | tee -a $OUT/train.log
+# the device returns files up to 16 MB: split larger ones (join: cat f.part-* > f)
+find $OUT -type f -size +15M | while read f; do split -b 15M -d "$f" "$f.part-" && rm "$f"; done
+ls -la $OUT/*
