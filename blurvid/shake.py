@@ -25,7 +25,6 @@ __all__ = [
     "deconvolve_rgb",
     "estimate_kernel",
     "fft_size",
-    "kernel_weight",
     "noise_sigma",
     "otf2psf",
     "pad_periodic",
@@ -177,7 +176,7 @@ def estimate_kernel(
     size: int = 31,
     iterations: int = 5,
     lam: float = 1e-3,
-    weight: float | None = None,
+    weight: float = 100.0,
     min_mass: float = 0.1,
 ) -> torch.Tensor:
     """Blind estimate of the blur kernel ``(size, size)`` of a grey photo ``y`` ``(H, W)`` in [0, 1].
@@ -185,14 +184,12 @@ def estimate_kernel(
     Coarse to fine over scales of ``sqrt(1/2)``, from a 3 px kernel up to ``size`` (odd, the largest
     blur extent expected, in pixels of ``y``); ``iterations`` alternations of :func:`_l0_latent` and
     :func:`_kernel_step` per scale, with the L0 weight ``lam`` shrinking by 1.1 per alternation.
-    ``weight``: the kernel step's Tikhonov weight; by default :func:`kernel_weight` of ``y``'s noise.
     """
     if size % 2 == 0:
         size += 1
     ratio = math.sqrt(0.5)
     scales = max(math.floor(math.log(5 / size) / math.log(ratio)), 0) + 1
     y = y.double()
-    weight = kernel_weight(noise_sigma(y)) if weight is None else weight
     k = None
     for s in range(scales - 1, -1, -1):
         f = ratio**s
@@ -354,13 +351,3 @@ def prior_weight(y: torch.Tensor | float, base: float = 4e-3, sigma_ref: float =
     the noise variance."""
     sigma = y if isinstance(y, float) else noise_sigma(y)
     return base * max(1.0, (sigma / sigma_ref) ** 2)
-
-
-def kernel_weight(sigma: float, base: float = 100.0, sigma_ref: float = 0.01, floor: float = 0.3) -> float:
-    """The Tikhonov weight of the kernel step for a photo with noise ``sigma`` (:func:`noise_sigma`):
-    ``base`` at ``sigma_ref`` and above, falling as ``sigma ** 1.5`` below it, to no less than
-    ``floor * base``. A cleaner photo shows the kernel's thin strokes and needs less smoothing of them.
-    Chosen on ``benchmarks/shake_eval.py``'s tuning set, whose best fixed weights were about 10, 30,
-    50-100 and 100 at noise 0.002, 0.005, 0.01 and 0.02; the floor because Levin's real shake (noise
-    ~0.0023) lost with 10 (26.54 dB against 27.19 with 100; 27.27 with 30)."""
-    return base * min(1.0, max(floor, (sigma / sigma_ref) ** 1.5))

@@ -133,19 +133,6 @@ def test_noise_sigma_reads_white_noise_and_raises_the_prior_only_above_its_refer
     assert 3 < shake.prior_weight(loud, 4e-3) / 4e-3 < 5  # (0.024 / 0.012)^2 = 4
 
 
-def test_kernel_weight_falls_below_its_reference_noise_and_the_estimate_uses_it_by_default():
-    assert shake.kernel_weight(0.01) == shake.kernel_weight(0.05) == 100.0
-    assert shake.kernel_weight(0.005) == pytest.approx(100 * 0.5**1.5)
-    assert shake.kernel_weight(0.0) == shake.kernel_weight(0.001) == pytest.approx(30.0)  # the floor
-    sharp = scene(70, 80, seed=2)
-    y = blur_valid(sharp, bent_kernel()).float()  # noise-free: the floor's weight
-    default = shake.estimate_kernel(y, 15)
-    assert torch.equal(
-        default, shake.estimate_kernel(y, 15, weight=shake.kernel_weight(shake.noise_sigma(y)))
-    )
-    assert not torch.equal(default, shake.estimate_kernel(y, 15, weight=100.0))
-
-
 def test_texture_crop_picks_the_textured_window():
     x = torch.zeros(64, 96)
     x[30:60, 60:90] = torch.rand(30, 30)
