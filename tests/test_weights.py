@@ -322,7 +322,10 @@ def test_hub_fallback(env, fake_hub, monkeypatch):
 
 def test_hub_file_with_wrong_sha_is_not_cached(env, fake_hub):
     _, spec = _make(env["tmp"])
-    other, _ = _make(env["tmp"], name="other")
+    # other weights: the same weights under another name could be the same bytes (safetensors orders its
+    # header's metadata at random, so the sha only usually differed; the test failed 1 run in ~20-40)
+    other = env["tmp"] / "src" / "other.safetensors"
+    W.save_checkpoint(other, {k: v + 1 for k, v in _state_dict().items()}, arch="dm", config=CONFIG)
     d = env["hub"] / W.DEFAULT_HF_REPO.replace("/", "__")
     d.mkdir(parents=True)
     shutil.copyfile(other, d / spec.file)
