@@ -5,6 +5,7 @@
     python benchmarks/bench_speed.py --tasks deblur --compare-dm old/dm-v5.safetensors   # A/B, same run
     python benchmarks/bench_speed.py --tasks deblur shake   # camera-shake mode (deblur --shake) beside the DM
     python benchmarks/bench_speed.py --tasks shake shake-scaled  # the cost of refining its kernel
+    python benchmarks/bench_speed.py --tasks shake shake-f64     # its first kernel estimate in float64
 
 Each case runs in a fresh subprocess so its peak RSS is its own. Times are the median of --repeat runs
 after one warm-up. "efficiency" = the DM's FLOPs per image / its time, divided by the machine's dense
@@ -130,7 +131,13 @@ def run_case(
     def make(dt: torch.dtype, tile: int = 1024):
         if task.startswith("shake"):  # deblur --shake: no network; its own dtypes whatever the precision
             # as the CLI; shake-scaled: the kernel only scaled up from the small copy (no refinement)
-            remover = pipeline.ShakeRemover(dev, tile=max(tile, 2048), refine=task == "shake")
+            if task == "shake-f64":  # the first kernel estimate in float64, as before session 14
+                import functools
+
+                from blurvid import shake
+
+                shake.estimate_kernel = functools.partial(shake.estimate_kernel, dtype=torch.float64)
+            remover = pipeline.ShakeRemover(dev, tile=max(tile, 2048), refine=task != "shake-scaled")
             return lambda: remover(img)
         deb = pipeline.Deblurrer(dm, dev, dt, tile=tile)
         if task == "deblur":
@@ -184,7 +191,7 @@ def main() -> None:
         "--tasks",
         nargs="+",
         default=["deblur", "animate"],
-        choices=["deblur", "animate", "shake", "shake-scaled"],
+        choices=["deblur", "animate", "shake", "shake-scaled", "shake-f64"],
     )
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--repeat", type=int, default=3)

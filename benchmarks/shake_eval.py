@@ -118,6 +118,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     kw = json.loads(args.kw)
+    if "dtype" in kw:  # e.g. {"dtype": "float64"}
+        kw["dtype"] = getattr(torch, kw["dtype"])
     deblurrer = None
     if args.dm:
         from blurvid import pipeline

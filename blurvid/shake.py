@@ -178,18 +178,22 @@ def estimate_kernel(
     lam: float = 1e-3,
     weight: float = 100.0,
     min_mass: float = 0.1,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Blind estimate of the blur kernel ``(size, size)`` of a grey photo ``y`` ``(H, W)`` in [0, 1].
 
     Coarse to fine over scales of ``sqrt(1/2)``, from a 3 px kernel up to ``size`` (odd, the largest
     blur extent expected, in pixels of ``y``); ``iterations`` alternations of :func:`_l0_latent` and
     :func:`_kernel_step` per scale, with the L0 weight ``lam`` shrinking by 1.1 per alternation.
+    Computes in ``dtype``: float32 measured level with float64 (48 tuning draws: -0.012 dB, standard
+    error 0.017, at noise 0.005; -0.002 (0.015) at 0.002; Levin 27.15 against 27.19 dB) and about 1.4x
+    faster. Returns float32.
     """
     if size % 2 == 0:
         size += 1
     ratio = math.sqrt(0.5)
     scales = max(math.floor(math.log(5 / size) / math.log(ratio)), 0) + 1
-    y = y.double()
+    y = y.to(dtype)
     k = None
     for s in range(scales - 1, -1, -1):
         f = ratio**s
@@ -232,8 +236,7 @@ def refine_kernel(
     """One more scale of :func:`estimate_kernel`'s coarse-to-fine scheme: ``kernel`` ``(k, k)`` (odd k,
     e.g. an estimate from a smaller copy, upscaled) re-estimated on the grey ``y`` ``(H, W)`` at ``y``'s
     resolution, by ``iterations`` alternations. Computes in float32 (1.6x faster than float64 and level
-    with it in ``benchmarks/shake_scale.py``, where the refinement starts from a good kernel; the first
-    estimate stays float64). Returns ``(k, k)`` float32, sum 1."""
+    with it in ``benchmarks/shake_scale.py``). Returns ``(k, k)`` float32, sum 1."""
     k = kernel.to(y.device, torch.float32).clamp_min(0)
     return _alternate(y.float(), k / k.sum().clamp_min(1e-12), iterations, lam, weight, min_mass)
 
