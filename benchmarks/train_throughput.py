@@ -1,0 +1,140 @@
+"""Where a DM training step's time goes: the network step alone vs the data loader alone.
+
+Times, for one training config, (a) optimizer steps on random tensors of the config's batch and crop
+(same loss, precision, channels-last and weight average as ``blurvid train``), and (b) batches of fresh
+synthesised samples from the config's data loader (``batch / reuse`` samples each, ``workers``
+processes). Whichever rate is lower bounds ``blurvid train``'s iterations per second::
+
+    python benchmarks/train_throughput.py --config weights/configs/dm-v8.json \
+        --data ../shared/data/sharp/bsd100 --clips ../shared/data/video/tennis --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import torch
+from torch.utils.data import DataLoader
+
+from blurvid.train.config import TrainConfig
+from blurvid.train.loop import (
+    StreamBatches,
+    WeightAverage,
+    _worker_init,
+    autocast_factory,
+    build_dataset,
+    synth_config,
+)
+from blurvid.train.tasks import make_task
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def step_rate(cfg: TrainConfig, dev: torch.device, steps: int, warm: int = 5, compile: bool = False) -> float:
+    """Optimizer steps per second on random inputs (no data loading); ``compile``: through
+    ``torch.compile`` (its compile time is in the warm-up steps, not the rate)."""
+    task = make_task(cfg)
+    net = task.net.to(dev)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    fwd = torch.compile(net) if compile else net
+    opt = torch.optim.Adam(task.param_groups(net))
+    ema = WeightAverage(net, cfg.ema) if cfg.ema > 0 else None
+    autocast = autocast_factory(cfg.precision, dev)
+    s = synth_config(cfg).size
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    x = torch.rand(cfg.batch, 3, s, s, device=dev).contiguous(memory_format=fmt)
+    batch = {"blurred": x, "target": (x + 0.05 * torch.randn_like(x)).clamp(0, 1)}
+    t0 = 0.0
+    for i in range(warm + steps):
+        if i == warm:
+            _sync(dev)
+            t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with autocast():
+            out = fwd(task.inputs(batch))
+        loss, _ = task.loss(out, batch, i)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        if ema is not None:
+            ema.update(net)
+    _sync(dev)
+    return steps / (time.perf_counter() - t0)
+
+
+def loader_rate(cfg: TrainConfig, batches: int, warm: int = 10) -> tuple[float, int]:
+    """Fresh batches per second from the config's data loader, and the samples in each."""
+    scfg = synth_config(cfg)
+    fresh = math.ceil(cfg.batch / max(cfg.reuse, 1))
+    loader = DataLoader(
+        build_dataset(cfg, scfg),
+        batch_sampler=StreamBatches(0, warm + batches, fresh),
+        num_workers=cfg.workers,
+        worker_init_fn=_worker_init,
+        prefetch_factor=4 if cfg.workers > 0 else None,
+    )
+    t0 = time.perf_counter()
+    for k, _ in enumerate(loader):
+        if k + 1 == warm:
+            t0 = time.perf_counter()
+    return batches / (time.perf_counter() - t0), fresh
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--data", action="append", default=None, help="overrides the config's photo folders")
+    ap.add_argument("--clips", action="append", default=None, help="overrides the config's clip folders")
+    ap.add_argument("--workers", type=int, nargs="*", default=None, help="loader worker counts to time")
+    ap.add_argument("--batch", type=int, nargs="*", default=None, help="batch sizes to time the step at")
+    ap.add_argument("--compile", action="store_true", help="also time the step through torch.compile")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batches", type=int, default=60)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    raw = json.loads(open(a.config).read())
+    if a.data:
+        raw["data"] = a.data
+    if a.clips is not None:
+        raw["clips"] = a.clips
+    cfg = TrainConfig.from_dict(raw)
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device)
+    if dev.type == "cpu":
+        torch.set_num_threads(cfg.threads)
+    res: dict = {
+        "config": a.config,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+    }
+    res["step_it_s"] = {}
+    for b in a.batch or [cfg.batch]:
+        r = step_rate(TrainConfig.from_dict({**raw, "batch": b}), dev, a.steps)
+        res["step_it_s"][b] = r
+        print(f"network step, batch {b}: {r:.2f} it/s ({r * b:.0f} samples/s)", flush=True)
+        if a.compile:
+            r = step_rate(TrainConfig.from_dict({**raw, "batch": b}), dev, a.steps, compile=True)
+            res["step_it_s"][f"{b}_compiled"] = r
+            print(f"compiled network step, batch {b}: {r:.2f} it/s", flush=True)
+    res["loader"] = {}
+    for w in a.workers if a.workers is not None else [cfg.workers]:
+        r, fresh = loader_rate(TrainConfig.from_dict({**raw, "workers": w}), a.batches)
+        res["loader"][w] = {"batches_s": r, "samples_s": r * fresh}
+        print(
+            f"loader, {w} workers: {r:.2f} batches/s of {fresh} samples ({r * fresh:.0f} samples/s)",
+            flush=True,
+        )
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
