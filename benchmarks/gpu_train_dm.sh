@@ -1,12 +1,12 @@
 #!/bin/bash
 # Run on the device machine from the repository root, with the JPEG pack made by
 #   python benchmarks/make_gpu_pack.py --data ../shared/data --out .gpu
-# (carried as ".gpu"). Trains CFG (default dm-v10) into runs/$R and exports the weight averages of
+# (carried as ".gpu"). Trains CFG (default dm-v12) into runs/$R and exports the weight averages of
 # last.pt and the best validation to $OUT, split into 15 MB parts (join: cat f.part-* > f).
 set -o pipefail
 export PYTHONUNBUFFERED=1
-CFG=${CFG:-weights/configs/dm-v10.json}
-R=${R:-dm-v10}
+CFG=${CFG:-weights/configs/dm-v12.json}
+R=${R:-dm-v12}
 D=${D:-.gpu}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch;print(torch.__version__, torch.cuda.is_available())"
