@@ -93,8 +93,12 @@ def main() -> None:
     ap.add_argument("--config", required=True)
     ap.add_argument("--data", action="append", default=None, help="overrides the config's photo folders")
     ap.add_argument("--clips", action="append", default=None, help="overrides the config's clip folders")
-    ap.add_argument("--workers", type=int, nargs="*", default=None, help="loader worker counts to time")
-    ap.add_argument("--batch", type=int, nargs="*", default=None, help="batch sizes to time the step at")
+    ap.add_argument(
+        "--workers", type=int, nargs="*", default=None, help="loader worker counts to time (none: skip)"
+    )
+    ap.add_argument(
+        "--batch", type=int, nargs="*", default=None, help="batch sizes to time the step at (none: skip)"
+    )
     ap.add_argument("--compile", action="store_true", help="also time the step through torch.compile")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batches", type=int, default=60)
@@ -115,7 +119,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
     }
     res["step_it_s"] = {}
-    for b in a.batch or [cfg.batch]:
+    for b in a.batch if a.batch is not None else [cfg.batch]:
         r = step_rate(TrainConfig.from_dict({**raw, "batch": b}), dev, a.steps)
         res["step_it_s"][b] = r
         print(f"network step, batch {b}: {r:.2f} it/s ({r * b:.0f} samples/s)", flush=True)

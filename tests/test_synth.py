@@ -1,5 +1,6 @@
 """Synthesis engine: exact averaging, reproducibility, sizes, true flows consistent with the warp."""
 
+import pytest
 import torch
 
 from blurvid.data.synth import (
@@ -216,3 +217,58 @@ def test_tremor_p_moves_the_camera_along_tremor_paths():
     pos = s.flows.mean(dim=(2, 3))  # (9, 2)
     assert torch.allclose(s.flows, pos[:, :, None, None].expand_as(s.flows), atol=1e-4)
     assert float((pos[1:] - pos[:-1]).norm(dim=1).sum()) > 10.0
+
+
+def test_sample_affine_grid_equals_torch_affine_grid():
+    # the cached-base-grid matmul must be affine_grid's arithmetic, odd sizes and all
+    from blurvid.data.synth import sample_affine
+
+    src = torch.rand(4, 23, 31, generator=torch.Generator().manual_seed(0))
+    mats = torch.eye(3, dtype=torch.float64).repeat(3, 1, 1)
+    mats[:, 0, 2], mats[:, 1, 2] = torch.tensor([0.5, 3.25, -2.0]), torch.tensor([1.0, -0.75, 4.5])
+    mats[1, :2, :2] = torch.tensor([[0.98, -0.17], [0.17, 0.98]], dtype=torch.float64)
+    out = sample_affine(src, mats, 17)
+    from blurvid.data.synth import _normalizer
+
+    theta = (_normalizer(23, 31) @ mats @ torch.linalg.inv(_normalizer(17, 17)))[:, :2].float()
+    grid = torch.nn.functional.affine_grid(theta, [3, 4, 17, 17], align_corners=True)
+    ref = torch.nn.functional.grid_sample(
+        src.expand(3, 4, 23, 31), grid, mode="bilinear", padding_mode="border", align_corners=True
+    )
+    assert out.shape == (3, 4, 17, 17)
+    assert torch.equal(out, ref)
+
+
+@pytest.mark.parametrize("center", ["time", "mean"])
+def test_center_only_targets_match_the_full_sample(center):
+    # what the DM trains on: the same blurred image and central frame, without the other targets
+    cfg = SynthConfig(frames=5, subframes=3, size=40, objects=(1, 2), grey_p=0.5, center=center)
+    for seed in range(4):
+        full = synthesize(_image(), torch.Generator().manual_seed(seed), cfg, others=[_image(seed=2)])
+        one = synthesize(
+            _image(), torch.Generator().manual_seed(seed), cfg, others=[_image(seed=2)], targets="center"
+        )
+        assert one.frames.shape == (1, 3, 40, 40) and one.flows.shape == (1, 2, 40, 40) and one.center == 0
+        assert torch.equal(one.blurred, full.blurred)
+        assert torch.equal(one.frames[0], full.frames[full.center])
+        assert torch.equal(one.flows[0], torch.zeros(2, 40, 40))
+    with pytest.raises(ValueError, match="targets"):
+        synthesize(_image(), torch.Generator(), cfg, targets="middle")
+
+
+def test_uint8_photo_gives_the_same_sample_as_its_float_copy():
+    img8 = (_image() * 255).round().to(torch.uint8)
+    cfg = SynthConfig(frames=3, subframes=2, size=32, objects=(1, 1))
+    a = synthesize(img8, torch.Generator().manual_seed(5), cfg, others=[img8])
+    b = synthesize(img8.float() / 255, torch.Generator().manual_seed(5), cfg, others=[img8.float() / 255])
+    assert torch.equal(a.blurred, b.blurred) and torch.equal(a.frames, b.frames)
+
+
+def test_srgb_curves_keep_their_formulas():
+    # in-place evaluation must not change the published curves (negatives linear, > 1 kept)
+    x = torch.linspace(-0.5, 1.5, 2001)
+    ref_out = torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    ref_in = torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0) + 0.055) / 1.055) ** 2.4)
+    assert torch.equal(linear_to_srgb(x), ref_out)
+    assert torch.equal(srgb_to_linear(x), ref_in)
+    assert torch.equal(x, torch.linspace(-0.5, 1.5, 2001))  # the input is left alone

@@ -445,3 +445,37 @@ def test_freeze_loaded_trains_only_the_grown_blocks_and_survives_resume(photos, 
     assert moved  # the grown blocks kept learning after the resume
     with pytest.raises(ValueError, match="freeze_loaded needs init"):
         _cfg("deblur", tmp_path / "r2", photos, freeze_loaded=True)
+
+
+def test_deblur_stage_stream_carries_only_the_central_frame(photos, tmp_path):
+    # the DM's loader renders and ships one target per sample: the same pairs as the full items
+    from blurvid.data.datasets import ClipDataset, MixedDataset, PhotoSynthDataset
+    from blurvid.train.loop import build_dataset, synth_config
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        Image.fromarray((rng.random((40, 44, 3)) * 255).astype(np.uint8)).save(clip / f"{i:03d}.png")
+    cfg = _cfg(
+        "deblur", tmp_path / "run", photos, clips=[str(clip)], clip_p=0.5, synth={**SYNTH, "frames": 5}
+    )
+    stream = build_dataset(cfg, synth_config(cfg))
+    scfg = synth_config(cfg)
+    full = MixedDataset(
+        PhotoSynthDataset(cfg.data, scfg, seed=cfg.seed, jpeg_p=cfg.jpeg_p),
+        ClipDataset(cfg.clips, frames=5, size=scfg.size, seed=cfg.seed),
+        0.5,
+        seed=cfg.seed,
+    )
+    kinds = set()
+    for i in range(12):
+        a, b = stream[i], full[i]
+        kinds.add(bool(b["has_flow"]))
+        assert a["frames"].shape == (1, 3, 32, 32) and a["flows"].shape == (1, 2, 32, 32) and a["center"] == 0
+        assert b["frames"].shape[0] == 5
+        assert torch.equal(a["blurred"], b["blurred"])
+        assert torch.equal(a["frames"][0], b["frames"][b["center"]])
+    assert kinds == {True, False}  # both photo and clip items were compared
+    video = _cfg("autoencoder", tmp_path / "v", photos, synth={**SYNTH, "frames": 5})
+    assert build_dataset(video, synth_config(video))[0]["frames"].shape[0] == 5

@@ -7,7 +7,9 @@
 * :class:`MixedDataset` — draws from either with a fixed probability, still index-deterministic.
 
 Items are dicts: ``blurred (3, S, S)``, ``frames (N, 3, S, S)``, ``flows (N, 2, S, S)``, ``center`` (int),
-``has_flow`` (bool tensor).
+``has_flow`` (bool tensor). With ``center_only=True`` (what deblurring trains on) ``frames`` and ``flows``
+hold only the central frame (``N = 1``, ``center`` 0): less to render and to pass between processes, and
+the same blurred image and central frame as the full item of that index.
 """
 
 from __future__ import annotations
@@ -84,12 +86,14 @@ class PhotoSynthDataset(Dataset):
         length: int = 10**9,
         jpeg_p: float = 0.0,
         jpeg_quality: tuple[int, int] = (70, 95),
+        center_only: bool = False,
     ) -> None:
         self.paths = list_images(sources)
         if not self.paths:
             raise FileNotFoundError(f"no images found in {list(map(str, sources))}")
         self.cfg, self.seed, self.length = cfg, seed, length
         self.jpeg_p, self.jpeg_quality = jpeg_p, jpeg_quality
+        self.center_only = center_only
         self._cache: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -97,18 +101,24 @@ class PhotoSynthDataset(Dataset):
 
     def image(self, k: int) -> torch.Tensor:
         """Photo ``k`` as float ``(3, H, W)`` in [0, 1]."""
+        return self._photo(k).float() / 255
+
+    def _photo(self, k: int) -> torch.Tensor:
+        """Photo ``k`` as decoded, uint8 ``(3, H, W)`` (synthesis converts only the window it crops)."""
         if k not in self._cache:
             self._cache[k] = load_rgb(self.paths[k])
-        return self._cache[k].float() / 255
+        return self._cache[k]
 
     def __getitem__(self, index: int) -> dict:
         g = _seeded(self.seed, index)
         k = int(torch.randint(len(self.paths), (), generator=g))
         others = [
-            self.image(int(torch.randint(len(self.paths), (), generator=g)))
+            self._photo(int(torch.randint(len(self.paths), (), generator=g)))
             for _ in range(self.cfg.objects[1])
         ]
-        s = synthesize(self.image(k), g, self.cfg, others=others)
+        s = synthesize(
+            self._photo(k), g, self.cfg, others=others, targets="center" if self.center_only else "all"
+        )
         blurred = s.blurred
         if self.jpeg_p > 0 and float(torch.rand((), generator=g)) < self.jpeg_p:
             blurred = jpeg_compress(
@@ -141,6 +151,7 @@ class ClipDataset(Dataset):
         seed: int = 0,
         length: int = 10**9,
         stride: int = 1,
+        center_only: bool = False,
     ) -> None:
         self.clips = [list_images([c]) for c in clips]
         self.clips = [c for c in self.clips if len(c) >= frames * stride]
@@ -154,6 +165,7 @@ class ClipDataset(Dataset):
             length,
             stride,
         )
+        self.center_only = center_only
         self._cache: dict[Path, torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -194,14 +206,11 @@ class ClipDataset(Dataset):
         if float(torch.rand((), generator=g)) < 0.5:
             seq = seq.flip(-1)
         blurred = torch.round(average_frames(seq) * 255) / 255
-        nan = torch.full((self.frames, 2, self.size, self.size), float("nan"))
-        return {
-            "blurred": blurred,
-            "frames": seq,
-            "flows": nan,
-            "center": center_index(self.frames),
-            "has_flow": torch.tensor(False),
-        }
+        c = center_index(self.frames)
+        if self.center_only:
+            seq, c = seq[c : c + 1], 0
+        nan = torch.full((seq.shape[0], 2, self.size, self.size), float("nan"))
+        return {"blurred": blurred, "frames": seq, "flows": nan, "center": c, "has_flow": torch.tensor(False)}
 
 
 class MixedDataset(Dataset):

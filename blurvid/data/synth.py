@@ -19,6 +19,7 @@ Everything is plain torch on CPU tensors, deterministic for a given ``torch.Gene
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -87,12 +88,15 @@ class Sample:
 # ---------------------------------------------------------------- colour ---------------------------------
 def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
     """Inverse sRGB transfer function (IEC 61966-2-1), elementwise on values in [0, 1]."""
-    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0) + 0.055) / 1.055) ** 2.4)
+    # in place on one temporary: the same arithmetic as the formula, with fewer passes over memory
+    curve = x.clamp(min=0).add_(0.055).div_(1.055).pow_(2.4)
+    return torch.where(x <= 0.04045, x / 12.92, curve)
 
 
 def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
     """sRGB transfer function, elementwise; negative inputs map linearly, values above 1 are kept."""
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    curve = x.clamp(min=0.0031308).pow_(1 / 2.4).mul_(1.055).sub_(0.055)
+    return torch.where(x <= 0.0031308, x * 12.92, curve)
 
 
 LUMA_601 = (0.299, 0.587, 0.114)
@@ -202,6 +206,15 @@ def _normalizer(side_h: int, side_w: int) -> torch.Tensor:
     return m
 
 
+@functools.lru_cache(maxsize=8)
+def _base_grid(size: int, dtype: torch.dtype) -> torch.Tensor:
+    """Normalised homogeneous output coordinates ``(1, S*S, 3)`` (x, y, 1), row-major, align_corners=True:
+    what :func:`torch.nn.functional.affine_grid` multiplies by theta (shared: never modify it)."""
+    axis = torch.linspace(-1, 1, size, dtype=dtype)
+    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, size * size, 3)
+
+
 def sample_affine(src: torch.Tensor, mats: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
     """Render ``src: (C, Hs, Ws)`` through pixel-space matrices ``mats: (T, 3, 3)`` -> ``(T, C, size, size)``.
 
@@ -210,7 +223,9 @@ def sample_affine(src: torch.Tensor, mats: torch.Tensor, size: int, mode: str = 
     _, hs, ws = src.shape
     theta = _normalizer(hs, ws) @ mats @ torch.linalg.inv(_normalizer(size, size))
     t = mats.shape[0]
-    grid = F.affine_grid(theta[:, :2].to(src.dtype), [t, src.shape[0], size, size], align_corners=True)
+    # affine_grid's arithmetic as one batched matmul on a cached base grid (~4x faster on a CPU core)
+    base = _base_grid(size, src.dtype).to(src.device)
+    grid = torch.matmul(base, theta[:, :2].to(src.dtype).transpose(1, 2)).view(t, size, size, 2)
     return F.grid_sample(
         src.expand(t, *src.shape), grid, mode=mode, padding_mode="border", align_corners=True
     )
@@ -319,10 +334,19 @@ def synthesize(
     g: torch.Generator,
     cfg: SynthConfig,
     others: list[torch.Tensor] | None = None,
+    targets: str = "all",
 ) -> Sample:
-    """Render one sample from ``image: (3, H, W)`` sRGB float in [0, 1] (at least ``size + 2*margin`` px
-    per side after zoom; smaller images are upscaled to fit). ``others`` supply foreground textures.
+    """Render one sample from ``image: (3, H, W)`` sRGB, float in [0, 1] or uint8 (at least
+    ``size + 2*margin`` px per side after zoom; smaller images are upscaled to fit). ``others`` supply
+    foreground textures (same types).
+
+    ``targets="center"`` renders only what deblurring needs: ``frames`` is the central target alone
+    ``(1, 3, S, S)`` with ``center`` 0 and ``flows`` its (zero) displacement ``(1, 2, S, S)``; the
+    blurred image and that target are identical to the ``"all"`` sample of the same generator state.
     """
+    if targets not in ("all", "center"):
+        raise ValueError(f"targets must be 'all' or 'center', not {targets!r}")
+    only_center = targets == "center"
     n, k, size = cfg.frames, cfg.subframes, cfg.size
     if n < 1 or k < 1:
         raise ValueError("frames and subframes must be >= 1")
@@ -348,8 +372,8 @@ def synthesize(
     else:
         frames_lin[target_idx[c]] = crop
     center_cam = _translate(margin, margin)
-    bg_flow = _flows(cam[target_idx], center_cam, size)  # (N, 2, S, S)
-    flows = bg_flow
+    # (N, 2, S, S); the central frame's own displacement is zero
+    flows = torch.zeros(1, 2, size, size) if only_center else _flows(cam[target_idx], center_cam, size)
 
     n_obj = int(torch.randint(cfg.objects[0], cfg.objects[1] + 1, (), generator=g)) if others else 0
     for _ in range(n_obj):
@@ -371,33 +395,40 @@ def synthesize(
             center_w2t = omats[target_idx[c]] @ center_cam  # output -> texture at the central time
         alpha = layer[:, 3:4]
         frames_lin = alpha * layer[:, :3] + (1 - alpha) * frames_lin
-        obj_flow = _flows(
-            torch.linalg.inv(center_w2t) @ omats[target_idx] @ cam[target_idx],
-            torch.eye(3, dtype=torch.float64),
-            size,
-        )
-        a = alpha[target_idx]
-        flows = a * obj_flow + (1 - a) * flows
+        if not only_center:
+            obj_flow = _flows(
+                torch.linalg.inv(center_w2t) @ omats[target_idx] @ cam[target_idx],
+                torch.eye(3, dtype=torch.float64),
+                size,
+            )
+            a = alpha[target_idx]
+            flows = a * obj_flow + (1 - a) * flows
 
     t_sub = n * k
     blurred_lin, frames_lin = _expose(frames_lin, g, cfg, t_sub)
-    targets = linear_to_srgb(frames_lin[target_idx]).clamp(0, 1)
-    if mean_ref:
-        targets[c] = linear_to_srgb(frames_lin[t_sub]).clamp(0, 1)
+    # the reference-pose image is the last one with center='mean', else the central time's sub-frame
+    ref = frames_lin[t_sub] if mean_ref else frames_lin[target_idx[c]]
+    if only_center:
+        sharp = linear_to_srgb(ref[None]).clamp(0, 1)
+        c = 0
+    else:
+        sharp = linear_to_srgb(frames_lin[target_idx]).clamp(0, 1)
+        if mean_ref:
+            sharp[c] = linear_to_srgb(ref).clamp(0, 1)
     if float(torch.rand((), generator=g)) < cfg.gamma_average_p:
-        blurred_lin = srgb_to_linear(linear_to_srgb(frames_lin[:t_sub].clamp(0, 1)).mean(0))
+        blurred_lin = srgb_to_linear(linear_to_srgb(frames_lin[:t_sub]).mean(0))  # _expose clipped them
     blurred = linear_to_srgb(_noise(blurred_lin, g, cfg)).clamp(0, 1)
     # no draw at grey_p = 0, so default streams are unchanged
     if cfg.grey_p > 0 and float(torch.rand((), generator=g)) < cfg.grey_p:
-        blurred, targets = to_grey(blurred), to_grey(targets)
+        blurred, sharp = to_grey(blurred), to_grey(sharp)
     if cfg.quantize:
         blurred = torch.round(blurred * 255) / 255
     if cfg.hflip and float(torch.rand((), generator=g)) < 0.5:
-        blurred, targets, flows = blurred.flip(-1), targets.flip(-1), flows.flip(-1)
+        blurred, sharp, flows = blurred.flip(-1), sharp.flip(-1), flows.flip(-1)
         flows = flows * torch.tensor([-1.0, 1.0]).view(1, 2, 1, 1)
     return Sample(
         blurred=blurred.float(),
-        frames=targets.float(),
+        frames=sharp.float(),
         flows=flows.float(),
         center=c,
         meta={"objects": n_obj},
@@ -419,7 +450,8 @@ def _paste(layer: torch.Tensor, place: torch.Tensor, size: int) -> torch.Tensor:
 def _random_view(
     image: torch.Tensor, g: torch.Generator, cfg: SynthConfig, side: int, zoom: bool = True
 ) -> torch.Tensor:
-    """A random ``(3, side, side)`` crop of ``image`` after a random rescale within ``cfg.zoom``."""
+    """A random ``(3, side, side)`` float crop of ``image`` (float in [0, 1], or uint8) after a random
+    rescale within ``cfg.zoom``; a uint8 photo is converted only within the window it is cropped to."""
     _, h, w = image.shape
     lo, hi = cfg.zoom if zoom else (min(cfg.zoom[0], 1.0), 1.0)
     need = side / min(h, w)  # the smallest scale that still fits the crop
@@ -430,6 +462,8 @@ def _random_view(
     y0 = int(torch.randint(0, h - win + 1, (), generator=g))
     x0 = int(torch.randint(0, w - win + 1, (), generator=g))
     crop = image[:, y0 : y0 + win, x0 : x0 + win]
+    if not crop.is_floating_point():
+        crop = crop.float() / 255
     out_side = max(side, round(win * s))
     if out_side != win:
         crop = F.interpolate(

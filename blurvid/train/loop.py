@@ -56,9 +56,19 @@ def synth_config(cfg: TrainConfig) -> SynthConfig:
 
 
 def build_dataset(cfg: TrainConfig, scfg: SynthConfig) -> torch.utils.data.Dataset:
-    """The (index-deterministic) training stream: synthesised photos, optionally mixed with clips."""
-    photos = PhotoSynthDataset(cfg.data, scfg, seed=cfg.seed, jpeg_p=cfg.jpeg_p) if cfg.data else None
-    clips = ClipDataset(cfg.clips, frames=scfg.frames, size=scfg.size, seed=cfg.seed) if cfg.clips else None
+    """The (index-deterministic) training stream: synthesised photos, optionally mixed with clips; for the
+    deblurring stage, items carry only the central frame."""
+    only = cfg.stage == "deblur"  # the DM trains on the central frame alone
+    photos = (
+        PhotoSynthDataset(cfg.data, scfg, seed=cfg.seed, jpeg_p=cfg.jpeg_p, center_only=only)
+        if cfg.data
+        else None
+    )
+    clips = (
+        ClipDataset(cfg.clips, frames=scfg.frames, size=scfg.size, seed=cfg.seed, center_only=only)
+        if cfg.clips
+        else None
+    )
     if photos is None and clips is None:
         raise ValueError("no training data: give --data photo folders and/or --clips frame folders")
     if photos is None:
