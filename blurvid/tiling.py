@@ -87,15 +87,18 @@ def run_tiled(
     overlap: int,
     on_tile: Callable[[int, int], None] | None = None,
     out_device: torch.device | None = None,
+    max_pixels: int = 0,
 ) -> torch.Tensor:
     """Apply an image-to-image ``fn`` (same size in and out) to ``x: (1, C, H, W)`` tile by tile.
 
     Tiles overlap by ``overlap`` px and are blended with linear ramps; each tile is computed once.
     ``on_tile(done, total)`` reports progress. The result is accumulated on ``out_device`` (default:
-    ``x``'s device) so a GPU holds only one tile at a time. Returns ``(1, C_out, H, W)``.
+    ``x``'s device) so a GPU holds only one tile at a time. ``max_pixels > 0``: an input of at most that
+    many pixels runs in one pass even when a side exceeds ``tile`` (for an ``fn`` whose memory follows
+    the pixel count). Returns ``(1, C_out, H, W)``.
     """
     _, _, h, w = x.shape
-    boxes = tiles(h, w, tile, overlap)
+    boxes = [(0, 0, h, w)] if h * w <= max_pixels else tiles(h, w, tile, overlap)
     if len(boxes) == 1:
         y = fn(x)
         if on_tile:

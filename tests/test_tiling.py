@@ -49,3 +49,40 @@ def test_single_tile_short_circuit():
     seen = []
     out = run_tiled(lambda t: t * 2, x, tile=64, overlap=8, on_tile=lambda d, n: seen.append(n))
     assert torch.equal(out, x * 2) and seen == [1]
+
+
+def test_max_pixels_runs_a_wide_input_in_one_pass():
+    # a 20x90 input is wider than the 64 px tile but has fewer pixels than 64*64: one call, no blending
+    x = torch.rand(1, 3, 20, 90)
+    shapes, seen = [], []
+
+    def op(t):
+        shapes.append(tuple(t.shape[-2:]))
+        return t * 2
+
+    out = run_tiled(op, x, tile=64, overlap=8, on_tile=lambda d, n: seen.append((d, n)), max_pixels=64 * 64)
+    assert torch.equal(out, x * 2) and shapes == [(20, 90)] and seen == [(1, 1)]
+    shapes.clear()
+    run_tiled(op, x, tile=64, overlap=8)  # without it: tiled along the long side
+    assert len(shapes) == 2 and all(s[1] == 64 for s in shapes)
+    big = torch.rand(1, 3, 70, 70)  # 4900 > 4096 pixels: tiled even with max_pixels
+    shapes.clear()
+    run_tiled(op, big, tile=64, overlap=8, max_pixels=64 * 64)
+    assert len(shapes) == 4
+
+
+def test_deblurrer_runs_720p_sized_photos_in_one_pass():
+    # the DM's memory follows its pixel count: a frame of <= tile**2 pixels is not split (no seams, no
+    # recomputed overlap), a larger one is
+    from blurvid.models import DeblurNet, DMConfig
+    from blurvid.pipeline import Deblurrer
+
+    net = DeblurNet(DMConfig(widths=(4, 4, 4, 4), growth=(2, 2, 2, 2), rdbs=(1, 1, 1, 1), rdb_layers=1))
+    calls = []
+    d = Deblurrer(net, torch.device("cpu"), tile=64, overlap=8)
+    d._run = lambda t: (calls.append(tuple(t.shape[-2:])), t)[1]  # count the passes
+    d.tensor(torch.rand(1, 3, 36, 100))  # 3600 <= 4096 pixels although 100 > 64
+    assert calls == [(36, 100)]
+    calls.clear()
+    d.tensor(torch.rand(1, 3, 48, 100))  # 4800 pixels: tiled
+    assert len(calls) == 2
