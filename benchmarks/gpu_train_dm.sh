@@ -1,12 +1,17 @@
 #!/bin/bash
 # Run on the device machine from the repository root, with the JPEG pack made by
 #   python benchmarks/make_gpu_pack.py --data ../shared/data --out .gpu
-# (carried as ".gpu"). Trains CFG (default dm-v12) into runs/$R and exports the weight averages of
+# (carried as ".gpu"). Trains CFG (default dm-v13, the next run) into runs/$R and exports the weight averages of
 # last.pt and the best validation to $OUT, split into 15 MB parts (join: cat f.part-* > f).
 set -o pipefail
 export PYTHONUNBUFFERED=1
-CFG=${CFG:-weights/configs/dm-v12.json}
-R=${R:-dm-v12}
+# the device machine may lack platformdirs (blurvid imports it for the user cache): a stand-in then
+if ! python3 -c "import platformdirs" 2>/dev/null; then
+  mkdir -p /tmp/stub && printf 'def user_cache_dir(a, *k, **kw):\n    return "/tmp/cache"\n' > /tmp/stub/platformdirs.py
+  export PYTHONPATH=$PWD:/tmp/stub${PYTHONPATH:+:$PYTHONPATH}
+fi
+CFG=${CFG:-weights/configs/dm-v13.json}
+R=${R:-dm-v13}
 D=${D:-.gpu}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch;print(torch.__version__, torch.cuda.is_available())"
