@@ -15,6 +15,13 @@ R=${R:-dm-v13}
 D=${D:-.gpu}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch;print(torch.__version__, torch.cuda.is_available())"
+# PROBE=1: first time the network step (batch 32, 64, 128) apart from the loader (benchmarks/train_throughput.py)
+if [ -n "${PROBE:-}" ]; then
+  timeout 120 python3 benchmarks/train_throughput.py --config $CFG \
+    --data $D/sharp/bsd100 --data $D/sharp/urban100 --data $D/sharp/sunhays80 --data $D/sharp/mcmaster \
+    --clips $D/video/bmx-trees --clips $D/video/tennis --batch 32 64 128 --workers 14 --json $OUT/throughput.json \
+    2>&1 | tee $OUT/throughput.log
+fi
 python3 -m blurvid train deblur --config $CFG --no-progress --out runs/$R \
   --data $D/sharp/bsd100 --data $D/sharp/urban100 --data $D/sharp/sunhays80 --data $D/sharp/mcmaster \
   --clips $D/video/bmx-trees --clips $D/video/tennis --val $D/sharp/kodak24 "$@" 2>&1 | tee $OUT/train.log
