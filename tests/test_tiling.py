@@ -71,9 +71,9 @@ def test_max_pixels_runs_a_wide_input_in_one_pass():
     assert len(shapes) == 4
 
 
-def test_deblurrer_runs_720p_sized_photos_in_one_pass():
-    # the DM's memory follows its pixel count: a frame of <= tile**2 pixels is not split (no seams, no
-    # recomputed overlap), a larger one is
+def test_deblurrer_runs_photos_up_to_1080p_sized_in_one_pass():
+    # the DM's memory follows its pixel count: a frame of <= 2 * tile**2 pixels is not split (no seams,
+    # no recomputed overlap), a larger one is
     from blurvid.models import DeblurNet, DMConfig
     from blurvid.pipeline import Deblurrer
 
@@ -81,8 +81,8 @@ def test_deblurrer_runs_720p_sized_photos_in_one_pass():
     calls = []
     d = Deblurrer(net, torch.device("cpu"), tile=64, overlap=8)
     d._run = lambda t: (calls.append(tuple(t.shape[-2:])), t)[1]  # count the passes
-    d.tensor(torch.rand(1, 3, 36, 100))  # 3600 <= 4096 pixels although 100 > 64
-    assert calls == [(36, 100)]
+    d.tensor(torch.rand(1, 3, 80, 100))  # 8000 <= 2 * 64**2 pixels although both sides exceed 64
+    assert calls == [(80, 100)]
     calls.clear()
-    d.tensor(torch.rand(1, 3, 48, 100))  # 4800 pixels: tiled
-    assert len(calls) == 2
+    d.tensor(torch.rand(1, 3, 48, 180))  # 8640 pixels: tiled
+    assert len(calls) == len(tiles(48, 180, 64, 8)) == 4
