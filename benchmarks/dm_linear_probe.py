@@ -41,6 +41,16 @@ def blur(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.round(y.clamp(0, 1) * 255) / 255
 
 
+def center_crop(path: Path, size: int) -> torch.Tensor:
+    """The central ``size`` px square of a photo as float ``(3, size, size)`` in [0, 1]."""
+    from blurvid.data.datasets import load_rgb
+
+    x = load_rgb(path).float() / 255
+    h, w = x.shape[-2:]
+    y0, x0 = (h - size) // 2, (w - size) // 2
+    return x[:, y0 : y0 + size, x0 : x0 + size]
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor, border: int = 16) -> float:
     """:func:`blurvid.metrics.psnr` over the crop less ``border`` px on every side."""
     from blurvid.metrics import psnr as full
@@ -62,16 +72,10 @@ def main() -> None:
     a = ap.parse_args()
 
     from blurvid import shake
-    from blurvid.data.datasets import list_images, load_rgb
+    from blurvid.data.datasets import list_images
     from blurvid.train.export import evaluation_runtime
 
-    files = list_images(a.photos)[: a.count]
-    crops = []
-    for f in files:
-        x = load_rgb(f).float() / 255
-        h, w = x.shape[-2:]
-        y0, x0 = (h - a.size) // 2, (w - a.size) // 2
-        crops.append(x[:, y0 : y0 + a.size, x0 : x0 + a.size])
+    crops = [center_crop(f, a.size) for f in list_images(a.photos)[: a.count]]
     models = {
         p.stem if p.suffix != ".pt" else p.parent.name: evaluation_runtime("deblur", p, "cpu", "auto").deblur
         for p in a.weights

@@ -16,23 +16,10 @@ import statistics as st
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from blurvid import pipeline
-from blurvid.evaluate import deblur_sets, eval_synth_config
+from blurvid.evaluate import _gaussian, deblur_sets, eval_synth_config
 from blurvid.metrics import aligned_psnr, psnr
-
-
-def gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``x: (1, C, H, W)`` (reflect padding, radius 3 sigma)."""
-    r = int(3 * sigma)
-    t = torch.arange(-r, r + 1, dtype=torch.float32)
-    k = torch.exp(-(t**2) / (2 * sigma * sigma))
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.pad(x, (r, r, r, r), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def main() -> None:
@@ -56,7 +43,7 @@ def main() -> None:
         for p in pairs:
             x, t = p.blurred[None], p.sharp[None]
             y = dm.tensor(x)
-            outs = {"dm": y} | {f"sigma_{s:g}": (y + gaussian(x - y, s)).clamp(0, 1) for s in a.sigmas}
+            outs = {"dm": y} | {f"sigma_{s:g}": (y + _gaussian(x - y, s)).clamp(0, 1) for s in a.sigmas}
             grey = torch.equal(x[:, 0], x[:, 1])
             for key, o in outs.items():
                 o, tt = (o.mean(1, keepdim=True), t[:, :1]) if grey else (o, t)

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dm_linear_probe import blur, line_kernel, psnr
+from dm_linear_probe import blur, center_crop, line_kernel, psnr
 
 
 def main() -> None:
@@ -48,7 +48,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
 
     from blurvid import shake, weights
-    from blurvid.data.datasets import list_images, load_rgb
+    from blurvid.data.datasets import list_images
     from blurvid.pipeline import build_from_checkpoint
 
     g = torch.Generator().manual_seed(a.seed)
@@ -57,10 +57,7 @@ def main() -> None:
     for name, chosen in (("train", files[: a.count]), ("held_out", files[a.count : a.count + a.held_out])):
         sharp, blurred, deconv = [], [], []
         for f in chosen:
-            x = load_rgb(f).float() / 255
-            h, w = x.shape[-2:]
-            y0, x0 = (h - a.size) // 2, (w - a.size) // 2
-            x = x[:, y0 : y0 + a.size, x0 : x0 + a.size]
+            x = center_crop(f, a.size)
             k = line_kernel(a.length, float(torch.rand((), generator=g)) * math.pi)
             y = blur(x, k)
             sharp.append(x)

@@ -17,17 +17,9 @@ import math
 import time
 
 import torch
-from torch.utils.data import DataLoader
 
 from blurvid.train.config import TrainConfig
-from blurvid.train.loop import (
-    StreamBatches,
-    WeightAverage,
-    _worker_init,
-    autocast_factory,
-    build_dataset,
-    synth_config,
-)
+from blurvid.train.loop import WeightAverage, autocast_factory, build_dataset, make_loader, synth_config
 from blurvid.train.tasks import make_task
 
 
@@ -74,13 +66,7 @@ def loader_rate(cfg: TrainConfig, batches: int, warm: int = 10) -> tuple[float, 
     """Fresh batches per second from the config's data loader, and the samples in each."""
     scfg = synth_config(cfg)
     fresh = math.ceil(cfg.batch / max(cfg.reuse, 1))
-    loader = DataLoader(
-        build_dataset(cfg, scfg),
-        batch_sampler=StreamBatches(0, warm + batches, fresh),
-        num_workers=cfg.workers,
-        worker_init_fn=_worker_init,
-        prefetch_factor=4 if cfg.workers > 0 else None,
-    )
+    loader = make_loader(build_dataset(cfg, scfg), 0, warm + batches, fresh, cfg.workers)
     t0 = time.perf_counter()
     for k, _ in enumerate(loader):
         if k + 1 == warm:

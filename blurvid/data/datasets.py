@@ -99,10 +99,6 @@ class PhotoSynthDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def image(self, k: int) -> torch.Tensor:
-        """Photo ``k`` as float ``(3, H, W)`` in [0, 1]."""
-        return self._photo(k).float() / 255
-
     def _photo(self, k: int) -> torch.Tensor:
         """Photo ``k`` as decoded, uint8 ``(3, H, W)`` (synthesis converts only the window it crops)."""
         if k not in self._cache:

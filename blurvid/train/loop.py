@@ -76,6 +76,27 @@ def build_dataset(cfg: TrainConfig, scfg: SynthConfig) -> torch.utils.data.Datas
     return MixedDataset(photos, clips, cfg.clip_p if clips is not None else 0.0, seed=cfg.seed)
 
 
+def make_loader(
+    dataset: torch.utils.data.Dataset,
+    start: int,
+    stop: int,
+    fresh: int,
+    workers: int,
+    rank: int = 0,
+    world: int = 1,
+) -> DataLoader:
+    """The training stream's loader: batches of ``fresh`` consecutive indices (:class:`StreamBatches`)
+    from ``start`` to ``stop`` (in batches), made by ``workers`` processes (one thread each)."""
+    return DataLoader(
+        dataset,
+        batch_sampler=StreamBatches(start, stop, fresh, rank, world),
+        num_workers=workers,
+        persistent_workers=False,
+        worker_init_fn=_worker_init,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+
+
 def validation_config(cfg: TrainConfig, scfg: SynthConfig) -> SynthConfig:
     """The fixed validation protocol: synthesis *defaults* (not the run's training settings) at
     ``val_size``, the run's N, no flips; video stages use only moving-camera samples."""
@@ -334,14 +355,7 @@ def train(
     reuse = max(cfg.reuse, 1) if cfg.stage == "deblur" else 1
     fresh = math.ceil(cfg.batch / reuse)
     accum = cfg.accum  # an iteration is one optimizer step over `accum` micro-batches
-    loader = DataLoader(
-        dataset,
-        batch_sampler=StreamBatches(start * accum, cfg.iters * accum, fresh, rank, world),
-        num_workers=cfg.workers,
-        persistent_workers=False,
-        worker_init_fn=_worker_init,
-        prefetch_factor=4 if cfg.workers > 0 else None,
-    )
+    loader = make_loader(dataset, start * accum, cfg.iters * accum, fresh, cfg.workers, rank, world)
     val_items = validation_set(cfg, scfg) if main else []
 
     stop = _Stop()
