@@ -3,7 +3,8 @@
 Times, for one training config, (a) optimizer steps on random tensors of the config's batch and crop
 (same loss, precision, channels-last and weight average as ``blurvid train``), and (b) batches of fresh
 synthesised samples from the config's data loader (``batch / reuse`` samples each, ``workers``
-processes). Whichever rate is lower bounds ``blurvid train``'s iterations per second::
+processes; ``--on-device yes|both``: the workers only plan the samples and the device renders them, as
+``synth_on_device`` trains). Whichever rate is lower bounds ``blurvid train``'s iterations per second::
 
     python benchmarks/train_throughput.py --config weights/configs/dm-v8.json \
         --data ../shared/data/sharp/bsd100 --clips ../shared/data/video/tennis --json out.json
@@ -18,6 +19,7 @@ import time
 
 import torch
 
+from blurvid.data.datasets import render_collated
 from blurvid.train.config import TrainConfig
 from blurvid.train.loop import WeightAverage, autocast_factory, build_dataset, make_loader, synth_config
 from blurvid.train.tasks import make_task
@@ -62,13 +64,19 @@ def step_rate(cfg: TrainConfig, dev: torch.device, steps: int, warm: int = 5, co
     return steps / (time.perf_counter() - t0)
 
 
-def loader_rate(cfg: TrainConfig, batches: int, warm: int = 10) -> tuple[float, int]:
-    """Fresh batches per second from the config's data loader, and the samples in each."""
+def loader_rate(cfg: TrainConfig, batches: int, dev: torch.device, warm: int = 10) -> tuple[float, int]:
+    """Fresh batches per second from the config's data loader, and the samples in each; with
+    ``synth_on_device`` the plans are rendered on ``dev`` too (a batch counts once it is there)."""
     scfg = synth_config(cfg)
     fresh = math.ceil(cfg.batch / max(cfg.reuse, 1))
-    loader = make_loader(build_dataset(cfg, scfg), 0, warm + batches, fresh, cfg.workers)
+    loader = make_loader(
+        build_dataset(cfg, scfg), 0, warm + batches, fresh, cfg.workers, plans=cfg.synth_on_device
+    )
     t0 = time.perf_counter()
-    for k, _ in enumerate(loader):
+    for k, batch in enumerate(loader):
+        if cfg.synth_on_device:
+            render_collated(batch, dev)
+            _sync(dev)
         if k + 1 == warm:
             t0 = time.perf_counter()
     return batches / (time.perf_counter() - t0), fresh
@@ -86,6 +94,12 @@ def main() -> None:
         "--batch", type=int, nargs="*", default=None, help="batch sizes to time the step at (none: skip)"
     )
     ap.add_argument("--compile", action="store_true", help="also time the step through torch.compile")
+    ap.add_argument(
+        "--on-device",
+        choices=("no", "yes", "both"),
+        default="no",
+        help="loader: render the blur on the device (synth_on_device), on the CPU workers, or time both",
+    )
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batches", type=int, default=60)
     ap.add_argument("--device", default="auto")
@@ -114,13 +128,19 @@ def main() -> None:
             res["step_it_s"][f"{b}_compiled"] = r
             print(f"compiled network step, batch {b}: {r:.2f} it/s", flush=True)
     res["loader"] = {}
+    modes = {"no": [False], "yes": [True], "both": [False, True]}[a.on_device]
     for w in a.workers if a.workers is not None else [cfg.workers]:
-        r, fresh = loader_rate(TrainConfig.from_dict({**raw, "workers": w}), a.batches)
-        res["loader"][w] = {"batches_s": r, "samples_s": r * fresh}
-        print(
-            f"loader, {w} workers: {r:.2f} batches/s of {fresh} samples ({r * fresh:.0f} samples/s)",
-            flush=True,
-        )
+        for on_dev in modes:
+            r, fresh = loader_rate(
+                TrainConfig.from_dict({**raw, "workers": w, "synth_on_device": on_dev}), a.batches, dev
+            )
+            key = f"{w}_on_device" if on_dev else w
+            res["loader"][key] = {"batches_s": r, "samples_s": r * fresh}
+            where = f"rendered on {dev.type}" if on_dev else "rendered by the workers"
+            print(
+                f"loader, {w} workers, {where}: {r:.2f} batches/s of {fresh} samples ({r * fresh:.0f} samples/s)",
+                flush=True,
+            )
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)

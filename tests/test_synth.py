@@ -272,3 +272,92 @@ def test_srgb_curves_keep_their_formulas():
     assert torch.equal(linear_to_srgb(x), ref_out)
     assert torch.equal(srgb_to_linear(x), ref_in)
     assert torch.equal(x, torch.linspace(-0.5, 1.5, 2001))  # the input is left alone
+
+
+# ---------------------------------------------------------------- plans rendered in batches ---------------
+MIXED = dict(
+    size=48, frames=5, subframes=2, objects=(0, 2), highlight_p=0.5, gamma_average_p=0.5, noise_p=0.5
+)
+
+
+def _others():
+    return [_image(90, 110, seed=7), _image(120, 100, seed=8)]
+
+
+def _plans(cfg, count, targets="all", noise_field=True):
+    from blurvid.data.synth import plan
+
+    return [
+        plan(_image(), torch.Generator().manual_seed(40 + i), cfg, _others(), targets, noise_field)
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("center", ["time", "mean"])
+def test_one_plan_renders_the_synthesize_sample_and_a_batch_renders_each(center):
+    from blurvid.data.synth import render
+
+    cfg = SynthConfig(**MIXED, center=center, grey_p=0.3)
+    plans = _plans(cfg, 8)
+    assert {len(p.objects) for p in plans} == {0, 1, 2}  # slots of unequal membership and texture size
+    batch = render(plans)
+    assert batch["blurred"].shape == (8, 3, 48, 48) and batch["frames"].shape == (8, 5, 3, 48, 48)
+    assert batch["flows"].shape == (8, 5, 2, 48, 48)
+    for i, p in enumerate(plans):
+        s = synthesize(_image(), torch.Generator().manual_seed(40 + i), cfg, _others())
+        one = render([p])
+        assert torch.equal(one["blurred"][0], s.blurred) and torch.equal(one["frames"][0], s.frames)
+        assert torch.equal(one["flows"][0], s.flows)
+        # in a batch, textures are padded to their slot's largest: the same up to float rounding
+        assert (batch["frames"][i] - s.frames).abs().max() < 1e-4
+        assert (batch["flows"][i] - s.flows).abs().max() < 1e-3
+        assert (batch["blurred"][i] - s.blurred).abs().max() <= 1 / 255 + 1e-6  # a rounding may flip
+
+
+def test_device_plans_draw_the_noise_from_a_seed_and_keep_the_statistics():
+    from blurvid.data.synth import render
+
+    cfg = SynthConfig(size=48, frames=3, subframes=2, objects=(0, 0), noise_p=1.0, hflip=False)
+    cpu, dev = _plans(cfg, 6, "center"), _plans(cfg, 6, "center", noise_field=False)
+    assert all(isinstance(p.noise, torch.Tensor) for p in cpu) and all(isinstance(p.noise, int) for p in dev)
+    assert torch.equal(render(dev)["blurred"], render(dev)["blurred"])  # the seed decides the noise
+    for a, b in zip(cpu, dev, strict=True):
+        assert torch.equal(a.cam, b.cam) and a.noise_a == b.noise_a  # same draws up to the noise
+    ra, rb = render(cpu), render(dev)
+    assert torch.equal(ra["frames"], rb["frames"])  # the targets carry no noise
+    na, nb = (ra["blurred"] - ra["frames"][:, 0]).std(), (rb["blurred"] - rb["frames"][:, 0]).std()
+    assert 0.8 < float(na / nb) < 1.25
+
+
+def test_compact_plans_render_within_8_bit_rounding():
+    from blurvid.data.synth import render
+
+    cfg = SynthConfig(
+        size=48, frames=3, subframes=2, shot_noise=(0.0, 0.0), read_noise=(0.0, 0.0), highlight_p=0.0
+    )
+    plans = _plans(cfg, 4, "center")
+    small = [p.compact() for p in plans]
+    assert all(p.region.dtype == torch.uint8 for p in small)
+    assert small[0].region.numel() == plans[0].region.numel()
+    diff = (render(small)["frames"] - render(plans)["frames"]).abs().max()
+    assert 0 < diff < 1 / 255  # half a level of the source, resampled and clipped
+
+
+def test_jpeg_round_trip_is_close_to_pil_and_keeps_odd_sizes():
+    from blurvid.data.datasets import jpeg_compress
+    from blurvid.data.jpeg import jpeg_round_trip, quant_table
+    from blurvid.metrics import psnr
+
+    assert torch.equal(quant_table(50)[0, :3], torch.tensor([16.0, 11.0, 10.0]))  # the standard's table
+    assert torch.equal(quant_table(100), torch.ones(8, 8)) and quant_table(1).max() == 255
+    with pytest.raises(ValueError, match="quality"):
+        quant_table(0)
+    img = _image(61, 75, seed=3)
+    out = jpeg_round_trip(torch.stack([img, img.flip(-1)]), [60, 90])
+    assert out.shape == (2, 3, 61, 75)
+    assert torch.equal(out * 255, (out * 255).round())  # 8-bit values
+    for q, src, x in ((60, img, out[0]), (90, img.flip(-1), out[1])):
+        ref = jpeg_compress(src, q)
+        assert psnr(x[None], ref[None]) > 40  # close to what PIL's libjpeg decodes (45-47 dB here)
+        assert abs(float(psnr(x[None], src[None]) - psnr(ref[None], src[None]))) < 0.2  # as lossy
+    assert psnr(out[1:].flip(-1), img[None]) > psnr(out[:1], img[None])  # quality orders the loss

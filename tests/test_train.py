@@ -479,3 +479,41 @@ def test_deblur_stage_stream_carries_only_the_central_frame(photos, tmp_path):
     assert kinds == {True, False}  # both photo and clip items were compared
     video = _cfg("autoencoder", tmp_path / "v", photos, synth={**SYNTH, "frames": 5})
     assert build_dataset(video, synth_config(video))[0]["frames"].shape[0] == 5
+
+
+def test_synth_on_device_stream_plans_in_workers_and_trains(photos, tmp_path):
+    # workers hand over plans; the training process renders them (here on the CPU) and mixes in clips
+    from blurvid.data.datasets import collate, render_collated
+    from blurvid.train.loop import build_dataset, make_loader, synth_config
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(5):
+        Image.fromarray((rng.random((40, 44, 3)) * 255).astype(np.uint8)).save(clip / f"{i:03d}.png")
+    cfg = _cfg(
+        "deblur",
+        tmp_path / "run",
+        photos,
+        clips=[str(clip)],
+        clip_p=0.3,
+        jpeg_p=0.5,
+        synth={**SYNTH, "frames": 5},
+        synth_on_device=True,
+        iters=3,
+        batch=6,
+        workers=1,
+    )
+    stream = build_dataset(cfg, synth_config(cfg))
+    raw = collate([stream[i] for i in range(6)])
+    assert set(raw) == {"plans", "rendered"} and len(raw["plans"]) + len(raw["rendered"]["blurred"]) == 6
+    assert any(q > 0 for q in raw["plans"].jpeg)
+    batch = render_collated(raw, torch.device("cpu"))
+    assert batch["blurred"].shape == (6, 3, 32, 32) and batch["frames"].shape == (6, 1, 3, 32, 32)
+    assert batch["center"].tolist() == [0] * 6 and batch["has_flow"].sum() == len(raw["plans"])
+    again = render_collated(collate([stream[i] for i in range(6)]), torch.device("cpu"))
+    assert torch.equal(batch["blurred"], again["blurred"])  # index-deterministic
+    loaded = next(iter(make_loader(stream, 0, 1, 6, 1, plans=True)))  # through a worker process
+    assert torch.equal(render_collated(loaded, torch.device("cpu"))["blurred"], batch["blurred"])
+    train(cfg, progress=False, log=lambda s: None)
+    assert len(_losses(tmp_path / "run")) == 3 and (tmp_path / "run" / "best.safetensors").exists()

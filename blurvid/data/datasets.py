@@ -10,6 +10,10 @@ Items are dicts: ``blurred (3, S, S)``, ``frames (N, 3, S, S)``, ``flows (N, 2, 
 ``has_flow`` (bool tensor). With ``center_only=True`` (what deblurring trains on) ``frames`` and ``flows``
 hold only the central frame (``N = 1``, ``center`` 0): less to render and to pass between processes, and
 the same blurred image and central frame as the full item of that index.
+
+With ``plans=True`` a :class:`PhotoSynthDataset` item is ``{"plan": SynthPlan}`` instead: only the sample's
+randomness, drawn on the CPU; :func:`collate` stacks a batch of them and :func:`render_collated` renders
+it on the training device (GPU runs are then no longer bound by the CPU's synthesis).
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
-from .synth import SynthConfig, average_frames, center_index, synthesize
+from .synth import PlanBatch, SynthConfig, average_frames, center_index, plan, render_batch, synthesize
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -87,13 +91,14 @@ class PhotoSynthDataset(Dataset):
         jpeg_p: float = 0.0,
         jpeg_quality: tuple[int, int] = (70, 95),
         center_only: bool = False,
+        plans: bool = False,
     ) -> None:
         self.paths = list_images(sources)
         if not self.paths:
             raise FileNotFoundError(f"no images found in {list(map(str, sources))}")
         self.cfg, self.seed, self.length = cfg, seed, length
         self.jpeg_p, self.jpeg_quality = jpeg_p, jpeg_quality
-        self.center_only = center_only
+        self.center_only, self.plans = center_only, plans
         self._cache: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -112,9 +117,13 @@ class PhotoSynthDataset(Dataset):
             self._photo(int(torch.randint(len(self.paths), (), generator=g)))
             for _ in range(self.cfg.objects[1])
         ]
-        s = synthesize(
-            self._photo(k), g, self.cfg, others=others, targets="center" if self.center_only else "all"
-        )
+        targets = "center" if self.center_only else "all"
+        if self.plans:  # the device draws the noise, so the stream differs from the rendered one's
+            pl = plan(self._photo(k), g, self.cfg, others, targets, noise_field=False).compact()
+            if self.jpeg_p > 0 and float(torch.rand((), generator=g)) < self.jpeg_p:
+                pl.jpeg = int(torch.randint(self.jpeg_quality[0], self.jpeg_quality[1] + 1, (), generator=g))
+            return {"plan": pl}
+        s = synthesize(self._photo(k), g, self.cfg, others=others, targets=targets)
         blurred = s.blurred
         if self.jpeg_p > 0 and float(torch.rand((), generator=g)) < self.jpeg_p:
             blurred = jpeg_compress(
@@ -230,3 +239,31 @@ class MixedDataset(Dataset):
 def fixed_set(dataset: Dataset, count: int, start: int = 0) -> list[dict]:
     """The first ``count`` items from ``start``: a fixed, reproducible validation set."""
     return [dataset[start + i] for i in range(count)]
+
+
+def collate(items: list[dict]) -> dict:
+    """A loader's collate for streams with plans: ``{"plans": PlanBatch}`` for the plan items and
+    ``{"rendered": ...}`` (default collation) for the others (e.g. clips), whichever are present."""
+    plans = [it["plan"] for it in items if "plan" in it]
+    rest = [it for it in items if "plan" not in it]
+    out: dict = {}
+    if plans:
+        out["plans"] = PlanBatch.collate(plans)
+    if rest:
+        out["rendered"] = default_collate(rest)
+    return out
+
+
+def render_collated(batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+    """A :func:`collate` batch as an ordinary one on ``device``: the plans rendered there, then the
+    already rendered items (keys ``blurred``, ``frames``, ``flows``, ``center``, ``has_flow``)."""
+    parts = []
+    if "plans" in batch:
+        r = render_batch(batch["plans"], device)
+        n = r["blurred"].shape[0]
+        r["center"] = torch.full((n,), r["center"], dtype=torch.long, device=device)
+        r["has_flow"] = torch.ones(n, dtype=torch.bool, device=device)
+        parts.append(r)
+    if "rendered" in batch:
+        parts.append({k: v.to(device) for k, v in batch["rendered"].items()})
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}

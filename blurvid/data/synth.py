@@ -19,6 +19,7 @@ Everything is plain torch on CPU tensors, deterministic for a given ``torch.Gene
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -207,28 +208,34 @@ def _normalizer(side_h: int, side_w: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=8)
-def _base_grid(size: int, dtype: torch.dtype) -> torch.Tensor:
+def _base_grid(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """Normalised homogeneous output coordinates ``(1, S*S, 3)`` (x, y, 1), row-major, align_corners=True:
     what :func:`torch.nn.functional.affine_grid` multiplies by theta (shared: never modify it)."""
     axis = torch.linspace(-1, 1, size, dtype=dtype)
     ys, xs = torch.meshgrid(axis, axis, indexing="ij")
-    return torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, size * size, 3)
+    return torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, size * size, 3).to(device)
 
 
 def sample_affine(src: torch.Tensor, mats: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
-    """Render ``src: (C, Hs, Ws)`` through pixel-space matrices ``mats: (T, 3, 3)`` -> ``(T, C, size, size)``.
+    """Render ``src: (C, Hs, Ws)`` through pixel-space matrices ``mats: (T, 3, 3)`` -> ``(T, C, size, size)``,
+    or a batch: ``src: (B, C, Hs, Ws)``, ``mats: (B, T, 3, 3)`` -> ``(B, T, C, size, size)``.
 
-    Output pixel ``p`` takes ``src`` at ``mats @ p`` (pixel indices), border-replicated outside.
+    Output pixel ``p`` takes ``src`` at ``mats @ p`` (pixel indices), border-replicated outside. ``mats``
+    may stay on the CPU (float64) while ``src`` is on another device.
     """
-    _, hs, ws = src.shape
-    theta = _normalizer(hs, ws) @ mats @ torch.linalg.inv(_normalizer(size, size))
-    t = mats.shape[0]
+    batched = src.dim() == 4
+    if not batched:
+        src, mats = src[None], mats[None]
+    b, ch, hs, ws = src.shape
+    t = mats.shape[1]
+    theta = _normalizer(hs, ws) @ mats.cpu() @ torch.linalg.inv(_normalizer(size, size))  # (B, T, 3, 3)
     # affine_grid's arithmetic as one batched matmul on a cached base grid (~4x faster on a CPU core)
-    base = _base_grid(size, src.dtype).to(src.device)
-    grid = torch.matmul(base, theta[:, :2].to(src.dtype).transpose(1, 2)).view(t, size, size, 2)
-    return F.grid_sample(
-        src.expand(t, *src.shape), grid, mode=mode, padding_mode="border", align_corners=True
-    )
+    base = _base_grid(size, src.dtype, src.device)
+    theta = theta[..., :2, :].to(src.dtype).transpose(-1, -2).to(src.device)  # (B, T, 3, 2)
+    grid = torch.matmul(base, theta).view(b, t * size, size, 2)  # the T grids stacked along the height
+    out = F.grid_sample(src, grid, mode=mode, padding_mode="border", align_corners=True)  # (B, C, T*S, S)
+    out = out.view(b, ch, t, size, size).transpose(1, 2).contiguous()
+    return out if batched else out[0]
 
 
 def _flows(frame_mats: torch.Tensor, center_mat: torch.Tensor, size: int) -> torch.Tensor:
@@ -329,20 +336,66 @@ def _object_mats(
     return torch.linalg.inv(fwd)[:-1]
 
 
-def synthesize(
+@dataclass
+class ObjectPlan:
+    """One foreground layer of a :class:`SynthPlan`."""
+
+    tex: torch.Tensor  # (3, o, o) sRGB texture, float in [0, 1] or uint8
+    mask: torch.Tensor  # (1, o, o) float alpha, zero on its outer two pixels
+    mats: torch.Tensor  # (T, 3, 3) float64: output pixel -> texture pixel, per sub-frame
+    place: tuple[int, int]  # (x, y) of the texture's top-left at the reference pose (output px)
+    flow: torch.Tensor | None  # (N, 2, S, S) displacements of its targets; None for targets="center"
+
+
+@dataclass
+class SynthPlan:
+    """Everything random about one sample, drawn on the CPU in the generator's order (cheap); turning it
+    into pixels (:func:`render`) is deterministic arithmetic that runs on any device, for a batch at once.
+
+    ``noise`` is the read/shot noise field ``(3, S, S)`` drawn from the sample's generator, or (for a plan
+    made with ``noise_field=False``) an integer seed for the rendering device's generator, or None for
+    a clean sample. ``jpeg`` (a JPEG quality, 0 = none) is set by the dataset, not by :func:`plan`.
+    """
+
+    cfg: SynthConfig
+    region: torch.Tensor  # (3, R, R) sRGB source window, float in [0, 1] or uint8
+    cam: torch.Tensor  # (T, 3, 3) float64: output pixel -> region pixel, per sub-frame
+    flows: torch.Tensor | None  # (N, 2, S, S) camera displacements of the targets; None for "center"
+    objects: list[ObjectPlan]
+    highlight: float  # highlight gain - 1 (0: no boost)
+    gamma: bool  # average the exposure in display gamma
+    noise_a: float  # shot-noise variance per unit of linear signal
+    noise_b2: float  # read-noise variance
+    noise: torch.Tensor | int | None
+    grey: bool
+    hflip: bool
+    only_center: bool
+    jpeg: int = 0
+
+    def compact(self) -> SynthPlan:
+        """The same plan with its source windows as uint8 (a quarter of the bytes to pass between
+        processes; rendering then sees them rounded to 8 bits, as the photos were)."""
+
+        def u8(x: torch.Tensor) -> torch.Tensor:
+            return x if x.dtype == torch.uint8 else (x.clamp(0, 1) * 255).round_().to(torch.uint8)
+
+        objects = [dataclasses.replace(o, tex=u8(o.tex)) for o in self.objects]
+        return dataclasses.replace(self, region=u8(self.region), objects=objects)
+
+
+def plan(
     image: torch.Tensor,
     g: torch.Generator,
     cfg: SynthConfig,
     others: list[torch.Tensor] | None = None,
     targets: str = "all",
-) -> Sample:
-    """Render one sample from ``image: (3, H, W)`` sRGB, float in [0, 1] or uint8 (at least
-    ``size + 2*margin`` px per side after zoom; smaller images are upscaled to fit). ``others`` supply
-    foreground textures (same types).
+    noise_field: bool = True,
+) -> SynthPlan:
+    """Draw one sample's randomness from ``g`` (see :func:`synthesize` for the arguments): the source
+    windows, the camera's and objects' matrices, the targets' true flows and the exposure's choices.
 
-    ``targets="center"`` renders only what deblurring needs: ``frames`` is the central target alone
-    ``(1, 3, S, S)`` with ``center`` 0 and ``flows`` its (zero) displacement ``(1, 2, S, S)``; the
-    blurred image and that target are identical to the ``"all"`` sample of the same generator state.
+    With ``noise_field=False`` the noise is a seed for the rendering device instead of a ``(3, S, S)``
+    field: the rest of the draws then differ from the default stream (still deterministic per ``g``).
     """
     if targets not in ("all", "center"):
         raise ValueError(f"targets must be 'all' or 'center', not {targets!r}")
@@ -352,86 +405,275 @@ def synthesize(
         raise ValueError("frames and subframes must be >= 1")
     if cfg.center not in ("time", "mean"):
         raise ValueError(f"center must be 'time' or 'mean', not {cfg.center!r}")
-    mean_ref = cfg.center == "mean"
     margin = cfg.margin
-    region = size + 2 * margin
-    img = _random_view(image, g, cfg, region)  # (3, region, region) sRGB
-    lin = srgb_to_linear(img)
-    times = (torch.arange(n * k, dtype=torch.float64) + 0.5) / (n * k)
-    target_idx = torch.arange(n) * k + k // 2
-    c = center_index(n)
+    img = _random_view(image, g, cfg, size + 2 * margin)  # (3, R, R) sRGB
+    times, target_idx, c = _timing(cfg)
     t_c = float(times[target_idx[c]])
-
-    cam = _camera_mats(g, cfg, times, t_c, size, region)  # (T, 3, 3) output -> region
-    frames_lin = sample_affine(lin, cam, size)  # (T, 3, S, S)
-    # the reference pose is an exact crop (no resampling softness): the central target, or with
-    # center='mean' an extra image appended after the T sub-frames (not part of the exposure)
-    crop = lin[:, margin : margin + size, margin : margin + size]
-    if mean_ref:
-        frames_lin = torch.cat([frames_lin, crop[None]])
-    else:
-        frames_lin[target_idx[c]] = crop
+    cam = _camera_mats(g, cfg, times, t_c, size, size + 2 * margin)  # (T, 3, 3) output -> region
     center_cam = _translate(margin, margin)
-    # (N, 2, S, S); the central frame's own displacement is zero
-    flows = torch.zeros(1, 2, size, size) if only_center else _flows(cam[target_idx], center_cam, size)
+    flows = None if only_center else _flows(cam[target_idx], center_cam, size)  # (N, 2, S, S)
 
+    objects = []
     n_obj = int(torch.randint(cfg.objects[0], cfg.objects[1] + 1, (), generator=g)) if others else 0
     for _ in range(n_obj):
         tex_src = others[int(torch.randint(len(others), (), generator=g))]
         obj = int(size * float(_uniform(g, *cfg.object_size))) | 1
-        tex = srgb_to_linear(_random_view(tex_src, g, cfg, obj, zoom=False))
+        tex = _random_view(tex_src, g, cfg, obj, zoom=False)
         mask = soft_mask(g, obj)
         place = torch.randint(-obj // 4, size - obj + obj // 4 + 1, (2,), generator=g)
         omats = _object_mats(g, cfg, times, t_c, obj, place + margin)  # world -> texture
-        layer = sample_affine(torch.cat([tex, mask]), omats @ cam, size)  # (T, 4, S, S)
-        # exact texture at the reference pose (integer placement, no rotation)
-        pasted = _paste(torch.cat([tex, mask]), place, size)
-        if mean_ref:
-            layer = torch.cat([layer, pasted[None]])
-            # output -> texture at the reference pose: the texture's top-left sits at `place`
-            center_w2t = _translate(-float(place[0]), -float(place[1]))
-        else:
-            layer[target_idx[c]] = pasted
-            center_w2t = omats[target_idx[c]] @ center_cam  # output -> texture at the central time
-        alpha = layer[:, 3:4]
-        frames_lin = alpha * layer[:, :3] + (1 - alpha) * frames_lin
+        flow = None
         if not only_center:
-            obj_flow = _flows(
+            if cfg.center == "mean":  # output -> texture at the reference pose: its top-left at `place`
+                center_w2t = _translate(-float(place[0]), -float(place[1]))
+            else:  # output -> texture at the central time
+                center_w2t = omats[target_idx[c]] @ center_cam
+            flow = _flows(
                 torch.linalg.inv(center_w2t) @ omats[target_idx] @ cam[target_idx],
                 torch.eye(3, dtype=torch.float64),
                 size,
             )
-            a = alpha[target_idx]
-            flows = a * obj_flow + (1 - a) * flows
+        objects.append(ObjectPlan(tex, mask, omats @ cam, (int(place[0]), int(place[1])), flow))
 
-    t_sub = n * k
-    blurred_lin, frames_lin = _expose(frames_lin, g, cfg, t_sub)
+    highlight = (
+        float(_uniform(g, 1.5, 6.0)) - 1 if float(torch.rand((), generator=g)) < cfg.highlight_p else 0.0
+    )
+    gamma = float(torch.rand((), generator=g)) < cfg.gamma_average_p
+    a = b2 = 0.0
+    noise: torch.Tensor | int | None = None
+    # no draw at noise_p = 1, so default streams are unchanged
+    if cfg.noise_p >= 1 or float(torch.rand((), generator=g)) < cfg.noise_p:
+        a, b = float(_uniform(g, *cfg.shot_noise)), float(_uniform(g, *cfg.read_noise))
+        if a != 0 or b != 0:
+            b2 = b * b
+            if noise_field:
+                noise = torch.randn((3, size, size), generator=g)
+            else:
+                noise = int(torch.randint(2**62, (), generator=g))
+    # no draw at grey_p = 0, so default streams are unchanged
+    grey = cfg.grey_p > 0 and float(torch.rand((), generator=g)) < cfg.grey_p
+    hflip = cfg.hflip and float(torch.rand((), generator=g)) < 0.5
+    return SynthPlan(cfg, img, cam, flows, objects, highlight, gamma, a, b2, noise, grey, hflip, only_center)
+
+
+def _timing(cfg: SynthConfig) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Sub-frame times ``(N*K,)`` in (0, 1), the N targets' sub-frame indices, the central target's index."""
+    n, k = cfg.frames, cfg.subframes
+    times = (torch.arange(n * k, dtype=torch.float64) + 0.5) / (n * k)
+    return times, torch.arange(n) * k + k // 2, center_index(n)
+
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float() / 255 if x.dtype == torch.uint8 else x
+
+
+@dataclass
+class PlanBatch:
+    """Plans of one :class:`SynthConfig` stacked into few tensors (see :meth:`collate`): what a data
+    worker hands to the training process, which renders it on its device (:func:`render_batch`)."""
+
+    cfg: SynthConfig
+    only_center: bool
+    region: torch.Tensor  # (B, 3, R, R)
+    cam: torch.Tensor  # (B, T, 3, 3) float64
+    flows: torch.Tensor | None  # (B, N, 2, S, S); None for targets="center" (zeros)
+    slots: list[
+        dict
+    ]  # object slot j: index (b,), tex (b, 3, O, O), mask (b, 1, O, O), mats, side, place, flow
+    highlight: list[float]
+    gamma: list[bool]
+    noise_a: list[float]
+    noise_b2: list[float]
+    noise: list[torch.Tensor | int | None]
+    grey: list[bool]
+    hflip: list[bool]
+    jpeg: list[int]
+
+    def __len__(self) -> int:
+        return len(self.highlight)
+
+    @classmethod
+    def collate(cls, plans: list[SynthPlan]) -> PlanBatch:
+        """Stack plans made with one config and targets mode; object textures are zero-padded to the
+        largest of their slot (alpha 0, like each mask's own border)."""
+        p0 = plans[0]
+        if any(p.cfg != p0.cfg or p.only_center != p0.only_center for p in plans):
+            raise ValueError("a batch of plans must share one SynthConfig and targets mode")
+        slots = []
+        for j in range(max(len(p.objects) for p in plans)):
+            index = [b for b, p in enumerate(plans) if len(p.objects) > j]
+            objs = [plans[b].objects[j] for b in index]
+            side = max(o.tex.shape[-1] for o in objs)
+            tex = objs[0].tex.new_zeros(len(objs), 3, side, side)
+            mask = torch.zeros(len(objs), 1, side, side)
+            for i, o in enumerate(objs):
+                w = o.tex.shape[-1]
+                tex[i, :, :w, :w], mask[i, :, :w, :w] = o.tex, o.mask
+            slots.append(
+                {
+                    "index": torch.tensor(index),
+                    "tex": tex,
+                    "mask": mask,
+                    "mats": torch.stack([o.mats for o in objs]),
+                    "side": [o.tex.shape[-1] for o in objs],
+                    "place": [o.place for o in objs],
+                    "flow": None if p0.only_center else torch.stack([o.flow for o in objs]),
+                }
+            )
+        return cls(
+            cfg=p0.cfg,
+            only_center=p0.only_center,
+            region=torch.stack([p.region for p in plans]),
+            cam=torch.stack([p.cam for p in plans]),
+            flows=None if p0.only_center else torch.stack([p.flows for p in plans]),
+            slots=slots,
+            highlight=[p.highlight for p in plans],
+            gamma=[p.gamma for p in plans],
+            noise_a=[p.noise_a for p in plans],
+            noise_b2=[p.noise_b2 for p in plans],
+            noise=[p.noise for p in plans],
+            grey=[p.grey for p in plans],
+            hflip=[p.hflip for p in plans],
+            jpeg=[p.jpeg for p in plans],
+        )
+
+
+def _subset(flags: list[bool], device: torch.device) -> torch.Tensor | None:
+    """Indices of the true flags (on ``device``), or None when there are none."""
+    idx = [i for i, f in enumerate(flags) if f]
+    return torch.tensor(idx, device=device) if idx else None
+
+
+def render(plans: list[SynthPlan], device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """Render plans made with the same :class:`SynthConfig` and targets as one batch on ``device``
+    (default: the CPU): :meth:`PlanBatch.collate`, then :func:`render_batch`. One plan on the CPU renders
+    byte-identically to the sample :func:`synthesize` has always given."""
+    return render_batch(PlanBatch.collate(plans), device)
+
+
+def render_batch(pb: PlanBatch, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """Render a :class:`PlanBatch` on ``device`` (default: the CPU).
+
+    Returns ``blurred (B, 3, S, S)``, ``frames (B, N, 3, S, S)`` (``N = 1`` for targets="center"),
+    ``flows (B, N, 2, S, S)``, all float32 sRGB in [0, 1] (flows in px), and ``center`` (int). Plans with
+    a ``jpeg`` quality go through :func:`blurvid.data.jpeg.jpeg_round_trip`.
+    """
+    cfg, only_center = pb.cfg, pb.only_center
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    size, margin, mean_ref = cfg.size, cfg.margin, cfg.center == "mean"
+    _, target_idx, c = _timing(cfg)
+    t_sub = cfg.frames * cfg.subframes
+    bsz = len(pb)
+
+    lin = srgb_to_linear(_as_float(pb.region.to(dev)))  # (B, 3, R, R)
+    frames_lin = sample_affine(lin, pb.cam, size)  # (B, T, 3, S, S)
+    # the reference pose is an exact crop (no resampling softness): the central target, or with
+    # center='mean' an extra image appended after the T sub-frames (not part of the exposure)
+    crop = lin[:, :, margin : margin + size, margin : margin + size]
+    if mean_ref:
+        frames_lin = torch.cat([frames_lin, crop[:, None]], 1)
+    else:
+        frames_lin[:, target_idx[c]] = crop
+    flows = torch.zeros(bsz, 1, 2, size, size, device=dev) if pb.flows is None else pb.flows.to(dev)
+
+    for slot in pb.slots:  # object slot j of every sample that has one
+        layers = torch.cat([srgb_to_linear(_as_float(slot["tex"].to(dev))), slot["mask"].to(dev)], 1)
+        layer = sample_affine(layers, slot["mats"], size)  # (b, T, 4, S, S)
+        # exact texture at the reference pose (integer placement, no rotation)
+        pasted = torch.stack(
+            [
+                _paste(x[:, :w, :w], pl, size)
+                for x, w, pl in zip(layers, slot["side"], slot["place"], strict=True)
+            ]
+        )
+        if mean_ref:
+            layer = torch.cat([layer, pasted[:, None]], 1)
+        else:
+            layer[:, target_idx[c]] = pasted
+        alpha = layer[:, :, 3:4]
+        sub = slot["index"].to(dev)
+        frames_lin[sub] = alpha * layer[:, :, :3] + (1 - alpha) * frames_lin[sub]
+        if not only_center:
+            a = alpha[:, target_idx]
+            flows[sub] = a * slot["flow"].to(dev) + (1 - a) * flows[sub]
+
+    boost = _subset([h != 0 for h in pb.highlight], dev)
+    if boost is not None:  # highlights boosted before the sensor clips
+        gain = torch.tensor([h for h in pb.highlight if h != 0], device=dev).view(-1, 1, 1, 1, 1)
+        f = frames_lin[boost]
+        lum = f.mean(2, keepdim=True)
+        frames_lin[boost] = f * (1 + gain * ((lum - 0.7) / 0.3).clamp(0, 1))
+    blurred_lin = frames_lin[:, :t_sub].mean(1).clamp(0, 1)
+    frames_lin = frames_lin.clamp(0, 1)
     # the reference-pose image is the last one with center='mean', else the central time's sub-frame
-    ref = frames_lin[t_sub] if mean_ref else frames_lin[target_idx[c]]
+    ref = frames_lin[:, t_sub] if mean_ref else frames_lin[:, target_idx[c]]
     if only_center:
-        sharp = linear_to_srgb(ref[None]).clamp(0, 1)
+        sharp = linear_to_srgb(ref[:, None]).clamp(0, 1)
         c = 0
     else:
-        sharp = linear_to_srgb(frames_lin[target_idx]).clamp(0, 1)
+        sharp = linear_to_srgb(frames_lin[:, target_idx]).clamp(0, 1)
         if mean_ref:
-            sharp[c] = linear_to_srgb(ref).clamp(0, 1)
-    if float(torch.rand((), generator=g)) < cfg.gamma_average_p:
-        blurred_lin = srgb_to_linear(linear_to_srgb(frames_lin[:t_sub]).mean(0))  # _expose clipped them
-    blurred = linear_to_srgb(_noise(blurred_lin, g, cfg)).clamp(0, 1)
-    # no draw at grey_p = 0, so default streams are unchanged
-    if cfg.grey_p > 0 and float(torch.rand((), generator=g)) < cfg.grey_p:
-        blurred, sharp = to_grey(blurred), to_grey(sharp)
+            sharp[:, c] = linear_to_srgb(ref).clamp(0, 1)
+    gam = _subset(pb.gamma, dev)
+    if gam is not None:  # averaged in display gamma (the sub-frames are clipped already)
+        blurred_lin[gam] = srgb_to_linear(linear_to_srgb(frames_lin[gam, :t_sub]).mean(1))
+    noisy = _subset([n is not None for n in pb.noise], dev)
+    if noisy is not None:  # Poisson-Gaussian sensor noise (heteroscedastic Gaussian approximation)
+        idx = noisy.tolist()
+        field = torch.stack([_noise_field(pb.noise[i], size, dev) for i in idx])
+        a = torch.tensor([pb.noise_a[i] for i in idx], device=dev).view(-1, 1, 1, 1)
+        b2 = torch.tensor([pb.noise_b2[i] for i in idx], device=dev).view(-1, 1, 1, 1)
+        x = blurred_lin[noisy]
+        blurred_lin[noisy] = x + (a * x.clamp(min=0) + b2).sqrt() * field
+    blurred = linear_to_srgb(blurred_lin).clamp(0, 1)
+    grey = _subset(pb.grey, dev)
+    if grey is not None:
+        blurred[grey], sharp[grey] = to_grey(blurred[grey]), to_grey(sharp[grey])
     if cfg.quantize:
         blurred = torch.round(blurred * 255) / 255
-    if cfg.hflip and float(torch.rand((), generator=g)) < 0.5:
-        blurred, sharp, flows = blurred.flip(-1), sharp.flip(-1), flows.flip(-1)
-        flows = flows * torch.tensor([-1.0, 1.0]).view(1, 2, 1, 1)
+    flip = _subset(pb.hflip, dev)
+    if flip is not None:
+        blurred[flip], sharp[flip] = blurred[flip].flip(-1), sharp[flip].flip(-1)
+        flows[flip] = flows[flip].flip(-1) * torch.tensor([-1.0, 1.0], device=dev).view(1, 1, 2, 1, 1)
+    jpeg = _subset([q > 0 for q in pb.jpeg], dev)
+    if jpeg is not None:
+        from .jpeg import jpeg_round_trip
+
+        blurred[jpeg] = jpeg_round_trip(blurred[jpeg], [q for q in pb.jpeg if q > 0])
+    return {"blurred": blurred, "frames": sharp, "flows": flows, "center": c}
+
+
+def _noise_field(noise: torch.Tensor | int, size: int, dev: torch.device) -> torch.Tensor:
+    """A plan's noise field on ``dev``: its own tensor, or drawn there from its seed."""
+    if isinstance(noise, torch.Tensor):
+        return noise.to(dev)
+    gen = torch.Generator(dev).manual_seed(noise)
+    return torch.randn((3, size, size), generator=gen, device=dev)
+
+
+def synthesize(
+    image: torch.Tensor,
+    g: torch.Generator,
+    cfg: SynthConfig,
+    others: list[torch.Tensor] | None = None,
+    targets: str = "all",
+) -> Sample:
+    """Render one sample from ``image: (3, H, W)`` sRGB, float in [0, 1] or uint8 (at least
+    ``size + 2*margin`` px per side after zoom; smaller images are upscaled to fit). ``others`` supply
+    foreground textures (same types). On the CPU: :func:`plan`, then :func:`render`.
+
+    ``targets="center"`` renders only what deblurring needs: ``frames`` is the central target alone
+    ``(1, 3, S, S)`` with ``center`` 0 and ``flows`` its (zero) displacement ``(1, 2, S, S)``; the
+    blurred image and that target are identical to the ``"all"`` sample of the same generator state.
+    """
+    pl = plan(image, g, cfg, others, targets)
+    out = render([pl])
     return Sample(
-        blurred=blurred.float(),
-        frames=sharp.float(),
-        flows=flows.float(),
-        center=c,
-        meta={"objects": n_obj},
+        blurred=out["blurred"][0],
+        frames=out["frames"][0],
+        flows=out["flows"][0].float(),
+        center=out["center"],
+        meta={"objects": len(pl.objects)},
     )
 
 
@@ -475,34 +717,6 @@ def _random_view(
         )[0]
     crop = crop.clamp(0, 1)
     return crop[:, :side, :side]
-
-
-def _expose(
-    frames_lin: torch.Tensor, g: torch.Generator, cfg: SynthConfig, count: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average the first ``count`` (default all) sub-frames into the blurred exposure; optionally boost
-    highlights (of every frame given), then clip like a sensor.
-
-    Returns ``(blurred_lin (3, S, S), frames_lin (T, 3, S, S))``, both clipped to [0, 1].
-    """
-    if float(torch.rand((), generator=g)) < cfg.highlight_p:
-        lum = frames_lin.mean(1, keepdim=True)
-        gain = float(_uniform(g, 1.5, 6.0))
-        frames_lin = frames_lin * (1 + (gain - 1) * ((lum - 0.7) / 0.3).clamp(0, 1))
-    blurred = frames_lin[:count].mean(0).clamp(0, 1)
-    return blurred, frames_lin.clamp(0, 1)
-
-
-def _noise(lin: torch.Tensor, g: torch.Generator, cfg: SynthConfig) -> torch.Tensor:
-    """Poisson-Gaussian sensor noise in linear light (heteroscedastic Gaussian approximation)."""
-    if cfg.noise_p < 1 and float(torch.rand((), generator=g)) >= cfg.noise_p:
-        return lin  # a clean sample (no draw at noise_p = 1, so default streams are unchanged)
-    a = float(_uniform(g, *cfg.shot_noise))
-    b = float(_uniform(g, *cfg.read_noise))
-    if a == 0 and b == 0:
-        return lin
-    std = (a * lin.clamp(min=0) + b * b).sqrt()
-    return lin + std * torch.randn(lin.shape, generator=g)
 
 
 def average_frames(frames: torch.Tensor, linear: bool = True) -> torch.Tensor:

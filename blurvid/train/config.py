@@ -49,6 +49,10 @@ class TrainConfig(Config):
     channels_last: bool = True
     workers: int = 1
     reuse: int = 1  # deblur: each synthesised sample serves this many batches (random dihedral views)
+    # the data workers only draw each photo sample's randomness; the training device renders the blur,
+    # a batch at a time (a GPU then is not bound by the CPU's synthesis). Another stream than the CPU's
+    # (the noise is drawn on the device), as deterministic per index on one device
+    synth_on_device: bool = False
     seed: int = 0
     threads: int = 0  # torch intra-op threads (0 = torch default)
     ckpt_minutes: float = 5.0

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from ..data.datasets import ClipDataset, MixedDataset, PhotoSynthDataset, fixed_set
+from ..data.datasets import ClipDataset, MixedDataset, PhotoSynthDataset, collate, fixed_set, render_collated
 from ..data.synth import SynthConfig
 from .config import TrainConfig
 from .tasks import make_task
@@ -60,7 +60,9 @@ def build_dataset(cfg: TrainConfig, scfg: SynthConfig) -> torch.utils.data.Datas
     deblurring stage, items carry only the central frame."""
     only = cfg.stage == "deblur"  # the DM trains on the central frame alone
     photos = (
-        PhotoSynthDataset(cfg.data, scfg, seed=cfg.seed, jpeg_p=cfg.jpeg_p, center_only=only)
+        PhotoSynthDataset(
+            cfg.data, scfg, seed=cfg.seed, jpeg_p=cfg.jpeg_p, center_only=only, plans=cfg.synth_on_device
+        )
         if cfg.data
         else None
     )
@@ -84,12 +86,15 @@ def make_loader(
     workers: int,
     rank: int = 0,
     world: int = 1,
+    plans: bool = False,
 ) -> DataLoader:
     """The training stream's loader: batches of ``fresh`` consecutive indices (:class:`StreamBatches`)
-    from ``start`` to ``stop`` (in batches), made by ``workers`` processes (one thread each)."""
+    from ``start`` to ``stop`` (in batches), made by ``workers`` processes (one thread each); with
+    ``plans`` (a stream of synthesis plans), batches to pass through :func:`render_collated`."""
     return DataLoader(
         dataset,
         batch_sampler=StreamBatches(start, stop, fresh, rank, world),
+        collate_fn=collate if plans else None,
         num_workers=workers,
         persistent_workers=False,
         worker_init_fn=_worker_init,
@@ -355,7 +360,9 @@ def train(
     reuse = max(cfg.reuse, 1) if cfg.stage == "deblur" else 1
     fresh = math.ceil(cfg.batch / reuse)
     accum = cfg.accum  # an iteration is one optimizer step over `accum` micro-batches
-    loader = make_loader(dataset, start * accum, cfg.iters * accum, fresh, cfg.workers, rank, world)
+    loader = make_loader(
+        dataset, start * accum, cfg.iters * accum, fresh, cfg.workers, rank, world, cfg.synth_on_device
+    )
     val_items = validation_set(cfg, scfg) if main else []
 
     stop = _Stop()
@@ -492,6 +499,9 @@ def train(
 
 
 def _prepare(batch: dict, dev: torch.device, channels_last: bool) -> dict:
+    """A loader batch on ``dev`` (plans rendered there), images channels-last, with its ``target``."""
+    if "plans" in batch or "rendered" in batch:
+        batch = render_collated(batch, dev)
     out = {}
     for k, v in batch.items():
         if isinstance(v, torch.Tensor):
