@@ -15,12 +15,23 @@ R=${R:-dm-v13}
 D=${D:-.gpu}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch;print(torch.__version__, torch.cuda.is_available())"
-# PROBE=1: first time the network step (batch 32, 64, 128) apart from the loader (benchmarks/train_throughput.py)
+# PROBE=1: first check and time the device's rendering of synthesis plans (benchmarks/render_check.py), then
+# the network step (batch 32, 64, 128) apart from the loader, rendered by the workers and on the device
+# (benchmarks/train_throughput.py)
 if [ -n "${PROBE:-}" ]; then
-  timeout 120 python3 benchmarks/train_throughput.py --config $CFG \
+  timeout 90 python3 benchmarks/render_check.py --config $CFG --data $D/sharp/bsd100 --batch 16 32 64 128 \
+    --json $OUT/render_check.json 2>&1 | tee $OUT/render_check.log
+  timeout 180 python3 benchmarks/train_throughput.py --config $CFG \
     --data $D/sharp/bsd100 --data $D/sharp/urban100 --data $D/sharp/sunhays80 --data $D/sharp/mcmaster \
-    --clips $D/video/bmx-trees --clips $D/video/tennis --batch 32 64 128 --workers 14 --json $OUT/throughput.json \
-    2>&1 | tee $OUT/throughput.log
+    --clips $D/video/bmx-trees --clips $D/video/tennis --batch 32 64 128 --workers 14 --on-device both \
+    --json $OUT/throughput.json 2>&1 | tee $OUT/throughput.log
+fi
+# a config that renders on the device trains with the workers' synthesis instead if the device cannot render
+if grep -q '"synth_on_device": true' $CFG && ! timeout 60 python3 benchmarks/render_check.py --config $CFG \
+    --data $D/sharp/bsd100 --batch 8 --compare 4 --repeat 1 > $OUT/render_gate.log 2>&1; then
+  echo "device rendering failed (render_gate.log): synthesis stays on the CPU workers" | tee $OUT/fallback.log
+  python3 -c "import json,sys; c=json.load(open(sys.argv[1])); c['synth_on_device']=False; c['reuse']=8; \
+json.dump(c, open('/tmp/cfg_cpu.json','w'))" $CFG && CFG=/tmp/cfg_cpu.json
 fi
 python3 -m blurvid train deblur --config $CFG --no-progress --out runs/$R \
   --data $D/sharp/bsd100 --data $D/sharp/urban100 --data $D/sharp/sunhays80 --data $D/sharp/mcmaster \
