@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -232,9 +233,20 @@ def sample_affine(src: torch.Tensor, mats: torch.Tensor, size: int, mode: str = 
     # affine_grid's arithmetic as one batched matmul on a cached base grid (~4x faster on a CPU core)
     base = _base_grid(size, src.dtype, src.device)
     theta = theta[..., :2, :].to(src.dtype).transpose(-1, -2).to(src.device)  # (B, T, 3, 2)
-    grid = torch.matmul(base, theta).view(b, t * size, size, 2)  # the T grids stacked along the height
-    out = F.grid_sample(src, grid, mode=mode, padding_mode="border", align_corners=True)  # (B, C, T*S, S)
-    out = out.view(b, ch, t, size, size).transpose(1, 2).contiguous()
+    grid = torch.matmul(base, theta)  # (B, T, S*S, 2)
+    if b == 1:  # one source: sampled T times as a view, straight into (T, C, S, S)
+        out = F.grid_sample(
+            src.expand(t, ch, hs, ws),
+            grid[0].view(t, size, size, 2),
+            mode=mode,
+            padding_mode="border",
+            align_corners=True,
+        )[None]
+    else:  # the T grids stacked along the height, then (B, C, T, S, S) -> (B, T, C, S, S)
+        out = F.grid_sample(
+            src, grid.view(b, t * size, size, 2), mode=mode, padding_mode="border", align_corners=True
+        )
+        out = out.view(b, ch, t, size, size).transpose(1, 2).contiguous()
     return out if batched else out[0]
 
 
@@ -514,18 +526,18 @@ class PlanBatch:
                     "index": torch.tensor(index),
                     "tex": tex,
                     "mask": mask,
-                    "mats": torch.stack([o.mats for o in objs]),
+                    "mats": _stack([o.mats for o in objs]),
                     "side": [o.tex.shape[-1] for o in objs],
                     "place": [o.place for o in objs],
-                    "flow": None if p0.only_center else torch.stack([o.flow for o in objs]),
+                    "flow": None if p0.only_center else _stack([o.flow for o in objs]),
                 }
             )
         return cls(
             cfg=p0.cfg,
             only_center=p0.only_center,
-            region=torch.stack([p.region for p in plans]),
-            cam=torch.stack([p.cam for p in plans]),
-            flows=None if p0.only_center else torch.stack([p.flows for p in plans]),
+            region=_stack([p.region for p in plans]),
+            cam=_stack([p.cam for p in plans]),
+            flows=None if p0.only_center else _stack([p.flows for p in plans]),
             slots=slots,
             highlight=[p.highlight for p in plans],
             gamma=[p.gamma for p in plans],
@@ -538,10 +550,30 @@ class PlanBatch:
         )
 
 
-def _subset(flags: list[bool], device: torch.device) -> torch.Tensor | None:
-    """Indices of the true flags (on ``device``), or None when there are none."""
+def _stack(xs: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack``, as a view for a single tensor (one plan: no copies)."""
+    return xs[0][None] if len(xs) == 1 else torch.stack(xs)
+
+
+def _select(flags: list[bool], device: torch.device) -> torch.Tensor | slice | None:
+    """Which samples take an option: None (none), ``slice(None)`` (all: no gather or scatter needed) or
+    an index tensor on ``device``."""
     idx = [i for i, f in enumerate(flags) if f]
-    return torch.tensor(idx, device=device) if idx else None
+    if not idx:
+        return None
+    return slice(None) if len(idx) == len(flags) else torch.tensor(idx, device=device)
+
+
+def _apply(
+    x: torch.Tensor, sel: torch.Tensor | slice | None, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """``x`` with ``fn`` applied to the selected samples (see :func:`_select`)."""
+    if sel is None:
+        return x
+    if isinstance(sel, slice):
+        return fn(x)
+    x[sel] = fn(x[sel])
+    return x
 
 
 def render(plans: list[SynthPlan], device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
@@ -591,18 +623,25 @@ def render_batch(pb: PlanBatch, device: torch.device | str | None = None) -> dic
         else:
             layer[:, target_idx[c]] = pasted
         alpha = layer[:, :, 3:4]
+        if len(slot["index"]) == bsz:  # every sample has this object: no gather and scatter
+            frames_lin = alpha * layer[:, :, :3] + (1 - alpha) * frames_lin
+            if not only_center:
+                a = alpha[:, target_idx]
+                flows = a * slot["flow"].to(dev) + (1 - a) * flows
+            continue
         sub = slot["index"].to(dev)
         frames_lin[sub] = alpha * layer[:, :, :3] + (1 - alpha) * frames_lin[sub]
         if not only_center:
             a = alpha[:, target_idx]
             flows[sub] = a * slot["flow"].to(dev) + (1 - a) * flows[sub]
 
-    boost = _subset([h != 0 for h in pb.highlight], dev)
-    if boost is not None:  # highlights boosted before the sensor clips
-        gain = torch.tensor([h for h in pb.highlight if h != 0], device=dev).view(-1, 1, 1, 1, 1)
-        f = frames_lin[boost]
-        lum = f.mean(2, keepdim=True)
-        frames_lin[boost] = f * (1 + gain * ((lum - 0.7) / 0.3).clamp(0, 1))
+    # highlights boosted before the sensor clips
+    gain = torch.tensor([h for h in pb.highlight if h != 0], device=dev).view(-1, 1, 1, 1, 1)
+    frames_lin = _apply(
+        frames_lin,
+        _select([h != 0 for h in pb.highlight], dev),
+        lambda f: f * (1 + gain * ((f.mean(2, keepdim=True) - 0.7) / 0.3).clamp(0, 1)),
+    )
     blurred_lin = frames_lin[:, :t_sub].mean(1).clamp(0, 1)
     frames_lin = frames_lin.clamp(0, 1)
     # the reference-pose image is the last one with center='mean', else the central time's sub-frame
@@ -614,32 +653,34 @@ def render_batch(pb: PlanBatch, device: torch.device | str | None = None) -> dic
         sharp = linear_to_srgb(frames_lin[:, target_idx]).clamp(0, 1)
         if mean_ref:
             sharp[:, c] = linear_to_srgb(ref).clamp(0, 1)
-    gam = _subset(pb.gamma, dev)
+    gam = _select(pb.gamma, dev)
     if gam is not None:  # averaged in display gamma (the sub-frames are clipped already)
-        blurred_lin[gam] = srgb_to_linear(linear_to_srgb(frames_lin[gam, :t_sub]).mean(1))
-    noisy = _subset([n is not None for n in pb.noise], dev)
-    if noisy is not None:  # Poisson-Gaussian sensor noise (heteroscedastic Gaussian approximation)
-        idx = noisy.tolist()
-        field = torch.stack([_noise_field(pb.noise[i], size, dev) for i in idx])
-        a = torch.tensor([pb.noise_a[i] for i in idx], device=dev).view(-1, 1, 1, 1)
-        b2 = torch.tensor([pb.noise_b2[i] for i in idx], device=dev).view(-1, 1, 1, 1)
-        x = blurred_lin[noisy]
-        blurred_lin[noisy] = x + (a * x.clamp(min=0) + b2).sqrt() * field
+        blurred_lin = _apply(
+            blurred_lin, gam, lambda _: srgb_to_linear(linear_to_srgb(frames_lin[gam, :t_sub]).mean(1))
+        )
+    noisy = [i for i, n in enumerate(pb.noise) if n is not None]
+    if noisy:  # Poisson-Gaussian sensor noise (heteroscedastic Gaussian approximation)
+        field = torch.stack([_noise_field(pb.noise[i], size, dev) for i in noisy])
+        a = torch.tensor([pb.noise_a[i] for i in noisy], device=dev).view(-1, 1, 1, 1)
+        b2 = torch.tensor([pb.noise_b2[i] for i in noisy], device=dev).view(-1, 1, 1, 1)
+        sel = _select([n is not None for n in pb.noise], dev)
+        blurred_lin = _apply(blurred_lin, sel, lambda x: x + (a * x.clamp(min=0) + b2).sqrt() * field)
     blurred = linear_to_srgb(blurred_lin).clamp(0, 1)
-    grey = _subset(pb.grey, dev)
-    if grey is not None:
-        blurred[grey], sharp[grey] = to_grey(blurred[grey]), to_grey(sharp[grey])
+    grey = _select(pb.grey, dev)
+    blurred, sharp = _apply(blurred, grey, to_grey), _apply(sharp, grey, to_grey)
     if cfg.quantize:
         blurred = torch.round(blurred * 255) / 255
-    flip = _subset(pb.hflip, dev)
-    if flip is not None:
-        blurred[flip], sharp[flip] = blurred[flip].flip(-1), sharp[flip].flip(-1)
-        flows[flip] = flows[flip].flip(-1) * torch.tensor([-1.0, 1.0], device=dev).view(1, 1, 2, 1, 1)
-    jpeg = _subset([q > 0 for q in pb.jpeg], dev)
-    if jpeg is not None:
+    flip = _select(pb.hflip, dev)
+    blurred, sharp = _apply(blurred, flip, lambda x: x.flip(-1)), _apply(sharp, flip, lambda x: x.flip(-1))
+    sign = torch.tensor([-1.0, 1.0], device=dev).view(1, 1, 2, 1, 1)
+    flows = _apply(flows, flip, lambda f: f.flip(-1) * sign)
+    quality = [q for q in pb.jpeg if q > 0]
+    if quality:
         from .jpeg import jpeg_round_trip
 
-        blurred[jpeg] = jpeg_round_trip(blurred[jpeg], [q for q in pb.jpeg if q > 0])
+        blurred = _apply(
+            blurred, _select([q > 0 for q in pb.jpeg], dev), lambda x: jpeg_round_trip(x, quality)
+        )
     return {"blurred": blurred, "frames": sharp, "flows": flows, "center": c}
 
 
