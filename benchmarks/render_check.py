@@ -16,19 +16,18 @@ import argparse
 import dataclasses
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from blurvid.data.datasets import PhotoSynthDataset
 from blurvid.data.synth import PlanBatch, render_batch
-from blurvid.train.config import TrainConfig
 from blurvid.train.loop import synth_config
 
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_throughput import load_config, sync
 
 
 def main() -> None:
@@ -41,11 +40,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
-    raw = json.loads(open(a.config).read())
-    if a.data:
-        raw["data"] = a.data
-    cfg = TrainConfig.from_dict(raw)
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device)
+    _, cfg, dev = load_config(a.config, a.data, device=a.device)
     ds = PhotoSynthDataset(
         cfg.data,
         synth_config(cfg),
@@ -73,10 +68,10 @@ def main() -> None:
         render_batch(batch, dev)  # warm-up
         times = []
         for _ in range(a.repeat):
-            _sync(dev)
+            sync(dev)
             t0 = time.perf_counter()
             render_batch(batch, dev)
-            _sync(dev)
+            sync(dev)
             times.append(time.perf_counter() - t0)
         ms = 1000 * statistics.median(times)
         res["render_ms"][b] = ms

@@ -25,9 +25,23 @@ from blurvid.train.loop import WeightAverage, autocast_factory, build_dataset, m
 from blurvid.train.tasks import make_task
 
 
-def _sync(dev: torch.device) -> None:
+def sync(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
+
+
+def load_config(
+    path: str, data: list[str] | None = None, clips: list[str] | None = None, device: str = "auto"
+) -> tuple[dict, TrainConfig, torch.device]:
+    """A training config file with its photo (and clip) folders overridden when given, as a dict and as
+    a :class:`TrainConfig`, and the device to time on (``auto``: CUDA when available)."""
+    raw = json.loads(open(path).read())
+    if data:
+        raw["data"] = data
+    if clips is not None:
+        raw["clips"] = clips
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    return raw, TrainConfig.from_dict(raw), dev
 
 
 def step_rate(cfg: TrainConfig, dev: torch.device, steps: int, warm: int = 5, compile: bool = False) -> float:
@@ -48,7 +62,7 @@ def step_rate(cfg: TrainConfig, dev: torch.device, steps: int, warm: int = 5, co
     t0 = 0.0
     for i in range(warm + steps):
         if i == warm:
-            _sync(dev)
+            sync(dev)
             t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         with autocast():
@@ -60,7 +74,7 @@ def step_rate(cfg: TrainConfig, dev: torch.device, steps: int, warm: int = 5, co
         opt.step()
         if ema is not None:
             ema.update(net)
-    _sync(dev)
+    sync(dev)
     return steps / (time.perf_counter() - t0)
 
 
@@ -76,7 +90,7 @@ def loader_rate(cfg: TrainConfig, batches: int, dev: torch.device, warm: int = 1
     for k, batch in enumerate(loader):
         if cfg.synth_on_device:
             render_collated(batch, dev)
-            _sync(dev)
+            sync(dev)
         if k + 1 == warm:
             t0 = time.perf_counter()
     return batches / (time.perf_counter() - t0), fresh
@@ -105,13 +119,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
-    raw = json.loads(open(a.config).read())
-    if a.data:
-        raw["data"] = a.data
-    if a.clips is not None:
-        raw["clips"] = a.clips
-    cfg = TrainConfig.from_dict(raw)
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device)
+    raw, cfg, dev = load_config(a.config, a.data, a.clips, a.device)
     if dev.type == "cpu":
         torch.set_num_threads(cfg.threads)
     res: dict = {

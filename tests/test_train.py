@@ -26,6 +26,16 @@ def photos(tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """Five random 40x44 frames: a clip folder."""
+    d = tmp_path_factory.mktemp("clip")
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        Image.fromarray((rng.random((40, 44, 3)) * 255).astype(np.uint8)).save(d / f"{i:03d}.png")
+    return d
+
+
 def _cfg(stage, out, photos, **kw):
     base = dict(
         out=str(out),
@@ -447,16 +457,11 @@ def test_freeze_loaded_trains_only_the_grown_blocks_and_survives_resume(photos, 
         _cfg("deblur", tmp_path / "r2", photos, freeze_loaded=True)
 
 
-def test_deblur_stage_stream_carries_only_the_central_frame(photos, tmp_path):
+def test_deblur_stage_stream_carries_only_the_central_frame(photos, clip, tmp_path):
     # the DM's loader renders and ships one target per sample: the same pairs as the full items
     from blurvid.data.datasets import ClipDataset, MixedDataset, PhotoSynthDataset
     from blurvid.train.loop import build_dataset, synth_config
 
-    clip = tmp_path / "clip"
-    clip.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(5):
-        Image.fromarray((rng.random((40, 44, 3)) * 255).astype(np.uint8)).save(clip / f"{i:03d}.png")
     cfg = _cfg(
         "deblur", tmp_path / "run", photos, clips=[str(clip)], clip_p=0.5, synth={**SYNTH, "frames": 5}
     )
@@ -481,16 +486,11 @@ def test_deblur_stage_stream_carries_only_the_central_frame(photos, tmp_path):
     assert build_dataset(video, synth_config(video))[0]["frames"].shape[0] == 5
 
 
-def test_synth_on_device_stream_plans_in_workers_and_trains(photos, tmp_path):
+def test_synth_on_device_stream_plans_in_workers_and_trains(photos, clip, tmp_path):
     # workers hand over plans; the training process renders them (here on the CPU) and mixes in clips
     from blurvid.data.datasets import collate, render_collated
     from blurvid.train.loop import build_dataset, make_loader, synth_config
 
-    clip = tmp_path / "clip"
-    clip.mkdir()
-    rng = np.random.default_rng(2)
-    for i in range(5):
-        Image.fromarray((rng.random((40, 44, 3)) * 255).astype(np.uint8)).save(clip / f"{i:03d}.png")
     cfg = _cfg(
         "deblur",
         tmp_path / "run",

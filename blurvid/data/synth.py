@@ -14,7 +14,10 @@ of each of N equal time slots; the central target is the deblurring target and i
 crop of the source. Each target's displacement field relative to the central frame is returned in the
 :func:`blurvid.models.warp.warp` convention: ``frame_n(p) ~= central(p + flow_n(p))``.
 
-Everything is plain torch on CPU tensors, deterministic for a given ``torch.Generator``.
+A sample is made in two steps: :func:`plan` draws all of its randomness on the CPU from a
+``torch.Generator`` (source windows, matrices, the exposure's choices: cheap), and :func:`render_batch`
+turns a batch of plans into pixels with plain torch on any device. :func:`synthesize` does both for one
+sample on the CPU, deterministic for a given generator.
 """
 
 from __future__ import annotations
