@@ -479,7 +479,8 @@ def _timing(cfg: SynthConfig) -> tuple[torch.Tensor, torch.Tensor, int]:
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 255 if x.dtype == torch.uint8 else x
+    """8-bit values as float in [0, 1]; float tensors as they are."""
+    return x if x.is_floating_point() else x.float() / 255
 
 
 @dataclass
@@ -492,9 +493,9 @@ class PlanBatch:
     region: torch.Tensor  # (B, 3, R, R)
     cam: torch.Tensor  # (B, T, 3, 3) float64
     flows: torch.Tensor | None  # (B, N, 2, S, S); None for targets="center" (zeros)
-    slots: list[
-        dict
-    ]  # object slot j: index (b,), tex (b, 3, O, O), mask (b, 1, O, O), mats, side, place, flow
+    # object slot j: have (B flags: which samples have an object j), and for those b samples tex
+    # (b, 3, O, O), mask (b, 1, O, O), mats (b, T, 3, 3), side and place (b each), flow (b, N, 2, S, S)
+    slots: list[dict]
     highlight: list[float]
     gamma: list[bool]
     noise_a: list[float]
@@ -526,7 +527,7 @@ class PlanBatch:
                 tex[i, :, :w, :w], mask[i, :, :w, :w] = o.tex, o.mask
             slots.append(
                 {
-                    "index": torch.tensor(index),
+                    "have": [len(p.objects) > j for p in plans],
                     "tex": tex,
                     "mask": mask,
                     "mats": _stack([o.mats for o in objs]),
@@ -579,6 +580,11 @@ def _apply(
     return x
 
 
+def _over(alpha: torch.Tensor, top: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``base -> alpha * top + (1 - alpha) * base``: a layer composited over what lies below it."""
+    return lambda base: alpha * top + (1 - alpha) * base
+
+
 def render(plans: list[SynthPlan], device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
     """Render plans made with the same :class:`SynthConfig` and targets as one batch on ``device``
     (default: the CPU): :meth:`PlanBatch.collate`, then :func:`render_batch`. One plan on the CPU renders
@@ -626,17 +632,10 @@ def render_batch(pb: PlanBatch, device: torch.device | str | None = None) -> dic
         else:
             layer[:, target_idx[c]] = pasted
         alpha = layer[:, :, 3:4]
-        if len(slot["index"]) == bsz:  # every sample has this object: no gather and scatter
-            frames_lin = alpha * layer[:, :, :3] + (1 - alpha) * frames_lin
-            if not only_center:
-                a = alpha[:, target_idx]
-                flows = a * slot["flow"].to(dev) + (1 - a) * flows
-            continue
-        sub = slot["index"].to(dev)
-        frames_lin[sub] = alpha * layer[:, :, :3] + (1 - alpha) * frames_lin[sub]
+        have = _select(slot["have"], dev)
+        frames_lin = _apply(frames_lin, have, _over(alpha, layer[:, :, :3]))
         if not only_center:
-            a = alpha[:, target_idx]
-            flows[sub] = a * slot["flow"].to(dev) + (1 - a) * flows[sub]
+            flows = _apply(flows, have, _over(alpha[:, target_idx], slot["flow"].to(dev)))
 
     # highlights boosted before the sensor clips
     gain = torch.tensor([h for h in pb.highlight if h != 0], device=dev).view(-1, 1, 1, 1, 1)
@@ -661,13 +660,13 @@ def render_batch(pb: PlanBatch, device: torch.device | str | None = None) -> dic
         blurred_lin = _apply(
             blurred_lin, gam, lambda _: srgb_to_linear(linear_to_srgb(frames_lin[gam, :t_sub]).mean(1))
         )
-    noisy = [i for i, n in enumerate(pb.noise) if n is not None]
-    if noisy:  # Poisson-Gaussian sensor noise (heteroscedastic Gaussian approximation)
-        field = torch.stack([_noise_field(pb.noise[i], size, dev) for i in noisy])
-        a = torch.tensor([pb.noise_a[i] for i in noisy], device=dev).view(-1, 1, 1, 1)
-        b2 = torch.tensor([pb.noise_b2[i] for i in noisy], device=dev).view(-1, 1, 1, 1)
-        sel = _select([n is not None for n in pb.noise], dev)
-        blurred_lin = _apply(blurred_lin, sel, lambda x: x + (a * x.clamp(min=0) + b2).sqrt() * field)
+    noisy = _select([n is not None for n in pb.noise], dev)
+    if noisy is not None:  # Poisson-Gaussian sensor noise (heteroscedastic Gaussian approximation)
+        idx = [i for i, n in enumerate(pb.noise) if n is not None]
+        field = torch.stack([_noise_field(pb.noise[i], size, dev) for i in idx])
+        a = torch.tensor([pb.noise_a[i] for i in idx], device=dev).view(-1, 1, 1, 1)
+        b2 = torch.tensor([pb.noise_b2[i] for i in idx], device=dev).view(-1, 1, 1, 1)
+        blurred_lin = _apply(blurred_lin, noisy, lambda x: x + (a * x.clamp(min=0) + b2).sqrt() * field)
     blurred = linear_to_srgb(blurred_lin).clamp(0, 1)
     grey = _select(pb.grey, dev)
     blurred, sharp = _apply(blurred, grey, to_grey), _apply(sharp, grey, to_grey)
@@ -747,9 +746,7 @@ def _random_view(
     win = min(math.ceil(side / s) + 2, h, w)
     y0 = int(torch.randint(0, h - win + 1, (), generator=g))
     x0 = int(torch.randint(0, w - win + 1, (), generator=g))
-    crop = image[:, y0 : y0 + win, x0 : x0 + win]
-    if not crop.is_floating_point():
-        crop = crop.float() / 255
+    crop = _as_float(image[:, y0 : y0 + win, x0 : x0 + win])
     out_side = max(side, round(win * s))
     if out_side != win:
         crop = F.interpolate(
