@@ -110,6 +110,12 @@ class PhotoSynthDataset(Dataset):
             self._cache[k] = load_rgb(self.paths[k])
         return self._cache[k]
 
+    def _jpeg_quality(self, g: torch.Generator) -> int:
+        """The sample's JPEG quality, drawn with probability ``jpeg_p`` (no draw at 0); 0 = none."""
+        if self.jpeg_p > 0 and float(torch.rand((), generator=g)) < self.jpeg_p:
+            return int(torch.randint(self.jpeg_quality[0], self.jpeg_quality[1] + 1, (), generator=g))
+        return 0
+
     def __getitem__(self, index: int) -> dict:
         g = _seeded(self.seed, index)
         k = int(torch.randint(len(self.paths), (), generator=g))
@@ -120,17 +126,12 @@ class PhotoSynthDataset(Dataset):
         targets = "center" if self.center_only else "all"
         if self.plans:  # the device draws the noise, so the stream differs from the rendered one's
             pl = plan(self._photo(k), g, self.cfg, others, targets, noise_field=False).compact()
-            if self.jpeg_p > 0 and float(torch.rand((), generator=g)) < self.jpeg_p:
-                pl.jpeg = int(torch.randint(self.jpeg_quality[0], self.jpeg_quality[1] + 1, (), generator=g))
+            pl.jpeg = self._jpeg_quality(g)
             return {"plan": pl}
         s = synthesize(self._photo(k), g, self.cfg, others=others, targets=targets)
-        blurred = s.blurred
-        if self.jpeg_p > 0 and float(torch.rand((), generator=g)) < self.jpeg_p:
-            blurred = jpeg_compress(
-                blurred, int(torch.randint(self.jpeg_quality[0], self.jpeg_quality[1] + 1, (), generator=g))
-            )
+        quality = self._jpeg_quality(g)
         return {
-            "blurred": blurred,
+            "blurred": jpeg_compress(s.blurred, quality) if quality else s.blurred,
             "frames": s.frames,
             "flows": s.flows,
             "center": s.center,
