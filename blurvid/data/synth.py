@@ -517,8 +517,8 @@ class PlanBatch:
             raise ValueError("a batch of plans must share one SynthConfig and targets mode")
         slots = []
         for j in range(max(len(p.objects) for p in plans)):
-            index = [b for b, p in enumerate(plans) if len(p.objects) > j]
-            objs = [plans[b].objects[j] for b in index]
+            have = [len(p.objects) > j for p in plans]
+            objs = [p.objects[j] for p, h in zip(plans, have, strict=True) if h]
             side = max(o.tex.shape[-1] for o in objs)
             tex = objs[0].tex.new_zeros(len(objs), 3, side, side)
             mask = torch.zeros(len(objs), 1, side, side)
@@ -527,7 +527,7 @@ class PlanBatch:
                 tex[i, :, :w, :w], mask[i, :, :w, :w] = o.tex, o.mask
             slots.append(
                 {
-                    "have": [len(p.objects) > j for p in plans],
+                    "have": have,
                     "tex": tex,
                     "mask": mask,
                     "mats": _stack([o.mats for o in objs]),
