@@ -3,6 +3,8 @@
 #   python benchmarks/make_gpu_pack.py --data ../shared/data --out .gpu
 # (carried as ".gpu"). Trains CFG (default dm-v13, the next run) into runs/$R and exports the weight averages of
 # last.pt and the best validation to $OUT, split into 15 MB parts (join: cat f.part-* > f).
+# The whole call fits the device's 600 s per-call limit: training gets what the probes leave of BUDGET_S (570),
+# less RESERVE_S (90) for start-up, the last validation and the exports.
 set -o pipefail
 export PYTHONUNBUFFERED=1
 # the device machine may lack platformdirs (blurvid imports it for the user cache): a stand-in then
@@ -27,12 +29,27 @@ if [ -n "${PROBE:-}" ]; then
     --json $OUT/throughput.json 2>&1 | tee $OUT/throughput.log
 fi
 # a config that renders on the device trains with the workers' synthesis instead if the device cannot render
+CPU_SYNTH=0
 if grep -q '"synth_on_device": true' $CFG && ! timeout 60 python3 benchmarks/render_check.py --config $CFG \
     --data $D/sharp/bsd100 --batch 8 --compare 4 --repeat 1 > $OUT/render_gate.log 2>&1; then
   echo "device rendering failed (render_gate.log): synthesis stays on the CPU workers" | tee $OUT/fallback.log
-  python3 -c "import json,sys; c=json.load(open(sys.argv[1])); c['synth_on_device']=False; c['reuse']=8; \
-json.dump(c, open('/tmp/cfg_cpu.json','w'))" $CFG && CFG=/tmp/cfg_cpu.json
+  CPU_SYNTH=1
 fi
+# the whole call must end within the device's per-call limit (BUDGET_S, default 570 of its 600 s), exports
+# included: the training budget is what the probes left, less RESERVE_S for start-up, validation and exports
+python3 - "$CFG" /tmp/cfg_run.json "$CPU_SYNTH" $(( ${BUDGET_S:-570} - SECONDS - ${RESERVE_S:-90} )) <<'PY' || exit 1
+import json, sys
+cfg, out, cpu_synth, left = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+c = json.load(open(cfg))
+if cpu_synth:
+    c["synth_on_device"], c["reuse"] = False, 8
+if left < 60:
+    sys.exit(f"only {left} s left for training: not starting")
+c["minutes"] = round(min(c.get("minutes") or left / 60, left / 60), 2)
+print(f"training budget {c['minutes']} min")
+json.dump(c, open(out, "w"))
+PY
+CFG=/tmp/cfg_run.json
 python3 -m blurvid train deblur --config $CFG --no-progress --out runs/$R \
   --data $D/sharp/bsd100 --data $D/sharp/urban100 --data $D/sharp/sunhays80 --data $D/sharp/mcmaster \
   --clips $D/video/bmx-trees --clips $D/video/tennis --val $D/sharp/kodak24 "$@" 2>&1 | tee $OUT/train.log
