@@ -27,7 +27,7 @@ def _train(
     stage: str, out: Path | None, resume: bool, config: Path | None, device: str, progress: bool, **kw: object
 ) -> None:
     from .cli import UserError, err
-    from .train.config import TrainConfig
+    from .train.config import TrainConfig, check_keys
     from .train.loop import train
 
     base: dict = {}
@@ -36,6 +36,12 @@ def _train(
             base = json.loads(config.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise UserError(f"{config}: cannot read the config: {e}") from None
+        if not isinstance(base, dict):
+            raise UserError(f"{config}: a config file must hold a JSON object of TrainConfig fields")
+        try:
+            check_keys(base, base.get("stage", stage), str(config))
+        except ValueError as e:
+            raise UserError(str(e)) from None
     if resume:
         run = out or Path(f"runs/{stage}")
         if not (run / "last.pt").exists():
@@ -50,6 +56,8 @@ def _train(
             f"the config is for stage {stored_stage!r}, not {stage!r}: use `blurvid train {stored_stage}`"
         )
     overrides = {k: v for k, v in kw.items() if v is not None and v != []}
+    if "synth" in overrides:  # --crop / --frames change those settings, not the config's whole synthesis
+        overrides["synth"] = {**base.get("synth", {}), **overrides["synth"]}
     if out is not None:
         overrides["out"] = str(out)
     try:
@@ -77,6 +85,10 @@ def _stage_command(stage: str):
         ] = None,
         iters: Annotated[
             int | None, typer.Option(help="Total iterations (paper's default per stage).")
+        ] = None,
+        minutes: Annotated[
+            float | None,
+            typer.Option(help="Stop this run after so many minutes (0 = no limit); a cosine lr follows the clock."),
         ] = None,
         batch: Annotated[int | None, typer.Option(help="Batch size.")] = None,
         accum: Annotated[
@@ -121,6 +133,7 @@ def _stage_command(stage: str):
             clips=clips,
             val=val,
             iters=iters,
+            minutes=minutes,
             batch=batch,
             accum=accum,
             lr=lr,

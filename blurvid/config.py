@@ -15,6 +15,12 @@ class Config:
     into tuples where the field's default is a tuple.
     """
 
+    @classmethod
+    def unknown_keys(cls, d: dict[str, Any]) -> list[str]:
+        """The keys of ``d`` that name no field of this config (``from_dict`` would drop them)."""
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return [k for k in d if k not in names]
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 

@@ -517,3 +517,64 @@ def test_synth_on_device_stream_plans_in_workers_and_trains(photos, clip, tmp_pa
     assert torch.equal(render_collated(loaded, torch.device("cpu"))["blurred"], batch["blurred"])
     train(cfg, progress=False, log=lambda s: None)
     assert len(_losses(tmp_path / "run")) == 3 and (tmp_path / "run" / "best.safetensors").exists()
+
+
+def _cli(*args: str) -> int:
+    from blurvid import cli
+
+    try:
+        cli.main(list(args))
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"lrr": 1e-4}, "unknown config key 'lrr' (did you mean 'lr'?)"),
+        (
+            {"synth": {"blur_pix": [1, 4]}},
+            "unknown config key synth.'blur_pix' (did you mean synth.'blur_px'?)",
+        ),
+        (
+            {"model": {"widht": [8, 8, 8, 8]}},
+            "unknown config key model.'widht' (did you mean model.'widths'?)",
+        ),
+        ([1, 2], "must hold a JSON object"),
+    ],
+)
+def test_cli_config_file_with_an_unknown_key_stops_before_training(photos, tmp_path, capsys, doc, message):
+    """A misspelt key is one clear line and exit 2, not a run silently trained with the default."""
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(doc))
+    out = tmp_path / "run"
+    assert _cli("train", "deblur", "--config", str(path), "-d", str(photos), "-o", str(out)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_shipped_training_configs_name_only_known_keys():
+    from pathlib import Path
+
+    from blurvid.train.config import check_keys
+
+    paths = sorted((Path(__file__).parents[1] / "weights" / "configs").glob("*.json"))
+    assert len(paths) > 10
+    for p in paths:
+        d = json.loads(p.read_text())
+        check_keys(d, d.get("stage", "deblur"), str(p))
+
+
+def test_cli_crop_and_minutes_change_only_themselves_on_a_config(photos, tmp_path):
+    """--crop overrides the synthesis size and keeps the config file's other synthesis settings."""
+    cfg = _cfg("deblur", tmp_path / "run", photos, iters=1, val=[])
+    path = tmp_path / "cfg.json"
+    path.write_text(cfg.to_json())
+    assert (
+        _cli("train", "deblur", "--config", str(path), "--crop", "64", "--minutes", "3", "--no-progress") == 0
+    )
+    stored = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["config"]
+    assert stored["synth"] == {**SYNTH, "size": 64}
+    assert stored["minutes"] == 3.0

@@ -92,3 +92,32 @@ class TrainConfig(Config):
         base = {"stage": stage, "out": f"runs/{stage}", **PAPER_DEFAULTS[stage]}
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(base)
+
+
+def check_keys(d: dict, stage: str, source: str) -> None:
+    """Raise ``ValueError`` if ``d`` (a user's config file for ``stage``) names a field that no config has.
+
+    Checks the top level against :class:`TrainConfig`, ``synth`` against
+    :class:`~blurvid.data.synth.SynthConfig` and ``model`` against the stage's architecture config, so
+    that a misspelt key stops the run instead of silently training with the default. ``source`` names
+    the file in the message.
+    """
+    import difflib
+
+    from ..data.synth import SynthConfig
+    from ..models.deblur import DMConfig
+    from ..models.encoders import VideoConfig
+
+    parts: list[tuple[str, type[Config], object]] = [("", TrainConfig, d)]
+    parts += [
+        ("synth.", SynthConfig, d.get("synth")),
+        ("model.", DMConfig if stage == "deblur" else VideoConfig, d.get("model")),
+    ]
+    for prefix, cls, sub in parts:
+        if not isinstance(sub, dict):
+            continue
+        names = [f for f in cls.__dataclass_fields__]
+        for k in cls.unknown_keys(sub):
+            near = difflib.get_close_matches(k, names, n=1)
+            hint = f" (did you mean {prefix}{near[0]!r}?)" if near else ""
+            raise ValueError(f"{source}: unknown config key {prefix}{k!r}{hint}")
