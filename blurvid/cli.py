@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -65,6 +67,7 @@ class Report:
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    own: list[Path] = field(default_factory=list)  # blurvid's earlier results found in a folder or glob
 
     def fail(self, message: str) -> None:
         self.failed.append(message)
@@ -75,6 +78,14 @@ def _is_glob(s: str) -> bool:
     return any(c in s for c in "*?[")
 
 
+def own_output(path: Path, suffix: str = "_sharp") -> bool:
+    """Whether ``path`` looks like one of blurvid's results: ``<name><suffix>.*`` (deblur),
+    ``<name>_motion.*`` or a frame inside a ``<name>_motion`` folder (animate)."""
+    return (bool(suffix) and path.stem.endswith(suffix)) or any(
+        s.endswith("_motion") for s in (path.stem, path.parent.name)
+    )
+
+
 def collect_inputs(
     paths: Iterable[str], recursive: bool, report: Report, is_output: Callable[[Path], bool] = lambda p: False
 ) -> tuple[list[Job], bool]:
@@ -82,12 +93,25 @@ def collect_inputs(
 
     Returns (jobs, multi): ``multi`` is True when the inputs are a folder, a glob or several paths
     (then ``-o`` names a folder). Missing paths are reported as failures. Files found by expanding a
-    folder or glob for which ``is_output`` is true (blurvid's own earlier results) are left out; a file
-    named explicitly is always processed.
+    folder or glob for which ``is_output`` is true (blurvid's own earlier results) are left out and
+    listed in ``report.own``; a file named explicitly is always processed. Hidden files and folders
+    are skipped; a file reached twice (named twice, or by a folder and a glob) is processed once.
     """
     from .io import IMAGE_SUFFIXES
 
     jobs: list[Job] = []
+    seen: set[Path] = set()
+
+    def add(f: Path, rel: Path, expanded: bool) -> None:
+        key = f.resolve()
+        if key in seen:
+            return
+        seen.add(key)
+        if expanded and is_output(f):
+            report.own.append(f)
+        else:
+            jobs.append(Job(f, rel))
+
     items = list(paths)
     multi = len(items) > 1
     for raw in items:
@@ -96,24 +120,23 @@ def collect_inputs(
             multi = True
             pattern = "**/*" if recursive else "*"
             for f in sorted(p.glob(pattern)):
+                rel = f.relative_to(p)
                 if (
                     f.is_file()
                     and f.suffix.lower() in IMAGE_SUFFIXES
-                    and not f.name.startswith(".")
-                    and not is_output(f)
+                    and not any(part.startswith(".") for part in rel.parts)
                 ):
-                    jobs.append(Job(f, f.relative_to(p)))
+                    add(f, rel, expanded=True)
         elif p.exists():
-            jobs.append(Job(p, Path(p.name)))
+            add(p, Path(p.name), expanded=False)
         elif _is_glob(raw):
             multi = True
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(raw), recursive=recursive))
-            files = [
-                m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES and not is_output(m)
-            ]
+            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
             if not files:
                 report.fail(f"{raw}: no image matches this pattern")
-            jobs += [Job(m, Path(m.name)) for m in files]
+            for m in files:
+                add(m, Path(m.name), expanded=True)
         else:
             report.fail(f"{raw}: no such file or folder")
     return jobs, multi
@@ -127,11 +150,24 @@ def plan_outputs(
     single_ok: Callable[[Path], bool],
 ) -> None:
     """Fill ``job.dst``: beside the input by default; inside ``output`` (mirroring the folder tree) when
-    several inputs are given or ``output`` is a folder; exactly ``output`` for one input and a file name."""
+    several inputs are given or ``output`` is a folder ``single_ok`` refuses; exactly ``output`` for one
+    input and a path ``single_ok`` accepts (a file name; for animate also a folder of frames).
+
+    Raises UserError when several inputs are given and ``output`` names a file (it has a suffix
+    ``single_ok`` accepts and is no existing folder): the results need a folder.
+    """
+    several = multi or len(jobs) > 1
+    if output is not None and several and output.suffix and not output.is_dir():
+        try:
+            names_file = single_ok(output)
+        except UserError:  # not a file name single_ok knows: a folder name with a dot
+            names_file = False
+        if names_file:
+            raise UserError(f"-o {output}: several inputs need an output folder, not a file name")
     for job in jobs:
         if output is None:
             job.dst = job.src.with_name(name(job.src))
-        elif not multi and len(jobs) == 1 and single_ok(output):
+        elif not several and single_ok(output):
             job.dst = output
         else:
             job.dst = output / job.rel.parent / name(job.src)
@@ -146,12 +182,13 @@ def _same(a: Path, b: Path) -> bool:
 
 # ------------------------------------------------------------------ progress -----------------------------
 class Progress:
-    """A rich progress bar over files with a transient per-tile bar; silent when ``quiet``."""
+    """A rich progress bar over files with a transient per-tile bar; silent when ``quiet`` or when
+    stderr is not a terminal (a log file would get only a stray blank line from the transient bar)."""
 
     def __init__(self, total: int, quiet: bool, label: str) -> None:
         self.quiet = quiet
         self.bar = None
-        if not quiet:
+        if not quiet and err.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as RichProgress
 
@@ -197,7 +234,7 @@ class Progress:
 # ------------------------------------------------------------------ runtime ------------------------------
 def _runtime(
     device: Device,
-    precision: Precision,
+    precision: str,
     tile: int,
     need_video: bool,
     repo: str | None,
@@ -214,7 +251,7 @@ def _runtime(
         shaker = pipeline.ShakeRemover(dev, shake_size, tile=max(tile, 2048)) if shake else None
         if shaker is not None and not need_video:
             return shaker  # no network: --precision does not apply
-        dtype = pipeline.resolve_precision(precision.value, dev)
+        dtype = pipeline.resolve_precision(precision, dev)
         sharpener = shaker or pipeline.Deblurrer(
             pipeline.load_model("dm", repo_id=repo), dev, dtype, tile=tile
         )
@@ -239,11 +276,17 @@ def _run_jobs(
 
     todo = []
     claimed: dict[Path, Path] = {}  # output -> the input that writes it in this run
+    inputs = {job.src.resolve(): job.src for job in jobs}
     for job in jobs:
         assert job.dst is not None
         first = claimed.setdefault(job.dst.resolve(), job.src)
         if _same(job.src, job.dst):
             report.fail(f"{job.src}: the output would overwrite the input; choose another -o or --suffix")
+        elif job.dst.resolve() in inputs:
+            other = inputs[job.dst.resolve()]
+            report.fail(
+                f"{job.src}: the output {job.dst} is the input {other} of this run; not overwriting it"
+            )
         elif first != job.src:
             report.fail(f"{job.src}: same output {job.dst} as {first}; choose another --suffix or --format")
         elif job.dst.exists() and not overwrite:
@@ -272,6 +315,8 @@ def _finish(report: Report, quiet: bool) -> None:
         parts = [f"{len(report.written)} written"]
         if report.skipped:
             parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite to redo)")
+        if report.own:
+            parts.append(f"{len(report.own)} left out (blurvid's own results)")
         if report.failed:
             parts.append(f"{len(report.failed)} failed")
         out.print(", ".join(parts))
@@ -328,8 +373,10 @@ RepoOpt = Annotated[
 ]
 
 
-def _precision(precision: Precision, half: bool) -> Precision:
-    return Precision.fp16 if half and precision == Precision.auto else precision
+def _precision(precision: Precision, half: bool) -> str:
+    """The pipeline's precision name: ``--half`` with an automatic precision is 'half' (fp16 on CUDA,
+    bf16 on the CPU); an explicit ``--precision`` wins."""
+    return "half" if half and precision == Precision.auto else precision.value
 
 
 @app.command()
@@ -357,9 +404,7 @@ def deblur(
     from .io import IMAGE_SUFFIXES, read_photo, write_photo
 
     report = Report()
-    jobs, multi = collect_inputs(
-        paths, recursive, report, is_output=lambda f: bool(suffix) and f.stem.endswith(suffix)
-    )
+    jobs, multi = collect_inputs(paths, recursive, report, is_output=lambda f: own_output(f, suffix))
     ext = ("." + fmt.lower().lstrip(".")) if fmt else None
     if ext and ext not in IMAGE_SUFFIXES:
         raise UserError(
@@ -431,17 +476,19 @@ def animate(
     shake_size: ShakeSizeOpt = None,
 ) -> None:
     """Make a short video of the motion that happened while the shutter was open."""
-    from .io import PhotoError, read_photo, to_uint8, video_kind, write_video
+    from .io import PhotoError, is_frame_folder, read_photo, to_uint8, video_kind, write_video
 
     fmt = fmt.lower().lstrip(".")
     if fmt not in ("gif", "mp4", "webp", "frames"):
         raise UserError(f"--format {fmt}: use gif, mp4, webp or frames")
     report = Report()
-    jobs, multi = collect_inputs(
-        paths, recursive, report, is_output=lambda f: f.parent.name.endswith("_motion")
-    )
+    jobs, multi = collect_inputs(paths, recursive, report, is_output=own_output)
 
     def single_ok(o: Path) -> bool:
+        """A video file name, a new folder for frames, or a folder of frames from an earlier run; any
+        other existing folder receives <name>_motion.<format>."""
+        if o.is_dir():
+            return is_frame_folder(o)
         try:
             video_kind(o)
         except PhotoError as e:
@@ -481,7 +528,7 @@ def animate(
 
             left = to_uint8(pixels)
             seq = [np.concatenate([left, f], axis=1) for f in seq]
-        write_video(job.dst, seq, fps=fps, loop=loop)
+        write_video(job.dst, seq, fps=fps, loop=loop, icc=photo.icc_profile)
 
     _run_jobs(jobs, report, overwrite, quiet, "animate", work)
     _finish(report, quiet)
@@ -570,17 +617,44 @@ def _register_subcommands() -> None:
     app.command("synth")(synth_command)
 
 
+class _Stopped(BaseException):
+    """Raised in the main thread by Ctrl-C, SIGTERM or SIGHUP: it unwinds the command like an exception,
+    so the temporary file of a write in progress is removed on the way out (:mod:`blurvid.io`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def _stop_signals() -> list[int]:
+    """The signals main() turns into :class:`_Stopped` (handlers can be set in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    return [getattr(signal, n) for n in names if hasattr(signal, n)]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning user errors (and missing, corrupt or foreign checkpoint
-    files) into one line and exit code 2."""
+    files) into one line and exit code 2; Ctrl-C, SIGTERM and SIGHUP stop it with one line, nothing
+    half-written left behind, and exit code 128 + the signal number (130 for Ctrl-C)."""
     from .weights import WeightsError  # stdlib-only module: cheap at start-up
 
     _register_subcommands()
+    previous = {s: signal.signal(s, _raise_stopped) for s in _stop_signals()}
     try:
         app(args=argv, prog_name="blurvid", standalone_mode=True)
     except (UserError, WeightsError) as e:
         err.print(f"[red]error[/red]: {escape(str(e))}", markup=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+    except _Stopped as e:
+        what = "interrupted" if e.signum == signal.SIGINT else f"stopped by {signal.Signals(e.signum).name}"
+        err.print(f"{what}; no partly written output was left")
+        sys.exit(128 + e.signum)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -88,7 +88,9 @@ def _stage_command(stage: str):
         ] = None,
         minutes: Annotated[
             float | None,
-            typer.Option(help="Stop this run after so many minutes (0 = no limit); a cosine lr follows the clock."),
+            typer.Option(
+                help="Stop this run after so many minutes (0 = no limit); a cosine lr follows the clock."
+            ),
         ] = None,
         batch: Annotated[int | None, typer.Option(help="Batch size.")] = None,
         accum: Annotated[

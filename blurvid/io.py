@@ -56,6 +56,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "Photo",
     "PhotoError",
+    "is_frame_folder",
     "is_image_path",
     "read_photo",
     "video_kind",
@@ -81,6 +82,8 @@ _SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 _MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383, "BMP": 2**31 - 1, "PNG": 2**31 - 1, "TIFF": 2**31 - 1}
 _VIDEO_SUFFIXES: dict[str, str] = {".gif": "gif", ".mp4": "mp4", ".m4v": "mp4", ".webp": "webp"}
 _FRAME_NAME = re.compile(r"frame_\d+\.png")
+# formats whose several frames are an animation (a multi-frame MPO or TIFF is a photo with previews or pages)
+_ANIMATION_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
 
 _EXIF_HEADER = b"Exif\x00\x00"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -309,6 +312,8 @@ _INT16_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 
 
 def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
+    if im.format in _ANIMATION_FORMATS and getattr(im, "n_frames", 1) > 1:
+        raise PhotoError(p, f"is an animation ({im.n_frames} frames), not a still photo")
     fmt = "JPEG" if im.format == "MPO" else (im.format or "UNKNOWN")
     icc: bytes | None = im.info.get("icc_profile") or None
     if icc is not None and not isinstance(icc, bytes):
@@ -689,14 +694,56 @@ def write_photo(
         if exif is not None:
             options["exif"] = _tiff_exif(exif) if fmt == "TIFF" else exif
         if fmt == "JPEG":
-            options.update(quality=int(quality), subsampling=0 if quality >= 90 else 2, optimize=True)
-        elif fmt == "WEBP":
+            _save_jpeg(image, tmp, quality=int(quality), subsampling=0 if quality >= 90 else 2, **options)
+            return
+        convert = _srgb_converter(like.icc_profile) if fmt == "BMP" and like and image.mode == "RGB" else None
+        if convert is not None:  # BMP holds no profile: its colours must be sRGB
+            image = convert(image)
+        if fmt == "WEBP":
             lossless = quality >= 100
             options.update(lossless=lossless, quality=75 if lossless else int(quality), method=4)
         image.save(tmp, format=fmt, **options)
 
     _atomic_write(p, encode)
     return p
+
+
+def _save_jpeg(image: Image.Image, tmp: Path, **options: Any) -> None:
+    """Save a JPEG with optimised Huffman tables where Pillow's encoder buffer surely holds it.
+
+    With ``optimize`` Pillow gives libjpeg a fixed buffer of 1-2 bytes per pixel, which fine grain at
+    high quality and 4:4:4 overflows ("Suspension not allowed here", a failed write). The plain
+    encoding streams, so it is made first; optimising only shortens it, so it is tried only when the
+    plain one fits the smallest such buffer, and the plain bytes are written otherwise.
+    """
+    plain = BytesIO()
+    image.save(plain, format="JPEG", **options)
+    if plain.tell() < image.width * image.height:
+        try:
+            image.save(tmp, format="JPEG", optimize=True, **options)
+            return
+        except OSError:
+            pass
+    tmp.write_bytes(plain.getvalue())
+
+
+def _srgb_converter(icc: bytes | None) -> Callable[[Image.Image], Image.Image] | None:
+    """A function converting mode-RGB images described by the ICC profile ``icc`` to sRGB (perceptual
+    intent), for outputs that carry no profile; None when nothing is to convert: no profile, not an RGB
+    one, one that names itself sRGB, or one lcms cannot read (then with a logged warning)."""
+    if not icc or _icc_colour_space(icc) != b"RGB ":
+        return None
+    try:
+        from PIL import ImageCms
+
+        source = ImageCms.ImageCmsProfile(BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(source).lower().replace(" ", ""):
+            return None
+        transform = ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), "RGB", "RGB")
+    except Exception as exc:  # a broken profile: the values as they are
+        _log.warning("ICC profile could not be used (%s); colours written unconverted", _describe(exc))
+        return None
+    return lambda image: ImageCms.applyTransform(image, transform) or image
 
 
 def _as_float_image(pixels: np.ndarray) -> np.ndarray:
@@ -877,6 +924,7 @@ def write_video(
     fps: float = 12.0,
     loop: bool = True,
     quality: int = 90,
+    icc: bytes | None = None,
 ) -> Path:
     """Write ``frames`` (``(H, W, 3)``, float in [0, 1] or uint8, one size) as the video :func:`video_kind`
     names. Every format stores 8 bits per channel.
@@ -890,6 +938,9 @@ def write_video(
       (``loop`` is for the player).
     * frames: a folder of ``frame_0001.png`` ... An existing folder is replaced only when it is empty
       or holds nothing but ``frame_*.png`` files.
+
+    ``icc``: the ICC profile the frames' values are in (the photo's); no video format here carries one,
+    so frames in another RGB space than sRGB (Display P3, Adobe RGB) are converted to sRGB.
 
     Identical consecutive frames may be merged by the GIF/WebP encoders (durations add up).
     Atomic like :func:`write_photo` (temporary file or folder in the destination folder, then a rename).
@@ -909,6 +960,9 @@ def write_video(
             raise ValueError(f"frames must be (H, W, 3) arrays of one size; got {np.shape(frame)} vs {shape}")
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be positive, got {fps}")
+    convert = _srgb_converter(icc)
+    if convert is not None:
+        clips = [np.asarray(convert(Image.fromarray(f))) for f in _frames_uint8(clips)]
     if kind == "frames":
         _write_frame_folder(p, clips)
         return p
@@ -1028,6 +1082,17 @@ def _encode_mp4(target: Path, tmp: Path, frames: Sequence[np.ndarray], fps: floa
             text = errors.read().decode("utf-8", "replace").strip().splitlines()
             last = text[-1] if text else f"exit status {code}"
             raise PhotoError(target, f"ffmpeg could not encode the MP4 ({last})")
+
+
+def is_frame_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a non-empty folder of nothing but ``frame_*.png`` files (one that
+    :func:`write_video` made, and replaces)."""
+    p = Path(path)
+    try:
+        names = list(p.iterdir()) if p.is_dir() else []
+    except OSError:
+        return False
+    return bool(names) and all(_FRAME_NAME.fullmatch(e.name) and e.is_file() for e in names)
 
 
 def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:

@@ -46,6 +46,60 @@ def save_image(path: Path, h: int = H, w: int = W, seed: int = 0, **save_options
     return path
 
 
+def wide_gamut_icc(name: str = "Test wide gamut") -> bytes:
+    """A minimal ICC v2 RGB display profile with Display P3's primaries and a 2.2 gamma: a colour space
+    other than sRGB, as an iPhone's or Adobe RGB photo carries (Pillow can only create sRGB)."""
+    import struct
+
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
+
+    def pad(b: bytes) -> bytes:
+        return b + bytes(-len(b) % 4)
+
+    text = name.encode() + b"\0"
+    desc = pad(b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(8) + bytes(3) + bytes(67))
+    gamma = b"curv" + bytes(4) + struct.pack(">IH", 1, round(2.2 * 256)) + bytes(2)
+    tags = [
+        (b"desc", desc),
+        (b"cprt", pad(b"text" + bytes(4) + b"none\0")),
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(0.51512, 0.24120, -0.00105)),
+        (b"gXYZ", xyz(0.29198, 0.69225, 0.04189)),
+        (b"bXYZ", xyz(0.15710, 0.06657, 0.78407)),
+        (b"rTRC", gamma),
+        (b"gTRC", gamma),
+        (b"bTRC", gamma),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (
+        struct.pack(">I", offset + len(data)) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntr" + b"RGB " + b"XYZ "
+        + bytes(12) + b"acsp" + bytes(24) + bytes(4) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(48)
+    )  # fmt: skip
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def to_srgb(rgb: tuple[int, int, int], icc: bytes) -> np.ndarray:
+    """One colour in the profile ``icc`` converted to sRGB by lcms (what a colour-managed viewer shows)."""
+    from io import BytesIO
+
+    from PIL import Image, ImageCms
+
+    src = ImageCms.ImageCmsProfile(BytesIO(icc))
+    im = Image.new("RGB", (1, 1), rgb)
+    return np.asarray(ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB"))[
+        0, 0
+    ]
+
+
 # ---------------------------------------------------------------------------------------- checkpoints
 
 TINY_DM = {"widths": (8, 8, 8, 8), "growth": (4, 4, 4, 4), "rdbs": (1, 1, 1, 1), "rdb_layers": 2}

@@ -582,3 +582,118 @@ def test_folder_rerun_does_not_take_its_own_outputs_as_inputs(tiny_weights, tmp_
             main(["deblur", str(d), "-q"])
         assert e.value.code in (0, None)
     assert sorted(p.name for p in d.iterdir()) == ["a.png", "a_sharp.png"]
+
+
+# ============================================================================ session 19 audit fixes
+
+
+def test_half_runs_on_the_cpu(tiny_weights, tmp_path, capsys, photo):
+    """--half is fp16 on CUDA and bf16 on the CPU (it was refused on any machine without CUDA)."""
+    for extra in ([], ["--frames", 2]):
+        r = run(capsys, "animate" if extra else "deblur", photo, "--half", "--device", "cpu", *extra)
+        assert r.code == 0, r
+    assert (tmp_path / "photo_sharp.jpg").is_file() and (tmp_path / "photo_motion.gif").is_file()
+
+
+def test_an_output_that_is_another_input_of_the_run_is_refused(tiny_weights, tmp_path, capsys):
+    a = save_image(tmp_path / "c.png", seed=1)
+    b = save_image(tmp_path / "c_sharp.png", seed=2)
+    before = b.read_bytes()
+    r = run(capsys, "deblur", a, b, "--overwrite")
+    assert r.code == 1
+    assert b.read_bytes() == before  # the input c_sharp.png is untouched
+    assert any("is the input" in line and "c_sharp.png" in line for line in r.err_lines), r.err
+    assert (tmp_path / "c_sharp_sharp.png").is_file()  # the other input still processed
+
+
+def test_folder_runs_leave_out_both_commands_results_and_say_so(tiny_weights, tmp_path, capsys):
+    d = tmp_path / "photos"
+    save_image(d / "a.png")
+    save_image(d / "b_sharp.png")
+    save_image(d / "c_motion.webp")
+    save_image(d / "d_motion" / "frame_0001.png")
+    r = run(capsys, "deblur", d, "-r")
+    assert r.code == 0, r
+    assert "1 written" in r.out and "3 left out (blurvid's own results)" in r.out
+    r = run(capsys, "animate", d, "--frames", 2)
+    assert r.code == 0, r
+    assert sorted(p.name for p in d.glob("*_motion.gif")) == ["a_motion.gif"]
+
+
+def test_an_input_named_twice_is_processed_once(tiny_weights, tmp_path, capsys, photo):
+    r = run(capsys, "deblur", photo, photo, str(tmp_path / ".." / tmp_path.name / photo.name))
+    assert r.code == 0, r
+    assert "1 written" in r.out and r.out.count("photo_sharp.jpg") == 1
+
+
+def test_recursive_runs_skip_hidden_folders(tiny_weights, tmp_path, capsys):
+    d = tmp_path / "photos"
+    save_image(d / "a.png")
+    save_image(d / ".cache" / "b.png")
+    r = run(capsys, "deblur", d, "-r", "-o", tmp_path / "out")
+    assert r.code == 0, r
+    assert [p.name for p in (tmp_path / "out").rglob("*.png")] == ["a_sharp.png"]
+
+
+@pytest.mark.parametrize(("command", "name"), [("deblur", "multi.png"), ("animate", "multi.gif")])
+def test_several_inputs_into_one_file_name_is_exit_2(tiny_weights, tmp_path, capsys, command, name):
+    a, b = save_image(tmp_path / "a.png"), save_image(tmp_path / "b.png")
+    r = run(capsys, command, a, b, "-o", tmp_path / name)
+    assert r.code == 2
+    assert r.err_lines == [
+        f"error: -o {tmp_path / name}: several inputs need an output folder, not a file name"
+    ]
+    assert not (tmp_path / name).exists()
+
+
+def test_animate_into_an_existing_folder_writes_the_clip_inside(tiny_weights, tmp_path, capsys, photo):
+    """An existing folder is where the clip goes (as for several inputs, and as deblur -o folder/); a
+    folder holding only frames from an earlier run stays a frames target."""
+    (tmp_path / "clips").mkdir()
+    r = run(capsys, "animate", photo, "-o", tmp_path / "clips", "--frames", 2)
+    assert r.code == 0, r
+    assert frame_count(tmp_path / "clips" / "photo_motion.gif") == 2
+    assert run(capsys, "animate", photo, "-o", tmp_path / "frames", "--frames", 2).code == 0
+    r = run(capsys, "animate", photo, "-o", tmp_path / "frames", "--frames", 3, "--overwrite")
+    assert r.code == 0, r
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [f"frame_000{i}.png" for i in (1, 2, 3)]
+
+
+def test_animate_converts_a_wide_gamut_photo_to_srgb(tiny_weights, tmp_path, capsys):
+    from conftest import wide_gamut_icc
+
+    icc = wide_gamut_icc()
+    flat = np.zeros((H, W, 3), np.uint8)
+    flat[:] = (220, 60, 40)
+    Image.fromarray(flat).save(tmp_path / "p3.png", icc_profile=icc)
+    Image.fromarray(flat).save(tmp_path / "srgb.png")
+    for name in ("p3", "srgb"):
+        assert (
+            run(capsys, "animate", tmp_path / f"{name}.png", "-o", tmp_path / name, "--frames", 2).code == 0
+        )
+    p3 = np.asarray(Image.open(tmp_path / "p3" / "frame_0001.png")).astype(int)
+    srgb = np.asarray(Image.open(tmp_path / "srgb" / "frame_0001.png")).astype(int)
+    # the same stored values, shown in sRGB: red up, green and blue down, as lcms converts (241, 30, 4)
+    diff = (p3 - srgb)[H // 2, W // 2]
+    assert diff[0] > 10 and diff[1] < -15 and diff[2] < -15, diff
+
+
+def test_sigterm_while_writing_leaves_no_temporary_file(tiny_weights, tmp_path, capsys, photo, monkeypatch):
+    """SIGTERM (or SIGHUP, Ctrl-C) mid-write: one line, exit 128 + 15, nothing half-written left."""
+    import signal
+
+    import blurvid.io as bio
+
+    real = bio._save_jpeg
+
+    def killed_midway(image, tmp, **options):
+        real(image, tmp, **options)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("the SIGTERM handler should have stopped the write")
+
+    monkeypatch.setattr(bio, "_save_jpeg", killed_midway)
+    r = run(capsys, "deblur", photo, "-o", tmp_path / "out" / "x.jpg")
+    assert r.code == 128 + signal.SIGTERM
+    assert r.err_lines == ["stopped by SIGTERM; no partly written output was left"]
+    assert list((tmp_path / "out").iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored after main()

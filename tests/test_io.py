@@ -666,3 +666,75 @@ def test_write_video_takes_uint8_frames_like_floats(tmp_path):
     for name in ("frame_0001.png", "frame_0003.png"):
         assert np.array_equal(np.asarray(Image.open(a / name)), np.asarray(Image.open(b / name)))
     assert bio.to_uint8(np.array([[[0.0, 0.5, 1.0]]])).tolist() == [[[0, 128, 255]]]
+
+
+# ---------------------------------------------------------------------------- session 19 audit fixes
+
+
+@pytest.mark.parametrize("quality", [90, 94, 100])
+def test_jpeg_of_fine_grain_at_high_quality_is_written(tmp_path: Path, quality: int) -> None:
+    """Pillow's optimising JPEG encoder has a fixed 1-2 bytes/pixel buffer that heavy grain at 4:4:4
+    overflows; the write must still succeed and decode to the same size."""
+    grain = np.clip(np.random.default_rng(0).normal(0.5, 0.25, (160, 240, 3)), 0, 1).astype(np.float32)
+    out = write_photo(tmp_path / f"g{quality}.jpg", grain, quality=quality)
+    with Image.open(out) as im:
+        assert im.size == (240, 160) and im.format == "JPEG"
+        im.load()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_jpeg_of_a_smooth_photo_keeps_optimised_huffman_tables(tmp_path: Path) -> None:
+    out = write_photo(tmp_path / "s.jpg", smooth_rgb(120, 160), quality=95)
+    plain = Image.fromarray((smooth_rgb(120, 160) * 255).round().astype(np.uint8))
+    plain.save(tmp_path / "plain.jpg", quality=95, subsampling=0)
+    assert out.stat().st_size < (tmp_path / "plain.jpg").stat().st_size
+
+
+def test_an_animation_is_refused_and_a_one_frame_gif_is_a_photo(tmp_path: Path) -> None:
+    frames = [Image.fromarray((RNG.random((16, 20, 3)) * 255).astype(np.uint8)) for _ in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "a.webp", save_all=True, append_images=frames[1:])
+    for name in ("a.gif", "a.webp"):
+        with pytest.raises(PhotoError, match=r"is an animation \(3 frames\), not a still photo"):
+            read_photo(tmp_path / name)
+    frames[0].save(tmp_path / "one.gif")
+    assert read_photo(tmp_path / "one.gif").pixels.shape == (16, 20, 3)
+
+
+def test_video_frames_in_a_wide_gamut_profile_are_converted_to_srgb(tmp_path: Path) -> None:
+    """No video format carries a profile: P3 values written as they are would look desaturated."""
+    from conftest import to_srgb, wide_gamut_icc
+
+    icc = wide_gamut_icc()
+    frame = np.zeros((8, 10, 3), np.uint8)
+    frame[:] = (220, 60, 40)
+    expected = to_srgb((220, 60, 40), icc)
+    assert abs(expected.astype(int) - (220, 60, 40)).max() > 15  # the conversion matters
+    write_video(tmp_path / "f", [frame, frame], icc=icc)
+    got = np.asarray(Image.open(tmp_path / "f" / "frame_0001.png"))[4, 5]
+    assert abs(got.astype(int) - expected).max() <= 1
+    write_video(tmp_path / "s", [frame, frame], icc=SRGB_ICC)  # sRGB: untouched
+    assert (np.asarray(Image.open(tmp_path / "s" / "frame_0001.png"))[4, 5] == (220, 60, 40)).all()
+
+
+def test_bmp_holds_no_profile_so_wide_gamut_colours_are_converted(tmp_path: Path) -> None:
+    from conftest import to_srgb, wide_gamut_icc
+
+    icc = wide_gamut_icc()
+    pixels = np.zeros((6, 7, 3), np.float32)
+    pixels[:] = np.array((220, 60, 40)) / 255
+    write_photo(tmp_path / "c.bmp", pixels, like=like_photo(icc=icc, shape=(6, 7)))
+    got = np.asarray(Image.open(tmp_path / "c.bmp"))[3, 3]
+    assert abs(got.astype(int) - to_srgb((220, 60, 40), icc)).max() <= 1
+    write_photo(tmp_path / "c.png", pixels, like=like_photo(icc=icc, shape=(6, 7)))  # PNG keeps the profile
+    with Image.open(tmp_path / "c.png") as im:
+        assert im.info["icc_profile"] == icc and tuple(np.asarray(im)[3, 3]) == (220, 60, 40)
+
+
+def test_is_frame_folder(tmp_path: Path) -> None:
+    assert not bio.is_frame_folder(tmp_path)  # empty
+    write_video(tmp_path / "f", video_frames(2))
+    assert bio.is_frame_folder(tmp_path / "f")
+    (tmp_path / "f" / "notes.txt").write_text("x")
+    assert not bio.is_frame_folder(tmp_path / "f")
+    assert not bio.is_frame_folder(tmp_path / "missing")
