@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from PIL import Image, ImageFile, TiffImagePlugin, TiffTags, UnidentifiedImageError
+from PIL import Image, ImageFile, PngImagePlugin, TiffImagePlugin, TiffTags, UnidentifiedImageError
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -101,6 +101,9 @@ _TIFF_LAYOUT_TAGS = frozenset({
 })
 # fmt: on
 _JPEG_MAX_EXIF = 65_533
+_JPEG_MAX_XMP = 65_504 - 29  # one APP1 segment, less the "http://ns.adobe.com/xap/1.0/\0" name
+_PNG_XMP_KEY = "XML:com.adobe.xmp"
+_XMP_TAG = 700
 _FFMPEG_TIMEOUT_S = 3600
 
 # Pillow's decompression-bomb limit and truncation switch are process globals: read_photo sets them
@@ -146,6 +149,8 @@ class Photo:
         exif: raw EXIF (``b"Exif\\0\\0"`` + TIFF structure) with Orientation reset to 1, or None.
         format: Pillow's format name of the source: 'JPEG', 'PNG', 'TIFF', 'WEBP', 'BMP', ...
         path: where it was read from, or None.
+        xmp: the raw XMP packet (rating, keywords, caption, rights...) with ``tiff:Orientation`` reset
+            to 1, or None.
     """
 
     pixels: np.ndarray
@@ -156,6 +161,7 @@ class Photo:
     exif: bytes | None
     format: str
     path: Path | None
+    xmp: bytes | None = None
 
     @property
     def height(self) -> int:
@@ -171,7 +177,8 @@ class Photo:
         return (
             f"Photo({self.format} {self.width}x{self.height}, {self.bit_depth}-bit"
             f"{', grey' if self.grey else ''}{', alpha' if self.alpha is not None else ''}"
-            f"{', icc' if self.icc_profile else ''}{', exif' if self.exif else ''}, path={self.path!r})"
+            f"{', icc' if self.icc_profile else ''}{', exif' if self.exif else ''}"
+            f"{', xmp' if self.xmp else ''}, path={self.path!r})"
         )
 
 
@@ -368,7 +375,24 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         exif=exif,
         format=fmt,
         path=p,
+        xmp=_xmp_of(im),
     )
+
+
+_XMP_ORIENTATION = re.compile(
+    rb'(tiff:Orientation\s*=\s*["\'])\d(["\'])|(<tiff:Orientation>)\s*\d\s*(</tiff:Orientation>)'
+)
+
+
+def _xmp_of(im: Image.Image) -> bytes | None:
+    """The XMP packet Pillow found (JPEG APP1, PNG iTXt, WebP chunk, TIFF tag 700), with its
+    ``tiff:Orientation`` set to 1 as the pixels are upright now; None if there is none."""
+    xmp = im.info.get("xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    if not isinstance(xmp, bytes) or not xmp.strip(b"\0 \n"):
+        return None
+    return _XMP_ORIENTATION.sub(lambda m: (m[1] or m[3]) + b"1" + (m[2] or m[4]), xmp)
 
 
 def _to_8bit_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
@@ -619,7 +643,7 @@ def write_photo(
     With ``like`` (the photo this result came from): ``bit_depth`` defaults to ``like.bit_depth``
     where the format holds 16 bits (PNG, TIFF; 8 elsewhere), grey is written as grey when
     ``like.grey``, ``like.alpha`` is carried when ``alpha`` is None and the sizes match, and the ICC
-    profile and EXIF (orientation 1) are copied where the format holds them and the profile fits
+    profile, EXIF and XMP (orientation 1) are copied where the format holds them and the profile fits
     the output colour space. Alpha is kept in PNG/TIFF/WebP and dropped silently in JPEG/BMP.
 
     The write is atomic: a hidden temporary file in the destination folder is renamed over
@@ -657,6 +681,10 @@ def write_photo(
         grey = False  # WebP has no greyscale
     icc = _icc_for(like.icc_profile if like is not None else None, grey) if fmt != "BMP" else None
     exif = like.exif if like is not None and fmt != "BMP" else None
+    xmp = like.xmp if like is not None and fmt != "BMP" else None
+    if fmt == "JPEG" and xmp is not None and len(xmp) > _JPEG_MAX_XMP:
+        _log.warning("%s: XMP is too large for one JPEG segment (%d bytes); not copied", p, len(xmp))
+        xmp = None
     if exif is not None:
         exif = _reset_orientation(exif if exif.startswith(_EXIF_HEADER) else _EXIF_HEADER + exif)
         if fmt == "JPEG" and len(exif) > _JPEG_MAX_EXIF:
@@ -677,14 +705,14 @@ def write_photo(
             values16 = _quantize(channels, 16)
             with open(tmp, "wb") as fh:
                 if fmt == "PNG":
-                    _encode_png16(fh, values16, icc, exif)
+                    _encode_png16(fh, values16, icc, exif, xmp)
                 elif values16.shape[2] == 2:
                     # Pillow (so read_photo, and much other software) cannot open 16-bit grey+alpha
                     # TIFF: write it as RGBA with three equal channels instead.
                     rgba = values16[:, :, [0, 0, 0, 1]]
-                    _encode_tiff16(fh, rgba, icc if _icc_for(icc, grey=False) else None, exif)
+                    _encode_tiff16(fh, rgba, icc if _icc_for(icc, grey=False) else None, exif, xmp)
                 else:
-                    _encode_tiff16(fh, values16, icc, exif)
+                    _encode_tiff16(fh, values16, icc, exif, xmp)
             return
         values8 = _quantize(channels, 8)
         image = Image.fromarray(values8[:, :, 0] if values8.shape[2] == 1 else values8)
@@ -693,6 +721,14 @@ def write_photo(
             options["icc_profile"] = icc
         if exif is not None:
             options["exif"] = _tiff_exif(exif) if fmt == "TIFF" else exif
+        if xmp is not None:
+            if fmt == "PNG":
+                options["pnginfo"] = PngImagePlugin.PngInfo()
+                options["pnginfo"].add_itxt(_PNG_XMP_KEY, xmp.decode("utf-8", "replace"))
+            elif fmt == "TIFF":
+                options["tiffinfo"] = {_XMP_TAG: xmp}
+            else:
+                options["xmp"] = xmp
         if fmt == "JPEG":
             _save_jpeg(image, tmp, quality=int(quality), subsampling=0 if quality >= 90 else 2, **options)
             return
@@ -820,7 +856,9 @@ def _png_chunk(fh: IO[bytes], kind: bytes, payload: bytes | bytearray | memoryvi
     fh.write(struct.pack(">I", zlib.crc32(payload, zlib.crc32(kind)) & 0xFFFFFFFF))
 
 
-def _encode_png16(fh: IO[bytes], values: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:
+def _encode_png16(
+    fh: IO[bytes], values: np.ndarray, icc: bytes | None, exif: bytes | None, xmp: bytes | None = None
+) -> None:
     """Write uint16 ``(H, W, C)`` (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) as a 16-bit PNG."""
     height, width, channels = values.shape
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
@@ -830,6 +868,8 @@ def _encode_png16(fh: IO[bytes], values: np.ndarray, icc: bytes | None, exif: by
         _png_chunk(fh, b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
     if exif is not None:
         _png_chunk(fh, b"eXIf", exif[len(_EXIF_HEADER) :] if exif.startswith(_EXIF_HEADER) else exif)
+    if xmp is not None:  # iTXt: keyword, uncompressed, no language tag, no translated keyword
+        _png_chunk(fh, b"iTXt", _PNG_XMP_KEY.encode() + b"\0\0\0\0\0" + xmp)
     rows = np.ascontiguousarray(values, dtype=">u2").view(np.uint8).reshape(height, width * channels * 2)
     compressor = zlib.compressobj(6)
     pending = bytearray()
@@ -870,7 +910,9 @@ def _png_filter(rows: np.ndarray, prior: np.ndarray | None, bpp: int) -> bytes:
     return out.tobytes()
 
 
-def _encode_tiff16(fh: IO[bytes], values: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:
+def _encode_tiff16(
+    fh: IO[bytes], values: np.ndarray, icc: bytes | None, exif: bytes | None, xmp: bytes | None = None
+) -> None:
     """Write uint16 ``(H, W, C)`` as an uncompressed little-endian baseline TIFF (strips, chunky)."""
     height, width, channels = values.shape
     row_bytes = width * channels * 2
@@ -908,6 +950,8 @@ def _encode_tiff16(fh: IO[bytes], values: np.ndarray, icc: bytes | None, exif: b
         put(296, TiffTags.SHORT, 2)
     if icc is not None:
         put(34675, TiffTags.UNDEFINED, icc)
+    if xmp is not None:
+        put(_XMP_TAG, TiffTags.BYTE, xmp)
     fh.write(b"II*\x00" + struct.pack("<I", 8))
     fh.write(ifd.tobytes(8))
     fh.write(np.ascontiguousarray(values, dtype="<u2").tobytes())

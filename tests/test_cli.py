@@ -697,3 +697,10 @@ def test_sigterm_while_writing_leaves_no_temporary_file(tiny_weights, tmp_path, 
     assert r.err_lines == ["stopped by SIGTERM; no partly written output was left"]
     assert list((tmp_path / "out").iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored after main()
+
+
+def test_deblur_keeps_the_xmp_rating_and_keywords(tiny_weights, tmp_path, capsys):
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description xmp:Rating="5"/></rdf:RDF></x:xmpmeta>'
+    photo = save_image(tmp_path / "rated.jpg", xmp=xmp)
+    assert run(capsys, "deblur", photo, "--format", "png").code == 0
+    assert read_photo(tmp_path / "rated_sharp.png").xmp == xmp

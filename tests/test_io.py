@@ -738,3 +738,35 @@ def test_is_frame_folder(tmp_path: Path) -> None:
     (tmp_path / "f" / "notes.txt").write_text("x")
     assert not bio.is_frame_folder(tmp_path / "f")
     assert not bio.is_frame_folder(tmp_path / "missing")
+
+
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/"'
+    b' xmp:Rating="4" tiff:Orientation="6"><dc:subject xmlns:dc="http://purl.org/dc/elements/1.1/">'
+    + "<rdf:Bag><rdf:li>Велосипед</rdf:li></rdf:Bag></dc:subject>".encode()
+    + b"</rdf:Description></rdf:RDF></x:xmpmeta>"
+)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "depth"), [(".jpg", 8), (".png", 8), (".png", 16), (".tif", 8), (".tif", 16), (".webp", 8)]
+)
+def test_xmp_is_carried_with_its_orientation_reset(tmp_path: Path, suffix: str, depth: int) -> None:
+    """Ratings and keywords (XMP) survive; the XMP orientation is reset as EXIF's is (pixels are upright)."""
+    exif = Image.Exif()
+    exif[274] = 6
+    Image.fromarray((smooth_rgb() * 255).astype(np.uint8)).save(tmp_path / "in.jpg", xmp=XMP, exif=exif)
+    photo = read_photo(tmp_path / "in.jpg")
+    assert photo.pixels.shape == (36, 24, 3)  # rotated upright
+    assert photo.xmp == XMP.replace(b'tiff:Orientation="6"', b'tiff:Orientation="1"')
+    out = write_photo(tmp_path / f"out{suffix}", photo.pixels, like=photo, bit_depth=depth)
+    back = read_photo(out)
+    assert back.xmp == photo.xmp and back.bit_depth == depth
+    assert "Велосипед".encode() in back.xmp
+
+
+def test_xmp_element_form_orientation_is_reset_too(tmp_path: Path) -> None:
+    xmp = XMP.replace(b' tiff:Orientation="6">', b"><tiff:Orientation>8</tiff:Orientation>")
+    Image.fromarray((smooth_rgb() * 255).astype(np.uint8)).save(tmp_path / "in.webp", xmp=xmp)
+    assert b"<tiff:Orientation>1</tiff:Orientation>" in read_photo(tmp_path / "in.webp").xmp
