@@ -276,21 +276,24 @@ def _run_jobs(
 
     todo = []
     claimed: dict[Path, Path] = {}  # output -> the input that writes it in this run
-    inputs = {job.src.resolve(): job.src for job in jobs}
+    # an input that is another input's output (`blurvid deblur *.jpg` after a first run) is that
+    # input's result: left out, and never overwritten by it
+    results = {job.dst.resolve() for job in jobs if job.dst is not None and not _same(job.src, job.dst)}
+    named = {job.src.resolve() for job in jobs}
     for job in jobs:
         assert job.dst is not None
+        if job.src.resolve() in results:
+            report.own.append(job.src)
+            continue
         first = claimed.setdefault(job.dst.resolve(), job.src)
         if _same(job.src, job.dst):
             report.fail(f"{job.src}: the output would overwrite the input; choose another -o or --suffix")
-        elif job.dst.resolve() in inputs:
-            other = inputs[job.dst.resolve()]
-            report.fail(
-                f"{job.src}: the output {job.dst} is the input {other} of this run; not overwriting it"
-            )
         elif first != job.src:
             report.fail(f"{job.src}: same output {job.dst} as {first}; choose another --suffix or --format")
         elif job.dst.exists() and not overwrite:
             report.skipped.append(job.dst)
+        elif job.dst.resolve() in named:
+            report.fail(f"{job.src}: its output {job.dst} is named as an input; not overwriting it")
         else:
             todo.append(job)
     with Progress(len(todo), quiet, label) as prog:
