@@ -403,7 +403,7 @@ def deblur(
     shake: ShakeOpt = False,
     shake_size: ShakeSizeOpt = None,
 ) -> None:
-    """Deblur photos: writes <name>_sharp.<ext> beside each input (or into -o), keeping ICC, EXIF and bit depth."""
+    """Deblur photos: writes <name>_sharp.<ext> beside each input (or into -o), keeping ICC, EXIF, XMP, bit depth."""
     from .io import IMAGE_SUFFIXES, read_photo, write_photo
 
     report = Report()
