@@ -56,6 +56,10 @@ def _train(
             f"the config is for stage {stored_stage!r}, not {stage!r}: use `blurvid train {stored_stage}`"
         )
     overrides = {k: v for k, v in kw.items() if v is not None and v != []}
+    merged = {**base, **overrides}
+    if merged.get("clips") and merged.get("data") and "clip_p" not in merged:
+        overrides["clip_p"] = 0.5  # else the clips would never be drawn (the stage default is 0)
+        err.print("--clips with --data: half of the samples come from the clips (--clip-p to change)")
     if "synth" in overrides:  # --crop / --frames change those settings, not the config's whole synthesis
         overrides["synth"] = {**base.get("synth", {}), **overrides["synth"]}
     if out is not None:
@@ -67,12 +71,12 @@ def _train(
         summary = train(
             cfg, resume=resume, progress=progress, log=lambda m: err.print(m, markup=False), device=device
         )
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
         raise UserError(str(e)) from None
-    err.print(
-        f"run folder: {cfg.out}  last metrics: "
-        + ", ".join(f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float))
-    )
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float))
+    err.print(f"run folder: {cfg.out}" + (f"  last metrics: {metrics}" if metrics else ""))
+    if summary.get("signal"):  # stopped by Ctrl-C / SIGTERM: the checkpoint is saved, the run not done
+        raise typer.Exit(128 + int(summary["signal"]))
 
 
 def _stage_command(stage: str):
@@ -98,6 +102,12 @@ def _stage_command(stage: str):
             typer.Option(help="Micro-batches of --batch per optimizer step (gradient accumulation)."),
         ] = None,
         lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+        clip_p: Annotated[
+            float | None,
+            typer.Option(
+                min=0, max=1, help="Share of samples from --clips when --data is given too (default 0.5)."
+            ),
+        ] = None,
         crop: Annotated[int | None, typer.Option(help="Training crop size (px).")] = None,
         frames: Annotated[int | None, typer.Option(help="Frames N per sequence.")] = None,
         init: Annotated[
@@ -139,6 +149,7 @@ def _stage_command(stage: str):
             batch=batch,
             accum=accum,
             lr=lr,
+            clip_p=clip_p,
             init=tuple(init) if init else None,
             autoencoder=autoencoder,
             flow_sup=flow_sup,
@@ -351,13 +362,13 @@ def _evaluate(
 def synth_command(
     sources: Annotated[list[str], typer.Argument(help="Sharp photo files/folders.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    count: Annotated[int, typer.Option(help="Number of samples.")] = 100,
-    frames: Annotated[int, typer.Option(help="Sharp frames N per sample.")] = 9,
-    size: Annotated[int, typer.Option(help="Crop size (px).")] = 256,
+    count: Annotated[int, typer.Option(min=1, help="Number of samples.")] = 100,
+    frames: Annotated[int, typer.Option(min=2, help="Sharp frames N per sample.")] = 9,
+    size: Annotated[int, typer.Option(min=16, help="Crop size (px).")] = 256,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives byte-identical samples.")] = 0,
     blur: Annotated[float | None, typer.Option(help="Longest camera path (px).")] = None,
     clips: ClipsOpt = None,
-    clip_p: Annotated[float, typer.Option(help="Share of samples made from --clips.")] = 0.0,
+    clip_p: Annotated[float, typer.Option(min=0, max=1, help="Share of samples made from --clips.")] = 0.0,
 ) -> None:
     """Write a synthesised dataset: <out>/sample_NNNNN/{blurred.png, frames/frame_NN.png, flows.npy, meta.json}."""
     from rich.progress import track
@@ -374,7 +385,7 @@ def synth_command(
     try:
         photos = PhotoSynthDataset(sources, cfg, seed=seed)
         cl = ClipDataset(clips, frames=frames, size=size, seed=seed) if clips else None
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     ds = MixedDataset(photos, cl, clip_p, seed=seed)
     for i in track(range(count), description="synth", console=None, transient=True):

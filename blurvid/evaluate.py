@@ -99,7 +99,8 @@ def clip_sequences(
     clips: Iterable[str | Path], frames: int = 9, stride: int | None = None
 ) -> list[Sequence_]:
     """GoPro-style sequences from frame folders: windows of ``frames`` consecutive frames (every
-    ``stride``, default ``frames``), blurred = their linear-light average (8-bit quantised)."""
+    ``stride``, default ``frames``), blurred = their linear-light average (8-bit quantised). Raises
+    ``ValueError`` when no clip has ``frames`` frames."""
     from .data.synth import average_frames
 
     out = []
@@ -110,6 +111,8 @@ def clip_sequences(
             seq = torch.stack([_img(f) for f in files[s : s + frames]])
             blurred = torch.round(average_frames(seq) * 255) / 255
             out.append(Sequence_(f"{Path(clip).name}_{s:04d}", blurred, seq))
+    if not out:
+        raise ValueError(f"no clip with >= {frames} frames in {', '.join(map(str, clips))}")
     return out
 
 

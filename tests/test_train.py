@@ -535,11 +535,11 @@ def _cli(*args: str) -> int:
         ({"lrr": 1e-4}, "unknown config key 'lrr' (did you mean 'lr'?)"),
         (
             {"synth": {"blur_pix": [1, 4]}},
-            "unknown config key synth.'blur_pix' (did you mean synth.'blur_px'?)",
+            "unknown config key 'synth.blur_pix' (did you mean 'synth.blur_px'?)",
         ),
         (
             {"model": {"widht": [8, 8, 8, 8]}},
-            "unknown config key model.'widht' (did you mean model.'widths'?)",
+            "unknown config key 'model.widht' (did you mean 'model.widths'?)",
         ),
         ([1, 2], "must hold a JSON object"),
     ],
@@ -578,3 +578,137 @@ def test_cli_crop_and_minutes_change_only_themselves_on_a_config(photos, tmp_pat
     stored = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["config"]
     assert stored["synth"] == {**SYNTH, "size": 64}
     assert stored["minutes"] == 3.0
+
+
+# ------------------------------------------------------------------ session 19: training-side audit
+
+
+def test_fine_tuning_a_dm_takes_its_architecture(photos, tmp_path):
+    """`--init dm.safetensors` without a model setting trains that DM, not the default one."""
+    from blurvid import weights
+    from blurvid.models.deblur import DeblurNet, DMConfig
+
+    other = {**TINY_DM, "rdbs": [1, 2, 1, 1]}
+    dm = DeblurNet(DMConfig.from_dict(other))
+    weights.save_checkpoint(
+        tmp_path / "dm.safetensors", dm.state_dict(), arch="dm", config=dm.config.to_dict()
+    )
+    logs: list[str] = []
+    cfg = _cfg("deblur", tmp_path / "run", photos, iters=0, model={}, init=str(tmp_path / "dm.safetensors"))
+    train(cfg, progress=False, log=logs.append)
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert DMConfig.from_dict(ckpt["config"]["model"]) == dm.config
+    assert all(torch.equal(ckpt["model"][f"dm.{k}"], v) for k, v in dm.state_dict().items())
+    assert not any("warning" in m for m in logs)
+
+
+def test_init_that_fits_nothing_is_an_error_and_a_partial_fit_warns(photos, tmp_path):
+    from blurvid import weights
+    from blurvid.models.deblur import DeblurNet, DMConfig
+
+    weights.save_checkpoint(tmp_path / "x.safetensors", {"foo.weight": torch.zeros(3)}, arch="dm", config={})
+    with pytest.raises(ValueError, match="none of its 1 tensors fits this network"):
+        train(
+            _cfg("deblur", tmp_path / "a", photos, iters=0, init=str(tmp_path / "x.safetensors")), log=print
+        )
+    wide = DeblurNet(DMConfig.from_dict({**TINY_DM, "widths": [8, 8, 12, 24]}))
+    weights.save_checkpoint(tmp_path / "w.safetensors", wide.state_dict(), arch="dm", config={})
+    logs: list[str] = []
+    train(
+        _cfg("deblur", tmp_path / "b", photos, iters=0, init=str(tmp_path / "w.safetensors")), log=logs.append
+    )
+    assert any(m.startswith("warning: ") and "fit no layer" in m for m in logs), logs
+
+
+def test_a_new_run_never_replaces_an_existing_one(photos, tmp_path, capsys):
+    cfg = _cfg("deblur", tmp_path / "run", photos, iters=1)
+    train(cfg, progress=False, log=lambda m: None)
+    path = tmp_path / "cfg.json"
+    path.write_text(cfg.to_json())
+    assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 2
+    assert "already holds a run: continue it with --resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"batch": "eight"}, "'batch' must be a whole number, not 'eight'"),
+        ({"iters": 2.5}, "'iters' must be a whole number, not 2.5"),
+        ({"lr": "fast"}, "'lr' must be a number, not 'fast'"),
+        ({"data": "sharp"}, "'data' must be a list, not 'sharp'"),
+        ({"model": "big"}, "'model' must be an object, not 'big'"),
+        ({"synth": {"size": "big"}}, "'synth.size' must be a whole number"),
+        ({"lr": -1.0}, "lr must be positive"),
+        ({"precision": "bogus"}, "precision 'bogus': use auto, bf16, fp16 or fp32"),
+        ({"synth": {"size": 0}}, "crop size 0: use a multiple of 32"),
+    ],
+)
+def test_cli_config_values_of_the_wrong_kind_are_one_line(photos, tmp_path, capsys, doc, message):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(doc))
+    assert _cli("train", "deblur", "--config", str(path), "-d", str(photos), "-o", str(tmp_path / "r")) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_file_that_is_no_image_in_the_data_stops_before_training(photos, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(photos, data)
+    (data / "broken.png").write_bytes(b"not an image")
+    cfg = _cfg("deblur", tmp_path / "run", data, iters=1)
+    path = tmp_path / "cfg.json"
+    path.write_text(cfg.to_json())
+    assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 2
+    assert f"{data / 'broken.png'}: not a readable image" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_bie_without_a_stage_1_decoder_is_refused(photos, tmp_path):
+    with pytest.raises(ValueError, match="give --autoencoder RUN"):
+        train(_cfg("bie", tmp_path / "bie", photos, iters=1), log=print)
+    dm = _cfg("deblur", tmp_path / "dm", photos, iters=1, val_every=1)
+    train(dm, progress=False, log=lambda m: None)
+    with pytest.raises(ValueError, match="holds no stage-1 decoder"):
+        train(_cfg("bie", tmp_path / "bie", photos, iters=1, autoencoder=str(tmp_path / "dm")), log=print)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_train_on_cuda_without_a_gpu_is_one_line(photos, tmp_path, capsys):
+    path = tmp_path / "cfg.json"
+    path.write_text(_cfg("deblur", tmp_path / "run", photos, iters=1).to_json())
+    assert _cli("train", "deblur", "--config", str(path), "--device", "cuda", "--no-progress") == 2
+    assert "no CUDA device is available here" in capsys.readouterr().err
+
+
+def test_a_stopped_run_saves_and_exits_128_plus_the_signal(photos, tmp_path, monkeypatch):
+    """Ctrl-C / SIGTERM: the checkpoint is saved and the exit code says the run did not finish, so
+    `blurvid train ... && blurvid train export ...` does not export a half-trained run."""
+    import signal
+
+    from blurvid.train import loop
+
+    def stopped_at_once(self):
+        self.requested, self.signum = True, int(signal.SIGTERM)
+
+    monkeypatch.setattr(loop._Stop, "__init__", stopped_at_once)
+    path = tmp_path / "cfg.json"
+    path.write_text(_cfg("deblur", tmp_path / "run", photos, iters=50).to_json())
+    assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 128 + signal.SIGTERM
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["iteration"] == 1
+
+
+def test_clips_with_photos_are_drawn_half_the_time_by_default(photos, clip, tmp_path, capsys):
+    doc = _cfg("deblur", tmp_path / "run", photos, iters=1, synth={**SYNTH, "frames": 5}).to_dict()
+    del doc["clip_p"]  # not set: --clips with --data must not be ignored
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(doc))
+    assert _cli("train", "deblur", "--config", str(path), "--clips", str(clip), "--no-progress") == 0
+    assert "half of the samples come from the clips" in capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["clip_p"] == 0.5
+
+
+def test_eval_video_with_too_short_clips_is_one_line(clip, capsys):
+    assert _cli("eval", "video", "--clips", str(clip), "--frames", "9", "--device", "cpu") == 2
+    assert "no clip with >= 9 frames" in capsys.readouterr().err

@@ -34,7 +34,11 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def list_images(sources: Iterable[str | os.PathLike]) -> list[Path]:
-    """All image files under the given files/folders (recursive), sorted for reproducibility."""
+    """All image files under the given files/folders (recursive), sorted for reproducibility.
+
+    Every file's header is read, so that a file that is no image (or not one Pillow reads) stops the
+    run before it starts with ``ValueError`` naming it, not hours into training.
+    """
     out: list[Path] = []
     for src in sources:
         p = Path(src)
@@ -42,11 +46,24 @@ def list_images(sources: Iterable[str | os.PathLike]) -> list[Path]:
             out += sorted(
                 q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTS and "_mask" not in q.parent.name
             )
-        elif p.suffix.lower() in IMAGE_EXTS:
+        elif p.suffix.lower() in IMAGE_EXTS and p.exists():
             out.append(p)
         else:
             raise FileNotFoundError(f"{p}: not an image file or folder")
+    for q in out:
+        _check_header(q)
     return out
+
+
+def _check_header(path: Path) -> None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if min(im.size) < 1:
+                raise ValueError("no pixels")
+    except (OSError, ValueError) as e:  # UnidentifiedImageError is an OSError
+        raise ValueError(f"{path}: not a readable image ({e}); remove it from the training data") from None
 
 
 def load_rgb(path: Path) -> torch.Tensor:

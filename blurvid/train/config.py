@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 
@@ -82,6 +83,17 @@ class TrainConfig(Config):
             raise ValueError(f"batch and accum must be at least 1 (got {self.batch} and {self.accum})")
         if self.freeze_loaded and not self.init:
             raise ValueError("freeze_loaded needs init: the weights to keep fixed")
+        if not self.lr > 0 or self.iters < 0:
+            raise ValueError(
+                f"lr must be positive and iters not negative (got lr {self.lr}, iters {self.iters})"
+            )
+        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
+            raise ValueError(f"precision {self.precision!r}: use auto, bf16, fp16 or fp32")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule {self.schedule!r}: use constant or cosine")
+        size = self.synth.get("size", 32) if isinstance(self.synth, dict) else 32
+        if not isinstance(size, int) or size < 32:
+            raise ValueError(f"crop size {size!r}: use a multiple of 32, at least 32")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -109,15 +121,50 @@ def check_keys(d: dict, stage: str, source: str) -> None:
     from ..models.encoders import VideoConfig
 
     parts: list[tuple[str, type[Config], object]] = [("", TrainConfig, d)]
-    parts += [
-        ("synth.", SynthConfig, d.get("synth")),
-        ("model.", DMConfig if stage == "deblur" else VideoConfig, d.get("model")),
-    ]
+    arch = DMConfig if stage == "deblur" else VideoConfig
+    parts += [("synth.", SynthConfig, d.get("synth")), ("model.", arch, d.get("model"))]
     for prefix, cls, sub in parts:
         if not isinstance(sub, dict):
             continue
-        names = [f for f in cls.__dataclass_fields__]
+        fields = cls.__dataclass_fields__
         for k in cls.unknown_keys(sub):
-            near = difflib.get_close_matches(k, names, n=1)
-            hint = f" (did you mean {prefix}{near[0]!r}?)" if near else ""
-            raise ValueError(f"{source}: unknown config key {prefix}{k!r}{hint}")
+            near = difflib.get_close_matches(k, list(fields), n=1)
+            hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
+            raise ValueError(f"{source}: unknown config key '{prefix}{k}'{hint}")
+        for k, v in sub.items():
+            f = fields[k]
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+            if not _same_kind(v, default):
+                raise ValueError(f"{source}: config key '{prefix}{k}' must be {_kind(default)}, not {v!r}")
+
+
+def _kind(default: object) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "a whole number"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a string"
+    if isinstance(default, tuple | list):
+        return "a list"
+    return "an object" if isinstance(default, dict) else "any value"
+
+
+def _same_kind(value: object, default: object) -> bool:
+    """Whether a JSON ``value`` has the kind of a field whose default is ``default`` (None: anything;
+    a string field may also be a list, as ``init`` is)."""
+    if default is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, tuple | list):
+        return isinstance(value, list | tuple)
+    return isinstance(value, type(default))

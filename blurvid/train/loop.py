@@ -15,6 +15,7 @@ states are restored, so 2 + 2 iterations equal 4 (CPU, ``reuse=1``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..data.datasets import ClipDataset, MixedDataset, PhotoSynthDataset, collate, fixed_set, render_collated
 from ..data.synth import SynthConfig
+from ..models.deblur import DMConfig
 from .config import TrainConfig
 from .tasks import make_task
 
@@ -205,8 +207,18 @@ def _init_weights(net: nn.Module, path: str, log: Log, load: bool = True) -> set
             if cand in own and own[cand].shape == v.shape:
                 mapped[cand] = v.to(own[cand].dtype)
                 break
+    if not mapped:
+        raise ValueError(
+            f"{path}: none of its {len(state)} tensors fits this network"
+            + (f" (it is a '{arch}' checkpoint)" if arch else "")
+        )
     if not load:
         return set(mapped)
+    if len(mapped) < len(state):
+        log(
+            f"warning: {len(state) - len(mapped)} of the {len(state)} tensors in {path} fit no layer of this "
+            "network and were ignored (another architecture? see the run's `model` setting)"
+        )
     missing = [k for k in own if k not in mapped and not k.endswith("num_batches_tracked")]
     net.load_state_dict(mapped, strict=False)
     log(
@@ -271,15 +283,44 @@ def _worker_init(_: int) -> None:
 class _Stop:
     def __init__(self) -> None:
         self.requested = False
+        self.signum = 0
 
     def __call__(self, signum: int, frame: object) -> None:
         self.requested = True
+        self.signum = signum
+
+
+def _architecture_of_init(cfg: TrainConfig, log: Log) -> TrainConfig:
+    """A new deblur run with ``init`` and no ``model`` setting takes the architecture stored in the
+    first init checkpoint, so that fine-tuning a shipped DM trains that DM (not the default one)."""
+    if cfg.stage != "deblur" or cfg.model or not cfg.init:
+        return cfg
+    from ..weights import load_checkpoint
+
+    path = cfg.init if isinstance(cfg.init, str) else cfg.init[0]
+    _, meta = load_checkpoint(path)
+    stored = meta.get("config") or {}
+    stored = stored.get("dm", stored) if isinstance(stored, dict) else {}
+    if meta.get("arch") != "dm" or not isinstance(stored, dict) or not stored:
+        return cfg
+    fields = DMConfig.__dataclass_fields__
+    model = {k: v for k, v in stored.items() if k in fields and v != fields[k].default}
+    log(f"architecture from {path}: {model or 'the default DM'}")
+    return dataclasses.replace(cfg, model=model)
+
+
+def _check_device(device: str) -> None:
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"--device {device}: use auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available here (use cpu or auto)")
 
 
 def train(
     cfg: TrainConfig, *, resume: bool = False, progress: bool = True, log: Log = print, device: str = "auto"
 ) -> dict:
-    """Run (or resume) the training described by ``cfg``; returns the last logged metrics.
+    """Run (or resume) the training described by ``cfg``; returns the last logged metrics, with
+    ``"signal"`` (its number) when SIGINT / SIGTERM stopped the run (after saving its checkpoint).
 
     With ``resume`` the state in ``cfg.out/last.pt`` is restored and training continues until
     ``cfg.iters`` (which may be larger than the stored run's).
@@ -288,6 +329,7 @@ def train(
     rank = int(os.environ.get("RANK", "0"))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    _check_device(device)
     dev = torch.device(device)
     if world > 1:
         import torch.distributed as dist
@@ -306,6 +348,10 @@ def train(
         if not ckpt_path.exists():
             raise FileNotFoundError(f"{ckpt_path}: nothing to resume (no checkpoint in the run folder)")
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    elif ckpt_path.exists():
+        raise FileExistsError(f"{out} already holds a run: continue it with --resume, or choose another -o")
+    else:
+        cfg = _architecture_of_init(cfg, log)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(cfg.to_json())
@@ -366,131 +412,141 @@ def train(
     val_items = validation_set(cfg, scfg) if main else []
 
     stop = _Stop()
-    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
     metrics_file = (out / "metrics.jsonl").open("a") if main else None
-    last_logs: dict = {}
+    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        last_logs: dict = {}
 
-    def record(obj: dict) -> None:
-        if metrics_file:
-            metrics_file.write(json.dumps(obj) + "\n")
-            metrics_file.flush()
+        def record(obj: dict) -> None:
+            if metrics_file:
+                metrics_file.write(json.dumps(obj) + "\n")
+                metrics_file.flush()
 
-    def save(it: int) -> None:
-        if not main:
-            return
-        _atomic_save(
-            {
-                "model": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "iteration": it,
-                "best": best,
-                "config": cfg.to_dict(),
-                "rng": torch.get_rng_state(),
-                "pool_rng": pool_gen.get_state(),
-                "val_fingerprint": _val_fingerprint(cfg, scfg),
-                **({"ema": ema.net.state_dict()} if ema is not None else {}),
-            },
-            ckpt_path,
-        )
+        def save(it: int) -> None:
+            if not main:
+                return
+            _atomic_save(
+                {
+                    "model": net.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "iteration": it,
+                    "best": best,
+                    "config": cfg.to_dict(),
+                    "rng": torch.get_rng_state(),
+                    "pool_rng": pool_gen.get_state(),
+                    "val_fingerprint": _val_fingerprint(cfg, scfg),
+                    **({"ema": ema.net.state_dict()} if ema is not None else {}),
+                },
+                ckpt_path,
+            )
 
-    def validate(it: int) -> None:
-        nonlocal best, last_logs
-        if not val_items:
-            return
-        scored.eval()
-        res = task.validate(scored, val_items, dev, autocast)
+        def validate(it: int) -> None:
+            nonlocal best, last_logs
+            if not val_items:
+                return
+            scored.eval()
+            res = task.validate(scored, val_items, dev, autocast)
+            net.train()
+            score = res[task.score_name]
+            res["it"] = it
+            record(res)
+            last_logs = {**last_logs, **res}
+            log(
+                "val "
+                + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items())
+            )
+            if score > best:
+                best = score
+                _export_best(
+                    task, scored, out / "best.safetensors", {"iteration": it, task.score_name: score}
+                )
+
+        bar_ctx = _progress(progress and main)
+        pool: list[dict] = []
+        t_last_ckpt = time.time()
+        t0, it = time.time(), start
+        budget.start()
         net.train()
-        score = res[task.score_name]
-        res["it"] = it
-        record(res)
-        last_logs = {**last_logs, **res}
-        log("val " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()))
-        if score > best:
-            best = score
-            _export_best(task, scored, out / "best.safetensors", {"iteration": it, task.score_name: score})
-
-    bar_ctx = _progress(progress and main)
-    pool: list[dict] = []
-    t_last_ckpt = time.time()
-    t0, it = time.time(), start
-    budget.start()
-    net.train()
-    with bar_ctx as bar:
-        task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start) if bar else None
-        for k, batch in enumerate(loader):
-            it, micro = start + k // accum, k % accum
-            batch = _prepare(batch, dev, cfg.channels_last)
-            if reuse > 1:
-                batch = _from_pool(pool, batch, cfg.batch, reuse, pool_gen)
-            if micro == 0:
-                opt.zero_grad(set_to_none=True)
-                loss_sum, logs_sum = 0.0, {}
-            stepping = micro == accum - 1
-            # DDP averages gradients across ranks only on the micro-batch that ends the step
-            sync = model.no_sync() if world > 1 and not stepping else contextlib.nullcontext()
-            with sync:
-                with autocast():
-                    out_t = model(task.inputs(batch))
-                loss, logs = task.loss(out_t, batch, it)
-                scaler.scale(loss / accum).backward()
-            loss_sum += float(loss.detach())
-            for name, value in logs.items():
-                logs_sum[name] = logs_sum.get(name, 0.0) + value
-            if not stepping:
-                continue
-            # the step's means over its micro-batches, for the log
-            step_loss, logs = loss_sum / accum, {n: v / accum for n, v in logs_sum.items()}
-            if cfg.grad_clip > 0:
-                scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            if ema is not None:
-                ema.update(net)
-            done = it + 1
-            if main and (done % cfg.log_every == 0 or done == cfg.iters):
-                rate = (done - start) / max(time.time() - t0, 1e-9)
-                last_logs = {
-                    "it": done,
-                    "loss": step_loss,
-                    "lr": sched.get_last_lr()[0],
-                    "it_s": rate,
-                    **logs,
-                }
-                record({**last_logs, "time": time.time()})
-                if bar is None:
-                    eta = (cfg.iters - done) / max(rate, 1e-9)
-                    log(f"it {done}/{cfg.iters} loss {step_loss:.4f} {rate:.2f} it/s eta {eta / 60:.0f} min")
-            if bar is not None:
-                bar.update(task_id, completed=done, description=f"{cfg.stage} loss {step_loss:.4f}")
-            if main and cfg.val_every > 0 and done % cfg.val_every == 0:
-                validate(done)
-            if main and (time.time() - t_last_ckpt) > cfg.ckpt_minutes * 60:
-                save(done)
-                t_last_ckpt = time.time()
-            if stop.requested:
-                save(done)
-                log(f"stopped at iteration {done}; checkpoint saved, continue with --resume")
-                break
-            if budget.expired():
-                if main and (cfg.val_every <= 0 or done % cfg.val_every != 0):
+        with bar_ctx as bar:
+            task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start) if bar else None
+            for k, batch in enumerate(loader):
+                it, micro = start + k // accum, k % accum
+                batch = _prepare(batch, dev, cfg.channels_last)
+                if reuse > 1:
+                    batch = _from_pool(pool, batch, cfg.batch, reuse, pool_gen)
+                if micro == 0:
+                    opt.zero_grad(set_to_none=True)
+                    loss_sum, logs_sum = 0.0, {}
+                stepping = micro == accum - 1
+                # DDP averages gradients across ranks only on the micro-batch that ends the step
+                sync = model.no_sync() if world > 1 and not stepping else contextlib.nullcontext()
+                with sync:
+                    with autocast():
+                        out_t = model(task.inputs(batch))
+                    loss, logs = task.loss(out_t, batch, it)
+                    scaler.scale(loss / accum).backward()
+                loss_sum += float(loss.detach())
+                for name, value in logs.items():
+                    logs_sum[name] = logs_sum.get(name, 0.0) + value
+                if not stepping:
+                    continue
+                # the step's means over its micro-batches, for the log
+                step_loss, logs = loss_sum / accum, {n: v / accum for n, v in logs_sum.items()}
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                if ema is not None:
+                    ema.update(net)
+                done = it + 1
+                if main and (done % cfg.log_every == 0 or done == cfg.iters):
+                    rate = (done - start) / max(time.time() - t0, 1e-9)
+                    last_logs = {
+                        "it": done,
+                        "loss": step_loss,
+                        "lr": sched.get_last_lr()[0],
+                        "it_s": rate,
+                        **logs,
+                    }
+                    record({**last_logs, "time": time.time()})
+                    if bar is None:
+                        eta = (cfg.iters - done) / max(rate, 1e-9)
+                        log(
+                            f"it {done}/{cfg.iters} loss {step_loss:.4f} {rate:.2f} it/s eta {eta / 60:.0f} min"
+                        )
+                if bar is not None:
+                    bar.update(task_id, completed=done, description=f"{cfg.stage} loss {step_loss:.4f}")
+                if main and cfg.val_every > 0 and done % cfg.val_every == 0:
                     validate(done)
-                save(done)
-                log(f"time budget of {cfg.minutes:g} min reached at iteration {done}; checkpoint saved")
-                break
-        else:
-            done = cfg.iters
-            if main and done > start and (cfg.val_every <= 0 or done % cfg.val_every != 0):
-                validate(done)
-            save(max(done, start))
-            if main and not (out / "best.safetensors").exists():
-                _export_best(task, scored, out / "best.safetensors", {"iteration": done})
-    for s, h in old_handlers.items():
-        signal.signal(s, h)
-    if metrics_file:
-        metrics_file.close()
+                if main and (time.time() - t_last_ckpt) > cfg.ckpt_minutes * 60:
+                    save(done)
+                    t_last_ckpt = time.time()
+                if stop.requested:
+                    save(done)
+                    log(f"stopped at iteration {done}; checkpoint saved, continue with --resume")
+                    last_logs["signal"] = stop.signum
+                    break
+                if budget.expired():
+                    if main and (cfg.val_every <= 0 or done % cfg.val_every != 0):
+                        validate(done)
+                    save(done)
+                    log(f"time budget of {cfg.minutes:g} min reached at iteration {done}; checkpoint saved")
+                    break
+            else:
+                done = cfg.iters
+                if main and done > start and (cfg.val_every <= 0 or done % cfg.val_every != 0):
+                    validate(done)
+                save(max(done, start))
+                if main and not (out / "best.safetensors").exists():
+                    _export_best(task, scored, out / "best.safetensors", {"iteration": done})
+    finally:  # also when the loop raises: the caller's handlers come back
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        if metrics_file:
+            metrics_file.close()
     if world > 1:
         import torch.distributed as dist
 

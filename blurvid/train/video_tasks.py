@@ -235,10 +235,22 @@ class BIETask(_VideoTask):
             if path.is_dir():
                 path = path / "best.safetensors"
             state, meta = load_checkpoint(path)
+            rvd = {k[4:]: v for k, v in state.items() if k.startswith("rvd.")}
+            if not rvd:
+                raise ValueError(
+                    f"{path}: holds no stage-1 decoder (rvd.* tensors): give the autoencoder run folder or "
+                    "its best.safetensors"
+                )
             self.vcfg = VideoConfig.from_dict(meta["config"].get("rvd", meta["config"]))
             self.net = BIENet(self.vcfg)
-            rvd = {k[4:]: v for k, v in state.items() if k.startswith("rvd.")}
-            self.net.rvd.load_state_dict(rvd)
+            try:
+                self.net.rvd.load_state_dict(rvd)
+            except RuntimeError as e:
+                raise ValueError(f"{path}: its decoder does not fit ({str(e).splitlines()[0]})") from None
+        elif not cfg.init:
+            raise ValueError(
+                "stage bie trains against the stage-1 decoder: give --autoencoder RUN (or --init bie + rvd files)"
+            )
         else:
             self.net = BIENet(self.vcfg)
 
