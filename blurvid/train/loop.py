@@ -304,7 +304,11 @@ def _architecture_of_init(cfg: TrainConfig, log: Log) -> TrainConfig:
     if meta.get("arch") != "dm" or not isinstance(stored, dict) or not stored:
         return cfg
     fields = DMConfig.__dataclass_fields__
-    model = {k: v for k, v in stored.items() if k in fields and v != fields[k].default}
+    model = {
+        k: v
+        for k, v in stored.items()
+        if k in fields and (tuple(v) if isinstance(v, list) else v) != fields[k].default
+    }
     log(f"architecture from {path}: {model or 'the default DM'}")
     return dataclasses.replace(cfg, model=model)
 
