@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.5.0.dev0"
 
 if TYPE_CHECKING:
     import numpy as np

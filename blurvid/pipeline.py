@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 from collections.abc import Callable, Iterator
 from typing import Protocol
@@ -66,10 +67,44 @@ def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCo
 
 
 def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    """``(H, W, 3)`` float array -> ``(1, 3, H, W)`` float32 on ``device``."""
+    """``(H, W, 3)`` image -> ``(1, 3, H, W)`` float32 in [0, 1] on ``device``.
+
+    Floats must lie in [0, 1] (a rounding margin of 1e-3 is clipped); unsigned integers (uint8, uint16)
+    are scaled by their full range. Raises ValueError for another shape, an empty image, NaN or
+    infinity, floats outside [0, 1] (e.g. 0-255 values) or other dtypes.
+    """
+    image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
-    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+    if image.size == 0:
+        raise ValueError(f"the image is empty (shape {image.shape})")
+    if image.dtype.kind == "u":
+        scaled = image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    elif image.dtype.kind == "f":
+        scaled = np.ascontiguousarray(image, dtype=np.float32)
+        lo, hi = float(scaled.min()), float(scaled.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError("the image holds NaN or infinite values")
+        if lo < -1e-3 or hi > 1.001:
+            raise ValueError(f"float images must hold values in [0, 1], got {lo:.4g} to {hi:.4g}")
+        scaled = np.clip(scaled, 0.0, 1.0)
+    else:
+        raise ValueError(f"expected a float image in [0, 1] or uint8/uint16, got dtype {image.dtype}")
+    return torch.from_numpy(scaled).permute(2, 0, 1)[None].to(device)
+
+
+def _on(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` on ``device``, without moving the caller's (e.g. :func:`load_model`'s cached) copy."""
+    if any(p.device != device for p in module.parameters()):
+        module = copy.deepcopy(module).to(device)
+    return module
+
+
+def _check_device(device: torch.device | str) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} was asked for, but no CUDA GPU is available (use cpu)")
+    return device
 
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:
@@ -97,8 +132,10 @@ class Deblurrer:
         tile: int = 1024,
         overlap: int = 128,
     ) -> None:
-        self.dm = dm.to(device).eval().to(memory_format=torch.channels_last)
-        self.device, self.dtype, self.tile, self.overlap = device, dtype, tile, overlap
+        device = _check_device(device)
+        self.dm = _on(dm, device).eval().to(memory_format=torch.channels_last)
+        # the overlap shrinks with a small tile (it must stay under half of it)
+        self.device, self.dtype, self.tile, self.overlap = device, dtype, tile, min(overlap, tile // 4)
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> torch.Tensor:
@@ -186,6 +223,7 @@ class ShakeRemover:
         refine: bool = True,
         refine_noise: float = 0.008,
     ) -> None:
+        device = _check_device(device)
         self.device, self.max_blur, self.work_side, self.crop = device, max_blur, work_side, crop
         self.strength, self.tile, self.refine, self.refine_noise = strength, tile, refine, refine_noise
 
@@ -304,10 +342,10 @@ class Animator:
                 raise ValueError("Animator needs a deblurrer or a device")
             device = deblurrer.device
         self.deblurrer = deblurrer
-        self.device = device
+        self.device = device = _check_device(device)
         self.dtype = dtype or getattr(deblurrer, "dtype", torch.float32)
-        self.bie = bie.to(self.device).eval()
-        self.rvd = rvd.to(self.device).eval()
+        self.bie = _on(bie, self.device).eval()
+        self.rvd = _on(rvd, self.device).eval()
         self.motion_size = motion_size
         self.native_frames = native_frames
 
@@ -408,4 +446,6 @@ def load_model(
     # resolve() verifies the file's sha256 once; load_pretrained does not hash it again
     target = weights.default_spec(arch) if name is None else name
     state, meta, resolved = weights.load_pretrained(target, repo_id=repo_id, download=download)
+    if resolved.spec.arch != arch:
+        raise weights.WeightsError(f"{target} is a '{resolved.spec.arch}' checkpoint, not a '{arch}' one")
     return build_from_checkpoint(arch, state, meta.get("config") or resolved.spec.config)

@@ -114,3 +114,58 @@ def test_weights_load_once_per_process(tiny_weights, monkeypatch):
     a = pipeline.load_model("dm")
     b = pipeline.load_model("dm")
     assert a is b and len(calls) == 1
+
+
+# ------------------------------------------------------------------ session 19: API audit
+
+
+def test_integer_images_are_scaled_and_out_of_range_floats_refused():
+    """uint8 / uint16 photos are scaled to [0, 1] (uint8 came back almost all white); 0-255 floats,
+    NaN, empty and other dtypes are one clear ValueError."""
+    rng = np.random.default_rng(3)
+    img = rng.random((20, 30, 3), dtype=np.float32)
+    deblur = pipeline.Deblurrer(_dm(), CPU)
+    ref = deblur(img)
+    u8 = deblur(np.round(img * 255).astype(np.uint8))
+    u16 = deblur(np.round(img * 65535).astype(np.uint16))
+    assert np.abs(u8 - ref).max() < 0.01 and np.abs(u16 - ref).max() < 1e-3
+    nan = img.copy()
+    nan[3, 4, 1] = np.nan
+    for bad, message in [
+        (img * 255, "values in \\[0, 1\\]"),
+        (nan, "NaN"),
+        (np.zeros((0, 5, 3), np.float32), "empty"),
+        (img.astype(np.complex64), "dtype"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            deblur(bad)
+
+
+@pytest.mark.parametrize("tile", [64, 100, 160])
+def test_small_tiles_work(tile):
+    """--tile accepts 64 and up: the overlap shrinks with the tile (it was a fixed 128 px)."""
+    img = np.random.default_rng(4).random((200, 300, 3), dtype=np.float32)
+    seen = []
+    out = pipeline.Deblurrer(_dm(), CPU, tile=tile)(img, on_tile=lambda d, n: seen.append(n))
+    assert out.shape == img.shape and seen and seen[-1] > 1
+
+
+def test_a_module_is_not_moved_under_its_owner_and_cuda_is_checked():
+    dm = _dm().to(torch.float64)  # stands for a module on another device than the pipeline's
+    d = pipeline.Deblurrer(dm, CPU)
+    assert d.dm is dm  # already on the CPU: used as it is
+    if not torch.cuda.is_available():
+        for make in (
+            lambda: pipeline.Deblurrer(_dm(), torch.device("cuda")),
+            lambda: pipeline.ShakeRemover("cuda"),
+        ):
+            with pytest.raises(ValueError, match="no CUDA GPU is available"):
+                make()
+
+
+def test_load_model_refuses_a_checkpoint_of_another_arch(tiny_weights):
+    from blurvid import weights
+
+    bie = weights.default_spec("bie").name
+    with pytest.raises(weights.WeightsError, match=f"{bie} is a 'bie' checkpoint, not a 'dm' one"):
+        pipeline.load_model("dm", bie)
