@@ -50,6 +50,8 @@ print(f"training budget {c['minutes']} min")
 json.dump(c, open(out, "w"))
 PY
 CFG=/tmp/cfg_run.json
+# a warm machine keeps runs/ between calls, and a new run never replaces one: keep an earlier one aside
+if [ -e runs/$R/last.pt ]; then mv runs/$R runs/$R.before-$(date +%s); fi
 python3 -m blurvid train deblur --config $CFG --no-progress --out runs/$R \
   --data $D/sharp/bsd100 --data $D/sharp/urban100 --data $D/sharp/sunhays80 --data $D/sharp/mcmaster \
   --clips $D/video/bmx-trees --clips $D/video/tennis --val $D/sharp/kodak24 "$@" 2>&1 | tee $OUT/train.log
