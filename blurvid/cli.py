@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import signal
 import sys
 import threading
@@ -79,11 +80,14 @@ def _is_glob(s: str) -> bool:
 
 
 def own_output(path: Path, suffix: str = "_sharp") -> bool:
-    """Whether ``path`` looks like one of blurvid's results: ``<name><suffix>.*`` (deblur),
-    ``<name>_motion.*`` or a frame inside a ``<name>_motion`` folder (animate)."""
-    return (bool(suffix) and path.stem.endswith(suffix)) or any(
-        s.endswith("_motion") for s in (path.stem, path.parent.name)
-    )
+    """Whether ``path`` looks like one of blurvid's results: ``<name><suffix>.*`` (deblur), a
+    ``<name>_motion.gif`` / ``.webp`` clip or a ``frame_NNNN.png`` in a ``<name>_motion`` folder (animate).
+    A photo such as ``slow_motion.jpg`` is not one."""
+    if suffix and path.stem.endswith(suffix):
+        return True
+    if path.stem.endswith("_motion") and path.suffix.lower() in (".gif", ".webp"):
+        return True
+    return path.parent.name.endswith("_motion") and re.fullmatch(r"frame_\d+\.png", path.name) is not None
 
 
 def collect_inputs(

@@ -619,12 +619,13 @@ def test_folder_runs_leave_out_both_commands_results_and_say_so(tiny_weights, tm
     save_image(d / "b_sharp.png")
     save_image(d / "c_motion.webp")
     save_image(d / "d_motion" / "frame_0001.png")
+    save_image(d / "slow_motion.jpg")  # a photo, not a clip
     r = run(capsys, "deblur", d, "-r")
     assert r.code == 0, r
-    assert "1 written" in r.out and "3 left out (blurvid's own results)" in r.out
+    assert "2 written" in r.out and "3 left out (blurvid's own results)" in r.out
     r = run(capsys, "animate", d, "--frames", 2)
     assert r.code == 0, r
-    assert sorted(p.name for p in d.glob("*_motion.gif")) == ["a_motion.gif"]
+    assert sorted(p.name for p in d.glob("*_motion.gif")) == ["a_motion.gif", "slow_motion_motion.gif"]
 
 
 def test_an_input_named_twice_is_processed_once(tiny_weights, tmp_path, capsys, photo):
