@@ -52,9 +52,14 @@ def _train(
         base = {**stored, **base}
     stored_stage = base.pop("stage", stage)
     if stored_stage != stage:
-        raise UserError(
-            f"the config is for stage {stored_stage!r}, not {stage!r}: use `blurvid train {stored_stage}`"
+        from .train.config import STAGES
+
+        hint = (
+            f"use `blurvid train {stored_stage}`"
+            if stored_stage in STAGES
+            else f"stages: {', '.join(STAGES)}"
         )
+        raise UserError(f"the config is for stage {stored_stage!r}, not {stage!r}: {hint}")
     overrides = {k: v for k, v in kw.items() if v is not None and v != []}
     merged = {**base, **overrides}
     if merged.get("clips") and merged.get("data") and "clip_p" not in merged:

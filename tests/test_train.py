@@ -712,3 +712,18 @@ def test_clips_with_photos_are_drawn_half_the_time_by_default(photos, clip, tmp_
 def test_eval_video_with_too_short_clips_is_one_line(clip, capsys):
     assert _cli("eval", "video", "--clips", str(clip), "--frames", "9", "--device", "cpu") == 2
     assert "no clip with >= 9 frames" in capsys.readouterr().err
+
+
+def test_eval_video_of_a_run_without_a_video_model_is_one_line(photos, tmp_path, capsys):
+    """It used to score the installed BIE/RVD silently under the run's name."""
+    train(_cfg("deblur", tmp_path / "dm", photos, iters=1, val_every=1), progress=False, log=lambda m: None)
+    assert _cli("eval", "video", "--run", str(tmp_path / "dm"), "--synth", str(photos), "--count", "1") == 2
+    assert "holds no video model (BIE + RVD)" in capsys.readouterr().err
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_train(photos, tmp_path):
+    cfg = _cfg("deblur", tmp_path / "run", photos, iters=2)
+    train(cfg, progress=False, log=lambda m: None)
+    logs: list[str] = []
+    train(cfg, resume=True, progress=False, log=logs.append)
+    assert any("already at iteration 2 of 2: nothing to train" in m for m in logs), logs

@@ -219,7 +219,9 @@ def evaluation_runtime(
     dm = nets.get("dm")
     if dm is None and task == "deblur" and run is not None:
         raise ValueError(f"{run}: holds no deblurring network (DM) to evaluate")
-    if dm is None and run is None:
+    if task == "video" and run is not None and not {"bie", "rvd"} <= nets.keys():
+        raise ValueError(f"{run}: holds no video model (BIE + RVD) to evaluate")
+    if dm is None and (run is None or task == "video"):  # a video run's centre: the installed DM
         try:
             dm = load_model("dm")
         except weights.WeightsError:

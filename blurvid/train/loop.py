@@ -393,6 +393,8 @@ def train(
         torch.set_rng_state(state["rng"])
         pool_gen.set_state(state["pool_rng"])
         log(f"resumed {out} at iteration {start}")
+        if start >= cfg.iters:
+            log(f"the run is already at iteration {start} of {cfg.iters}: nothing to train (raise --iters)")
     ema = WeightAverage(net, cfg.ema) if cfg.ema > 0 else None
     if ema is not None and state is not None and "ema" in state:
         ema.net.load_state_dict(state["ema"])
