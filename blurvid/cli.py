@@ -177,6 +177,11 @@ def plan_outputs(
             job.dst = output / job.rel.parent / name(job.src)
 
 
+def _empty_folder(p: Path) -> bool:
+    """An existing empty folder: a frames target to fill, not an output that exists."""
+    return p.is_dir() and not any(p.iterdir())
+
+
 def _same(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()
@@ -294,10 +299,13 @@ def _run_jobs(
             report.fail(f"{job.src}: the output would overwrite the input; choose another -o or --suffix")
         elif first != job.src:
             report.fail(f"{job.src}: same output {job.dst} as {first}; choose another --suffix or --format")
-        elif job.dst.exists() and not overwrite:
+        elif job.dst.exists() and not _empty_folder(job.dst) and not overwrite:
             report.skipped.append(job.dst)
         elif job.dst.resolve() in named:
-            report.fail(f"{job.src}: its output {job.dst} is named as an input; not overwriting it")
+            report.fail(
+                f"{job.src}: its output {job.dst} is named as an input; not overwriting it (to redo results, "
+                "give the folder or quote the pattern: blurvid deblur '*.jpg' --overwrite)"
+            )
         else:
             todo.append(job)
     with Progress(len(todo), quiet, label) as prog:
@@ -463,11 +471,13 @@ def animate(
         bool, typer.Option("--side-by-side", help="Show the blurred photo left of the video.")
     ] = False,
     fmt: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--format", help="Video format when -o is a folder or not given: gif, mp4, webp or frames."
+            "--format",
+            help="Video format when -o is a folder or not given: gif (default), mp4, webp or frames.",
+            show_default=False,
         ),
-    ] = "gif",
+    ] = None,
     size: Annotated[
         int, typer.Option("--size", min=0, help="Longest side of the video in px (0 = full resolution).")
     ] = 1080,
@@ -485,17 +495,19 @@ def animate(
     """Make a short video of the motion that happened while the shutter was open."""
     from .io import PhotoError, is_frame_folder, read_photo, to_uint8, video_kind, write_video
 
-    fmt = fmt.lower().lstrip(".")
+    asked = fmt.lower().lstrip(".") if fmt else None
+    fmt = asked or "gif"
     if fmt not in ("gif", "mp4", "webp", "frames"):
         raise UserError(f"--format {fmt}: use gif, mp4, webp or frames")
     report = Report()
     jobs, multi = collect_inputs(paths, recursive, report, is_output=own_output)
 
     def single_ok(o: Path) -> bool:
-        """A video file name, a new folder for frames, or a folder of frames from an earlier run; any
-        other existing folder receives <name>_motion.<format>."""
+        """A video file name, a new folder for frames, or (unless another --format is asked for) an empty
+        folder or one of frames from an earlier run; any other existing folder receives
+        <name>_motion.<format>."""
         if o.is_dir():
-            return is_frame_folder(o)
+            return asked in (None, "frames") and (is_frame_folder(o) or not any(o.iterdir()))
         try:
             video_kind(o)
         except PhotoError as e:

@@ -78,7 +78,7 @@ def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
         raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
     if image.size == 0:
         raise ValueError(f"the image is empty (shape {image.shape})")
-    if image.dtype.kind == "u":
+    if image.dtype in (np.uint8, np.uint16):
         scaled = image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
     elif image.dtype.kind == "f":
         scaled = np.ascontiguousarray(image, dtype=np.float32)
@@ -89,7 +89,7 @@ def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
             raise ValueError(f"float images must hold values in [0, 1], got {lo:.4g} to {hi:.4g}")
         scaled = np.clip(scaled, 0.0, 1.0)
     else:
-        raise ValueError(f"expected a float image in [0, 1] or uint8/uint16, got dtype {image.dtype}")
+        raise ValueError(f"expected a float image in [0, 1], uint8 or uint16, got dtype {image.dtype}")
     return torch.from_numpy(scaled).permute(2, 0, 1)[None].to(device)
 
 

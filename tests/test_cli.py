@@ -608,7 +608,9 @@ def test_an_input_that_is_another_inputs_output_is_left_out_and_never_overwritte
     assert "0 written, 1 skipped" in r.out and "1 left out" in r.out
     r = run(capsys, "deblur", a, b, "--overwrite")
     assert r.code == 1
-    assert r.err_lines == [f"error: {a}: its output {b} is named as an input; not overwriting it"]
+    assert len(r.err_lines) == 1
+    assert r.err_lines[0].startswith(f"error: {a}: its output {b} is named as an input; not overwriting it")
+    assert "quote the pattern" in r.err_lines[0]
     assert b.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "c_sharp.png"]
 
@@ -654,17 +656,22 @@ def test_several_inputs_into_one_file_name_is_exit_2(tiny_weights, tmp_path, cap
     assert not (tmp_path / name).exists()
 
 
-def test_animate_into_an_existing_folder_writes_the_clip_inside(tiny_weights, tmp_path, capsys, photo):
-    """An existing folder is where the clip goes (as for several inputs, and as deblur -o folder/); a
-    folder holding only frames from an earlier run stays a frames target."""
+def test_animate_into_an_existing_folder(tiny_weights, tmp_path, capsys, photo):
+    """An empty folder, or one of frames from an earlier run, receives the PNG frames unless another
+    --format is asked for; any other folder receives <name>_motion.<format> (it used to skip silently)."""
+    (tmp_path / "empty").mkdir()
+    assert run(capsys, "animate", photo, "-o", tmp_path / "empty", "--frames", 2).code == 0
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["frame_0001.png", "frame_0002.png"]
+    r = run(capsys, "animate", photo, "-o", tmp_path / "empty", "--frames", 3, "--overwrite")
+    assert r.code == 0, r
+    assert len(list((tmp_path / "empty").iterdir())) == 3  # the frames replaced
+    r = run(capsys, "animate", photo, "-o", tmp_path / "empty", "--frames", 2, "--format", "gif")
+    assert r.code == 0, r
+    assert frame_count(tmp_path / "empty" / "photo_motion.gif") == 2
     (tmp_path / "clips").mkdir()
-    r = run(capsys, "animate", photo, "-o", tmp_path / "clips", "--frames", 2)
-    assert r.code == 0, r
+    (tmp_path / "clips" / "notes.txt").write_text("mine")
+    assert run(capsys, "animate", photo, "-o", tmp_path / "clips", "--frames", 2).code == 0
     assert frame_count(tmp_path / "clips" / "photo_motion.gif") == 2
-    assert run(capsys, "animate", photo, "-o", tmp_path / "frames", "--frames", 2).code == 0
-    r = run(capsys, "animate", photo, "-o", tmp_path / "frames", "--frames", 3, "--overwrite")
-    assert r.code == 0, r
-    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [f"frame_000{i}.png" for i in (1, 2, 3)]
 
 
 def test_animate_converts_a_wide_gamut_photo_to_srgb(tiny_weights, tmp_path, capsys):

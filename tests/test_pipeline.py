@@ -136,6 +136,7 @@ def test_integer_images_are_scaled_and_out_of_range_floats_refused():
         (nan, "NaN"),
         (np.zeros((0, 5, 3), np.float32), "empty"),
         (img.astype(np.complex64), "dtype"),
+        ((img * 1000).astype(np.uint32), "dtype"),
     ]:
         with pytest.raises(ValueError, match=message):
             deblur(bad)

@@ -663,6 +663,10 @@ def test_a_file_that_is_no_image_in_the_data_stops_before_training(photos, tmp_p
     assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 2
     assert f"{data / 'broken.png'}: not a readable image" in capsys.readouterr().err
     assert not (tmp_path / "run" / "last.pt").exists()
+    whole = (data / "p0.png").read_bytes()
+    (data / "broken.png").write_bytes(whole[: len(whole) // 2])  # a PNG cut short: its header is fine
+    assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 2
+    assert f"{data / 'broken.png'}: not a readable image" in capsys.readouterr().err
 
 
 def test_bie_without_a_stage_1_decoder_is_refused(photos, tmp_path):

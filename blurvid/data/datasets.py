@@ -62,6 +62,8 @@ def _check_header(path: Path) -> None:
         with Image.open(path) as im:
             if min(im.size) < 1:
                 raise ValueError("no pixels")
+            if im.format == "PNG":
+                im.verify()  # chunk checksums: finds a cut-off PNG without decoding it
     except (OSError, ValueError) as e:  # UnidentifiedImageError is an OSError
         raise ValueError(f"{path}: not a readable image ({e}); remove it from the training data") from None
 
@@ -70,8 +72,11 @@ def load_rgb(path: Path) -> torch.Tensor:
     """Decode an 8-bit RGB image as a ``(3, H, W)`` uint8 tensor (greyscale is replicated)."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB")).copy()
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB")).copy()
+    except OSError as e:  # truncated or corrupt data that its header did not show
+        raise ValueError(f"{path}: cannot decode ({e}); remove it from the training data") from None
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
