@@ -30,8 +30,9 @@ from .tiling import crop_to, pad_to_multiple, run_tiled, tiles
 TileCallback = Callable[[int, int], None]
 
 
-def select_device(device: str = "auto") -> torch.device:
+def select_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' -> CUDA when available else CPU; 'cuda' without a GPU raises ValueError."""
+    device = str(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -100,13 +101,6 @@ def _on(module: nn.Module, device: torch.device) -> nn.Module:
     return module
 
 
-def _check_device(device: torch.device | str) -> torch.device:
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} was asked for, but no CUDA GPU is available (use cpu)")
-    return device
-
-
 def to_numpy(x: torch.Tensor) -> np.ndarray:
     """``(1, 3, H, W)`` -> ``(H, W, 3)`` float32 in [0, 1] on the CPU."""
     return x[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
@@ -132,7 +126,7 @@ class Deblurrer:
         tile: int = 1024,
         overlap: int = 128,
     ) -> None:
-        device = _check_device(device)
+        device = select_device(device)
         self.dm = _on(dm, device).eval().to(memory_format=torch.channels_last)
         # the overlap shrinks with a small tile (it must stay under half of it)
         self.device, self.dtype, self.tile, self.overlap = device, dtype, tile, min(overlap, tile // 4)
@@ -223,7 +217,7 @@ class ShakeRemover:
         refine: bool = True,
         refine_noise: float = 0.008,
     ) -> None:
-        device = _check_device(device)
+        device = select_device(device)
         self.device, self.max_blur, self.work_side, self.crop = device, max_blur, work_side, crop
         self.strength, self.tile, self.refine, self.refine_noise = strength, tile, refine, refine_noise
 
@@ -342,7 +336,7 @@ class Animator:
                 raise ValueError("Animator needs a deblurrer or a device")
             device = deblurrer.device
         self.deblurrer = deblurrer
-        self.device = device = _check_device(device)
+        self.device = device = select_device(device)
         self.dtype = dtype or getattr(deblurrer, "dtype", torch.float32)
         self.bie = _on(bie, self.device).eval()
         self.rvd = _on(rvd, self.device).eval()

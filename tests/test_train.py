@@ -683,7 +683,7 @@ def test_train_on_cuda_without_a_gpu_is_one_line(photos, tmp_path, capsys):
     path = tmp_path / "cfg.json"
     path.write_text(_cfg("deblur", tmp_path / "run", photos, iters=1).to_json())
     assert _cli("train", "deblur", "--config", str(path), "--device", "cuda", "--no-progress") == 2
-    assert "no CUDA device is available here" in capsys.readouterr().err
+    assert "no CUDA GPU is available" in capsys.readouterr().err
 
 
 def test_a_stopped_run_saves_and_exits_128_plus_the_signal(photos, tmp_path, monkeypatch):

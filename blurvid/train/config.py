@@ -134,37 +134,31 @@ def check_keys(d: dict, stage: str, source: str) -> None:
         for k, v in sub.items():
             f = fields[k]
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
-            if not _same_kind(v, default):
-                raise ValueError(f"{source}: config key '{prefix}{k}' must be {_kind(default)}, not {v!r}")
+            kind = _kind(default)
+            if kind is not None and not _same_kind(v, kind[1]):
+                raise ValueError(f"{source}: config key '{prefix}{k}' must be {kind[0]}, not {v!r}")
 
 
-def _kind(default: object) -> str:
-    if isinstance(default, bool):
-        return "true or false"
-    if isinstance(default, int):
-        return "a whole number"
-    if isinstance(default, float):
-        return "a number"
-    if isinstance(default, str):
-        return "a string"
-    if isinstance(default, tuple | list):
-        return "a list"
-    return "an object" if isinstance(default, dict) else "any value"
+# JSON kinds by a field's default: (default's type, the kind in words, the JSON types accepted); bool
+# comes before int, as True is an int to Python but not a number to a config
+_KINDS: list[tuple[type | tuple[type, ...], str, type | tuple[type, ...]]] = [
+    (bool, "true or false", bool),
+    (int, "a whole number", int),
+    (float, "a number", (int, float)),
+    (str, "a string", str),
+    ((tuple, list), "a list", (list, tuple)),
+    (dict, "an object", dict),
+]
 
 
-def _same_kind(value: object, default: object) -> bool:
-    """Whether a JSON ``value`` has the kind of a field whose default is ``default`` (None: anything;
-    a string field may also be a list, as ``init`` is)."""
-    if default is None:
-        return True
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if isinstance(default, str):
-        return isinstance(value, str)
-    if isinstance(default, tuple | list):
-        return isinstance(value, list | tuple)
-    return isinstance(value, type(default))
+def _kind(default: object) -> tuple[str, type | tuple[type, ...]] | None:
+    """What a JSON value for a field whose default is ``default`` must be (words, accepted types); None:
+    anything (a None default, as ``init``'s, which may be a string or a list)."""
+    for of, words, accepted in _KINDS:
+        if isinstance(default, of):
+            return words, accepted
+    return None
+
+
+def _same_kind(value: object, accepted: type | tuple[type, ...]) -> bool:
+    return isinstance(value, accepted) and (accepted is bool or not isinstance(value, bool))

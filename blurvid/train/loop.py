@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Sampler
 from ..data.datasets import ClipDataset, MixedDataset, PhotoSynthDataset, collate, fixed_set, render_collated
 from ..data.synth import SynthConfig
 from ..models.deblur import DMConfig
+from ..pipeline import select_device
 from .config import TrainConfig
 from .tasks import make_task
 
@@ -303,21 +304,10 @@ def _architecture_of_init(cfg: TrainConfig, log: Log) -> TrainConfig:
     stored = stored.get("dm", stored) if isinstance(stored, dict) else {}
     if meta.get("arch") != "dm" or not isinstance(stored, dict) or not stored:
         return cfg
-    fields = DMConfig.__dataclass_fields__
-    model = {
-        k: v
-        for k, v in stored.items()
-        if k in fields and (tuple(v) if isinstance(v, list) else v) != fields[k].default
-    }
+    stored_cfg, default = DMConfig.from_dict(stored).to_dict(), DMConfig().to_dict()
+    model = {k: v for k, v in stored_cfg.items() if v != default[k]}
     log(f"architecture from {path}: {model or 'the default DM'}")
     return dataclasses.replace(cfg, model=model)
-
-
-def _check_device(device: str) -> None:
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"--device {device}: use auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available here (use cpu or auto)")
 
 
 def train(
@@ -331,10 +321,7 @@ def train(
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    _check_device(device)
-    dev = torch.device(device)
+    dev = select_device(device)
     if world > 1:
         import torch.distributed as dist
 
