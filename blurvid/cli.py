@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import signal
 import sys
 import threading
@@ -85,9 +84,11 @@ def own_output(path: Path, suffix: str = "_sharp") -> bool:
     A photo such as ``slow_motion.jpg`` is not one."""
     if suffix and path.stem.endswith(suffix):
         return True
+    from .io import is_frame_file
+
     if path.stem.endswith("_motion") and path.suffix.lower() in (".gif", ".webp"):
         return True
-    return path.parent.name.endswith("_motion") and re.fullmatch(r"frame_\d+\.png", path.name) is not None
+    return path.parent.name.endswith("_motion") and is_frame_file(path)
 
 
 def collect_inputs(
@@ -507,7 +508,7 @@ def animate(
         folder or one of frames from an earlier run; any other existing folder receives
         <name>_motion.<format>."""
         if o.is_dir():
-            return asked in (None, "frames") and (is_frame_folder(o) or not any(o.iterdir()))
+            return asked in (None, "frames") and (is_frame_folder(o) or _empty_folder(o))
         try:
             video_kind(o)
         except PhotoError as e:

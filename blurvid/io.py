@@ -56,6 +56,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "Photo",
     "PhotoError",
+    "is_frame_file",
     "is_frame_folder",
     "is_image_path",
     "read_photo",
@@ -1128,6 +1129,11 @@ def _encode_mp4(target: Path, tmp: Path, frames: Sequence[np.ndarray], fps: floa
             raise PhotoError(target, f"ffmpeg could not encode the MP4 ({last})")
 
 
+def is_frame_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is named like a frame :func:`write_video` writes (``frame_0001.png`` ...)."""
+    return _FRAME_NAME.fullmatch(Path(path).name) is not None
+
+
 def is_frame_folder(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a non-empty folder of nothing but ``frame_*.png`` files (one that
     :func:`write_video` made, and replaces)."""
@@ -1136,7 +1142,7 @@ def is_frame_folder(path: str | os.PathLike[str]) -> bool:
         names = list(p.iterdir()) if p.is_dir() else []
     except OSError:
         return False
-    return bool(names) and all(_FRAME_NAME.fullmatch(e.name) and e.is_file() for e in names)
+    return bool(names) and all(is_frame_file(e) and e.is_file() for e in names)
 
 
 def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
@@ -1144,7 +1150,7 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
         raise PhotoError(p, "exists and is not a folder (PNG frames need a folder)")
     if p.is_dir():
         try:
-            others = [e.name for e in p.iterdir() if not (_FRAME_NAME.fullmatch(e.name) and e.is_file())]
+            others = [e.name for e in p.iterdir() if not (is_frame_file(e) and e.is_file())]
         except OSError as exc:
             raise PhotoError(p, f"cannot list folder ({_os_reason(exc)})") from exc
         if others:

@@ -237,18 +237,10 @@ def test_init_from_two_shipped_files_fills_bie_and_rvd(photos, tmp_path):
 
 def test_cli_config_file_may_name_its_stage_and_resume_works(photos, tmp_path, capsys):
     """A saved config.json (which names its stage) drives `blurvid train`; a mismatched stage is exit 2."""
-    from blurvid import cli
-
     cfg = _cfg("deblur", tmp_path / "run", photos, iters=2)
     path = tmp_path / "cfg.json"
     path.write_text(cfg.to_json())
-
-    def run(*args: str) -> int:
-        try:
-            cli.main(list(args))
-        except SystemExit as e:
-            return int(e.code or 0)
-        return 0
+    run = _cli
 
     assert run("train", "bie", "--config", str(path), "--no-progress") == 2
     assert "stage 'deblur'" in capsys.readouterr().err
