@@ -282,8 +282,6 @@ def _run_jobs(
     label: str,
     work: Callable[[Job, Progress], None],
 ) -> None:
-    from .io import PhotoError
-
     todo = []
     claimed: dict[Path, Path] = {}  # output -> the input that writes it in this run
     # an input that is another input's output (`blurvid deblur *.jpg` after a first run) is that
@@ -309,6 +307,19 @@ def _run_jobs(
             )
         else:
             todo.append(job)
+    try:
+        _work_through(todo, report, quiet, label, work)
+    except _Stopped:
+        if not quiet:  # the stop line itself comes from main(); say what was already done
+            err.print(f"{len(report.written)} of {len(todo)} written before the stop")
+        raise
+
+
+def _work_through(
+    todo: list[Job], report: Report, quiet: bool, label: str, work: Callable[[Job, Progress], None]
+) -> None:
+    from .io import PhotoError
+
     with Progress(len(todo), quiet, label) as prog:
         for job in todo:
             prog.file(job.src)

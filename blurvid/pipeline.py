@@ -37,7 +37,7 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(
-            "--device cuda was asked for, but no CUDA GPU is available (use --device cpu or auto)"
+            f"device {device!r} was asked for, but no CUDA GPU is available; use 'cpu' or 'auto'"
         )
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda")
@@ -94,10 +94,20 @@ def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(scaled).permute(2, 0, 1)[None].to(device)
 
 
-def _on(module: nn.Module, device: torch.device) -> nn.Module:
-    """``module`` on ``device``, without moving the caller's (e.g. :func:`load_model`'s cached) copy."""
-    if any(p.device != device for p in module.parameters()):
-        module = copy.deepcopy(module).to(device)
+def _on(module: nn.Module, device: torch.device, channels_last: bool = False) -> nn.Module:
+    """``module`` on ``device`` in eval mode (with channels-last weights if asked), as a copy unless it is
+    so already: the caller's module (e.g. :func:`load_model`'s cached one) is never moved, switched to
+    eval mode or re-laid out (channels-last weights cannot be saved as safetensors)."""
+    params = list(module.parameters())
+    ready = not module.training and all(p.device == device for p in params)
+    if channels_last:
+        ready = ready and all(
+            p.dim() != 4 or p.is_contiguous(memory_format=torch.channels_last) for p in params
+        )
+    if not ready:
+        module = copy.deepcopy(module).to(device).eval()
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
     return module
 
 
@@ -127,7 +137,7 @@ class Deblurrer:
         overlap: int = 128,
     ) -> None:
         device = select_device(device)
-        self.dm = _on(dm, device).eval().to(memory_format=torch.channels_last)
+        self.dm = _on(dm, device, channels_last=True)
         # the overlap shrinks with a small tile (it must stay under half of it)
         self.device, self.dtype, self.tile, self.overlap = device, dtype, tile, min(overlap, tile // 4)
 
@@ -338,8 +348,8 @@ class Animator:
         self.deblurrer = deblurrer
         self.device = device = select_device(device)
         self.dtype = dtype or getattr(deblurrer, "dtype", torch.float32)
-        self.bie = _on(bie, self.device).eval()
-        self.rvd = _on(rvd, self.device).eval()
+        self.bie = _on(bie, self.device)
+        self.rvd = _on(rvd, self.device)
         self.motion_size = motion_size
         self.native_frames = native_frames
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -700,18 +701,28 @@ def test_sigterm_while_writing_leaves_no_temporary_file(tiny_weights, tmp_path, 
     import blurvid.io as bio
 
     real = bio._save_jpeg
+    calls = []
 
-    def killed_midway(image, tmp, **options):
+    def killed_midway(image, tmp, **options):  # the second photo's write is stopped
         real(image, tmp, **options)
-        os.kill(os.getpid(), signal.SIGTERM)
-        raise AssertionError("the SIGTERM handler should have stopped the write")
+        calls.append(tmp)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise AssertionError("the SIGTERM handler should have stopped the write")
 
     monkeypatch.setattr(bio, "_save_jpeg", killed_midway)
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copy(photo, shoot / name)
     before = signal.getsignal(signal.SIGTERM)
-    r = run(capsys, "deblur", photo, "-o", tmp_path / "out" / "x.jpg")
+    r = run(capsys, "deblur", shoot, "-o", tmp_path / "out")
     assert r.code == 128 + signal.SIGTERM
-    assert r.err_lines == ["stopped by SIGTERM; no partly written output was left"]
-    assert list((tmp_path / "out").iterdir()) == []
+    assert r.err_lines == [
+        "1 of 2 written before the stop",
+        "stopped by SIGTERM; no partly written output was left",
+    ]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a_sharp.jpg"]
     assert signal.getsignal(signal.SIGTERM) is before  # restored after main()
 
 

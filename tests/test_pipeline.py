@@ -151,10 +151,19 @@ def test_small_tiles_work(tile):
     assert out.shape == img.shape and seen and seen[-1] > 1
 
 
-def test_a_module_is_not_moved_under_its_owner_and_cuda_is_checked():
-    dm = _dm().to(torch.float64)  # stands for a module on another device than the pipeline's
-    d = pipeline.Deblurrer(dm, CPU)
-    assert d.dm is dm  # already on the CPU: used as it is
+def test_a_module_is_not_changed_under_its_owner_and_cuda_is_checked():
+    """The pipelines run a copy of a module that is in training mode, on another device or laid out
+    otherwise; the caller's module keeps its mode, device and (contiguous, savable) weights."""
+    dm = _dm().train()  # e.g. a training run's network, handed over for a look
+    img = np.random.default_rng(1).random((40, 56, 3), dtype=np.float32)
+    out = pipeline.Deblurrer(dm, CPU)(img)
+    assert dm.training and all(p.is_contiguous() for p in dm.parameters())
+    np.testing.assert_allclose(out, pipeline.Deblurrer(_dm(), CPU)(img), atol=1e-6)
+    ready = pipeline.Deblurrer(dm, CPU).dm
+    assert pipeline.Deblurrer(ready, CPU).dm is ready  # eval, on the CPU, channels-last: used as it is
+    bie = BlurredImageEncoder(TINY_V).train()
+    pipeline.Animator(pipeline.Deblurrer(ready, CPU), bie, RecurrentVideoDecoder(TINY_V))
+    assert bie.training
     if not torch.cuda.is_available():
         for make in (
             lambda: pipeline.Deblurrer(_dm(), torch.device("cuda")),
