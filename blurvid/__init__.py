@@ -6,12 +6,13 @@ Implements Purohit, Shah and Rajagopalan, "Bringing Alive Blurred Moments" (CVPR
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.5.0.dev0"
 
 if TYPE_CHECKING:
     import numpy as np
+    from torch import nn
 
 
 def deblur(image: np.ndarray, device: str = "auto", precision: str = "auto") -> np.ndarray:
@@ -35,8 +36,9 @@ def animate(
     return pipeline.Animator(d, pipeline.load_model("bie"), pipeline.load_model("rvd"))(image, frames)
 
 
-def load_model(arch: str, name: str | None = None) -> Any:
-    """The registered ``arch`` network ('dm', 'bie', 'rvd') as an eval-mode CPU module."""
+def load_model(arch: str, name: str | None = None) -> nn.Module:
+    """The registered ``arch`` network ('dm', 'bie', 'rvd') as an eval-mode CPU module, shared by every
+    caller in the process: copy it before changing it."""
     from .pipeline import load_model as _load
 
     return _load(arch, name)

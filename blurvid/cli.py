@@ -8,6 +8,7 @@ User errors (bad files, missing weights, bad options) are one line on stderr and
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import signal
 import sys
@@ -401,9 +402,27 @@ RepoOpt = Annotated[
 
 
 def _precision(precision: Precision, half: bool) -> str:
-    """The pipeline's precision name: ``--half`` with an automatic precision is 'half' (fp16 on CUDA,
-    bf16 on the CPU); an explicit ``--precision`` wins."""
-    return "half" if half and precision == Precision.auto else precision.value
+    """The pipeline's precision name: ``--half`` is 'half' (fp16 on CUDA, bf16 on the CPU); with
+    another ``--precision`` it is a contradiction, refused."""
+    if half and precision != Precision.auto:
+        raise UserError(
+            f"--half and --precision {precision.value} both choose the precision: give one of them "
+            "(--half = fp16 on CUDA, bf16 on the CPU)"
+        )
+    return "half" if half else precision.value
+
+
+class _LogLines(logging.Handler):
+    """blurvid's log records (a checkpoint download, a corrupt copy passed over) as lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        err.print(f"warning: {msg}" if record.levelno >= logging.WARNING else msg, markup=False)
+
+
+def _quiet_logs(quiet: bool) -> None:
+    """``--quiet`` keeps notes and warnings off stderr (errors are still printed)."""
+    logging.getLogger("blurvid").setLevel(logging.ERROR if quiet else logging.INFO)
 
 
 @app.command()
@@ -430,6 +449,7 @@ def deblur(
     """Deblur photos: writes <name>_sharp.<ext> beside each input (or into -o), keeping ICC, EXIF, XMP, bit depth."""
     from .io import IMAGE_SUFFIXES, read_photo, write_photo
 
+    _quiet_logs(quiet)
     report = Report()
     jobs, multi = collect_inputs(paths, recursive, report, is_output=lambda f: own_output(f, suffix))
     ext = ("." + fmt.lower().lstrip(".")) if fmt else None
@@ -511,6 +531,7 @@ def animate(
     fmt = asked or "gif"
     if fmt not in ("gif", "mp4", "webp", "frames"):
         raise UserError(f"--format {fmt}: use gif, mp4, webp or frames")
+    _quiet_logs(quiet)
     report = Report()
     jobs, multi = collect_inputs(paths, recursive, report, is_output=own_output)
 
@@ -589,7 +610,7 @@ def models(repo: RepoOpt = None) -> None:
         return
     table = Table("name", "arch", "default", "found in", "verified", "size", "license")
     for r in rows:
-        size = f"{r['size'] / 1e6:.1f} MB" if r.get("size") else "-"
+        size = f"{r['size'] / 1e6:.1f} MB" if r.get("size") is not None else "-"
         verified = {True: "yes", False: "NO (sha256 mismatch)", None: "-"}[r.get("verified")]
         table.add_row(
             r["name"],
@@ -619,7 +640,7 @@ def download(
         raise UserError("no checkpoint is registered; nothing to download")
     for name in wanted:
         r = prefetch(name, repo_id=repo, force=force)  # a WeightsError is reported by main()
-        out.print(f"{name}: {r.path} ({r.origin})")
+        out.print(f"{r.spec.name}: {r.path} ({r.origin})")
 
 
 def version_callback(value: bool) -> None:
@@ -677,6 +698,10 @@ def main(argv: list[str] | None = None) -> None:
 
     _register_subcommands()
     previous = {s: signal.signal(s, _raise_stopped) for s in _stop_signals()}
+    logger, handler = logging.getLogger("blurvid"), _LogLines()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # not twice through the root logger's last-resort handler
     try:
         app(args=argv, prog_name="blurvid", standalone_mode=True)
     except (UserError, WeightsError) as e:
@@ -687,5 +712,8 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"{what}; no partly written output was left")
         sys.exit(128 + e.signum)
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for s, previous_handler in previous.items():
+            signal.signal(s, previous_handler)
+        logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)

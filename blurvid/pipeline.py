@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import __version__
 from .models.deblur import DeblurNet, DMConfig
 from .models.decoder import RecurrentVideoDecoder
 from .models.encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
@@ -32,14 +35,14 @@ TileCallback = Callable[[int, int], None]
 
 def select_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' -> CUDA when available else CPU; 'cuda' without a GPU raises ValueError."""
-    device = str(device)
+    device = str(device).lower()
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(
             f"device {device!r} was asked for, but no CUDA GPU is available; use 'cpu' or 'auto'"
         )
-    if device not in ("cpu",) and not device.startswith("cuda"):
+    if not device.startswith(("cpu", "cuda")):
         raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda")
     return torch.device(device)
 
@@ -425,31 +428,76 @@ _BUILDERS: dict[str, Callable[[dict], nn.Module]] = {
 }
 
 
+_CONFIGS: dict[str, type] = {"dm": DMConfig, "bie": VideoConfig, "rve": VideoConfig, "rvd": VideoConfig}
+
+
 def build_from_checkpoint(arch: str, state: dict[str, torch.Tensor], config: dict) -> nn.Module:
-    """Rebuild an ``arch`` network from its stored config and load the weights (strict)."""
+    """Rebuild an ``arch`` network from its stored config and load the weights (strict), in eval mode.
+
+    Raises ValueError (one line) for a config with settings this version does not know (a newer
+    blurvid's checkpoint: building without them would make another network) or of the wrong kind, and
+    for weights that do not fit the network the config describes.
+    """
     if arch in config and isinstance(config[arch], dict):  # training exports store {arch: config}
         config = config[arch]
-    model = _BUILDERS[arch](config)
+    known = {f.name for f in dataclasses.fields(_CONFIGS[arch])}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(
+            f"its architecture has settings this blurvid {__version__} does not know ({', '.join(unknown)}); "
+            "was it made by a newer version?"
+        )
+    try:
+        model = _BUILDERS[arch](config)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"its architecture settings are invalid ({e})") from None
     prefix = f"{arch}."
     if any(k.startswith(prefix) for k in state):
         state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as e:
+        detail = " ".join(str(e).split("\n", 2)[1:2]).strip().rstrip(".")
+        raise ValueError(f"its weights do not fit the architecture it stores ({detail})") from None
     return model.eval()
 
 
-@functools.lru_cache(maxsize=8)
+_load_lock = threading.Lock()
+
+
 def load_model(
     arch: str, name: str | None = None, repo_id: str | None = None, download: bool = True
 ) -> nn.Module:
-    """The registered checkpoint ``name`` (default: the arch's default) as a CPU module, cached per process.
+    """The registered checkpoint ``name`` (default: the arch's default) as an eval-mode CPU module.
 
-    Raises :class:`blurvid.weights.WeightsError` when no trained checkpoint is installed.
+    One module per checkpoint and process, shared by every caller (thread-safe): use it as it is, or
+    copy it before changing it (the pipeline classes run a copy when they need another device or mode).
+    The DM's weights are channels-last, the layout the pipeline runs it in. Raises
+    :class:`blurvid.weights.WeightsError` when no trained checkpoint is installed, or when the file does
+    not hold the network its registry entry and stored config describe.
     """
     from . import weights
 
+    spec = weights.default_spec(arch) if name is None else weights.find_spec(name)
+    with _load_lock:
+        return _load_cached(arch, spec.name, repo_id, download)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(arch: str, name: str, repo_id: str | None, download: bool) -> nn.Module:
+    from . import weights
+
     # resolve() verifies the file's sha256 once; load_pretrained does not hash it again
-    target = weights.default_spec(arch) if name is None else name
-    state, meta, resolved = weights.load_pretrained(target, repo_id=repo_id, download=download)
+    state, meta, resolved = weights.load_pretrained(name, repo_id=repo_id, download=download)
     if resolved.spec.arch != arch:
-        raise weights.WeightsError(f"{target} is a '{resolved.spec.arch}' checkpoint, not a '{arch}' one")
-    return build_from_checkpoint(arch, state, meta.get("config") or resolved.spec.config)
+        raise weights.WeightsError(f"{name} is a '{resolved.spec.arch}' checkpoint, not a '{arch}' one")
+    try:
+        model = build_from_checkpoint(arch, state, meta.get("config") or resolved.spec.config)
+    except ValueError as e:
+        raise weights.WeightsError(f"checkpoint {name} ({resolved.path}): {e}") from None
+    return model.to(memory_format=torch.channels_last) if arch == "dm" else model
+
+
+def clear_model_cache() -> None:
+    """Forget the modules :func:`load_model` has loaded (e.g. after the registry or weights changed)."""
+    _load_cached.cache_clear()

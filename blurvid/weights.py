@@ -336,6 +336,11 @@ def _lookup(name_or_spec: str | CheckpointSpec, registry: RegistryArg) -> Checkp
     raise WeightsError(f"unknown checkpoint '{name_or_spec}' (known checkpoints: {known})")
 
 
+def find_spec(name: str, registry: RegistryArg = None) -> CheckpointSpec:
+    """The registry entry named ``name`` (an arch name means its default); WeightsError if none."""
+    return _lookup(name, registry)
+
+
 def register_checkpoint(spec: CheckpointSpec, registry_path: PathLike) -> None:
     """Add or replace ``spec`` in the registry.json at ``registry_path`` (created if absent).
 
@@ -557,6 +562,10 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
         raise WeightsError(
             f"checkpoint '{spec.name}': cannot create cache folder {dest_dir}: {_one_line(e)}"
         ) from None
+    log.info("downloading checkpoint %s (%s) from Hugging Face Hub repo '%s'", spec.name, spec.file, repo)
+    hub_log = logging.getLogger("huggingface_hub")
+    hub_level = hub_log.level
+    hub_log.setLevel(logging.ERROR)  # its retries print a line each; the outcome is one line below
     try:
         try:
             import huggingface_hub
@@ -565,7 +574,8 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
         except Exception as e:  # network errors, 404, auth, offline mode, ...
             raise WeightsError(
                 f"checkpoint '{spec.name}': could not download {spec.file} from Hugging Face Hub repo "
-                f"'{repo}': {_one_line(e)}"
+                f"'{repo}': {_hub_reason(e)}; put the file into {dest_dir}, or set {ENV_HF_OFFLINE}=1 "
+                "not to try the hub"
             ) from None
         got_path = Path(got_path)
         if not got_path.is_file():
@@ -580,13 +590,23 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
                 f"(check {ENV_HF_REPO} / the registry entry)"
             )
         final = dest_dir / spec.file
-        try:
-            os.replace(got_path, final)
-        except OSError:
-            shutil.copyfile(got_path, final)
+        os.replace(got_path, final)  # the staging folder is inside the cache: an atomic rename
         return final
     finally:
+        hub_log.setLevel(hub_level)
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _hub_reason(e: BaseException) -> str:
+    """What went wrong with a hub download, in words (the hub library's own messages run to paragraphs)."""
+    kind = type(e).__name__
+    if kind == "LocalEntryNotFoundError" or isinstance(e, (ConnectionError, TimeoutError)):
+        return "the hub could not be reached (no network connection?)"
+    if kind in ("RepositoryNotFoundError", "GatedRepoError"):
+        return "no such repo, or it is private or gated"
+    if kind in ("EntryNotFoundError", "RemoteEntryNotFoundError"):
+        return "the repo has no such file"
+    return _one_line(e, 200)
 
 
 def resolve(
@@ -608,7 +628,7 @@ def resolve(
     """
     spec = _lookup(name_or_spec, registry)
     spec.validate()
-    bad: list[tuple[Path, str]] = []
+    bad: list[tuple[Path, str]] = []  # copies that fail verification (or cannot be read): never used
     looked: list[str] = []
     for origin, path in _local_candidates(spec):
         looked.append(str(path.parent))
@@ -617,15 +637,14 @@ def resolve(
         try:
             got = sha256_file(path)
         except OSError as e:
-            raise WeightsError(f"checkpoint '{spec.name}': cannot read {path}: {_one_line(e)}") from None
+            bad.append((path, f"cannot be read: {_one_line(e)}"))
+            continue
         if got == spec.sha256:
-            if bad:
-                log.warning("skipped corrupt copy %s of checkpoint %s; using %s", bad[0][0], spec.name, path)
+            _warn_skipped(spec, bad, path)
             return Resolved(spec=spec, path=path, origin=origin)
-        log.warning("checkpoint %s: %s fails sha256 verification; trying the next location", spec.name, path)
         bad.append((path, got))
 
-    bad_msg = _mismatch_message(bad[0][0], spec.sha256, bad[0][1], f"checkpoint '{spec.name}'") if bad else ""
+    bad_msg = "; ".join(_bad_copy_message(spec, path, got) for path, got in bad)
     repo = hub_repo_id(repo_id)
     if not download or _hub_offline():
         if bad:
@@ -644,9 +663,27 @@ def resolve(
         if bad:
             raise WeightsError(f"{bad_msg}; downloading a fresh copy also failed: {e}") from None
         raise
-    if bad:
-        log.warning("replaced corrupt copy %s of checkpoint %s with a fresh download", bad[0][0], spec.name)
+    _warn_skipped(spec, [(p, g) for p, g in bad if p != path], path)  # a bad cache copy was replaced
     return Resolved(spec=spec, path=path, origin="hub")
+
+
+def _bad_copy_message(spec: CheckpointSpec, path: Path, got: str) -> str:
+    if got.startswith("cannot be read"):
+        return f"checkpoint '{spec.name}': {path} {got}"
+    return _mismatch_message(path, spec.sha256, got, f"checkpoint '{spec.name}'")
+
+
+def _warn_skipped(spec: CheckpointSpec, bad: list[tuple[Path, str]], used: Path) -> None:
+    """One warning when corrupt copies were passed over for the verified one at ``used``."""
+    if bad:
+        paths = ", ".join(str(p) for p, _ in bad)
+        log.warning(
+            "checkpoint %s: skipped the corrupt copy %s (delete it, or reinstall blurvid if it is the "
+            "package's); using the verified %s",
+            spec.name,
+            paths,
+            used,
+        )
 
 
 def load_pretrained(

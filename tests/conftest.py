@@ -166,11 +166,11 @@ def tiny_weights(_tiny_checkpoints, tmp_path_factory, monkeypatch):
     """The tiny dm / bie / rvd checkpoints are the registered defaults (names ``tiny-<arch>``)."""
     from blurvid import pipeline
 
-    pipeline.load_model.cache_clear()
+    pipeline.clear_model_cache()
     empty_pkg = tmp_path_factory.mktemp("empty_package_weights")
     _isolate(monkeypatch, empty_pkg, _tiny_checkpoints["registry"], _tiny_checkpoints["cache"])
     yield _tiny_checkpoints
-    pipeline.load_model.cache_clear()
+    pipeline.clear_model_cache()
 
 
 @pytest.fixture
@@ -184,7 +184,7 @@ def no_weights(tmp_path_factory, monkeypatch):
     cache, empty_pkg = root / "cache", root / "package"
     cache.mkdir()
     empty_pkg.mkdir()
-    pipeline.load_model.cache_clear()
+    pipeline.clear_model_cache()
     _isolate(monkeypatch, empty_pkg, registry, cache)
     yield {"cache": cache, "registry": registry}
-    pipeline.load_model.cache_clear()
+    pipeline.clear_model_cache()

@@ -21,7 +21,7 @@ from conftest import H, W, image_f32, image_u8, save_image
 from PIL import Image
 
 import blurvid
-from blurvid import cli
+from blurvid import cli, pipeline
 from blurvid.io import read_photo, write_photo
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -731,3 +731,22 @@ def test_deblur_keeps_the_xmp_rating_and_keywords(tiny_weights, tmp_path, capsys
     photo = save_image(tmp_path / "rated.jpg", xmp=xmp)
     assert run(capsys, "deblur", photo, "--format", "png").code == 0
     assert read_photo(tmp_path / "rated_sharp.png").xmp == xmp
+
+
+def test_half_with_another_precision_is_refused(tiny_weights, photo, capsys):
+    r = run(capsys, "deblur", photo, "--half", "--precision", "fp32")
+    assert r.code == 2 and len(r.err_lines) == 1 and "--half and --precision fp32" in r.err_lines[0]
+
+
+def test_a_corrupt_package_copy_is_one_warning_and_quiet_hides_it(tiny_weights, tmp_path, photo, capsys):
+    """The verified cache copy is used; stderr names the skipped file once ('warning: ...'); -q: nothing."""
+    from blurvid import weights
+
+    (weights.package_weights_dir() / "tiny-dm.safetensors").write_bytes(b"not the checkpoint")
+    r = run(capsys, "deblur", photo, "-o", tmp_path / "a.png")
+    assert r.code == 0 and len(r.err_lines) == 1, r
+    assert r.err_lines[0].startswith("warning: checkpoint tiny-dm: skipped the corrupt copy ")
+    assert str(weights.cache_dir() / "tiny-dm.safetensors") in r.err_lines[0]
+    pipeline.clear_model_cache()
+    r = run(capsys, "deblur", photo, "-o", tmp_path / "b.png", "-q")
+    assert r.code == 0 and r.err_lines == [] and (tmp_path / "b.png").is_file()

@@ -93,6 +93,7 @@ def test_bounded_size():
 
 def test_device_and_precision_selection():
     assert pipeline.select_device("cpu").type == "cpu"
+    assert pipeline.select_device("CPU").type == pipeline.select_device("cpu:0").type == "cpu"
     if not torch.cuda.is_available():
         assert pipeline.select_device("auto").type == "cpu"
         with pytest.raises(ValueError, match="no CUDA"):
@@ -179,3 +180,49 @@ def test_load_model_refuses_a_checkpoint_of_another_arch(tiny_weights):
     bie = weights.default_spec("bie").name
     with pytest.raises(weights.WeightsError, match=f"{bie} is a 'bie' checkpoint, not a 'dm' one"):
         pipeline.load_model("dm", bie)
+
+
+def test_load_model_shares_one_ready_module_per_checkpoint(tiny_weights):
+    """Every way of naming the default DM gives the same module, which the pipeline runs without a copy."""
+    import blurvid
+
+    dm = pipeline.load_model("dm")
+    assert pipeline.load_model("dm", "tiny-dm") is dm and pipeline.load_model(arch="dm") is dm
+    assert blurvid.load_model("dm") is dm
+    assert pipeline.Deblurrer(dm, CPU).dm is dm  # eval, CPU, channels-last already: no copy per call
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({**TINY_DM.to_dict(), "widths": (8, 8, 8, 16)}, "its weights do not fit the architecture it stores"),
+        ({**TINY_DM.to_dict(), "attention": True}, r"settings this blurvid .* does not know \(attention\)"),
+        ({**TINY_DM.to_dict(), "widths": "wide"}, "its architecture settings are invalid"),
+    ],
+)
+def test_a_checkpoint_that_does_not_hold_its_stored_network_is_one_weights_error(
+    tiny_weights, tmp_path, monkeypatch, config, message
+):
+    from blurvid import weights
+
+    state = DeblurNet(TINY_DM).state_dict()
+    sha = weights.save_checkpoint(tmp_path / "odd.safetensors", state, arch="dm", config=config)
+    spec = weights.CheckpointSpec(
+        name="odd-dm",
+        arch="dm",
+        file="odd.safetensors",
+        sha256=sha,
+        config=config,
+        license="MIT",
+        source="test",
+        description="",
+        default=False,
+    )
+    registry = tmp_path / "registry.json"
+    registry.write_text(tiny_weights["registry"].read_text())
+    weights.register_checkpoint(spec, registry)
+    monkeypatch.setenv("BLURVID_REGISTRY", str(registry))
+    monkeypatch.setenv("BLURVID_CACHE_DIR", str(tmp_path))
+    with pytest.raises(weights.WeightsError, match=message) as e:
+        pipeline.load_model("dm", "odd-dm")
+    assert "\n" not in str(e.value) and str(e.value).startswith("checkpoint odd-dm (")

@@ -319,7 +319,6 @@ def test_animate_shake_warps_the_deconvolved_photo(tiny_weights, tmp_path, capsy
         loaded.append(arch)
         return real_load(arch, *a, **kw)
 
-    load.cache_clear = real_load.cache_clear  # type: ignore[attr-defined]  # the fixtures clear the cache
     monkeypatch.setattr(pipeline, "load_model", load)
     blurred = blur_valid(scene(70, 90, seed=5), bent_kernel())
     src = tmp_path / "p.png"

@@ -367,16 +367,35 @@ def test_hub_exception_is_weights_error(env, fake_hub):
     assert len(fake_hub) == 1
 
 
-def test_hub_import_error_is_weights_error(env, monkeypatch):
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (ConnectionError("Network is unreachable"), "the hub could not be reached"),
+        ("LocalEntryNotFoundError", "the hub could not be reached"),  # what the hub raises with no network
+        ("RepositoryNotFoundError", "no such repo"),
+        (RuntimeError("odd"), "odd"),
+    ],
+)
+def test_a_failed_download_is_one_short_line_with_what_to_do(env, monkeypatch, caplog, error, reason):
+    import logging
+
     import huggingface_hub
 
     def boom(**kw):
-        raise ConnectionError("Network is unreachable")
+        logging.getLogger("huggingface_hub").warning("Retrying in 8s [Retry 5/5].")  # kept off stderr
+        if isinstance(error, str):  # the hub's error classes, known by name (their signatures vary)
+            raise type(error, (Exception,), {})("a paragraph of the hub's own words")
+        raise error
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", boom)
     _, spec = _make(env["tmp"])
-    with pytest.raises(WeightsError, match="Network is unreachable"):
+    with caplog.at_level(logging.INFO), pytest.raises(WeightsError, match=reason) as ei:
         W.resolve(spec)
+    msg = str(ei.value)
+    assert "paragraph" not in msg and "HF_HUB_OFFLINE=1" in msg and str(W.cache_dir()) in msg
+    assert [r.getMessage() for r in caplog.records] == [
+        f"downloading checkpoint {spec.name} ({spec.file}) from Hugging Face Hub repo '{W.DEFAULT_HF_REPO}'"
+    ]
 
 
 def test_prefetch(env, fake_hub):

@@ -64,6 +64,10 @@ class TrainConfig(Config):
     init: str | tuple[str, ...] | None = None
     freeze_loaded: bool = False  # train only the parameters that `init` did not fill (grown blocks)
     autoencoder: str | None = None  # stage 'bie': autoencoder run folder or checkpoint
+    # stage 'bie': the BIE reads the blurred photo beside this DM's output on it (a .safetensors DM, or
+    # 'installed' for the registered default), which is what `animate` gives it, instead of the true
+    # centre frame; the decoder still warps the true centre, so the loss judges the motion alone
+    centre_dm: str | None = None
     mu_tv: float = 0.02  # TV weight (paper)
     lambdas: tuple[float, ...] = (0.32, 0.08, 0.02, 0.005)  # per-scale weights, coarse (1/8) -> fine (1)
     flow_sup: float = 0.0  # weight of the optional true-flow supervision (synthetic samples only)

@@ -12,6 +12,7 @@ from ..metrics import ordering_invariant_error, ppsnr, video_psnr
 from ..models.decoder import DecodeResult, RecurrentVideoDecoder
 from ..models.encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
 from ..models.warp import downsample
+from ..pipeline import Deblurrer
 from .config import TrainConfig
 from .losses import ordering_invariant, sequence_l1, tv
 from .tasks import Exportable
@@ -58,7 +59,11 @@ class AutoencoderNet(nn.Module):
 
 
 class BIENet(nn.Module):
-    """``forward({'blurred', 'target' centre, 'frames'}) -> DecodeResult`` (BIE -> RVD)."""
+    """``forward({'blurred', 'target' centre, 'frames'[, 'sharp_in']}) -> DecodeResult`` (BIE -> RVD).
+
+    The BIE reads the blurred photo beside ``sharp_in`` (a deblurred estimate of the centre, as at
+    inference) when the batch has one, else beside the true centre; the RVD warps the true centre.
+    """
 
     def __init__(self, cfg: VideoConfig) -> None:
         super().__init__()
@@ -66,9 +71,8 @@ class BIENet(nn.Module):
         self.rvd = RecurrentVideoDecoder(cfg)
 
     def forward(self, batch: dict) -> DecodeResult:
-        return self.rvd(
-            self.bie(batch["blurred"], batch["target"]), batch["target"], batch["frames"].shape[1]
-        )
+        sharp = batch.get("sharp_in", batch["target"])
+        return self.rvd(self.bie(batch["blurred"], sharp), batch["target"], batch["frames"].shape[1])
 
 
 def flows_at_scale(flows: torch.Tensor, s: int) -> torch.Tensor:
@@ -147,7 +151,7 @@ class _VideoTask:
         for item in items:
             batch = {k: (v[None].to(device) if isinstance(v, torch.Tensor) else v) for k, v in item.items()}
             with autocast():
-                out = net(batch)
+                out = net(self.inputs(batch))
             pred = out.frames[-1].float().clamp(0, 1)
             tgt = batch["frames"]
             vp.append(float(video_psnr(pred, tgt)))
@@ -221,6 +225,23 @@ class AutoencoderTask(_VideoTask):
         return [Exportable("rve", net.rve, cfg), Exportable("rvd", net.rvd, cfg)]
 
 
+def _centre_deblurrer(source: str) -> Deblurrer:
+    """The frozen DM of ``centre_dm``: 'installed' (the registered default) or a DM .safetensors, on the
+    CPU in the dtype the pipeline's 'auto' precision picks (moved to the training device on first use)."""
+    from ..pipeline import build_from_checkpoint, load_model, resolve_precision
+    from ..weights import load_checkpoint
+
+    if source == "installed":
+        dm = load_model("dm")
+    else:
+        state, meta = load_checkpoint(source)
+        if meta.get("arch", "dm") != "dm":
+            raise ValueError(f"centre_dm {source}: a '{meta['arch']}' checkpoint, not a DM")
+        dm = build_from_checkpoint("dm", state, meta.get("config"))
+    cpu = torch.device("cpu")
+    return Deblurrer(dm, cpu, resolve_precision("auto", cpu))
+
+
 class BIETask(_VideoTask):
     """Stage 2: BIE + the stage-1 RVD (fine-tuned at ``lr_rvd``) with the ordering-invariant loss (Eq. 6)."""
 
@@ -253,6 +274,21 @@ class BIETask(_VideoTask):
             )
         else:
             self.net = BIENet(self.vcfg)
+        self._centre: Deblurrer | None = None
+        if cfg.centre_dm:  # loaded now, so that a wrong file stops the run before it starts
+            self._centre = _centre_deblurrer(cfg.centre_dm)
+
+    def inputs(self, batch: dict) -> dict:
+        """The batch, with ``sharp_in`` = the ``centre_dm`` DM's output on the blurred photo if one is set."""
+        if self._centre is None:
+            return batch
+        device = batch["blurred"].device
+        if self._centre.device != device:
+            self._centre = Deblurrer(self._centre.dm, device, self._centre.dtype)
+        # the whole (small, untiled) batch in one pass; the clone leaves inference mode, so the BIE's
+        # first layer can keep its input for the backward pass
+        sharp = self._centre._run(batch["blurred"].float()).clone()
+        return {**batch, "sharp_in": sharp.to(batch["blurred"].dtype)}
 
     def param_groups(self, net: nn.Module) -> list[dict]:
         return [
