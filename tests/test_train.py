@@ -723,3 +723,36 @@ def test_resuming_a_finished_run_says_there_is_nothing_to_train(photos, tmp_path
     logs: list[str] = []
     train(cfg, resume=True, progress=False, log=logs.append)
     assert any("already at iteration 2 of 2: nothing to train" in m for m in logs), logs
+
+
+def test_bie_stage_can_read_the_dm_output_as_animate_gives_it(photos, tmp_path):
+    """centre_dm: the BIE's sharp input is that DM's output on the blurred photo (as at inference); the
+    decoder still warps the true centre. A file that is no DM stops the run before it starts."""
+    from blurvid import weights
+    from blurvid.models import DeblurNet, DMConfig
+    from blurvid.pipeline import Deblurrer
+    from blurvid.train.video_tasks import BIETask
+
+    ae = _cfg("autoencoder", tmp_path / "ae", photos, iters=1)
+    train(ae, progress=False, log=lambda m: None)
+    torch.manual_seed(4)
+    dm = DeblurNet(DMConfig.from_dict(TINY_DM))
+    with torch.no_grad():
+        dm.tail[-1].weight.normal_(0, 0.05)  # a visible residual: the output differs from the input
+    weights.save_checkpoint(
+        tmp_path / "dm.safetensors", dm.state_dict(), arch="dm", config=dm.config.to_dict()
+    )
+    cfg = _cfg("bie", tmp_path / "bie", photos, iters=2, autoencoder=str(tmp_path / "ae"), val_every=2)
+    cfg.centre_dm = str(tmp_path / "dm.safetensors")
+    task = BIETask(cfg)
+    blurred, target = torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)
+    batch = task.inputs({"blurred": blurred, "target": target, "frames": torch.rand(2, 5, 3, 32, 48)})
+    expected = Deblurrer(dm, torch.device("cpu"), torch.float32).tensor(blurred[1:])
+    assert torch.allclose(batch["sharp_in"][1:], expected, atol=0.02)  # the run's (auto) precision
+    assert not torch.allclose(batch["sharp_in"], blurred, atol=1e-3)
+    assert batch["target"] is target and not batch["sharp_in"].is_inference()
+    train(cfg, progress=False, log=lambda m: None)  # trains and validates with it
+    assert (tmp_path / "bie" / "best.safetensors").is_file()
+    cfg.centre_dm = str(tmp_path / "ae" / "best.safetensors")
+    with pytest.raises(ValueError, match="not a DM"):
+        BIETask(cfg)
