@@ -8,6 +8,7 @@ User errors (bad files, missing weights, bad options) are one line on stderr and
 from __future__ import annotations
 
 import glob
+import itertools
 import logging
 import os
 import signal
@@ -103,7 +104,6 @@ def collect_inputs(
     listed in ``report.own``; a file named explicitly is always processed. Hidden files and folders
     are skipped; a file reached twice (named twice, or by a folder and a glob) is processed once.
     """
-    from .io import IMAGE_SUFFIXES
 
     jobs: list[Job] = []
     seen: set[Path] = set()
@@ -121,31 +121,47 @@ def collect_inputs(
     items = list(paths)
     multi = len(items) > 1
     for raw in items:
-        p = Path(raw).expanduser()
-        if p.is_dir():
-            multi = True
-            pattern = "**/*" if recursive else "*"
-            for f in sorted(p.glob(pattern)):
-                rel = f.relative_to(p)
-                if (
-                    f.is_file()
-                    and f.suffix.lower() in IMAGE_SUFFIXES
-                    and not any(part.startswith(".") for part in rel.parts)
-                ):
-                    add(f, rel, expanded=True)
-        elif p.exists():
-            add(p, Path(p.name), expanded=False)
-        elif _is_glob(raw):
-            multi = True
-            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(raw), recursive=recursive))
-            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
-            if not files:
-                report.fail(f"{raw}: no image matches this pattern")
-            for m in files:
-                add(m, Path(m.name), expanded=True)
-        else:
-            report.fail(f"{raw}: no such file or folder")
+        try:
+            multi = _collect_one(raw, recursive, report, add) or multi
+        except OSError as e:  # e.g. a name longer than the file system allows
+            report.fail(f"{raw}: {e.strerror or e}")
     return jobs, multi
+
+
+def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path, Path, bool], None]) -> bool:
+    """:func:`collect_inputs` for one argument; True when it is a folder or a glob (several inputs).
+    A folder's or glob's files keep their path below the folder (the glob's part before its first
+    wildcard), so that ``-o`` mirrors the tree."""
+    from .io import IMAGE_SUFFIXES
+
+    p = Path(raw).expanduser()
+    if p.is_dir():
+        for f in sorted(p.glob("**/*" if recursive else "*")):
+            rel = f.relative_to(p)
+            if (
+                f.is_file()
+                and f.suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in rel.parts)
+            ):
+                add(f, rel, expanded=True)
+        return True
+    if p.exists():
+        add(p, Path(p.name), expanded=False)
+        return False
+    if not _is_glob(raw):
+        report.fail(f"{raw}: no such file or folder")
+        return False
+    pattern = os.path.expanduser(raw)
+    base = Path(
+        *[part for part in itertools.takewhile(lambda q: not _is_glob(q), Path(pattern).parts)] or ["."]
+    )
+    matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
+    files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        report.fail(f"{raw}: no image matches this pattern")
+    for m in files:
+        add(m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name), expanded=True)
+    return True
 
 
 def plan_outputs(
@@ -162,14 +178,29 @@ def plan_outputs(
     Raises UserError when several inputs are given and ``output`` names a file (it has a suffix
     ``single_ok`` accepts and is no existing folder): the results need a folder.
     """
-    several = multi or len(jobs) > 1
-    if output is not None and several and output.suffix and not output.is_dir():
+    try:
+        _plan_outputs(jobs, output, multi or len(jobs) > 1, name, single_ok)
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise UserError(f"-o {output}: {e.strerror or e}") from None
+
+
+def _plan_outputs(
+    jobs: list[Job],
+    output: Path | None,
+    several: bool,
+    name: Callable[[Path], str],
+    single_ok: Callable[[Path], bool],
+) -> None:
+    if output is not None and output.suffix and not output.is_dir():
         try:
             names_file = single_ok(output)
         except UserError:  # not a file name single_ok knows: a folder name with a dot
             names_file = False
-        if names_file:
+        file_like = names_file or output.suffix.lower() in _FILE_LIKE
+        if file_like and several:
             raise UserError(f"-o {output}: several inputs need an output folder, not a file name")
+        if file_like and not names_file:
+            raise UserError(f"-o {output}: this command does not write {output.suffix} files (see --help)")
     for job in jobs:
         if output is None:
             job.dst = job.src.with_name(name(job.src))
@@ -177,6 +208,16 @@ def plan_outputs(
             job.dst = output
         else:
             job.dst = output / job.rel.parent / name(job.src)
+
+
+# suffixes of files, not folders: `-o x.gif` for one photo is a wrong format, not a folder named x.gif
+_FILE_LIKE = {
+    *(
+        f".{e}"
+        for e in "jpg jpeg png tif tiff webp bmp gif mp4 mov avi mkv heic heif avif jxl raw dng".split()
+    ),
+    *(f".{e}" for e in "cr2 cr3 nef arw orf rw2 raf pef srw psd pdf txt".split()),
+}
 
 
 def _empty_folder(p: Path) -> bool:
@@ -290,23 +331,12 @@ def _run_jobs(
     results = {job.dst.resolve() for job in jobs if job.dst is not None and not _same(job.src, job.dst)}
     named = {job.src.resolve() for job in jobs}
     for job in jobs:
-        assert job.dst is not None
-        if job.src.resolve() in results:
-            report.own.append(job.src)
+        try:
+            ready = _check_job(job, report, overwrite, results, named, claimed)
+        except OSError as e:  # e.g. an output name longer than the file system allows
+            report.fail(f"{job.src}: cannot write {job.dst}: {e.strerror or e}")
             continue
-        first = claimed.setdefault(job.dst.resolve(), job.src)
-        if _same(job.src, job.dst):
-            report.fail(f"{job.src}: the output would overwrite the input; choose another -o or --suffix")
-        elif first != job.src:
-            report.fail(f"{job.src}: same output {job.dst} as {first}; choose another --suffix or --format")
-        elif job.dst.exists() and not _empty_folder(job.dst) and not overwrite:
-            report.skipped.append(job.dst)
-        elif job.dst.resolve() in named:
-            report.fail(
-                f"{job.src}: its output {job.dst} is named as an input; not overwriting it (to redo results, "
-                "give the folder or quote the pattern: blurvid deblur '*.jpg' --overwrite)"
-            )
-        else:
+        if ready:
             todo.append(job)
     try:
         _work_through(todo, report, quiet, label, work)
@@ -314,6 +344,31 @@ def _run_jobs(
         if not quiet:  # the stop line itself comes from main(); say what was already done
             err.print(f"{len(report.written)} of {len(todo)} written before the stop")
         raise
+
+
+def _check_job(
+    job: Job, report: Report, overwrite: bool, results: set[Path], named: set[Path], claimed: dict[Path, Path]
+) -> bool:
+    """Whether ``job`` is to run; if not, it is recorded in ``report`` (left out, skipped or failed)."""
+    assert job.dst is not None
+    if job.src.resolve() in results:
+        report.own.append(job.src)
+        return False
+    first = claimed.setdefault(job.dst.resolve(), job.src)
+    if _same(job.src, job.dst):
+        report.fail(f"{job.src}: the output would overwrite the input; choose another -o or --suffix")
+    elif first != job.src:
+        report.fail(f"{job.src}: same output {job.dst} as {first}; choose another --suffix or --format")
+    elif job.dst.exists() and not _empty_folder(job.dst) and not overwrite:
+        report.skipped.append(job.dst)
+    elif job.dst.resolve() in named:
+        report.fail(
+            f"{job.src}: its output {job.dst} is named as an input; not overwriting it (to redo results, "
+            "give the folder or quote the pattern: blurvid deblur '*.jpg' --overwrite)"
+        )
+    else:
+        return True
+    return False
 
 
 def _work_through(
@@ -461,7 +516,10 @@ def deblur(
         jobs,
         output,
         multi,
-        name=lambda p: f"{p.stem}{suffix}{ext or p.suffix}",
+        # a photo in a format blurvid reads but does not write (GIF, no suffix) gets a PNG
+        name=lambda p: (
+            f"{p.stem}{suffix}{ext or (p.suffix if p.suffix.lower() in IMAGE_SUFFIXES else '.png')}"
+        ),
         single_ok=lambda o: o.suffix.lower() in IMAGE_SUFFIXES and not o.is_dir(),
     )
     prec = _precision(precision, half)

@@ -563,14 +563,18 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
             f"checkpoint '{spec.name}': cannot create cache folder {dest_dir}: {_one_line(e)}"
         ) from None
     log.info("downloading checkpoint %s (%s) from Hugging Face Hub repo '%s'", spec.name, spec.file, repo)
+    try:
+        import huggingface_hub
+
+        hf_hub_download = huggingface_hub.hf_hub_download  # first: loading it sets the hub logger's level
+    except ImportError as e:
+        raise WeightsError(f"checkpoint '{spec.name}': cannot download it: {_one_line(e)}") from None
     hub_log = logging.getLogger("huggingface_hub")
     hub_level = hub_log.level
     hub_log.setLevel(logging.ERROR)  # its retries print a line each; the outcome is one line below
     try:
         try:
-            import huggingface_hub
-
-            got_path = huggingface_hub.hf_hub_download(repo_id=repo, filename=spec.file, local_dir=staging)
+            got_path = hf_hub_download(repo_id=repo, filename=spec.file, local_dir=staging)
         except Exception as e:  # network errors, 404, auth, offline mode, ...
             raise WeightsError(
                 f"checkpoint '{spec.name}': could not download {spec.file} from Hugging Face Hub repo "

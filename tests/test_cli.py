@@ -750,3 +750,46 @@ def test_a_corrupt_package_copy_is_one_warning_and_quiet_hides_it(tiny_weights, 
     pipeline.clear_model_cache()
     r = run(capsys, "deblur", photo, "-o", tmp_path / "b.png", "-q")
     assert r.code == 0 and r.err_lines == [] and (tmp_path / "b.png").is_file()
+
+
+def test_a_name_too_long_for_the_file_system_is_one_line_and_the_run_goes_on(tiny_weights, tmp_path, capsys):
+    shoot = tmp_path / "shoot"
+    save_image(shoot / "normal.jpg")
+    save_image(shoot / ("L" * 249 + ".jpg"))  # fits; its output name (+ "_sharp") does not
+    r = run(capsys, "deblur", shoot)
+    assert r.code == 1 and (shoot / "normal_sharp.jpg").is_file(), r
+    assert [line for line in r.err_lines if "error" in line or "too long" in line] == [
+        f"error: {shoot / ('L' * 249 + '.jpg')}: cannot write {shoot / ('L' * 249 + '_sharp.jpg')}: File name too long"
+    ]
+    r = run(capsys, "deblur", "x" * 300 + ".jpg")
+    assert r.code == 1 and r.err_lines[-1].endswith("File name too long"), r
+    r = run(capsys, "deblur", shoot / "normal.jpg", "-o", tmp_path / ("y" * 300 + ".jpg"))
+    assert r.code == 2 and len(r.err_lines) == 1 and r.err_lines[0].endswith("File name too long"), r
+    r.assert_no_traceback()
+
+
+def test_a_file_name_of_another_format_is_refused_not_made_a_folder(tiny_weights, tmp_path, photo, capsys):
+    for cmd, name in (("deblur", "x.gif"), ("deblur", "x.heic"), ("animate", "clip.avi")):
+        r = run(capsys, cmd, photo, "-o", tmp_path / name)
+        assert r.code == 2 and f"does not write {Path(name).suffix} files" in r.err_lines[0], r
+        assert not (tmp_path / name).exists()
+
+
+def test_a_gif_or_suffixless_photo_gets_a_png_result(tiny_weights, tmp_path, capsys):
+    gif = save_image(tmp_path / "still.gif")
+    bare = tmp_path / "scan"
+    save_image(tmp_path / "scan.png").rename(bare)
+    for src, out in ((gif, "still_sharp.png"), (bare, "scan_sharp.png")):
+        assert run(capsys, "deblur", src).code == 0
+        assert size_of(tmp_path / out) == (W, H)
+
+
+def test_a_recursive_glob_mirrors_the_tree_below_its_fixed_part(tiny_weights, tmp_path, capsys):
+    for sub in ("", "sub/"):
+        save_image(tmp_path / "tree" / f"{sub}x.jpg")
+    r = run(capsys, "deblur", f"{tmp_path}/tree/**/*.jpg", "-r", "-o", tmp_path / "out")
+    assert r.code == 0, r
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.jpg")) == [
+        "sub/x_sharp.jpg",
+        "x_sharp.jpg",
+    ]
