@@ -373,7 +373,10 @@ def synth_command(
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives byte-identical samples.")] = 0,
     blur: Annotated[float | None, typer.Option(help="Longest camera path (px).")] = None,
     clips: ClipsOpt = None,
-    clip_p: Annotated[float, typer.Option(min=0, max=1, help="Share of samples made from --clips.")] = 0.0,
+    clip_p: Annotated[
+        float | None,
+        typer.Option(min=0, max=1, help="Share of samples made from --clips (default with --clips: 0.5)."),
+    ] = None,
 ) -> None:
     """Write a synthesised dataset: <out>/sample_NNNNN/{blurred.png, frames/frame_NN.png, flows.npy, meta.json}."""
     from rich.progress import track
@@ -392,7 +395,7 @@ def synth_command(
         cl = ClipDataset(clips, frames=frames, size=size, seed=seed) if clips else None
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    ds = MixedDataset(photos, cl, clip_p, seed=seed)
+    ds = MixedDataset(photos, cl, (0.5 if cl else 0.0) if clip_p is None else clip_p, seed=seed)
     for i in track(range(count), description="synth", console=None, transient=True):
         write_sample(out / f"sample_{i:05d}", ds[i], {"seed": seed, "index": i, "synth": cfg.to_dict()})
     console.print(f"wrote {count} samples to {out}")

@@ -152,6 +152,7 @@ class Photo:
         path: where it was read from, or None.
         xmp: the raw XMP packet (rating, keywords, caption, rights...) with ``tiff:Orientation`` reset
             to 1, or None.
+        dpi: the print resolution (horizontal, vertical) in pixels per inch the file states, or None.
     """
 
     pixels: np.ndarray
@@ -163,6 +164,7 @@ class Photo:
     format: str
     path: Path | None
     xmp: bytes | None = None
+    dpi: tuple[float, float] | None = None
 
     @property
     def height(self) -> int:
@@ -377,7 +379,21 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         format=fmt,
         path=p,
         xmp=_xmp_of(im),
+        dpi=_dpi_of(im, orientation),
     )
+
+
+def _dpi_of(im: Image.Image, orientation: int) -> tuple[float, float] | None:
+    """The (x, y) pixels per inch Pillow read (JFIF density, PNG pHYs, TIFF / BMP resolution), in the
+    upright photo's axes; None when the file states none or nonsense."""
+    dpi = im.info.get("dpi")
+    try:
+        x, y = (float(v) for v in dpi)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    if not (0 < x < 1e6 and 0 < y < 1e6) or (x, y) == (1.0, 1.0):  # (1, 1): JFIF's "aspect only"
+        return None
+    return (y, x) if orientation in (5, 6, 7, 8) else (x, y)
 
 
 _XMP_ORIENTATION = re.compile(
@@ -683,6 +699,7 @@ def write_photo(
     icc = _icc_for(like.icc_profile if like is not None else None, grey) if fmt != "BMP" else None
     exif = like.exif if like is not None and fmt != "BMP" else None
     xmp = like.xmp if like is not None and fmt != "BMP" else None
+    dpi = like.dpi if like is not None and fmt != "WEBP" else None
     if fmt == "JPEG" and xmp is not None and len(xmp) > _JPEG_MAX_XMP:
         _log.warning("%s: XMP is too large for one JPEG segment (%d bytes); not copied", p, len(xmp))
         xmp = None
@@ -706,28 +723,34 @@ def write_photo(
             values16 = _quantize(channels, 16)
             with open(tmp, "wb") as fh:
                 if fmt == "PNG":
-                    _encode_png16(fh, values16, icc, exif, xmp)
+                    _encode_png16(fh, values16, icc, exif, xmp, dpi)
                 elif values16.shape[2] == 2:
                     # Pillow (so read_photo, and much other software) cannot open 16-bit grey+alpha
                     # TIFF: write it as RGBA with three equal channels instead.
                     rgba = values16[:, :, [0, 0, 0, 1]]
-                    _encode_tiff16(fh, rgba, icc if _icc_for(icc, grey=False) else None, exif, xmp)
+                    _encode_tiff16(fh, rgba, icc if _icc_for(icc, grey=False) else None, exif, xmp, dpi)
                 else:
-                    _encode_tiff16(fh, values16, icc, exif, xmp)
+                    _encode_tiff16(fh, values16, icc, exif, xmp, dpi)
             return
         values8 = _quantize(channels, 8)
         image = Image.fromarray(values8[:, :, 0] if values8.shape[2] == 1 else values8)
         options: dict[str, Any] = {}
         if icc is not None:
             options["icc_profile"] = icc
-        if exif is not None:
-            options["exif"] = _tiff_exif(exif) if fmt == "TIFF" else exif
-        if xmp is not None:
+        if dpi is not None:
+            options["dpi"] = dpi
+        if fmt == "TIFF" and (exif is not None or xmp is not None):
+            # one tag set: Pillow's TIFF writer drops ``exif`` when ``tiffinfo`` is given as well
+            tags = _tiff_exif(exif) if exif is not None else Image.Exif()
+            if xmp is not None:
+                tags[_XMP_TAG] = xmp
+            options["exif"] = tags
+        elif exif is not None:
+            options["exif"] = exif
+        if xmp is not None and fmt != "TIFF":
             if fmt == "PNG":
                 options["pnginfo"] = PngImagePlugin.PngInfo()
                 options["pnginfo"].add_itxt(_PNG_XMP_KEY, xmp.decode("utf-8", "replace"))
-            elif fmt == "TIFF":
-                options["tiffinfo"] = {_XMP_TAG: xmp}
             else:
                 options["xmp"] = xmp
         if fmt == "JPEG":
@@ -858,7 +881,12 @@ def _png_chunk(fh: IO[bytes], kind: bytes, payload: bytes | bytearray | memoryvi
 
 
 def _encode_png16(
-    fh: IO[bytes], values: np.ndarray, icc: bytes | None, exif: bytes | None, xmp: bytes | None = None
+    fh: IO[bytes],
+    values: np.ndarray,
+    icc: bytes | None,
+    exif: bytes | None,
+    xmp: bytes | None = None,
+    dpi: tuple[float, float] | None = None,
 ) -> None:
     """Write uint16 ``(H, W, C)`` (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) as a 16-bit PNG."""
     height, width, channels = values.shape
@@ -869,6 +897,8 @@ def _encode_png16(
         _png_chunk(fh, b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
     if exif is not None:
         _png_chunk(fh, b"eXIf", exif[len(_EXIF_HEADER) :] if exif.startswith(_EXIF_HEADER) else exif)
+    if dpi is not None:  # pixels per metre
+        _png_chunk(fh, b"pHYs", struct.pack(">IIB", round(dpi[0] / 0.0254), round(dpi[1] / 0.0254), 1))
     if xmp is not None:  # iTXt: keyword, uncompressed, no language tag, no translated keyword
         _png_chunk(fh, b"iTXt", _PNG_XMP_KEY.encode() + b"\0\0\0\0\0" + xmp)
     rows = np.ascontiguousarray(values, dtype=">u2").view(np.uint8).reshape(height, width * channels * 2)
@@ -912,7 +942,12 @@ def _png_filter(rows: np.ndarray, prior: np.ndarray | None, bpp: int) -> bytes:
 
 
 def _encode_tiff16(
-    fh: IO[bytes], values: np.ndarray, icc: bytes | None, exif: bytes | None, xmp: bytes | None = None
+    fh: IO[bytes],
+    values: np.ndarray,
+    icc: bytes | None,
+    exif: bytes | None,
+    xmp: bytes | None = None,
+    dpi: tuple[float, float] | None = None,
 ) -> None:
     """Write uint16 ``(H, W, C)`` as an uncompressed little-endian baseline TIFF (strips, chunky)."""
     height, width, channels = values.shape
@@ -945,10 +980,10 @@ def _encode_tiff16(
     if channels in (2, 4):
         put(338, TiffTags.SHORT, 2)  # unassociated alpha
     put(339, TiffTags.SHORT, (1,) * channels)  # unsigned integers
-    if 282 not in ifd or 283 not in ifd:
-        put(282, TiffTags.RATIONAL, 72.0)
-        put(283, TiffTags.RATIONAL, 72.0)
-        put(296, TiffTags.SHORT, 2)
+    if dpi is not None or 282 not in ifd or 283 not in ifd:
+        put(282, TiffTags.RATIONAL, float(dpi[0]) if dpi else 72.0)
+        put(283, TiffTags.RATIONAL, float(dpi[1]) if dpi else 72.0)
+        put(296, TiffTags.SHORT, 2)  # inches
     if icc is not None:
         put(34675, TiffTags.UNDEFINED, icc)
     if xmp is not None:

@@ -226,3 +226,19 @@ def test_eval_run_accepts_an_exported_checkpoint_and_never_falls_back_silently(t
     # a checkpoint without a DM is an error for `eval deblur`, not the installed DM in disguise
     bie = tiny_weights["cache"] / "tiny-bie.safetensors"
     assert _run([*base, "--run", str(bie)]) == 2
+
+
+def test_synth_with_clips_draws_from_them_by_default(tmp_path):
+    """--clips without --clip-p gives half of the samples from the clips (it gave none: clip_p was 0)."""
+    from PIL import Image
+
+    src = _photo_folder(tmp_path, seed=1, side=90)
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        Image.fromarray((rng.random((40, 44, 3)) * 255).astype(np.uint8)).save(clip / f"{i:03d}.png")
+    args = ["synth", str(src), "-o", str(tmp_path / "s"), "--count", "8", "--frames", "3", "--size", "32"]
+    assert _run([*args, "--clips", str(clip)]) in (0, None)
+    unknown = [np.isnan(np.load(f)).all() for f in sorted((tmp_path / "s").rglob("flows.npy"))]
+    assert len(unknown) == 8 and 0 < sum(unknown) < 8  # clips have no true flows

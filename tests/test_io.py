@@ -752,18 +752,30 @@ XMP = (
 @pytest.mark.parametrize(
     ("suffix", "depth"), [(".jpg", 8), (".png", 8), (".png", 16), (".tif", 8), (".tif", 16), (".webp", 8)]
 )
-def test_xmp_is_carried_with_its_orientation_reset(tmp_path: Path, suffix: str, depth: int) -> None:
-    """Ratings and keywords (XMP) survive; the XMP orientation is reset as EXIF's is (pixels are upright)."""
+def test_xmp_exif_and_dpi_are_carried_with_orientation_reset(tmp_path: Path, suffix: str, depth: int) -> None:
+    """Ratings and keywords (XMP) survive beside the EXIF (an 8-bit TIFF lost its EXIF when it had XMP),
+    with the XMP orientation reset as EXIF's is (pixels are upright); so does the print resolution, turned
+    with the pixels (WebP holds none)."""
     exif = Image.Exif()
     exif[274] = 6
-    Image.fromarray((smooth_rgb() * 255).astype(np.uint8)).save(tmp_path / "in.jpg", xmp=XMP, exif=exif)
+    exif[271] = "Canon"
+    Image.fromarray((smooth_rgb() * 255).astype(np.uint8)).save(
+        tmp_path / "in.jpg", xmp=XMP, exif=exif, dpi=(300, 240)
+    )
     photo = read_photo(tmp_path / "in.jpg")
     assert photo.pixels.shape == (36, 24, 3)  # rotated upright
     assert photo.xmp == XMP.replace(b'tiff:Orientation="6"', b'tiff:Orientation="1"')
+    assert photo.dpi == (240, 300)
     out = write_photo(tmp_path / f"out{suffix}", photo.pixels, like=photo, bit_depth=depth)
     back = read_photo(out)
     assert back.xmp == photo.xmp and back.bit_depth == depth
     assert "Велосипед".encode() in back.xmp
+    with Image.open(out) as im:
+        assert im.getexif().get(271) == "Canon" and im.getexif().get(274, 1) == 1
+    if suffix == ".webp":
+        assert back.dpi is None
+    else:
+        assert back.dpi is not None and np.allclose(back.dpi, (240, 300), atol=0.01)
 
 
 def test_xmp_element_form_orientation_is_reset_too(tmp_path: Path) -> None:
