@@ -426,7 +426,8 @@ QuietOpt = Annotated[
 ]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="auto = CUDA when available, else CPU.")]
 PrecisionOpt = Annotated[
-    Precision, typer.Option("--precision", help="auto = bf16 on CPUs with native bf16, fp32 on GPUs.")
+    Precision,
+    typer.Option("--precision", help="auto = bf16 on CPUs with native bf16, fp32 on GPUs; fp16 needs CUDA."),
 ]
 HalfOpt = Annotated[
     bool, typer.Option("--half", help="fp16 on CUDA (bf16 on CPU): faster, same result within tolerance.")
@@ -447,7 +448,8 @@ ShakeSizeOpt = Annotated[
     typer.Option(
         min=5,
         help="--shake: the longest blur to look for, in px of the photo "
-        "(default 31 px, or 3 % of the long side of photos over 1024 px).",
+        "(default 31 px, or 3 % of the long side of photos over 1024 px; at most 95 px of the 1024 px "
+        "working copy).",
         show_default=False,
     ),
 ]

@@ -260,18 +260,23 @@ def eval_command(
     ] = True,
     run: Annotated[
         Path | None,
-        typer.Option(help="Evaluate a training run's best weights instead of the installed ones."),
+        typer.Option(
+            help="Evaluate a training run (its best.safetensors), a run's last.pt or a checkpoint file "
+            "instead of the installed weights."
+        ),
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16 (fp16: CUDA only)")] = "auto",
     shake: Annotated[
         bool,
         typer.Option("--shake", help="deblur: measure camera-shake mode (deblur --shake) instead of the DM."),
     ] = False,
 ) -> None:
-    """Measure deblurring (PSNR/SSIM), video extraction (PSNR, pPSNR, Eq. 6 error vs static baselines) or
-    a stage-1 autoencoder run (the same video metrics, reconstructed from the true frames)."""
+    """Measure deblurring (PSNR/SSIM), video (PSNR, pPSNR, Eq. 6 error vs static) or a stage-1 run.
+
+    Video: against static baselines; autoencoder: the same video metrics, reconstructed from the true
+    frames."""
     from rich.table import Table
 
     from .cli import UserError
@@ -289,9 +294,9 @@ def eval_command(
     for c in ("set", "count", *result["columns"]):
         table.add_column(c.replace("_", " "), overflow="fold")
     for set_name, r in result["sets"].items():
-        table.add_row(
-            set_name, str(r["count"]), *(f"{r['mean'].get(c, float('nan')):.4f}" for c in result["columns"])
-        )
+        means = [r["mean"].get(c, float("nan")) for c in result["columns"]]
+        # a metric a set has no value for (aligned PSNR of synthetic blur) is a dash, not nan
+        table.add_row(set_name, str(r["count"]), *("-" if m != m else f"{m:.4f}" for m in means))
     console.print(table)
     if json_out:
         from .evaluate import write_json

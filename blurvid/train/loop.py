@@ -462,7 +462,7 @@ def train(
         budget.start()
         net.train()
         with bar_ctx as bar:
-            task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start) if bar else None
+            task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start, rate="-") if bar else None
             for k, batch in enumerate(loader):
                 it, micro = start + k // accum, k % accum
                 batch = _prepare(batch, dev, cfg.channels_last)
@@ -511,7 +511,12 @@ def train(
                             f"it {done}/{cfg.iters} loss {step_loss:.4f} {rate:.2f} it/s eta {eta / 60:.0f} min"
                         )
                 if bar is not None:
-                    bar.update(task_id, completed=done, description=f"{cfg.stage} loss {step_loss:.4f}")
+                    bar.update(
+                        task_id,
+                        completed=done,
+                        description=f"{cfg.stage} loss {step_loss:.4f}",
+                        rate=f"{(done - start) / max(time.time() - t0, 1e-9):.2f}",
+                    )
                 if main and cfg.val_every > 0 and done % cfg.val_every == 0:
                     validate(done)
                 if main and (time.time() - t_last_ckpt) > cfg.ckpt_minutes * 60:
@@ -615,6 +620,6 @@ def _progress(enabled: bool):
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.speed} it/s"),
+        TextColumn("{task.fields[rate]} it/s"),  # this invocation's mean ("-" before its first step)
         TimeRemainingColumn(),
     )
