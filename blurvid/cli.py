@@ -657,7 +657,8 @@ def _resize_image(pixels, size: tuple[int, int]):
 
 @app.command()
 def models(repo: RepoOpt = None) -> None:
-    """List the registered checkpoints, where each was found and whether its sha256 verifies."""
+    """List the registered checkpoints, where each was found and whether its sha256 verifies (exit 1 when
+    a default one is missing or corrupt)."""
     from rich.table import Table
 
     from .weights import list_checkpoints
@@ -671,7 +672,7 @@ def models(repo: RepoOpt = None) -> None:
     table = Table("name", "arch", "default", "found in", "verified", "size", "license")
     for r in rows:
         size = f"{r['size'] / 1e6:.1f} MB" if r.get("size") is not None else "-"
-        verified = {True: "yes", False: "NO (sha256 mismatch)", None: "-"}[r.get("verified")]
+        verified = {True: "yes", False: "NO: corrupt", None: "-"}[r.get("verified")]
         table.add_row(
             r["name"],
             r["arch"],
@@ -682,6 +683,14 @@ def models(repo: RepoOpt = None) -> None:
             r["license"],
         )
     out.print(table)
+    unusable = [r["name"] for r in rows if r["default"] and r.get("verified") is not True]
+    if unusable:  # a health check: scripts can test the exit code
+        err.print(
+            f"not installed or not verified: {', '.join(unusable)}; `blurvid download` fetches them "
+            f"(from {rows[0]['repo_id']})",
+            markup=False,
+        )
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -34,6 +34,7 @@ import re
 import shutil
 import struct
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -557,6 +558,7 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
     dest_dir = cache_dir()
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
+        _sweep_stale_downloads(dest_dir)
         staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest_dir))
     except OSError as e:
         raise WeightsError(
@@ -599,6 +601,15 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
     finally:
         hub_log.setLevel(hub_level)
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _sweep_stale_downloads(folder: Path, hours: float = 24.0) -> None:
+    """Remove staging folders of downloads that were killed (SIGKILL, power loss) over ``hours`` ago."""
+    cutoff = time.time() - hours * 3600
+    for stale in folder.glob(".download-*"):
+        with contextlib.suppress(OSError):
+            if stale.is_dir() and stale.stat().st_mtime < cutoff:
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _hub_reason(e: BaseException) -> str:

@@ -517,6 +517,26 @@ def test_models_lists_the_tiny_checkpoints(tiny_weights, capsys):
         assert "yes" in row and "cache" in row and "MIT" in row
 
 
+def test_models_exits_1_when_a_default_checkpoint_is_unusable(tiny_weights, tmp_path, capsys):
+    """`blurvid models` is a health check: a corrupt or missing default checkpoint is exit 1 and a line."""
+    from blurvid import weights
+
+    path = weights.cache_dir() / "tiny-dm.safetensors"
+    backup = tmp_path / "tiny-dm.safetensors"
+    shutil.copy(path, backup)
+    try:
+        path.write_bytes(b"")
+        r = run(capsys, "models")
+        assert r.code == 1 and "NO: corrupt" in r.out, r
+        row = next(line for line in r.out.splitlines() if "tiny-dm" in line)
+        assert "0.0 MB" in row  # a 0-byte file has a size
+        assert r.err_lines == [
+            "not installed or not verified: tiny-dm; `blurvid download` fetches them (from blurvid/blurvid-weights)"
+        ]
+    finally:
+        shutil.copy(backup, path)
+
+
 def test_help_and_version(capsys):
     r = run(capsys, "--help")
     assert r.code == 0, r

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -539,3 +540,15 @@ def test_list_checkpoints(env, fake_hub):
     row = W.list_checkpoints({d.name: d})[0]
     assert row["origin"] == "cache" and row["verified"] is True
     assert fake_hub == []  # never downloads
+
+
+def test_a_killed_download_s_staging_folder_is_swept_a_day_later(env, fake_hub):
+    src, spec = _make(env["tmp"])
+    _put_on_hub(env, W.DEFAULT_HF_REPO, src)
+    old, recent = env["cache"] / ".download-old", env["cache"] / ".download-recent"
+    for d in (old, recent):
+        (d / ".cache").mkdir(parents=True)
+        (d / ".cache" / "x.incomplete").write_bytes(b"partial")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    W.resolve(spec)
+    assert not old.exists() and recent.exists()  # a download in progress elsewhere is left alone
