@@ -340,6 +340,13 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         values = np.asarray(im)
         if im.mode == "F":
             grey_plane = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+            outside = float(np.mean((grey_plane < 0) | (grey_plane > 1)))
+            if outside > 0:  # an HDR / linear float image: blurvid works on display values in 0..1
+                _log.warning(
+                    "%s: %.1f %% of its floating-point values lie outside 0..1 and are clipped",
+                    p,
+                    100 * outside,
+                )
         else:
             scale = 65535.0 if im.mode in _INT16_MODES else float(2 ** min(max(source_bits, 16), 32) - 1)
             grey_plane = values.astype(np.float32) / np.float32(scale)

@@ -782,3 +782,14 @@ def test_xmp_element_form_orientation_is_reset_too(tmp_path: Path) -> None:
     xmp = XMP.replace(b' tiff:Orientation="6">', b"><tiff:Orientation>8</tiff:Orientation>")
     Image.fromarray((smooth_rgb() * 255).astype(np.uint8)).save(tmp_path / "in.webp", xmp=xmp)
     assert b"<tiff:Orientation>1</tiff:Orientation>" in read_photo(tmp_path / "in.webp").xmp
+
+
+def test_a_float_tiff_outside_0_1_is_read_clipped_with_a_warning(tmp_path: Path, caplog) -> None:
+    values = np.linspace(-0.5, 2.0, 20 * 30, dtype=np.float32).reshape(20, 30)
+    Image.fromarray(values, mode="F").save(tmp_path / "hdr.tif")
+    with caplog.at_level("WARNING", logger="blurvid"):
+        photo = read_photo(tmp_path / "hdr.tif")
+    assert photo.pixels.min() == 0 and photo.pixels.max() == 1 and photo.bit_depth == 16
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        "60.0 % of its floating-point values lie outside 0..1 and are clipped"
+    ]
