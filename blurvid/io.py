@@ -324,6 +324,8 @@ _INT16_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
     if im.format in _ANIMATION_FORMATS and getattr(im, "n_frames", 1) > 1:
         raise PhotoError(p, f"is an animation ({im.n_frames} frames), not a still photo")
+    if im.format == "TIFF" and getattr(im, "n_frames", 1) > 1:
+        _log.warning("%s: has %d pages; only the first is read", p, im.n_frames)
     fmt = "JPEG" if im.format == "MPO" else (im.format or "UNKNOWN")
     icc: bytes | None = im.info.get("icc_profile") or None
     if icc is not None and not isinstance(icc, bytes):

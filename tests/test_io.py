@@ -793,3 +793,14 @@ def test_a_float_tiff_outside_0_1_is_read_clipped_with_a_warning(tmp_path: Path,
     assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
         "60.0 % of its floating-point values lie outside 0..1 and are clipped"
     ]
+
+
+def test_a_multi_page_tiff_reads_its_first_page_with_a_warning(tmp_path: Path, caplog) -> None:
+    pages = [Image.fromarray(np.full((10, 12, 3), v, np.uint8)) for v in (10, 200, 90)]
+    pages[0].save(tmp_path / "pages.tif", save_all=True, append_images=pages[1:])
+    with caplog.at_level("WARNING", logger="blurvid"):
+        photo = read_photo(tmp_path / "pages.tif")
+    assert np.allclose(photo.pixels, 10 / 255)
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        "has 3 pages; only the first is read"
+    ]
