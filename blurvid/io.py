@@ -80,6 +80,12 @@ _WRITE_FORMATS: dict[str, str] = {
     ".bmp": "BMP",
 }
 _SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
+_TIFF_COMPRESSIONS = (
+    "tiff_lzw",
+    "tiff_adobe_deflate",
+    "tiff_deflate",
+    "packbits",
+)  # lossless, written as read
 _MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383, "BMP": 2**31 - 1, "PNG": 2**31 - 1, "TIFF": 2**31 - 1}
 _VIDEO_SUFFIXES: dict[str, str] = {".gif": "gif", ".mp4": "mp4", ".m4v": "mp4", ".webp": "webp"}
 _FRAME_NAME = re.compile(r"frame_\d+\.png")
@@ -153,6 +159,8 @@ class Photo:
         xmp: the raw XMP packet (rating, keywords, caption, rights...) with ``tiff:Orientation`` reset
             to 1, or None.
         dpi: the print resolution (horizontal, vertical) in pixels per inch the file states, or None.
+        compression: a TIFF's compression as Pillow names it ('tiff_lzw', 'tiff_adobe_deflate',
+            'packbits', ...; 'raw' for none), else None.
     """
 
     pixels: np.ndarray
@@ -165,6 +173,7 @@ class Photo:
     path: Path | None
     xmp: bytes | None = None
     dpi: tuple[float, float] | None = None
+    compression: str | None = None
 
     @property
     def height(self) -> int:
@@ -389,6 +398,7 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         path=p,
         xmp=_xmp_of(im),
         dpi=_dpi_of(im, orientation),
+        compression=str(im.info.get("compression")) if fmt == "TIFF" and im.info.get("compression") else None,
     )
 
 
@@ -664,7 +674,8 @@ def write_photo(
     """Write ``pixels`` (float ``(H, W, 3)`` in [0, 1]; values are clipped and rounded) to ``path``.
 
     The format comes from the suffix: .jpg/.jpeg (``quality``; 4:4:4 chroma when quality >= 90),
-    .png, .tif/.tiff (uncompressed), .webp (lossless when quality >= 100), .bmp.
+    .png, .tif/.tiff (uncompressed, or lossless compressed like ``like`` when that is a compressed
+    TIFF: its LZW / Deflate / PackBits at 8 bits, Deflate at 16), .webp (lossless when quality >= 100), .bmp.
 
     With ``like`` (the photo this result came from): ``bit_depth`` defaults to ``like.bit_depth``
     where the format holds 16 bits (PNG, TIFF; 8 elsewhere), grey is written as grey when
@@ -709,6 +720,9 @@ def write_photo(
     exif = like.exif if like is not None and fmt != "BMP" else None
     xmp = like.xmp if like is not None and fmt != "BMP" else None
     dpi = like.dpi if like is not None and fmt != "WEBP" else None
+    squeeze = like.compression if like is not None and fmt == "TIFF" and like.compression != "raw" else None
+    if squeeze not in (None, *_TIFF_COMPRESSIONS):
+        squeeze = "tiff_adobe_deflate"  # a compression Pillow reads but is not asked to write: lossless
     if fmt == "JPEG" and xmp is not None and len(xmp) > _JPEG_MAX_XMP:
         _log.warning("%s: XMP is too large for one JPEG segment (%d bytes); not copied", p, len(xmp))
         xmp = None
@@ -737,9 +751,11 @@ def write_photo(
                     # Pillow (so read_photo, and much other software) cannot open 16-bit grey+alpha
                     # TIFF: write it as RGBA with three equal channels instead.
                     rgba = values16[:, :, [0, 0, 0, 1]]
-                    _encode_tiff16(fh, rgba, icc if _icc_for(icc, grey=False) else None, exif, xmp, dpi)
+                    _encode_tiff16(
+                        fh, rgba, icc if _icc_for(icc, grey=False) else None, exif, xmp, dpi, squeeze
+                    )
                 else:
-                    _encode_tiff16(fh, values16, icc, exif, xmp, dpi)
+                    _encode_tiff16(fh, values16, icc, exif, xmp, dpi, squeeze)
             return
         values8 = _quantize(channels, 8)
         image = Image.fromarray(values8[:, :, 0] if values8.shape[2] == 1 else values8)
@@ -748,6 +764,8 @@ def write_photo(
             options["icc_profile"] = icc
         if dpi is not None:
             options["dpi"] = dpi
+        if squeeze is not None:
+            options["compression"] = squeeze
         if fmt == "TIFF" and (exif is not None or xmp is not None):
             # one tag set: Pillow's TIFF writer drops ``exif`` when ``tiffinfo`` is given as well
             tags = _tiff_exif(exif) if exif is not None else Image.Exif()
@@ -957,13 +975,25 @@ def _encode_tiff16(
     exif: bytes | None,
     xmp: bytes | None = None,
     dpi: tuple[float, float] | None = None,
+    compression: str | None = None,
 ) -> None:
-    """Write uint16 ``(H, W, C)`` as an uncompressed little-endian baseline TIFF (strips, chunky)."""
+    """Write uint16 ``(H, W, C)`` as a little-endian baseline TIFF (strips, chunky): uncompressed, or
+    with ``compression`` (any name) Deflate-compressed strips with the horizontal predictor."""
     height, width, channels = values.shape
     row_bytes = width * channels * 2
     rows_per_strip = max(1, min(height, (256 << 10) // row_bytes))
     strips = math.ceil(height / rows_per_strip)
-    counts = [row_bytes * min(rows_per_strip, height - i * rows_per_strip) for i in range(strips)]
+    pixels = np.ascontiguousarray(values, dtype="<u2")
+    if compression is None:
+        data = [pixels[i * rows_per_strip : (i + 1) * rows_per_strip].tobytes() for i in range(strips)]
+    else:  # predictor 2: each sample minus its left neighbour's (mod 2^16), then zlib
+        diff = pixels.copy()
+        diff[:, 1:] -= pixels[:, :-1]
+        data = [
+            zlib.compress(diff[i * rows_per_strip : (i + 1) * rows_per_strip].tobytes(), 6)
+            for i in range(strips)
+        ]
+    counts = [len(d) for d in data]
     offsets = [0, *itertools.accumulate(counts[:-1])]
     ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
     if exif is not None:
@@ -978,7 +1008,9 @@ def _encode_tiff16(
     put(256, TiffTags.LONG, width)
     put(257, TiffTags.LONG, height)
     put(258, TiffTags.SHORT, (16,) * channels)
-    put(259, TiffTags.SHORT, 1)  # no compression
+    put(259, TiffTags.SHORT, 1 if compression is None else 8)  # none / Adobe Deflate
+    if compression is not None:
+        put(317, TiffTags.SHORT, 2)  # horizontal differencing
     put(262, TiffTags.SHORT, 2 if channels >= 3 else 1)  # RGB / BlackIsZero
     # StripOffsets are relative to the pixel data: ImageFileDirectory_v2 adds the end of the IFD.
     put(273, TiffTags.LONG, tuple(int(o) for o in offsets))
@@ -999,7 +1031,8 @@ def _encode_tiff16(
         put(_XMP_TAG, TiffTags.BYTE, xmp)
     fh.write(b"II*\x00" + struct.pack("<I", 8))
     fh.write(ifd.tobytes(8))
-    fh.write(np.ascontiguousarray(values, dtype="<u2").tobytes())
+    for d in data:
+        fh.write(d)
 
 
 # --------------------------------------------------------------------------------------------------

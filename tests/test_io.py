@@ -804,3 +804,22 @@ def test_a_multi_page_tiff_reads_its_first_page_with_a_warning(tmp_path: Path, c
     assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
         "has 3 pages; only the first is read"
     ]
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+@pytest.mark.parametrize("compression", ["tiff_lzw", "tiff_adobe_deflate", "packbits", "raw"])
+def test_a_compressed_tiff_gives_a_compressed_lossless_result(
+    tmp_path: Path, compression: str, depth: int
+) -> None:
+    """LZW / Deflate / PackBits in, a lossless compressed TIFF out (it came out uncompressed): 8-bit as
+    read, 16-bit as Deflate with the horizontal predictor, every value kept."""
+    rgb = smooth_rgb()
+    Image.fromarray((rgb * 255).astype(np.uint8)).save(tmp_path / "in.tif", compression=compression)
+    photo = read_photo(tmp_path / "in.tif")
+    out = write_photo(tmp_path / "out.tif", rgb, like=photo, bit_depth=depth)
+    with Image.open(out) as im:
+        expected = "raw" if compression == "raw" else compression if depth == 8 else "tiff_adobe_deflate"
+        assert im.info["compression"] == expected
+    back = read_photo(out)
+    assert back.bit_depth == depth
+    np.testing.assert_array_equal(back.pixels, bio._quantize(rgb, depth) / np.float32(2**depth - 1))
