@@ -211,13 +211,11 @@ def _plan_outputs(
 
 
 # suffixes of files, not folders: `-o x.gif` for one photo is a wrong format, not a folder named x.gif
-_FILE_LIKE = {
-    *(
-        f".{e}"
-        for e in "jpg jpeg png tif tiff webp bmp gif mp4 mov avi mkv heic heif avif jxl raw dng".split()
-    ),
-    *(f".{e}" for e in "cr2 cr3 nef arw orf rw2 raf pef srw psd pdf txt".split()),
-}
+_FILE_LIKE = frozenset(
+    "." + e
+    for e in "jpg jpeg png tif tiff webp bmp gif mp4 mov avi mkv heic heif avif jxl raw dng cr2 cr3 nef arw orf "
+    "rw2 raf pef srw psd pdf txt".split()
+)
 
 
 def _empty_folder(p: Path) -> bool:

@@ -420,15 +420,13 @@ class Animator:
 
 
 # ------------------------------------------------------------------ loading ------------------------------
-_BUILDERS: dict[str, Callable[[dict], nn.Module]] = {
-    "dm": lambda c: DeblurNet(DMConfig.from_dict(c)),
-    "bie": lambda c: BlurredImageEncoder(VideoConfig.from_dict(c)),
-    "rve": lambda c: RecurrentVideoEncoder(VideoConfig.from_dict(c)),  # training-only; for evaluation
-    "rvd": lambda c: RecurrentVideoDecoder(VideoConfig.from_dict(c)),
+# arch -> (network, its config dataclass)
+_ARCHS: dict[str, tuple[Callable[..., nn.Module], type]] = {
+    "dm": (DeblurNet, DMConfig),
+    "bie": (BlurredImageEncoder, VideoConfig),
+    "rve": (RecurrentVideoEncoder, VideoConfig),  # training-only; for evaluation
+    "rvd": (RecurrentVideoDecoder, VideoConfig),
 }
-
-
-_CONFIGS: dict[str, type] = {"dm": DMConfig, "bie": VideoConfig, "rve": VideoConfig, "rvd": VideoConfig}
 
 
 def build_from_checkpoint(arch: str, state: dict[str, torch.Tensor], config: dict) -> nn.Module:
@@ -440,7 +438,8 @@ def build_from_checkpoint(arch: str, state: dict[str, torch.Tensor], config: dic
     """
     if arch in config and isinstance(config[arch], dict):  # training exports store {arch: config}
         config = config[arch]
-    known = {f.name for f in dataclasses.fields(_CONFIGS[arch])}
+    network, config_class = _ARCHS[arch]
+    known = {f.name for f in dataclasses.fields(config_class)}
     unknown = sorted(set(config) - known)
     if unknown:
         raise ValueError(
@@ -448,7 +447,7 @@ def build_from_checkpoint(arch: str, state: dict[str, torch.Tensor], config: dic
             "was it made by a newer version?"
         )
     try:
-        model = _BUILDERS[arch](config)
+        model = network(config_class.from_dict(config))
     except (TypeError, ValueError) as e:
         raise ValueError(f"its architecture settings are invalid ({e})") from None
     prefix = f"{arch}."

@@ -12,7 +12,7 @@ from ..metrics import ordering_invariant_error, ppsnr, video_psnr
 from ..models.decoder import DecodeResult, RecurrentVideoDecoder
 from ..models.encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
 from ..models.warp import downsample
-from ..pipeline import Deblurrer
+from ..pipeline import Deblurrer, build_from_checkpoint, load_model, resolve_precision
 from .config import TrainConfig
 from .losses import ordering_invariant, sequence_l1, tv
 from .tasks import Exportable
@@ -187,7 +187,6 @@ class AutoencoderTask(_VideoTask):
 
     def teacher(self, device: torch.device) -> BlurredImageEncoder:
         if self._teacher is None:
-            from ..pipeline import build_from_checkpoint
             from ..weights import load_checkpoint
 
             if not self.cfg.teacher:
@@ -228,7 +227,6 @@ class AutoencoderTask(_VideoTask):
 def _centre_deblurrer(source: str) -> Deblurrer:
     """The frozen DM of ``centre_dm``: 'installed' (the registered default) or a DM .safetensors, on the
     CPU in the dtype the pipeline's 'auto' precision picks (moved to the training device on first use)."""
-    from ..pipeline import build_from_checkpoint, load_model, resolve_precision
     from ..weights import load_checkpoint
 
     if source == "installed":
@@ -237,7 +235,7 @@ def _centre_deblurrer(source: str) -> Deblurrer:
         state, meta = load_checkpoint(source)
         if meta.get("arch", "dm") != "dm":
             raise ValueError(f"centre_dm {source}: a '{meta['arch']}' checkpoint, not a DM")
-        dm = build_from_checkpoint("dm", state, meta.get("config"))
+        dm = build_from_checkpoint("dm", state, meta.get("config") or {})
     cpu = torch.device("cpu")
     return Deblurrer(dm, cpu, resolve_precision("auto", cpu))
 
