@@ -43,12 +43,17 @@ def _train(
         except ValueError as e:
             raise UserError(str(e)) from None
     if resume:
-        run = out or Path(f"runs/{stage}")
+        run = out or Path(base.get("out") or f"runs/{stage}")  # -o, else the config's run folder
         if not (run / "last.pt").exists():
             raise UserError(f"{run}: nothing to resume (no last.pt); start without --resume")
         import torch
 
-        stored = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["config"]
+        try:
+            stored = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["config"]
+        except Exception as e:  # a cut-off or foreign file: unpickling, zip or key errors
+            raise UserError(
+                f"{run / 'last.pt'}: not a readable blurvid run checkpoint ({type(e).__name__})"
+            ) from None
         base = {**stored, **base}
     stored_stage = base.pop("stage", stage)
     if stored_stage != stage:
@@ -392,15 +397,20 @@ def synth_command(
     from .data.export import write_sample
     from .data.synth import SynthConfig
 
-    cfg = SynthConfig(
-        frames=frames, size=size, **({"blur_px": (SynthConfig.blur_px[0], blur)} if blur else {})
-    )
     try:
+        cfg = SynthConfig(
+            frames=frames,
+            size=size,
+            **({"blur_px": (min(SynthConfig.blur_px[0], blur), blur)} if blur is not None else {}),
+        )
         photos = PhotoSynthDataset(sources, cfg, seed=seed)
         cl = ClipDataset(clips, frames=frames, size=size, seed=seed) if clips else None
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     ds = MixedDataset(photos, cl, (0.5 if cl else 0.0) if clip_p is None else clip_p, seed=seed)
-    for i in track(range(count), description="synth", console=None, transient=True):
-        write_sample(out / f"sample_{i:05d}", ds[i], {"seed": seed, "index": i, "synth": cfg.to_dict()})
+    try:
+        for i in track(range(count), description="synth", console=None, transient=True):
+            write_sample(out / f"sample_{i:05d}", ds[i], {"seed": seed, "index": i, "synth": cfg.to_dict()})
+    except (ValueError, OSError) as e:  # a photo that cannot be decoded, a folder that cannot be written
+        raise UserError(f"synth stopped at sample {i}: {e}") from None
     console.print(f"wrote {count} samples to {out}")

@@ -161,6 +161,11 @@ def deblur_sets(
     return sets
 
 
+def _is_grey(image: torch.Tensor) -> bool:
+    """``(1, 3, H, W)``: all three channels equal."""
+    return torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 0], image[:, 2])
+
+
 def eval_deblur(
     fn: Callable[[torch.Tensor], torch.Tensor],
     pairs: Sequence[Pair],
@@ -177,7 +182,7 @@ def eval_deblur(
     for p in pairs:
         x, t = p.blurred[None], p.sharp[None]
         y = fn(x).float().clamp(0, 1).cpu()
-        if grey_if_grey and torch.equal(x[:, 0], x[:, 1]) and torch.equal(t[:, 0], t[:, 2]):
+        if grey_if_grey and _is_grey(x) and _is_grey(t):
             y, x, t = y.mean(1, keepdim=True), x[:, :1], t[:, :1]
         row = {
             "name": p.name,

@@ -4,7 +4,7 @@
   than one tile go through overlapping tiles blended without seams (memory bounded by the tile).
 * :class:`Animator` deblurs, then runs BIE -> RVD on a copy bounded to ``motion_size`` px, resizes and
   rescales the flows to full resolution and warps the full-resolution sharp photo into each frame.
-* :func:`load_models` builds networks from registered checkpoints (see :mod:`blurvid.weights`), once
+* :func:`load_model` builds networks from registered checkpoints (see :mod:`blurvid.weights`), once
   per process.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import functools
 import threading
 from collections.abc import Callable, Iterator
 from typing import Protocol
@@ -462,6 +461,7 @@ def build_from_checkpoint(arch: str, state: dict[str, torch.Tensor], config: dic
 
 
 _load_lock = threading.Lock()
+_loaded: dict[tuple[str, str], nn.Module] = {}  # (arch, checkpoint name) -> the shared module
 
 
 def load_model(
@@ -471,7 +471,8 @@ def load_model(
 
     One module per checkpoint and process, shared by every caller (thread-safe): use it as it is, or
     copy it before changing it (the pipeline classes run a copy when they need another device or mode).
-    The DM's weights are channels-last, the layout the pipeline runs it in. Raises
+    The DM's weights are channels-last, the layout the pipeline runs it in. ``repo_id`` / ``download``
+    matter only for the first load (where a missing file comes from). Raises
     :class:`blurvid.weights.WeightsError` when no trained checkpoint is installed, or when the file does
     not hold the network its registry entry and stored config describe.
     """
@@ -479,11 +480,13 @@ def load_model(
 
     spec = weights.default_spec(arch) if name is None else weights.find_spec(name)
     with _load_lock:
-        return _load_cached(arch, spec.name, repo_id, download)
+        key = (arch, spec.name)
+        if key not in _loaded:
+            _loaded[key] = _load(arch, spec.name, repo_id, download)
+        return _loaded[key]
 
 
-@functools.lru_cache(maxsize=8)
-def _load_cached(arch: str, name: str, repo_id: str | None, download: bool) -> nn.Module:
+def _load(arch: str, name: str, repo_id: str | None, download: bool) -> nn.Module:
     from . import weights
 
     # resolve() verifies the file's sha256 once; load_pretrained does not hash it again
@@ -499,4 +502,5 @@ def _load_cached(arch: str, name: str, repo_id: str | None, download: bool) -> n
 
 def clear_model_cache() -> None:
     """Forget the modules :func:`load_model` has loaded (e.g. after the registry or weights changed)."""
-    _load_cached.cache_clear()
+    with _load_lock:
+        _loaded.clear()

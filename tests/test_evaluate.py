@@ -25,6 +25,20 @@ def test_eval_deblur_hand_case():
     assert perfect["mean"]["psnr"] == 100.0 and perfect["mean"]["psnr_in"] < 21
 
 
+def test_eval_deblur_scores_grey_pairs_on_one_channel_and_colour_pairs_on_three():
+    """Only pairs whose three channels are all equal count as grey (R == G with another B did too)."""
+    sharp = torch.full((3, 8, 8), 0.5)
+    grey = ev.eval_deblur(lambda x: x, [_pair("g", sharp, 0.1)])
+    colour_sharp = sharp.clone()
+    colour_sharp[2] = 0.2  # red == green, blue differs
+    errs = torch.zeros(3, 8, 8)
+    errs[2] = 0.1  # the output errs in blue only
+    colour = ev.eval_deblur(lambda x: colour_sharp[None] + errs, [ev.Pair("c", colour_sharp, colour_sharp)])
+    assert math.isclose(grey["mean"]["psnr"], 20.0, abs_tol=1e-3)
+    # all three channels scored: MSE 0.01 / 3 -> 24.77 dB (one channel: red, perfect, 100 dB)
+    assert math.isclose(colour["mean"]["psnr"], 10 * math.log10(3 / 0.01), abs_tol=1e-3)
+
+
 def test_eval_video_hand_case():
     frames = torch.rand(5, 3, 8, 8)
     seq = ev.Sequence_("s", frames.mean(0), frames)

@@ -114,7 +114,8 @@ def test_weights_load_once_per_process(tiny_weights, monkeypatch):
     monkeypatch.setattr(weights, "load_checkpoint", lambda *a, **k: calls.append(a) or real(*a, **k))
     a = pipeline.load_model("dm")
     b = pipeline.load_model("dm")
-    assert a is b and len(calls) == 1
+    c = pipeline.load_model("dm", repo_id="someone/else", download=False)  # where a download would come from
+    assert a is b is c and len(calls) == 1
 
 
 # ------------------------------------------------------------------ session 19: API audit

@@ -260,6 +260,14 @@ def test_cli_config_file_may_name_its_stage_and_resume_works(photos, tmp_path, c
         == 0
     )
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["iteration"] == 3
+    # --resume without --out continues the run folder the config names (it looked in runs/deblur)
+    path.write_text(json.dumps({"iters": 4, "out": str(tmp_path / "run")}))
+    assert run("train", "deblur", "--config", str(path), "--resume", "--no-progress") == 0
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["iteration"] == 4
+    (tmp_path / "run" / "last.pt").write_bytes(b"cut off")
+    capsys.readouterr()
+    assert run("train", "deblur", "--config", str(path), "--resume", "--no-progress") == 2
+    assert capsys.readouterr().err.strip().endswith("not a readable blurvid run checkpoint (UnpicklingError)")
 
 
 def test_autoencoder_distills_from_a_teacher_bie(photos, tmp_path):
@@ -633,6 +641,8 @@ def test_a_new_run_never_replaces_an_existing_one(photos, tmp_path, capsys):
         ({"lr": -1.0}, "lr must be positive"),
         ({"precision": "bogus"}, "precision 'bogus': use auto, bf16, fp16 or fp32"),
         ({"synth": {"size": 0}}, "crop size 0: use a multiple of 32"),
+        ({"synth": {"size": 100}}, "crop size 100: use a multiple of 32"),  # the DM failed on its first step
+        ({"val_size": 250}, "val_size 250: use a multiple of 32"),
     ],
 )
 def test_cli_config_values_of_the_wrong_kind_are_one_line(photos, tmp_path, capsys, doc, message):

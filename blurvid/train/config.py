@@ -96,8 +96,10 @@ class TrainConfig(Config):
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule {self.schedule!r}: use constant or cosine")
         size = self.synth.get("size", 32) if isinstance(self.synth, dict) else 32
-        if not isinstance(size, int) or size < 32:
-            raise ValueError(f"crop size {size!r}: use a multiple of 32, at least 32")
+        step = 32 if self.stage == "deblur" else 8  # the DM works at 1/32 scale, the video nets at 1/8
+        for what, side in (("crop size", size), ("val_size", self.val_size)):
+            if not isinstance(side, int) or side < 32 or side % step:
+                raise ValueError(f"{what} {side!r}: use a multiple of {step}, at least 32")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

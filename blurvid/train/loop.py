@@ -136,13 +136,19 @@ def _val_fingerprint(cfg: TrainConfig, scfg: SynthConfig) -> str:
     )
 
 
-def autocast_factory(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
-    """A zero-arg context factory for the chosen precision ('auto' = bf16 on CPU and capable GPUs)."""
+def training_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The autocast dtype of a run: 'auto' = bf16 on the CPU and on GPUs with bf16, fp16 on older GPUs
+    (which then needs gradient scaling); 'fp32' / 'bf16' / 'fp16' as named."""
     if precision == "auto":
         precision = "bf16" if device.type == "cpu" or torch.cuda.is_bf16_supported() else "fp16"
-    if precision == "fp32":
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast_factory(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """A zero-arg context factory for the run's precision (:func:`training_dtype`)."""
+    dtype = training_dtype(precision, device)
+    if dtype is torch.float32:
         return contextlib.nullcontext
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
@@ -392,7 +398,8 @@ def train(
             net, device_ids=[dev.index] if dev.type == "cuda" else None
         )
     autocast = autocast_factory(cfg.precision, dev)
-    scaler = torch.amp.GradScaler(dev.type, enabled=cfg.precision == "fp16")
+    # fp16 (asked for, or 'auto' on a GPU without bf16) needs gradient scaling, or small gradients vanish
+    scaler = torch.amp.GradScaler(dev.type, enabled=training_dtype(cfg.precision, dev) is torch.float16)
 
     scfg = synth_config(cfg)
     dataset = build_dataset(cfg, scfg)
