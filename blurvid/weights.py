@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import struct
 import tempfile
@@ -384,16 +385,16 @@ def _one_line(exc: BaseException | str, limit: int = 300) -> str:
 def _atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success fsync it and ``os.replace`` it onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    # reserve the name; 0o666 lets the umask decide the permissions of a normal file (mkstemp's are 0600,
+    # and reading the umask means setting it, which races with other threads)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+    mode = tmp.stat().st_mode & 0o777
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint or registry is a normal file
+        os.chmod(tmp, mode)  # a writer that recreated the file (safetensors does) made it 0600
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -643,7 +644,7 @@ def resolve(
     """
     spec = _lookup(name_or_spec, registry)
     spec.validate()
-    bad: list[tuple[Path, str]] = []  # copies that fail verification (or cannot be read): never used
+    bad: list[tuple[Path, str]] = []  # (copy, why it is not used): never used
     looked: list[str] = []
     for origin, path in _local_candidates(spec):
         looked.append(str(path.parent))
@@ -652,14 +653,14 @@ def resolve(
         try:
             got = sha256_file(path)
         except OSError as e:
-            bad.append((path, f"cannot be read: {_one_line(e)}"))
+            bad.append((path, f"checkpoint '{spec.name}': {path} cannot be read: {_one_line(e)}"))
             continue
         if got == spec.sha256:
             _warn_skipped(spec, bad, path)
             return Resolved(spec=spec, path=path, origin=origin)
-        bad.append((path, got))
+        bad.append((path, _mismatch_message(path, spec.sha256, got, f"checkpoint '{spec.name}'")))
 
-    bad_msg = "; ".join(_bad_copy_message(spec, path, got) for path, got in bad)
+    bad_msg = "; ".join(why for _, why in bad)
     repo = hub_repo_id(repo_id)
     if not download or _hub_offline():
         if bad:
@@ -680,12 +681,6 @@ def resolve(
         raise
     _warn_skipped(spec, [(p, g) for p, g in bad if p != path], path)  # a bad cache copy was replaced
     return Resolved(spec=spec, path=path, origin="hub")
-
-
-def _bad_copy_message(spec: CheckpointSpec, path: Path, got: str) -> str:
-    if got.startswith("cannot be read"):
-        return f"checkpoint '{spec.name}': {path} {got}"
-    return _mismatch_message(path, spec.sha256, got, f"checkpoint '{spec.name}'")
 
 
 def _warn_skipped(spec: CheckpointSpec, bad: list[tuple[Path, str]], used: Path) -> None:

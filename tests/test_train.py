@@ -766,3 +766,18 @@ def test_bie_stage_can_read_the_dm_output_as_animate_gives_it(photos, tmp_path):
     cfg.centre_dm = str(tmp_path / "ae" / "best.safetensors")
     with pytest.raises(ValueError, match="not a DM"):
         BIETask(cfg)
+
+
+def test_split_run_reads_a_single_network_file_of_any_arch(tmp_path):
+    """An exported stage-1 encoder (arch 'rve', unprefixed keys) is one network, not a dict of configs."""
+    from blurvid import weights
+    from blurvid.models import RecurrentVideoEncoder
+    from blurvid.models.encoders import VideoConfig
+    from blurvid.train.export import split_run
+
+    vcfg = VideoConfig.from_dict(TINY_V)
+    rve = RecurrentVideoEncoder(vcfg)
+    weights.save_checkpoint(tmp_path / "rve.safetensors", rve.state_dict(), arch="rve", config=vcfg.to_dict())
+    parts = split_run(tmp_path / "rve.safetensors")
+    assert list(parts) == ["rve"] and VideoConfig.from_dict(parts["rve"][1]) == vcfg
+    assert parts["rve"][0].keys() == rve.state_dict().keys()

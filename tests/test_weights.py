@@ -552,3 +552,15 @@ def test_a_killed_download_s_staging_folder_is_swept_a_day_later(env, fake_hub):
     os.utime(old, (time.time() - 2 * 86400,) * 2)
     W.resolve(spec)
     assert not old.exists() and recent.exists()  # a download in progress elsewhere is left alone
+
+
+def test_saved_checkpoints_get_the_umask_s_permissions(tmp_path):
+    """A checkpoint is a normal file (0666 less the umask), made without changing the process umask."""
+    old = os.umask(0o027)
+    try:
+        W.save_checkpoint(tmp_path / "x.safetensors", {"w": torch.zeros(2)}, arch="dm", config={})
+        assert (tmp_path / "x.safetensors").stat().st_mode & 0o777 == 0o640
+        assert os.umask(0o027) == 0o027
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.safetensors"]  # no temporary file left

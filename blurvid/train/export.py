@@ -67,7 +67,7 @@ def _split(state: dict[str, torch.Tensor], meta: dict) -> dict[str, tuple[dict[s
     """:func:`split_run` of an already loaded ``(state, metadata)``."""
     configs = meta["config"]
     arch = meta.get("arch")
-    if arch in INFERENCE_ARCHS and not any(k.startswith(f"{arch}.") for k in state):
+    if arch in weights.ARCHS and not any(k.startswith(f"{arch}.") for k in state):  # one network's own file
         return {arch: (state, configs)}
     out = {}
     for arch, cfg in configs.items():
