@@ -15,7 +15,7 @@ import copy
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -339,7 +339,7 @@ class Animator:
         bie: BlurredImageEncoder,
         rvd: RecurrentVideoDecoder,
         motion_size: int = 512,
-        native_frames: int | None = 9,
+        native_frames: int | Literal["trained"] | None = "trained",
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -353,6 +353,8 @@ class Animator:
         self.bie = _on(bie, self.device)
         self.rvd = _on(rvd, self.device)
         self.motion_size = motion_size
+        if native_frames == "trained":  # the N the RVD was trained to span (9 before it was recorded)
+            native_frames = int(getattr(getattr(rvd, "config", None), "frames", 9))
         self.native_frames = native_frames
 
     @torch.inference_mode()
@@ -360,9 +362,10 @@ class Animator:
         """Flows at the bounded motion size: ``(N, 2, hs, ws)`` float32 on the compute device, in pixels
         of that size (upsample one with :func:`resize_flow` to the photo's size to use it).
 
-        The RVD is recurrent: run for its training length (``native_frames``) its steps span the
-        exposure; run longer it would extrapolate past the end. So other frame counts are sampled from
-        the native trajectory (linear in time); ``native_frames=None`` runs the RVD for ``frames`` steps.
+        The RVD is recurrent: run for its training length (``native_frames``; by default the N its
+        config records) its steps span the exposure; run longer it would extrapolate past the end. So
+        other frame counts are sampled from the native trajectory (linear in time);
+        ``native_frames=None`` runs the RVD for ``frames`` steps.
         """
         h, w = blurred.shape[-2:]
         hs, ws = bounded_size(h, w, self.motion_size, 8)

@@ -227,3 +227,19 @@ def test_a_checkpoint_that_does_not_hold_its_stored_network_is_one_weights_error
     with pytest.raises(weights.WeightsError, match=message) as e:
         pipeline.load_model("dm", "odd-dm")
     assert "\n" not in str(e.value) and str(e.value).startswith("checkpoint odd-dm (")
+
+
+def test_the_animator_runs_the_rvd_for_the_frame_count_it_was_trained_with():
+    """A video model trained with N = 5 spans the exposure in 5 steps (it was always run for 9)."""
+    five = VideoConfig.from_dict({**TINY_V.to_dict(), "frames": 5})
+    deb = pipeline.Deblurrer(_dm(), CPU)
+    assert pipeline.Animator(deb, BlurredImageEncoder(five), RecurrentVideoDecoder(five)).native_frames == 5
+    assert (
+        pipeline.Animator(deb, BlurredImageEncoder(TINY_V), RecurrentVideoDecoder(TINY_V)).native_frames == 9
+    )
+    assert (
+        pipeline.Animator(
+            deb, BlurredImageEncoder(TINY_V), RecurrentVideoDecoder(TINY_V), native_frames=None
+        ).native_frames
+        is None
+    )

@@ -781,3 +781,24 @@ def test_split_run_reads_a_single_network_file_of_any_arch(tmp_path):
     parts = split_run(tmp_path / "rve.safetensors")
     assert list(parts) == ["rve"] and VideoConfig.from_dict(parts["rve"][1]) == vcfg
     assert parts["rve"][0].keys() == rve.state_dict().keys()
+
+
+def test_video_exports_record_the_frame_count_they_were_trained_with(photos, tmp_path):
+    from blurvid import weights
+    from blurvid.train.export import export
+
+    ae = _cfg("autoencoder", tmp_path / "ae", photos, iters=1, synth={**SYNTH, "frames": 5})
+    train(ae, progress=False, log=lambda m: None)
+    bie = _cfg(
+        "bie",
+        tmp_path / "bie",
+        photos,
+        iters=1,
+        autoencoder=str(tmp_path / "ae"),
+        synth={**SYNTH, "frames": 5},
+    )
+    train(bie, progress=False, log=lambda m: None)
+    specs = export(tmp_path / "bie", tmp_path / "w", name="t", registry=tmp_path / "w" / "registry.json")
+    for spec, _ in specs:
+        _, meta = weights.load_checkpoint(tmp_path / "w" / spec.file)
+        assert meta["config"]["frames"] == 5, spec.arch

@@ -31,6 +31,9 @@ class VideoConfig(Config):
     rve_scale: float = 1.0
     # batch-norm in the RVE's frame encoder (the BIE has it; without it the RVE collapsed)
     rve_norm: bool = False
+    # N the networks were trained with: the RVD's steps span the exposure in this many frames (inference
+    # samples other counts from that trajectory); recorded at training, 9 in checkpoints made before it
+    frames: int = 9
 
 
 def split_state(embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

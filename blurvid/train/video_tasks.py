@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -98,7 +99,8 @@ class _VideoTask:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-        self.vcfg = VideoConfig.from_dict(cfg.model)
+        # the frame count is the synthesis's, recorded with the architecture for inference
+        self.vcfg = VideoConfig.from_dict({**cfg.model, "frames": SynthConfig.from_dict(cfg.synth).frames})
 
     def inputs(self, batch: dict) -> dict:
         return batch
@@ -260,7 +262,8 @@ class BIETask(_VideoTask):
                     f"{path}: holds no stage-1 decoder (rvd.* tensors): give the autoencoder run folder or "
                     "its best.safetensors"
                 )
-            self.vcfg = VideoConfig.from_dict(meta["config"].get("rvd", meta["config"]))
+            stage1 = VideoConfig.from_dict(meta["config"].get("rvd", meta["config"]))
+            self.vcfg = dataclasses.replace(stage1, frames=self.vcfg.frames)  # stage 2 trains on its own N
             self.net = BIENet(self.vcfg)
             try:
                 self.net.rvd.load_state_dict(rvd)
