@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.datasets import PhotoSynthDataset, list_images, load_rgb
+from .data.datasets import PhotoSynthDataset, list_images
 from .data.synth import SynthConfig, center_index
 from .metrics import aligned_psnr, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
 
@@ -46,7 +46,14 @@ class Sequence_:
 
 
 def _img(path: Path) -> torch.Tensor:
-    return load_rgb(path).float() / 255
+    """A photo as ``(3, H, W)`` float in [0, 1], read as ``blurvid deblur`` reads it (EXIF orientation
+    applied, 16 bits kept); a file that cannot be read raises ValueError naming it."""
+    from .io import PhotoError, read_photo
+
+    try:
+        return torch.from_numpy(read_photo(path).pixels).permute(2, 0, 1)
+    except PhotoError as e:
+        raise ValueError(str(e)) from None
 
 
 def levin_pairs(root: str | Path) -> list[Pair]:

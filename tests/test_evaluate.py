@@ -258,3 +258,17 @@ def test_synth_with_clips_draws_from_them_by_default(tmp_path):
     assert _run([*args, "--clips", str(clip)]) in (0, None)
     unknown = [np.isnan(np.load(f)).all() for f in sorted((tmp_path / "s").rglob("flows.npy"))]
     assert len(unknown) == 8 and 0 < sum(unknown) < 8  # clips have no true flows
+
+
+def test_evaluation_reads_photos_as_deblur_does(tmp_path):
+    """Upright by EXIF orientation and with 16 bits kept (evaluation read them raw, in 8 bits)."""
+    exif = Image.Exif()
+    exif[274] = 6
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "turned.jpg", exif=exif)
+    assert ev._img(tmp_path / "turned.jpg").shape == (3, 30, 20)
+    ramp = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    assert len(torch.unique(ev._img(tmp_path / "deep.png"))) == 64 * 64
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    with pytest.raises(ValueError, match="bad.png"):
+        ev._img(tmp_path / "bad.png")
