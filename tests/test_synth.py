@@ -384,3 +384,20 @@ def test_the_synthesis_stream_is_pinned(center, seed, expected):
     got = (s.meta["objects"], s.blurred.mean(), s.frames.mean(), s.flows.abs().mean(), s.blurred[1, 20, 30])
     assert got[0] == expected[0]
     assert [float(x) for x in got[1:]] == pytest.approx(list(expected[1:]), abs=2e-4)
+
+
+def test_the_decode_cache_keeps_the_most_recent_images_within_its_budget():
+    from blurvid.data.datasets import DecodeCache
+
+    cache = DecodeCache(budget=3 * 100)
+    loads = []
+
+    def image(k):
+        return lambda: loads.append(k) or torch.zeros(100, dtype=torch.uint8)
+
+    for k in (0, 1, 2, 0, 3):  # 0 is used again before 3 arrives: 1 is the least recent
+        cache.get(k, image(k))
+    assert loads == [0, 1, 2, 3] and len(cache) == 3 and cache.size == 300
+    cache.get(1, image(1))  # dropped: decoded again
+    cache.get(0, image(0))  # kept
+    assert loads == [0, 1, 2, 3, 1]

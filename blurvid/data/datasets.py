@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,32 @@ def load_rgb(path: Path) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
+class DecodeCache:
+    """Decoded images by key, least recently used dropped beyond ``budget`` bytes (per process: each
+    data worker holds its own). Training draws the same photos again and again, so decoding each once
+    pays; a folder of long clips would not fit in memory, so the cache is bounded."""
+
+    def __init__(self, budget: int = 1 << 30) -> None:
+        self.budget, self.size = budget, 0
+        self._items: OrderedDict[object, torch.Tensor] = OrderedDict()
+
+    def get(self, key: object, load: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The cached image for ``key``, decoding it with ``load()`` on a miss."""
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        image = load()
+        self._items[key] = image
+        self.size += image.numel() * image.element_size()
+        while self.size > self.budget and len(self._items) > 1:
+            _, old = self._items.popitem(last=False)
+            self.size -= old.numel() * old.element_size()
+        return image
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 def _seeded(seed: int, index: int, salt: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + index * 7919 + salt * 104_729) % (2**63 - 1))
 
@@ -121,16 +148,14 @@ class PhotoSynthDataset(Dataset):
         self.cfg, self.seed, self.length = cfg, seed, length
         self.jpeg_p, self.jpeg_quality = jpeg_p, jpeg_quality
         self.center_only, self.plans = center_only, plans
-        self._cache: dict[int, torch.Tensor] = {}
+        self._cache = DecodeCache()
 
     def __len__(self) -> int:
         return self.length
 
     def _photo(self, k: int) -> torch.Tensor:
         """Photo ``k`` as decoded, uint8 ``(3, H, W)`` (synthesis converts only the window it crops)."""
-        if k not in self._cache:
-            self._cache[k] = load_rgb(self.paths[k])
-        return self._cache[k]
+        return self._cache.get(k, lambda: load_rgb(self.paths[k]))
 
     def _jpeg_quality(self, g: torch.Generator) -> int:
         """The sample's JPEG quality, drawn with probability ``jpeg_p`` (no draw at 0); 0 = none."""
@@ -194,15 +219,14 @@ class ClipDataset(Dataset):
             stride,
         )
         self.center_only = center_only
-        self._cache: dict[Path, torch.Tensor] = {}
+        self._cache = DecodeCache()
 
     def __len__(self) -> int:
         return self.length
 
     def _frame(self, p: Path) -> torch.Tensor:
-        if p not in self._cache:
-            self._cache[p] = load_rgb(p)
-        return self._cache[p]
+        """Clip frame ``p`` as decoded, uint8 ``(3, H, W)``."""
+        return self._cache.get(p, lambda: load_rgb(p))
 
     def __getitem__(self, index: int) -> dict:
         g = _seeded(self.seed, index, salt=1)
