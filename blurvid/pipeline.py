@@ -63,7 +63,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return table[precision]
 
 
-def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Mixed precision in ``dtype`` on ``device`` for the block (none for float32)."""
     if dtype is torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
@@ -144,9 +145,12 @@ class Deblurrer:
         self.device, self.dtype, self.tile, self.overlap = device, dtype, tile, min(overlap, tile // 4)
 
     @torch.inference_mode()
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` in [0, 1] -> sharp ``(B, 3, H, W)`` float32 on the pipeline's device, in one
+        untiled pass (small images, e.g. training crops); the result is an inference tensor: clone it
+        outside inference mode to use it where autograd records."""
         xp, size = pad_to_multiple(x.to(self.device), self.dm.multiple)
-        with _autocast(self.device, self.dtype):
+        with autocast(self.device, self.dtype):
             y = self.dm(xp.contiguous(memory_format=torch.channels_last))
         return crop_to(y.float(), size).clamp(0, 1)
 
@@ -154,7 +158,7 @@ class Deblurrer:
     def tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
         """``(1, 3, H, W)`` in [0, 1] (any device) -> sharp ``(1, 3, H, W)`` on the input's device."""
         return run_tiled(
-            self._run, x, self.tile, self.overlap, on_tile, out_device=x.device, max_pixels=2 * self.tile**2
+            self.batch, x, self.tile, self.overlap, on_tile, out_device=x.device, max_pixels=2 * self.tile**2
         )
 
     def __call__(self, image: np.ndarray, on_tile: TileCallback | None = None) -> np.ndarray:
@@ -373,7 +377,7 @@ class Animator:
         s = resize(sharp.to(self.device), (hs, ws))
         bp, _ = pad_to_multiple(b, 8, "replicate")
         sp, _ = pad_to_multiple(s, 8, "replicate")
-        with _autocast(self.device, self.dtype):
+        with autocast(self.device, self.dtype):
             emb = self.bie(bp, sp)
             steps = self.native_frames or frames
             res = self.rvd(emb, sp, steps, warp_frames=False)

@@ -168,13 +168,13 @@ class EvalRuntime:
     def autoencode(self, frames: torch.Tensor, center: torch.Tensor, n: int) -> torch.Tensor:
         """Stage 1: ``frames (1, N, 3, H, W)`` and their centre ``(1, 3, H, W)`` -> the RVD's
         reconstruction ``(1, n, 3, H, W)`` (RVE -> RVD at full size; sides padded to multiples of 8)."""
-        from ..pipeline import _autocast
+        from ..pipeline import autocast
         from ..tiling import crop_to, pad_to_multiple
 
         assert self.rve is not None and self.rvd is not None and self.device is not None
         fr, size = pad_to_multiple(frames.flatten(0, 1), 8, "replicate")
         c, _ = pad_to_multiple(center, 8, "replicate")
-        with _autocast(self.device, self.dtype):
+        with autocast(self.device, self.dtype):
             emb = self.rve(fr.view(*frames.shape[:3], *fr.shape[-2:]).to(self.device))
             out = self.rvd(emb, c.to(self.device), n).frames[-1]
         return crop_to(out, size).float().cpu()

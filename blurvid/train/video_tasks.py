@@ -288,7 +288,7 @@ class BIETask(_VideoTask):
             self._centre = Deblurrer(self._centre.dm, device, self._centre.dtype)
         # the whole (small, untiled) batch in one pass; the clone leaves inference mode, so the BIE's
         # first layer can keep its input for the backward pass
-        sharp = self._centre._run(batch["blurred"].float()).clone()
+        sharp = self._centre.batch(batch["blurred"].float()).clone()
         return {**batch, "sharp_in": sharp.to(batch["blurred"].dtype)}
 
     def param_groups(self, net: nn.Module) -> list[dict]:
