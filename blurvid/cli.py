@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -388,6 +389,7 @@ def _work_through(
                 report.fail(f"{job.src}: out of memory; try a smaller --tile")
             except Exception as e:  # an unexpected failure on one file must not stop a folder run
                 report.fail(f"{job.src}: unexpected error: {type(e).__name__}: {e}")
+                _debug_trace(e)
             prog.advance()
 
 
@@ -736,6 +738,12 @@ def _register_subcommands() -> None:
     app.command("synth")(synth_command)
 
 
+def _debug_trace(e: BaseException) -> None:
+    """With ``BLURVID_DEBUG`` set, the traceback behind a one-line message (for bug reports)."""
+    if os.environ.get("BLURVID_DEBUG"):
+        err.print("".join(traceback.format_exception(e)), markup=False, highlight=False)
+
+
 class _Stopped(BaseException):
     """Raised in the main thread by Ctrl-C, SIGTERM or SIGHUP: it unwinds the command like an exception,
     so the temporary file of a write in progress is removed on the way out (:mod:`blurvid.io`)."""
@@ -773,6 +781,7 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="blurvid", standalone_mode=True)
     except (UserError, WeightsError) as e:
         err.print(f"[red]error[/red]: {escape(str(e))}", markup=True)
+        _debug_trace(e.__context__ or e)  # what a one-line message was made from
         sys.exit(2)
     except _Stopped as e:
         what = "interrupted" if e.signum == signal.SIGINT else f"stopped by {signal.Signals(e.signum).name}"

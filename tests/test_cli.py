@@ -813,3 +813,15 @@ def test_a_recursive_glob_mirrors_the_tree_below_its_fixed_part(tiny_weights, tm
         "sub/x_sharp.jpg",
         "x_sharp.jpg",
     ]
+
+
+def test_blurvid_debug_shows_the_traceback_behind_a_one_line_error(
+    tiny_weights, tmp_path, photo, capsys, monkeypatch
+):
+    r = run(capsys, "deblur", photo, "-o", tmp_path / ("y" * 300 + ".jpg"))
+    assert r.code == 2 and len(r.err_lines) == 1
+    monkeypatch.setenv("BLURVID_DEBUG", "1")
+    r = run(capsys, "deblur", photo, "-o", tmp_path / ("y" * 300 + ".jpg"))
+    assert (
+        r.code == 2 and "Traceback" in r.err and "OSError" in r.err and "File name too long" in r.err_lines[0]
+    )
