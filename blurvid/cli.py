@@ -19,13 +19,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+
+if TYPE_CHECKING:  # heavy modules are imported inside the commands
+    import numpy as np
+
+    from .pipeline import Animator, Deblurrer, ShakeRemover
 
 app = typer.Typer(
     name="blurvid",
@@ -291,7 +296,7 @@ def _runtime(
     repo: str | None,
     shake: bool = False,
     shake_size: int | None = None,
-):
+) -> Deblurrer | ShakeRemover | Animator:
     """Load the networks once (a missing or bad checkpoint raises WeightsError, which main() prints as
     one line); ``shake``: the sharp photo comes from the camera-shake deconvolver instead of the DM
     (which is then not loaded)."""
@@ -646,7 +651,7 @@ def animate(
     _finish(report, quiet)
 
 
-def _resize_image(pixels, size: tuple[int, int]):
+def _resize_image(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Antialiased resize of an (H, W, 3) float image (delegates the math to the pipeline)."""
     import torch
 

@@ -4,10 +4,14 @@ blurvid.evaluate and blurvid.data. Arguments and messages only."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from .train.export import EvalRuntime
 
 train_app = typer.Typer(
     help="Train the networks (the paper's two-stage protocol, resumable).", no_args_is_help=True
@@ -89,7 +93,7 @@ def _train(
         raise typer.Exit(128 + int(summary["signal"]))
 
 
-def _stage_command(stage: str):
+def _stage_command(stage: str) -> Callable[..., None]:
     def command(
         data: DataOpt = None,
         clips: ClipsOpt = None,
@@ -311,20 +315,20 @@ def eval_command(
 
 
 def _evaluate(
-    task,
-    rt,
-    levin,
-    pairs,
-    synth,
-    clips,
-    count,
-    seed,
-    size,
-    frames,
-    out_frames,
-    center,
-    target="time",
-    noise=True,
+    task: str,
+    rt: EvalRuntime,
+    levin: Path | None,
+    pairs: Path | None,
+    synth: list[str] | None,
+    clips: list[str] | None,
+    count: int,
+    seed: int,
+    size: int,
+    frames: int,
+    out_frames: int | None,
+    center: str,
+    target: str = "time",
+    noise: bool = True,
 ) -> dict:
     from . import evaluate as ev
 

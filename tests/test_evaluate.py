@@ -270,5 +270,5 @@ def test_evaluation_reads_photos_as_deblur_does(tmp_path):
     Image.fromarray(ramp).save(tmp_path / "deep.png")
     assert len(torch.unique(ev._img(tmp_path / "deep.png"))) == 64 * 64
     (tmp_path / "bad.png").write_bytes(b"nope")
-    with pytest.raises(ValueError, match="bad.png"):
+    with pytest.raises(ValueError, match=r"bad\.png"):
         ev._img(tmp_path / "bad.png")

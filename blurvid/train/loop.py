@@ -33,7 +33,7 @@ from ..data.synth import SynthConfig
 from ..models.deblur import DMConfig
 from ..pipeline import select_device
 from .config import TrainConfig
-from .tasks import make_task
+from .tasks import Task, make_task
 
 Log = Callable[[str], None]
 
@@ -587,7 +587,7 @@ def _from_pool(pool: list[dict], batch: dict, size: int, reuse: int, g: torch.Ge
     return {"blurred": blurred, "target": target}
 
 
-def exportable_state(task, net: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, dict], str]:
+def exportable_state(task: Task, net: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, dict], str]:
     """``(state, configs, arch)`` of the task's exportable modules: fp32 tensors keyed ``"<arch>.<name>"``,
     ``{arch: architecture config}``, and the checkpoint's arch (the single module's, else ``"rvd"``)."""
     mods = task.exportables(net)
@@ -600,7 +600,7 @@ def exportable_state(task, net: nn.Module) -> tuple[dict[str, torch.Tensor], dic
     return state, configs, mods[0].arch if len(mods) == 1 else "rvd"
 
 
-def _export_best(task, net: nn.Module, path: Path, extra: dict) -> None:
+def _export_best(task: Task, net: nn.Module, path: Path, extra: dict) -> None:
     """Write the task's modules (fp32) to one safetensors file with their configs in the metadata."""
     from ..weights import save_checkpoint
 
@@ -618,7 +618,7 @@ class _NoBar:
         return None
 
 
-def _progress(enabled: bool):
+def _progress(enabled: bool) -> contextlib.AbstractContextManager:
     if not enabled:
         return _NoBar()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

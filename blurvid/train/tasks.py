@@ -6,7 +6,10 @@ outputs into a loss, validates on a fixed set and names the modules that get exp
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -15,6 +18,38 @@ from ..metrics import psnr, ssim
 from ..models.deblur import DeblurNet, DMConfig
 from .config import TrainConfig
 from .losses import fft_l1, gradient_l1, l1
+
+AutocastFactory = Callable[[], contextlib.AbstractContextManager]
+"""A zero-argument factory of the run's mixed-precision context (``with autocast(): ...``)."""
+
+
+class Task(Protocol):
+    """What the training loop needs of a stage (:class:`DeblurTask`, the video tasks)."""
+
+    net: nn.Module
+    score_name: str  # the validation number that picks best.safetensors (higher is better)
+
+    def inputs(self, batch: dict) -> object:
+        """What ``net`` is called with for a training batch."""
+        ...
+
+    def loss(self, out: object, batch: dict, it: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(scalar loss to minimise, {name: value} to log)`` for ``net``'s output on ``batch``."""
+        ...
+
+    def validate(
+        self, net: nn.Module, items: list[dict], device: torch.device, autocast: AutocastFactory
+    ) -> dict[str, float]:
+        """Validation numbers (``score_name`` among them) over the fixed items."""
+        ...
+
+    def param_groups(self, net: nn.Module) -> list[dict]:
+        """The optimiser's parameter groups (each with its ``lr``)."""
+        ...
+
+    def exportables(self, net: nn.Module) -> list[Exportable]:
+        """The modules that a checkpoint export writes, with their architecture configs."""
+        ...
 
 
 @dataclass
@@ -68,7 +103,9 @@ class DeblurTask:
         return loss, logs
 
     @torch.no_grad()
-    def validate(self, net: nn.Module, items: list[dict], device: torch.device, autocast) -> dict[str, float]:
+    def validate(
+        self, net: nn.Module, items: list[dict], device: torch.device, autocast: AutocastFactory
+    ) -> dict[str, float]:
         ps, ss, pb = [], [], []
         for it in items:
             x = it["blurred"][None].to(device)
@@ -85,7 +122,7 @@ class DeblurTask:
         return [Exportable("dm", net.dm, self.dm_config.to_dict())]
 
 
-def make_task(cfg: TrainConfig):
+def make_task(cfg: TrainConfig) -> Task:
     """The task object for ``cfg.stage``."""
     if cfg.stage == "deblur":
         return DeblurTask(cfg)

@@ -16,7 +16,7 @@ from ..models.warp import downsample
 from ..pipeline import Deblurrer, build_from_checkpoint, load_model, resolve_precision
 from .config import TrainConfig
 from .losses import ordering_invariant, sequence_l1, tv
-from .tasks import Exportable
+from .tasks import AutocastFactory, Exportable
 
 
 class MotionProbe(nn.Module):
@@ -148,7 +148,9 @@ class _VideoTask:
         return total, logs
 
     @torch.no_grad()
-    def validate(self, net: nn.Module, items: list[dict], device: torch.device, autocast) -> dict[str, float]:
+    def validate(
+        self, net: nn.Module, items: list[dict], device: torch.device, autocast: AutocastFactory
+    ) -> dict[str, float]:
         vp, pp, static, oie = [], [], [], []
         for item in items:
             batch = {k: (v[None].to(device) if isinstance(v, torch.Tensor) else v) for k, v in item.items()}
