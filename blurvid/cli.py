@@ -48,12 +48,16 @@ class UserError(Exception):
 
 
 class Device(str, Enum):
+    """``--device``: auto = CUDA when available, else the CPU."""
+
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
 
 
 class Precision(str, Enum):
+    """``--precision`` (see :func:`blurvid.pipeline.resolve_precision`)."""
+
     auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
@@ -72,6 +76,8 @@ class Job:
 
 @dataclass
 class Report:
+    """What a command did with its inputs, for the summary line and the exit code."""
+
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)

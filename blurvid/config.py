@@ -22,10 +22,13 @@ class Config:
         return [k for k in d if k not in names]
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as JSON-ready values (tuples stay tuples; JSON makes them lists)."""
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls: type[T], d: dict[str, Any]) -> T:
+        """The config from ``to_dict``'s output or its JSON: lists become tuples where the field is a
+        tuple, keys that are no field are ignored (callers that must refuse them check first)."""
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         kw = {}
         for k, v in d.items():

@@ -102,6 +102,7 @@ class TrainConfig(Config):
                 raise ValueError(f"{what} {side!r}: use a multiple of {step}, at least 32")
 
     def to_json(self) -> str:
+        """The config as indented, key-sorted JSON (what a run folder's config.json holds)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod

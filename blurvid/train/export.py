@@ -180,11 +180,14 @@ class EvalRuntime:
         return crop_to(out, size).float().cpu()
 
     def deblur(self, x: torch.Tensor) -> torch.Tensor:
+        """Blurred ``(1, 3, H, W)`` in [0, 1] -> sharp ``(1, 3, H, W)``; ValueError without a DM."""
         if self.deblurrer is None:
             raise ValueError("no deblurring network available (train or install a 'dm' checkpoint)")
         return self.deblurrer.tensor(x)
 
     def video(self, blurred: torch.Tensor, center: torch.Tensor, n: int) -> torch.Tensor:
+        """``n`` frames ``(1, n, 3, H, W)``: ``center`` ``(1, 3, H, W)`` warped by the flows the BIE and
+        RVD read from ``blurred`` ``(1, 3, H, W)``."""
         from ..models.warp import warp
 
         assert self.animator is not None

@@ -273,6 +273,7 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self, source: nn.Module) -> None:
+        """Move the average ``1 - decay`` of the way to ``source``'s parameters; copy its buffers."""
         avg = [p for p in self.net.parameters() if p.is_floating_point()]
         cur = [p.detach() for p in source.parameters() if p.is_floating_point()]
         torch._foreach_lerp_(avg, cur, 1.0 - self.decay)
