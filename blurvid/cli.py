@@ -28,8 +28,6 @@ from rich.markup import escape
 from . import __version__
 
 if TYPE_CHECKING:  # heavy modules are imported inside the commands
-    import numpy as np
-
     from .pipeline import Animator, Deblurrer, ShakeRemover
 
 app = typer.Typer(
@@ -633,13 +631,10 @@ def animate(
     )
 
     def work(job: Job, prog: Progress) -> None:
-        from .pipeline import bounded_size
+        from . import pipeline
 
         photo = read_photo(job.src)
-        pixels = photo.pixels
-        if size > 0:
-            h, w = bounded_size(*pixels.shape[:2], size)
-            pixels = _resize_image(pixels, (h, w))
+        pixels = pipeline.fit_image(photo.pixels, size)
         # 8-bit as they come: every video format stores 8 bits, and 9 float frames of a 24 MP photo are 2.6 GB
         seq = [to_uint8(f) for f in runtime.frames(pixels, frames, on_tile=prog.on_tile)]
         if reverse:
@@ -647,23 +642,11 @@ def animate(
         if boomerang:
             seq = seq + seq[-2:0:-1]
         if side_by_side:
-            import numpy as np
-
-            left = to_uint8(pixels)
-            seq = [np.concatenate([left, f], axis=1) for f in seq]
+            seq = pipeline.side_by_side(to_uint8(pixels), seq)
         write_video(job.dst, seq, fps=fps, loop=loop, icc=photo.icc_profile)
 
     _run_jobs(jobs, report, overwrite, quiet, "animate", work)
     _finish(report, quiet)
-
-
-def _resize_image(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Antialiased resize of an (H, W, 3) float image (delegates the math to the pipeline)."""
-    import torch
-
-    from .pipeline import resize, to_numpy, to_tensor
-
-    return to_numpy(resize(to_tensor(pixels, torch.device("cpu")), size))
 
 
 @app.command()

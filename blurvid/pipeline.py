@@ -172,6 +172,20 @@ def bounded_size(h: int, w: int, max_side: int, multiple: int = 1) -> tuple[int,
     return max(multiple, round(h * s)), max(multiple, round(w * s))
 
 
+def fit_image(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``(H, W, 3)`` float in [0, 1] shrunk (antialiased, never enlarged) so that its longer side is at
+    most ``max_side`` px; returned as it is when it fits or ``max_side`` is 0."""
+    h, w = image.shape[:2]
+    if max_side <= 0 or max(h, w) <= max_side:
+        return image
+    return to_numpy(resize(to_tensor(image, torch.device("cpu")), bounded_size(h, w, max_side)))
+
+
+def side_by_side(left: np.ndarray, frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Each ``(H, W, C)`` frame with ``left`` (same height and dtype) placed before it: ``(H, 2W, C)``."""
+    return [np.concatenate([left, f], axis=1) for f in frames]
+
+
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Antialiased bilinear resize of ``(B, C, H, W)`` (identity when the size already matches)."""
     if tuple(x.shape[-2:]) == tuple(size):

@@ -243,3 +243,18 @@ def test_the_animator_runs_the_rvd_for_the_frame_count_it_was_trained_with():
         ).native_frames
         is None
     )
+
+
+def test_fit_image_shrinks_only_and_side_by_side_puts_the_photo_first():
+    img = np.random.default_rng(5).random((40, 100, 3), dtype=np.float32)
+    assert pipeline.fit_image(img, 0) is img and pipeline.fit_image(img, 100) is img
+    small = pipeline.fit_image(img, 50)
+    assert small.shape == (20, 50, 3) and abs(float(small.mean()) - float(img.mean())) < 0.01
+    left = np.zeros((4, 3, 3), np.uint8)
+    pair = pipeline.side_by_side(left, [np.full((4, 5, 3), 7, np.uint8)])
+    assert (
+        len(pair) == 1
+        and pair[0].shape == (4, 8, 3)
+        and pair[0][:, :3].max() == 0
+        and pair[0][:, 3:].min() == 7
+    )
