@@ -51,9 +51,9 @@ def levin_kernel(name: str) -> int:
 
 def levin_kernel_file(levin: Path, k: int) -> torch.Tensor:
     """Levin's stored kernel ``gt/kernel{k}.png`` as a float ``(kh, kw)`` summing to 1."""
-    from blurvid import evaluate as ev
+    from blurvid.data.datasets import load_rgb
 
-    a = ev.load_rgb(levin / "gt" / f"kernel{k}.png").float().mean(0)  # (3, kh, kw) -> (kh, kw)
+    a = load_rgb(levin / "gt" / f"kernel{k}.png").float().mean(0)  # (3, kh, kw) -> (kh, kw)
     return a / a.sum()
 
 
