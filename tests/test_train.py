@@ -763,6 +763,18 @@ def test_bie_stage_can_read_the_dm_output_as_animate_gives_it(photos, tmp_path):
     assert batch["target"] is target and not batch["sharp_in"].is_inference()
     train(cfg, progress=False, log=lambda m: None)  # trains and validates with it
     assert (tmp_path / "bie" / "best.safetensors").is_file()
+    # centre_dm_p: that share of training samples reads the DM's output, the rest the true centre;
+    # validation items always read the DM's output
+    cfg.centre_dm_p = 0.5
+    torch.manual_seed(0)
+    many = torch.rand(64, 3, 32, 48)
+    picks = BIETask(cfg).inputs({"blurred": many, "target": many * 0, "frames": batch["frames"]})["sharp_in"]
+    share = float((picks.flatten(1).abs().sum(1) > 0).float().mean())
+    assert 0.3 < share < 0.7, share
+    val = BIETask(cfg).inputs(
+        {"blurred": many, "target": many * 0, "frames": batch["frames"]}, training=False
+    )
+    assert bool((val["sharp_in"].flatten(1).abs().sum(1) > 0).all())
     cfg.centre_dm = str(tmp_path / "ae" / "best.safetensors")
     with pytest.raises(ValueError, match="not a DM"):
         BIETask(cfg)

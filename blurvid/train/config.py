@@ -68,6 +68,9 @@ class TrainConfig(Config):
     # 'installed' for the registered default), which is what `animate` gives it, instead of the true
     # centre frame; the decoder still warps the true centre, so the loss judges the motion alone
     centre_dm: str | None = None
+    # stage 'bie' with centre_dm: the share of training samples that get the DM's output (the rest get the
+    # true centre, a sharp reference like `animate --shake`'s); validation always uses the DM's output
+    centre_dm_p: float = 1.0
     mu_tv: float = 0.02  # TV weight (paper)
     lambdas: tuple[float, ...] = (0.32, 0.08, 0.02, 0.005)  # per-scale weights, coarse (1/8) -> fine (1)
     flow_sup: float = 0.0  # weight of the optional true-flow supervision (synthetic samples only)

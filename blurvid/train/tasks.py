@@ -29,8 +29,8 @@ class Task(Protocol):
     net: nn.Module
     score_name: str  # the validation number that picks best.safetensors (higher is better)
 
-    def inputs(self, batch: dict) -> object:
-        """What ``net`` is called with for a training batch."""
+    def inputs(self, batch: dict, training: bool = True) -> object:
+        """What ``net`` is called with for a batch (``training=False``: a validation item)."""
         ...
 
     def loss(self, out: object, batch: dict, it: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -85,7 +85,7 @@ class DeblurTask:
     def param_groups(self, net: nn.Module) -> list[dict]:
         return [{"params": [p for p in net.parameters() if p.requires_grad], "lr": self.cfg.lr}]
 
-    def inputs(self, batch: dict) -> torch.Tensor:
+    def inputs(self, batch: dict, training: bool = True) -> torch.Tensor:
         return batch["blurred"]
 
     def loss(self, out: torch.Tensor, batch: dict, it: int) -> tuple[torch.Tensor, dict[str, float]]:

@@ -102,7 +102,7 @@ class _VideoTask:
         # the frame count is the synthesis's, recorded with the architecture for inference
         self.vcfg = VideoConfig.from_dict({**cfg.model, "frames": SynthConfig.from_dict(cfg.synth).frames})
 
-    def inputs(self, batch: dict) -> dict:
+    def inputs(self, batch: dict, training: bool = True) -> dict:
         return batch
 
     def _lambdas(self, it: int) -> list[float]:
@@ -155,7 +155,7 @@ class _VideoTask:
         for item in items:
             batch = {k: (v[None].to(device) if isinstance(v, torch.Tensor) else v) for k, v in item.items()}
             with autocast():
-                out = net(self.inputs(batch))
+                out = net(self.inputs(batch, training=False))
             pred = out.frames[-1].float().clamp(0, 1)
             tgt = batch["frames"]
             vp.append(float(video_psnr(pred, tgt)))
@@ -281,8 +281,9 @@ class BIETask(_VideoTask):
         if cfg.centre_dm:  # loaded now, so that a wrong file stops the run before it starts
             self._centre = _centre_deblurrer(cfg.centre_dm)
 
-    def inputs(self, batch: dict) -> dict:
-        """The batch, with ``sharp_in`` = the ``centre_dm`` DM's output on the blurred photo if one is set."""
+    def inputs(self, batch: dict, training: bool = True) -> dict:
+        """The batch, with ``sharp_in`` = the ``centre_dm`` DM's output on the blurred photo if one is set
+        (in training, for a ``centre_dm_p`` share of the samples; the others keep the true centre)."""
         if self._centre is None:
             return batch
         device = batch["blurred"].device
@@ -290,8 +291,11 @@ class BIETask(_VideoTask):
             self._centre = Deblurrer(self._centre.dm, device, self._centre.dtype)
         # the whole (small, untiled) batch in one pass; the clone leaves inference mode, so the BIE's
         # first layer can keep its input for the backward pass
-        sharp = self._centre.batch(batch["blurred"].float()).clone()
-        return {**batch, "sharp_in": sharp.to(batch["blurred"].dtype)}
+        sharp = self._centre.batch(batch["blurred"].float()).clone().to(batch["blurred"].dtype)
+        if training and self.cfg.centre_dm_p < 1:
+            use_dm = torch.rand(sharp.shape[0], device=device) < self.cfg.centre_dm_p
+            sharp = torch.where(use_dm[:, None, None, None], sharp, batch["target"].to(sharp.dtype))
+        return {**batch, "sharp_in": sharp}
 
     def param_groups(self, net: nn.Module) -> list[dict]:
         return [
