@@ -72,7 +72,9 @@ def _train(
     overrides = {k: v for k, v in kw.items() if v is not None and v != []}
     merged = {**base, **overrides}
     if merged.get("clips") and merged.get("data") and "clip_p" not in merged:
-        overrides["clip_p"] = 0.5  # else the clips would never be drawn (the stage default is 0)
+        from .data.datasets import CLIP_SHARE
+
+        overrides["clip_p"] = CLIP_SHARE  # else the clips would never be drawn (the stage default is 0)
         err.print("--clips with --data: half of the samples come from the clips (--clip-p to change)")
     if "synth" in overrides:  # --crop / --frames change those settings, not the config's whole synthesis
         overrides["synth"] = {**base.get("synth", {}), **overrides["synth"]}
@@ -397,7 +399,7 @@ def synth_command(
 
     from .cli import UserError
     from .cli import out as console
-    from .data.datasets import ClipDataset, MixedDataset, PhotoSynthDataset
+    from .data.datasets import CLIP_SHARE, ClipDataset, MixedDataset, PhotoSynthDataset
     from .data.export import write_sample
     from .data.synth import SynthConfig
 
@@ -411,7 +413,7 @@ def synth_command(
         cl = ClipDataset(clips, frames=frames, size=size, seed=seed) if clips else None
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    ds = MixedDataset(photos, cl, (0.5 if cl else 0.0) if clip_p is None else clip_p, seed=seed)
+    ds = MixedDataset(photos, cl, (CLIP_SHARE if cl else 0.0) if clip_p is None else clip_p, seed=seed)
     try:
         for i in track(range(count), description="synth", console=None, transient=True):
             write_sample(out / f"sample_{i:05d}", ds[i], {"seed": seed, "index": i, "synth": cfg.to_dict()})

@@ -80,12 +80,8 @@ _WRITE_FORMATS: dict[str, str] = {
     ".bmp": "BMP",
 }
 _SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
-_TIFF_COMPRESSIONS = (
-    "tiff_lzw",
-    "tiff_adobe_deflate",
-    "tiff_deflate",
-    "packbits",
-)  # lossless, written as read
+# lossless TIFF compressions a result is written with as its photo was (others become Deflate)
+_TIFF_COMPRESSIONS = ("tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits")
 _MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383, "BMP": 2**31 - 1, "PNG": 2**31 - 1, "TIFF": 2**31 - 1}
 _VIDEO_SUFFIXES: dict[str, str] = {".gif": "gif", ".mp4": "mp4", ".m4v": "mp4", ".webp": "webp"}
 _FRAME_NAME = re.compile(r"frame_\d+\.png")

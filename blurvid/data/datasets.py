@@ -265,6 +265,11 @@ class ClipDataset(Dataset):
         return {"blurred": blurred, "frames": seq, "flows": nan, "center": c, "has_flow": torch.tensor(False)}
 
 
+CLIP_SHARE = 0.5
+"""The share of samples drawn from video clips when both clips and photos are given and no share is
+named (`train` and `synth` alike: with none, the clips would never be drawn)."""
+
+
 class MixedDataset(Dataset):
     """Item ``i`` comes from ``b`` with probability ``p_b`` (decided by a generator seeded by ``i``)."""
 
