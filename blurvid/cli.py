@@ -374,9 +374,23 @@ def _check_job(
             f"{job.src}: its output {job.dst} is named as an input; not overwriting it (to redo results, "
             "give the folder or quote the pattern: blurvid deblur '*.jpg' --overwrite)"
         )
+    elif (why := _unwritable(job.dst)) is not None:  # say so now, not after minutes of work
+        report.fail(f"{job.src}: cannot write {job.dst}: {why}")
     else:
         return True
     return False
+
+
+def _unwritable(dst: Path) -> str | None:
+    """Why nothing can be written at ``dst``, judged by its nearest existing folder, or None."""
+    folder = dst.parent
+    while not folder.exists() and folder != folder.parent:  # missing folders are made on writing
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write into {folder}"
+    return None
 
 
 def _work_through(
@@ -500,7 +514,15 @@ def deblur(
         str | None,
         typer.Option("--format", help="Output format (jpg, png, tif, webp); default: as the input."),
     ] = None,
-    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG / WebP quality.")] = 95,
+    quality: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=100,
+            help="JPEG / WebP quality [default: 95; a lossless WebP stays lossless; 100: lossless WebP].",
+            show_default=False,
+        ),
+    ] = None,
     overwrite: OverwriteOpt = False,
     recursive: RecursiveOpt = False,
     quiet: QuietOpt = False,

@@ -94,6 +94,8 @@ _ORIENTATION_TAG = 0x0112
 _EXIF_IFD_TAG = 0x8769
 _GPS_IFD_TAG = 0x8825
 _INTEROP_IFD_TAG = 0xA005
+_PIXEL_X_TAG = 0xA002  # Exif IFD: PixelXDimension, the valid width of the image
+_PIXEL_Y_TAG = 0xA003
 # IFD0 tags of a TIFF that are photo metadata (everything else there describes the TIFF's own layout).
 _TIFF_METADATA_TAGS = frozenset({270, 271, 272, 274, 305, 306, 315, 316, 33432, _EXIF_IFD_TAG, _GPS_IFD_TAG})
 # Tags that describe a TIFF's pixel layout: never copied from EXIF into a TIFF we write.
@@ -156,7 +158,7 @@ class Photo:
             to 1, or None.
         dpi: the print resolution (horizontal, vertical) in pixels per inch the file states, or None.
         compression: a TIFF's compression as Pillow names it ('tiff_lzw', 'tiff_adobe_deflate',
-            'packbits', ...; 'raw' for none), else None.
+            'packbits', ...; 'raw' for none); for a WebP 'lossless' or 'lossy'; else None.
     """
 
     pixels: np.ndarray
@@ -394,8 +396,29 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         path=p,
         xmp=_xmp_of(im),
         dpi=_dpi_of(im, orientation),
-        compression=str(im.info.get("compression")) if fmt == "TIFF" and im.info.get("compression") else None,
+        compression=_compression_of(im, data, fmt),
     )
+
+
+def _compression_of(im: Image.Image, data: bytes, fmt: str) -> str | None:
+    """``Photo.compression``: a TIFF's as Pillow names it; 'lossless' / 'lossy' for a WebP."""
+    if fmt == "TIFF":
+        return str(im.info["compression"]) if im.info.get("compression") else None
+    if fmt == "WEBP":
+        return "lossless" if _webp_is_lossless(data) else "lossy"
+    return None
+
+
+def _webp_is_lossless(data: bytes) -> bool:
+    """Whether a WebP file's image is VP8L (lossless) rather than VP8 (lossy): its first image chunk."""
+    offset = 12  # 'RIFF', size, 'WEBP'
+    while offset + 8 <= len(data):
+        kind = data[offset : offset + 4]
+        if kind in (b"VP8L", b"VP8 "):
+            return kind == b"VP8L"
+        (size,) = struct.unpack_from("<I", data, offset + 4)
+        offset += 8 + size + (size & 1)
+    return False
 
 
 def _dpi_of(im: Image.Image, orientation: int) -> tuple[float, float] | None:
@@ -624,32 +647,65 @@ def _exif_of(im: Image.Image, fmt: str) -> bytes | None:
 
 
 def _reset_orientation(exif: bytes) -> bytes:
-    """Set the IFD0 Orientation of raw EXIF (with ``Exif\\0\\0`` header) to 1, in place, byte-exact."""
+    """Set the IFD0 Orientation of raw EXIF (with ``Exif\\0\\0`` header) to 1, byte-exact."""
+    return _exif_for_output(exif, None)
+
+
+def _ifd_entries(tiff: bytes, order: str, ifd: int) -> Iterator[tuple[int, int, int, int]]:
+    """``(offset, tag, type, count)`` of each 12-byte entry of the IFD at ``ifd`` in ``tiff``."""
+    (count,) = struct.unpack_from(order + "H", tiff, ifd)
+    for i in range(count):
+        entry = ifd + 2 + 12 * i
+        tag, typ, n = struct.unpack_from(order + "HHI", tiff, entry)
+        yield entry, tag, typ, n
+
+
+def _exif_for_output(exif: bytes, size: tuple[int, int] | None) -> bytes:
+    """Raw EXIF (with ``Exif\\0\\0`` header) for a written result: IFD0 Orientation 1 and, with
+    ``size`` = (width, height), the Exif IFD's PixelXDimension / PixelYDimension set to it where
+    present (a rotated or resized result would otherwise state the source's size).
+
+    The values are patched in place, so everything else stays byte-exact; a layout this cannot patch
+    (say, a SHORT field too small for the size) is rewritten by Pillow instead."""
     tiff = exif[len(_EXIF_HEADER) :] if exif.startswith(_EXIF_HEADER) else exif
     start = len(exif) - len(tiff)
+    wanted: dict[int, int] = {_ORIENTATION_TAG: 1}
+    if size is not None:
+        wanted.update({_PIXEL_X_TAG: int(size[0]), _PIXEL_Y_TAG: int(size[1])})
+    out = bytearray(exif)
     try:
         order = {b"II": "<", b"MM": ">"}[tiff[:2]]
-        (ifd,) = struct.unpack_from(order + "I", tiff, 4)
-        (count,) = struct.unpack_from(order + "H", tiff, ifd)
-        for i in range(count):
-            entry = ifd + 2 + 12 * i
-            tag, typ, n = struct.unpack_from(order + "HHI", tiff, entry)
-            if tag == _ORIENTATION_TAG:
-                if typ == 3 and n >= 1:
-                    out = bytearray(exif)
-                    struct.pack_into(order + "H", out, start + entry + 8, 1)
-                    return bytes(out)
-                break
-        else:
-            return exif
-    except (KeyError, struct.error):
+        (ifd0,) = struct.unpack_from(order + "I", tiff, 4)
+        entries = list(_ifd_entries(tiff, order, ifd0))
+        sub = [e for e in entries if e[1] == _EXIF_IFD_TAG and e[2] in (4, 13) and e[3] == 1]
+        if size is not None and sub:
+            (offset,) = struct.unpack_from(order + "I", tiff, sub[0][0] + 8)
+            entries += list(_ifd_entries(tiff, order, offset))
+        for entry, tag, typ, n in entries:
+            value = wanted.get(tag)
+            if value is None or n < 1:
+                continue
+            if typ == 3 and value <= 0xFFFF:
+                struct.pack_into(order + "H", out, start + entry + 8, value)
+            elif typ == 4 and tag != _ORIENTATION_TAG:
+                struct.pack_into(order + "I", out, start + entry + 8, value)
+            else:
+                raise ValueError(f"EXIF tag {tag:#x} of type {typ} cannot hold {value}")
+        return bytes(out)
+    except (KeyError, ValueError, struct.error):
         pass
     try:  # unusual layout: let Pillow rewrite it
         parsed = Image.Exif()
         parsed.load(exif)
         if _ORIENTATION_TAG in parsed:
             parsed[_ORIENTATION_TAG] = 1
-        return parsed.tobytes()
+        if size is not None:
+            fields = parsed.get_ifd(_EXIF_IFD_TAG)
+            for tag, value in ((_PIXEL_X_TAG, size[0]), (_PIXEL_Y_TAG, size[1])):
+                if tag in fields:
+                    fields[tag] = int(value)
+        raw = parsed.tobytes()
+        return raw if raw.startswith(_EXIF_HEADER) else _EXIF_HEADER + raw
     except Exception:
         return exif
 
@@ -664,14 +720,15 @@ def write_photo(
     *,
     like: Photo | None = None,
     alpha: np.ndarray | None = None,
-    quality: int = 95,
+    quality: int | None = None,
     bit_depth: int | None = None,
 ) -> Path:
     """Write ``pixels`` (float ``(H, W, 3)`` in [0, 1]; values are clipped and rounded) to ``path``.
 
     The format comes from the suffix: .jpg/.jpeg (``quality``; 4:4:4 chroma when quality >= 90),
     .png, .tif/.tiff (uncompressed, or lossless compressed like ``like`` when that is a compressed
-    TIFF: its LZW / Deflate / PackBits at 8 bits, Deflate at 16), .webp (lossless when quality >= 100), .bmp.
+    TIFF: its LZW / Deflate / PackBits at 8 bits, Deflate at 16), .webp (lossless when quality is
+    100, or when it is None and ``like`` is a lossless WebP), .bmp. ``quality`` None means 95.
 
     With ``like`` (the photo this result came from): ``bit_depth`` defaults to ``like.bit_depth``
     where the format holds 16 bits (PNG, TIFF; 8 elsewhere), grey is written as grey when
@@ -694,6 +751,9 @@ def write_photo(
         raise PhotoError(p, f"unsupported photo format '{p.suffix}' (use .jpg, .png, .tif, .webp or .bmp)")
     rgb = _as_float_image(pixels)
     height, width = rgb.shape[:2]
+    if quality is None:
+        lossless_source = like is not None and like.format == "WEBP" and like.compression == "lossless"
+        quality = 100 if fmt == "WEBP" and lossless_source else 95
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
     if alpha is None and like is not None and like.alpha is not None and like.alpha.shape == (height, width):
@@ -716,14 +776,16 @@ def write_photo(
     exif = like.exif if like is not None and fmt != "BMP" else None
     xmp = like.xmp if like is not None and fmt != "BMP" else None
     dpi = like.dpi if like is not None and fmt != "WEBP" else None
-    squeeze = like.compression if like is not None and fmt == "TIFF" and like.compression != "raw" else None
+    from_tiff = like is not None and like.format == "TIFF" and like.compression != "raw"
+    squeeze = like.compression if like is not None and from_tiff and fmt == "TIFF" else None
     if squeeze not in (None, *_TIFF_COMPRESSIONS):
         squeeze = "tiff_adobe_deflate"  # a compression Pillow reads but is not asked to write: lossless
     if fmt == "JPEG" and xmp is not None and len(xmp) > _JPEG_MAX_XMP:
         _log.warning("%s: XMP is too large for one JPEG segment (%d bytes); not copied", p, len(xmp))
         xmp = None
     if exif is not None:
-        exif = _reset_orientation(exif if exif.startswith(_EXIF_HEADER) else _EXIF_HEADER + exif)
+        exif = exif if exif.startswith(_EXIF_HEADER) else _EXIF_HEADER + exif
+        exif = _exif_for_output(exif, (width, height))
         if fmt == "JPEG" and len(exif) > _JPEG_MAX_EXIF:
             _log.warning("%s: EXIF is too large for JPEG (%d bytes); not copied", p, len(exif))
             exif = None
@@ -784,7 +846,10 @@ def write_photo(
             image = convert(image)
         if fmt == "WEBP":
             lossless = quality >= 100
-            options.update(lossless=lossless, quality=75 if lossless else int(quality), method=4)
+            # exact: keep the colour under fully transparent pixels, as lossless promises
+            options.update(
+                lossless=lossless, quality=75 if lossless else int(quality), method=4, exact=lossless
+            )
         image.save(tmp, format=fmt, **options)
 
     _atomic_write(p, encode)

@@ -373,6 +373,44 @@ def test_deblur_format_option(tiny_weights, tmp_path, capsys):
         assert im.format == "PNG" and im.size == (W, H)
 
 
+def test_deblur_keeps_a_lossless_webp_lossless(tiny_weights, tmp_path, capsys):
+    write_photo(tmp_path / "a.webp", image_f32(), quality=100)
+    write_photo(tmp_path / "b.webp", image_f32(), quality=80)
+    r = run(capsys, "deblur", tmp_path / "a.webp", tmp_path / "b.webp", "-o", tmp_path / "out")
+    assert r.code == 0, r
+    assert read_photo(tmp_path / "out" / "a_sharp.webp").compression == "lossless"
+    assert read_photo(tmp_path / "out" / "b_sharp.webp").compression == "lossy"
+    r = run(capsys, "deblur", tmp_path / "a.webp", "-o", tmp_path / "q.webp", "--quality", "90")
+    assert r.code == 0, r
+    assert read_photo(tmp_path / "q.webp").compression == "lossy"
+
+
+def test_an_output_folder_that_cannot_be_written_fails_before_any_work(
+    tiny_weights, tmp_path, capsys, monkeypatch
+):
+    import blurvid.io
+
+    photos = [save_image(tmp_path / f"{c}.jpg") for c in "ab"]
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "locked").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(  # root may write anywhere, so the refusal is simulated
+        cli.os, "access", lambda f, mode: Path(f) != tmp_path / "locked" and real_access(f, mode)
+    )
+
+    def no_work(path: object) -> None:
+        raise AssertionError("a photo was read although its output cannot be written")
+
+    monkeypatch.setattr(blurvid.io, "read_photo", no_work)
+    for out, why in [("file/sub", "file is not a folder"), ("locked/new", "no permission to write into")]:
+        r = run(capsys, "deblur", *photos, "-o", tmp_path / out)
+        assert r.code == 1, r
+        assert len(r.err_lines) == 2 and all(why in line for line in r.err_lines), r
+        assert "a.jpg" in r.err_lines[0] and "b.jpg" in r.err_lines[1]
+        r.assert_no_traceback()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "b.jpg", "file", "locked"]
+
+
 # ============================================================================ animate
 
 N = 5

@@ -125,6 +125,24 @@ def test_webp_lossless_at_quality_100_and_lossy_below(tmp_path: Path) -> None:
     assert np.abs(lossy.pixels - s).mean() < 0.03
 
 
+@pytest.mark.parametrize("alpha", [False, True])
+def test_a_lossless_webp_stays_lossless_unless_a_quality_is_given(tmp_path: Path, alpha: bool) -> None:
+    x = RNG.random((17, 23, 3)).astype(np.float32)
+    a = np.linspace(0, 1, 17 * 23, dtype=np.float32).reshape(17, 23) if alpha else None
+    lossless = read_photo(write_photo(tmp_path / "in.webp", x, alpha=a, quality=100))
+    lossy = read_photo(write_photo(tmp_path / "lossy.webp", x, alpha=a, quality=90))
+    assert (lossless.compression, lossy.compression) == ("lossless", "lossy")
+    kept = read_photo(write_photo(tmp_path / "kept.webp", x, like=lossless))
+    assert kept.compression == "lossless"
+    np.testing.assert_array_equal(u8(kept.pixels), u8(x))
+    assert (
+        read_photo(write_photo(tmp_path / "asked.webp", x, like=lossless, quality=90)).compression == "lossy"
+    )
+    assert read_photo(write_photo(tmp_path / "from_lossy.webp", x, like=lossy)).compression == "lossy"
+    with Image.open(write_photo(tmp_path / "as.tif", x, like=lossless)) as im:
+        assert im.info["compression"] == "raw"  # a WebP's 'lossless' is not a TIFF compression
+
+
 def test_jpeg_round_trip_is_close_and_uses_444_at_high_quality(tmp_path: Path) -> None:
     s = smooth_rgb()
     photo = read_photo(write_photo(tmp_path / "a.jpg", s, quality=95))
@@ -303,6 +321,44 @@ def test_orientation_in_like_exif_is_reset_on_write(tmp_path: Path) -> None:
     with Image.open(out) as im:
         assert im.getexif().get(274) == 1
     assert read_photo(out).pixels.shape == (24, 36, 3)  # not rotated again
+
+
+@pytest.mark.parametrize(
+    ("suffix", "depth"), [(".jpg", 8), (".png", 8), (".png", 16), (".tif", 16), (".webp", 8)]
+)
+def test_exif_pixel_dimensions_follow_the_rotated_output(tmp_path: Path, suffix: str, depth: int) -> None:
+    """A portrait shot stored landscape (Orientation 6): the result is upright, and its EXIF must not
+    keep stating the stored 36x24 size, nor any other tag but the orientation changed."""
+    exif = Image.Exif()
+    exif[274] = 6
+    exif[271] = "Cam"
+    sub = exif.get_ifd(0x8769)
+    sub[0xA002], sub[0xA003], sub[0x9003] = 36, 24, "2024:01:02 03:04:05"
+    Image.fromarray(u8(smooth_rgb())).save(tmp_path / "in.jpg", exif=exif.tobytes())
+    photo = read_photo(tmp_path / "in.jpg")
+    assert photo.pixels.shape == (36, 24, 3)
+    out = write_photo(tmp_path / f"out{suffix}", photo.pixels, like=photo, bit_depth=depth)
+    tags = exif_tags(read_photo(out).exif)
+    fields = tags.get_ifd(0x8769)
+    assert (fields[0xA002], fields[0xA003]) == (24, 36)
+    assert tags.get(274) in (1, None) and tags.get(271) == "Cam" and fields[0x9003] == "2024:01:02 03:04:05"
+
+
+def test_exif_pixel_dimensions_too_wide_for_their_field_are_rewritten() -> None:
+    exif = Image.Exif()
+    exif[274] = 3
+    exif.get_ifd(0x8769)[0xA002] = 36  # written as a SHORT, which cannot hold 70,000
+    exif.get_ifd(0x8769)[0xA003] = 24
+    out = exif_tags(bio._exif_for_output(exif.tobytes(), (70_000, 20)))
+    assert out.get(274) == 1
+    assert (out.get_ifd(0x8769)[0xA002], out.get_ifd(0x8769)[0xA003]) == (70_000, 20)
+
+
+def test_exif_without_pixel_dimensions_gains_none(tmp_path: Path) -> None:
+    raw = make_exif(Orientation=8, Make="Cam")
+    out = bio._exif_for_output(raw, (5, 7))
+    assert len(out) == len(raw) and 0x8769 not in exif_tags(out)
+    assert exif_tags(out).get(274) == 1
 
 
 def test_grey_icc_is_not_put_on_colour_output(tmp_path: Path) -> None:
