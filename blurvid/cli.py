@@ -7,6 +7,7 @@ User errors (bad files, missing weights, bad options) are one line on stderr and
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import logging
@@ -146,6 +147,7 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
 
     p = Path(raw).expanduser()
     if p.is_dir():
+        found = 0
         for f in sorted(p.glob("**/*" if recursive else "*")):
             rel = f.relative_to(p)
             if (
@@ -154,6 +156,12 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
                 and not any(part.startswith(".") for part in rel.parts)
             ):
                 add(f, rel, expanded=True)
+                found += 1
+        if not found:  # a mistyped or wrong folder must not look like a successful run
+            kinds = ", ".join(sorted(s[1:] for s in IMAGE_SUFFIXES))
+            deeper = not recursive and any(d.is_dir() and not d.name.startswith(".") for d in p.iterdir())
+            deeper_hint = "; -r looks in its subfolders too" if deeper else ""
+            report.fail(f"{raw}: no photos in this folder ({kinds}){deeper_hint}")
         return True
     if p.exists():
         add(p, Path(p.name), expanded=False)
@@ -166,7 +174,8 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
         *[part for part in itertools.takewhile(lambda q: not _is_glob(q), Path(pattern).parts)] or ["."]
     )
     matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
-    files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
+    # a pattern is the user's own choice of files: it takes every format blurvid reads (GIF too)
+    files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES | _READ_ONLY_SUFFIXES]
     if not files:
         report.fail(f"{raw}: no image matches this pattern")
     for m in files:
@@ -186,10 +195,15 @@ def plan_outputs(
     input and a path ``single_ok`` accepts (a file name; for animate also a folder of frames).
 
     Raises UserError when several inputs are given and ``output`` names a file (it has a suffix
-    ``single_ok`` accepts and is no existing folder): the results need a folder.
+    ``single_ok`` accepts and is no existing folder): the results need a folder; and when nothing can
+    be written in ``output`` (no permission, or a file where a folder is needed).
     """
     try:
         _plan_outputs(jobs, output, multi or len(jobs) > 1, name, single_ok)
+        if output is not None:  # one set-up line, not one per photo
+            why = next((w for job in jobs if job.dst and (w := _unwritable(job.dst))), None)
+            if why is not None:
+                raise UserError(f"-o {output}: cannot write there: {why}")
     except OSError as e:  # e.g. a name longer than the file system allows
         raise UserError(f"-o {output}: {e.strerror or e}") from None
 
@@ -219,6 +233,9 @@ def _plan_outputs(
         else:
             job.dst = output / job.rel.parent / name(job.src)
 
+
+# formats blurvid reads but does not write (a folder run leaves them out: they are seldom photos)
+_READ_ONLY_SUFFIXES = frozenset({".gif"})
 
 # suffixes of files, not folders: `-o x.gif` for one photo is a wrong format, not a folder named x.gif
 _FILE_LIKE = frozenset(
@@ -406,6 +423,7 @@ def _work_through(
                 report.written.append(job.dst)
             except PhotoError as e:
                 report.fail(str(e))
+                _debug_trace(e)
             except UserError:
                 raise
             except MemoryError:
@@ -445,7 +463,8 @@ RecursiveOpt = Annotated[
     bool, typer.Option("--recursive", "-r", help="Also process subfolders; the output mirrors the tree.")
 ]
 QuietOpt = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors are still printed.")
+    bool,
+    typer.Option("--quiet", "-q", help="No progress bar, summary or warnings; errors are still printed."),
 ]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="auto = CUDA when available, else CPU.")]
 PrecisionOpt = Annotated[
@@ -519,7 +538,7 @@ def deblur(
         typer.Option(
             min=1,
             max=100,
-            help="JPEG / WebP quality [default: 95; a lossless WebP stays lossless; 100: lossless WebP].",
+            help="JPEG / WebP quality (default 95; a lossless WebP stays lossless; 100: lossless WebP).",
             show_default=False,
         ),
     ] = None,
@@ -545,6 +564,10 @@ def deblur(
         raise UserError(
             f"--format {fmt}: unsupported; use one of {', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))}"
         )
+    if ext and output is not None and not output.is_dir() and output.suffix.lower() in IMAGE_SUFFIXES:
+        same = {".jpeg": ".jpg", ".tiff": ".tif"}
+        if same.get(ext, ext) != same.get(output.suffix.lower(), output.suffix.lower()):
+            raise UserError(f"--format {fmt} and -o {output} disagree: give one of them")
     plan_outputs(
         jobs,
         output,
@@ -602,7 +625,12 @@ def animate(
         ),
     ] = None,
     size: Annotated[
-        int, typer.Option("--size", min=0, help="Longest side of the video in px (0 = full resolution).")
+        int,
+        typer.Option(
+            "--size",
+            min=0,
+            help="Longest side of the video in px, of each panel with --side-by-side (0 = full resolution).",
+        ),
     ] = 1080,
     overwrite: OverwriteOpt = False,
     recursive: RecursiveOpt = False,
@@ -625,6 +653,10 @@ def animate(
     _quiet_logs(quiet)
     report = Report()
     jobs, multi = collect_inputs(paths, recursive, report, is_output=own_output)
+    if asked and output is not None and not output.is_dir() and output.suffix:
+        with contextlib.suppress(PhotoError):  # an unknown suffix is refused when the outputs are planned
+            if video_kind(output) not in ("frames", asked):
+                raise UserError(f"--format {asked} and -o {output} disagree: give one of them")
 
     def single_ok(o: Path) -> bool:
         """A video file name, a new folder for frames, or (unless another --format is asked for) an empty
@@ -633,10 +665,10 @@ def animate(
         if o.is_dir():
             return asked in (None, "frames") and (is_frame_folder(o) or _empty_folder(o))
         try:
-            video_kind(o)
+            kind = video_kind(o)
         except PhotoError as e:
             raise UserError(str(e)) from None
-        return True
+        return asked in (None, kind)  # `-o new --format mp4`: a folder new/ for <name>_motion.mp4
 
     plan_outputs(
         jobs,

@@ -393,6 +393,7 @@ def test_an_output_folder_that_cannot_be_written_fails_before_any_work(
     photos = [save_image(tmp_path / f"{c}.jpg") for c in "ab"]
     (tmp_path / "file").write_text("not a folder")
     (tmp_path / "locked").mkdir()
+    locked = [save_image(tmp_path / "locked" / f"{c}.jpg") for c in "cd"]
     real_access = os.access
     monkeypatch.setattr(  # root may write anywhere, so the refusal is simulated
         cli.os, "access", lambda f, mode: Path(f) != tmp_path / "locked" and real_access(f, mode)
@@ -402,13 +403,80 @@ def test_an_output_folder_that_cannot_be_written_fails_before_any_work(
         raise AssertionError("a photo was read although its output cannot be written")
 
     monkeypatch.setattr(blurvid.io, "read_photo", no_work)
+    # -o: one set-up line (exit 2), however many photos
     for out, why in [("file/sub", "file is not a folder"), ("locked/new", "no permission to write into")]:
         r = run(capsys, "deblur", *photos, "-o", tmp_path / out)
-        assert r.code == 1, r
-        assert len(r.err_lines) == 2 and all(why in line for line in r.err_lines), r
-        assert "a.jpg" in r.err_lines[0] and "b.jpg" in r.err_lines[1]
+        assert r.code == 2, r
+        assert len(r.err_lines) == 1 and why in r.err_lines[0] and "-o" in r.err_lines[0], r
         r.assert_no_traceback()
+    # beside each input: a line for each photo that cannot get its result (exit 1)
+    r = run(capsys, "deblur", *locked)
+    assert r.code == 1, r
+    assert len(r.err_lines) == 2 and all("no permission to write into" in line for line in r.err_lines), r
+    assert "c.jpg" in r.err_lines[0] and "d.jpg" in r.err_lines[1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "b.jpg", "file", "locked"]
+    assert sorted(p.name for p in (tmp_path / "locked").iterdir()) == ["c.jpg", "d.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("args", "out"),
+    [
+        (["deblur", "--format", "png", "-o", "x.jpg"], "x.jpg"),
+        (["deblur", "--format", "webp", "-o", "x.tif"], "x.tif"),
+        (["animate", "--format", "mp4", "-o", "c.gif"], "c.gif"),
+        (["animate", "--format", "frames", "-o", "c.webp"], "c.webp"),
+    ],
+)
+def test_a_format_that_contradicts_the_output_name_is_refused(tiny_weights, tmp_path, capsys, args, out):
+    photo = save_image(tmp_path / "a.jpg")
+    r = run(capsys, args[0], photo, *args[1:-1], tmp_path / out)
+    assert r.code == 2, r
+    assert len(r.err_lines) == 1 and "disagree" in r.err_lines[0], r
+    assert not (tmp_path / out).exists()
+
+
+def test_format_and_output_that_agree_are_taken(tiny_weights, tmp_path, capsys):
+    photo = save_image(tmp_path / "a.jpg")
+    r = run(capsys, "deblur", photo, "--format", "jpeg", "-o", tmp_path / "x.jpg")
+    assert r.code == 0, r
+    assert (tmp_path / "x.jpg").is_file()
+
+
+def test_a_folder_without_photos_is_an_error_not_an_empty_success(tiny_weights, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no photos here")
+    (tmp_path / "notes" / "trip").mkdir()
+    save_image(tmp_path / "notes" / "trip" / "p.jpg")
+    r = run(capsys, "deblur", tmp_path / "empty")
+    assert r.code == 1 and len(r.err_lines) == 1 and "no photos in this folder" in r.err_lines[0], r
+    assert "subfolders" not in r.err_lines[0]
+    r = run(capsys, "deblur", tmp_path / "notes")
+    assert r.code == 1 and "-r looks in its subfolders too" in r.err_lines[0], r
+    r = run(capsys, "deblur", tmp_path / "notes", "-r")
+    assert r.code == 0, r
+    assert (tmp_path / "notes" / "trip" / "p_sharp.jpg").is_file()
+
+
+def test_a_glob_takes_gif_which_a_folder_run_leaves_out(tiny_weights, tmp_path, capsys):
+    Image.fromarray(image_u8()).save(tmp_path / "still.gif")
+    save_image(tmp_path / "p.jpg")
+    r = run(capsys, "deblur", str(tmp_path / "*.gif"), "-o", tmp_path / "g")
+    assert r.code == 0, r
+    assert [p.name for p in (tmp_path / "g").iterdir()] == ["still_sharp.png"]
+    r = run(capsys, "deblur", tmp_path, "-o", tmp_path / "f")
+    assert r.code == 0, r
+    assert [p.name for p in (tmp_path / "f").iterdir()] == ["p_sharp.jpg"]
+
+
+def test_debug_variable_adds_the_traceback_of_a_bad_file(tiny_weights, tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    r = run(capsys, "deblur", bad)
+    assert r.code == 1 and len(r.err_lines) == 1, r
+    monkeypatch.setenv("BLURVID_DEBUG", "1")
+    r = run(capsys, "deblur", bad)
+    assert r.code == 1 and "Traceback" in r.err and "PhotoError" in r.err, r
 
 
 # ============================================================================ animate
@@ -517,6 +585,17 @@ def test_animate_default_name_and_format(tiny_weights, tmp_path, capsys, photo):
     r = run(capsys, "animate", photo, "-n", 3, "--format", "frames")
     assert r.code == 0, r
     assert len(_frames(tmp_path / "photo_motion")) == 3
+
+
+def test_animate_format_into_a_new_folder(tiny_weights, tmp_path, capsys, photo):
+    """`-o new --format mp4`: the folder receives photo_motion.mp4 (not PNG frames, which the
+    format did not ask for); without --format a new folder gets the frames."""
+    r = run(capsys, "animate", photo, "-n", 3, "-o", tmp_path / "new", "--format", "mp4")
+    assert r.code == 0, r
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["photo_motion.mp4"]
+    r = run(capsys, "animate", photo, "-n", 3, "-o", tmp_path / "frames")
+    assert r.code == 0, r
+    assert len(_frames(tmp_path / "frames")) == 3
 
 
 def test_animate_unknown_video_suffix_is_exit_2(tiny_weights, tmp_path, capsys, photo):
