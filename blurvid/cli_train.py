@@ -49,7 +49,8 @@ def _train(
     if resume:
         run = out or Path(base.get("out") or f"runs/{stage}")  # -o, else the config's run folder
         if not (run / "last.pt").exists():
-            raise UserError(f"{run}: nothing to resume (no last.pt); start without --resume")
+            where = "" if out is not None else "name the run folder with -o, or "
+            raise UserError(f"{run}: nothing to resume (no last.pt); {where}start without --resume")
         import torch
 
         try:
@@ -58,6 +59,13 @@ def _train(
             raise UserError(
                 f"{run / 'last.pt'}: not a readable blurvid run checkpoint ({type(e).__name__})"
             ) from None
+        if stored.get("stage", stage) != stage:
+            raise UserError(
+                f"{run} is a {stored.get('stage')!r} run: continue it with "
+                f"`blurvid train {stored.get('stage')} --resume -o {run}`"
+            )
+    given = {**base, **{k: v for k, v in kw.items() if v is not None and v != []}}  # the user's settings
+    if resume:
         base = {**stored, **base}
     stored_stage = base.pop("stage", stage)
     if stored_stage != stage:
@@ -71,7 +79,15 @@ def _train(
         raise UserError(f"the config is for stage {stored_stage!r}, not {stage!r}: {hint}")
     overrides = {k: v for k, v in kw.items() if v is not None and v != []}
     merged = {**base, **overrides}
-    if merged.get("clips") and merged.get("data") and "clip_p" not in merged:
+    # clips beside photos, newly given (a run resumed with --clips too) and no share chosen: half
+    newly = "clips" in given if resume else True
+    if (
+        merged.get("clips")
+        and merged.get("data")
+        and newly
+        and "clip_p" not in given
+        and not merged.get("clip_p")
+    ):
         from .data.datasets import CLIP_SHARE
 
         overrides["clip_p"] = CLIP_SHARE  # else the clips would never be drawn (the stage default is 0)
@@ -109,7 +125,8 @@ def _stage_command(stage: str) -> Callable[..., None]:
         minutes: Annotated[
             float | None,
             typer.Option(
-                help="Stop this run after so many minutes (0 = no limit); a cosine lr follows the clock."
+                help="Stop this run after so many minutes (0 = no limit); a cosine lr follows the clock, "
+                "so a run resumed with --minutes starts a new cosine (a warm restart)."
             ),
         ] = None,
         batch: Annotated[int | None, typer.Option(help="Batch size.")] = None,
@@ -209,6 +226,9 @@ def export_command(
     ] = None,
     license_: Annotated[str, typer.Option("--license", help="License of the weights.")] = "MIT",
     source: Annotated[str, typer.Option(help="How the weights were made.")] = "",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace checkpoint files of the same name.")
+    ] = False,
 ) -> None:
     """Export a run's best weights as inference checkpoints (sha256, registry entry)."""
     from .cli import UserError
@@ -225,8 +245,9 @@ def export_command(
             registry=registry,
             license=license_,
             source=source,
+            overwrite=overwrite,
         )
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
         raise UserError(str(e)) from None
     for spec, note in specs:
         console.print(f"{spec.name}: {out / spec.file} sha256 {spec.sha256[:12]}… {note}")

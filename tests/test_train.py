@@ -1,6 +1,7 @@
 """Training stages on tiny generated data: the loss drops, resume is exact, export loads for inference."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -98,6 +99,47 @@ def test_resume_two_plus_two_equals_four(photos, tmp_path, accum):
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_with_another_lr_trains_at_it(photos, tmp_path, schedule):
+    """`--resume --lr X` (the run's stored config merged with the new value) must train at X on the
+    restored schedule, not at the rate stored in the optimizer and scheduler state."""
+    import json
+
+    cfg = _cfg("deblur", tmp_path / "r", photos, iters=2, lr=1e-3, schedule=schedule, warmup=0)
+    train(cfg, progress=False, log=lambda m: None)
+    cfg.iters, cfg.lr = 4, 2.5e-4
+    train(cfg, resume=True, progress=False, log=lambda m: None)
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    lrs = {r["it"]: r["lr"] for r in rows if "lr" in r}
+    if schedule == "constant":
+        assert lrs[1] == pytest.approx(1e-3) and lrs[3] == lrs[4] == pytest.approx(2.5e-4)
+    else:  # the cosine position is the run's, the scale the new rate
+        m = cfg.min_lr_ratio
+        assert lrs[3] == pytest.approx(2.5e-4 * (m + (1 - m) * 0.5 * (1 + math.cos(math.pi * 3 / 4))))
+
+
+def test_a_loader_whose_worker_failed_is_closed(tmp_path):
+    """Workers ignore SIGTERM, so one left alive when an error ends the run would hang Python's exit."""
+    from torch.utils.data import DataLoader, Dataset
+
+    from blurvid.train.loop import _close_loader, _worker_init
+
+    class Broken(Dataset):
+        def __len__(self) -> int:
+            return 8
+
+        def __getitem__(self, i: int) -> int:
+            raise ValueError("bad sample")
+
+    batches = iter(DataLoader(Broken(), batch_size=2, num_workers=1, worker_init_fn=_worker_init))
+    with pytest.raises(ValueError, match="bad sample"):
+        next(batches)
+    workers = list(batches._workers)
+    assert workers and workers[0].is_alive()
+    _close_loader(batches)
+    assert not any(w.is_alive() for w in workers)
+
+
 def test_bie_stage_uses_the_autoencoder_and_exports(photos, tmp_path):
     from blurvid import weights
     from blurvid.pipeline import build_from_checkpoint
@@ -121,6 +163,44 @@ def test_bie_stage_uses_the_autoencoder_and_exports(photos, tmp_path):
         model = build_from_checkpoint(spec.arch, state, meta["config"])
         assert reg[spec.name].default
         assert sum(p.numel() for p in model.parameters()) > 0
+    # a stage-1 run is no BIE + RVD pair: refused, nothing written
+    with pytest.raises(ValueError, match="stage-1"):
+        export(tmp_path / "ae", tmp_path / "w1", name="ae")
+    assert not (tmp_path / "w1" / "rvd-ae.safetensors").exists()
+    # the stage-2 run's last.pt holds every weight: it exports after the stage-1 run is gone
+    import shutil
+
+    shutil.rmtree(tmp_path / "ae")
+    specs = export(tmp_path / "bie" / "last.pt", tmp_path / "w2", name="u", fp16=False)
+    assert sorted(s.arch for s, _ in specs) == ["bie", "rvd"]
+    assert all("run bie," in s.source for s, _ in specs)
+
+
+def test_export_never_replaces_a_checkpoint_file_unless_asked(photos, tmp_path, capsys):
+    cfg = _cfg("deblur", tmp_path / "dm", photos, iters=1, val_every=1)
+    train(cfg, progress=False, log=lambda m: None)
+    out = str(tmp_path / "w")
+    assert _cli("train", "export", str(tmp_path / "dm"), "-o", out, "--name", "a") == 0
+    before = (tmp_path / "w" / "dm-a.safetensors").read_bytes()
+    capsys.readouterr()
+    assert _cli("train", "export", str(tmp_path / "dm" / "last.pt"), "-o", out, "--name", "a", "--fp32") == 2
+    assert "dm-a.safetensors: exists already" in capsys.readouterr().err
+    assert (tmp_path / "w" / "dm-a.safetensors").read_bytes() == before
+    assert (
+        _cli(
+            "train",
+            "export",
+            str(tmp_path / "dm" / "last.pt"),
+            "-o",
+            out,
+            "--name",
+            "a",
+            "--fp32",
+            "--overwrite",
+        )
+        == 0
+    )
+    assert (tmp_path / "w" / "dm-a.safetensors").read_bytes() != before
 
 
 def test_export_deblur_round_trip_matches_training_weights(photos, tmp_path):
@@ -620,6 +700,48 @@ def test_init_that_fits_nothing_is_an_error_and_a_partial_fit_warns(photos, tmp_
     assert any(m.startswith("warning: ") and "fit no layer" in m for m in logs), logs
 
 
+def test_resume_hints_and_clips_added_on_resume(photos, tmp_path, capsys):
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i in range(9):  # the run's N
+        Image.fromarray(np.full((40, 44, 3), 20 * i, np.uint8)).save(clip / f"{i:03d}.png")
+    cfg = _cfg("deblur", tmp_path / "run", photos, iters=1)
+    path = tmp_path / "cfg.json"
+    path.write_text(cfg.to_json())
+    assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 0
+    capsys.readouterr()
+    # another stage's command on this run: which command continues it
+    assert _cli("train", "autoencoder", "--resume", "-o", str(tmp_path / "run")) == 2
+    assert f"is a 'deblur' run: continue it with `blurvid train deblur --resume -o {tmp_path / 'run'}`" in (
+        capsys.readouterr().err
+    )
+    # --clips given on resume: they get half of the samples (the stored clip_p 0 would never draw them)
+    run = str(tmp_path / "run")
+    assert (
+        _cli("train", "deblur", "--resume", "-o", run, "--clips", str(clip), "--iters", "2", "--no-progress")
+        == 0
+    )
+    assert "half of the samples come from the clips" in capsys.readouterr().err
+    stored = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["config"]
+    assert stored["clip_p"] == 0.5 and stored["clips"] == [str(clip)]
+    # resumed again without --clips: the stored share stays, and nothing is said
+    assert _cli("train", "deblur", "--resume", "-o", run, "--iters", "3", "--no-progress") == 0
+    assert "half of the samples" not in capsys.readouterr().err
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["config"]["clip_p"] == 0.5
+
+
+def test_a_resume_that_cannot_start_leaves_the_run_config_alone(photos, tmp_path, capsys):
+    cfg = _cfg("deblur", tmp_path / "run", photos, iters=1)
+    train(cfg, progress=False, log=lambda m: None)
+    before = (tmp_path / "run" / "config.json").read_text()
+    run = str(tmp_path / "run")
+    assert _cli("train", "deblur", "--resume", "-o", run, "--iters", "5", "-d", str(tmp_path / "gone")) == 2
+    assert (tmp_path / "run" / "config.json").read_text() == before
+    (tmp_path / "file.png").write_bytes(b"x")
+    assert _cli("train", "deblur", "-d", str(photos), "-o", str(tmp_path / "file.png")) == 2
+    assert "file.png: is a file; -o names a run folder" in capsys.readouterr().err
+
+
 def test_a_new_run_never_replaces_an_existing_one(photos, tmp_path, capsys):
     cfg = _cfg("deblur", tmp_path / "run", photos, iters=1)
     train(cfg, progress=False, log=lambda m: None)
@@ -643,6 +765,15 @@ def test_a_new_run_never_replaces_an_existing_one(photos, tmp_path, capsys):
         ({"synth": {"size": 0}}, "crop size 0: use a multiple of 32"),
         ({"synth": {"size": 100}}, "crop size 100: use a multiple of 32"),  # the DM failed on its first step
         ({"val_size": 250}, "val_size 250: use a multiple of 32"),
+        ({"init": 5}, "'init' must be a string or a list of strings, not 5"),
+        ({"init": [5]}, "each item of config key 'init' must be a string, not 5"),
+        ({"autoencoder": 5}, "'autoencoder' must be a string, not 5"),
+        ({"centre_dm": ["a"]}, "'centre_dm' must be a string, not ['a']"),
+        ({"data": [3]}, "each item of config key 'data' must be a string, not 3"),
+        ({"lambdas": ["a", 1, 1, 1]}, "each item of config key 'lambdas' must be a number, not 'a'"),
+        ({"lambdas": []}, "lambdas []: give four weights"),
+        ({"workers": -1}, "workers -1: use 0"),
+        ({"synth": {"blur_px": ["a", "b"]}}, "each item of config key 'synth.blur_px' must be a number"),
     ],
 )
 def test_cli_config_values_of_the_wrong_kind_are_one_line(photos, tmp_path, capsys, doc, message):

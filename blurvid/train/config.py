@@ -88,6 +88,8 @@ class TrainConfig(Config):
             raise ValueError(f"unknown stage {self.stage!r}; choose one of {', '.join(STAGES)}")
         if self.batch < 1 or self.accum < 1:
             raise ValueError(f"batch and accum must be at least 1 (got {self.batch} and {self.accum})")
+        if self.workers < 0:
+            raise ValueError(f"workers {self.workers}: use 0 (load in the main process) or more")
         if self.freeze_loaded and not self.init:
             raise ValueError("freeze_loaded needs init: the weights to keep fixed")
         if not self.lr > 0 or self.iters < 0:
@@ -98,6 +100,8 @@ class TrainConfig(Config):
             raise ValueError(f"precision {self.precision!r}: use auto, bf16, fp16 or fp32")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule {self.schedule!r}: use constant or cosine")
+        if len(self.lambdas) != 4:  # the flow losses' four scales, 1/8 to 1
+            raise ValueError(f"lambdas {list(self.lambdas)!r}: give four weights, coarse (1/8) to fine (1)")
         size = self.synth.get("size", 32) if isinstance(self.synth, dict) else 32
         step = 32 if self.stage == "deblur" else 8  # the DM works at 1/32 scale, the video nets at 1/8
         for what, side in (("crop size", size), ("val_size", self.val_size)):
@@ -144,9 +148,22 @@ def check_keys(d: dict, stage: str, source: str) -> None:
         for k, v in sub.items():
             f = fields[k]
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
-            kind = _kind(default)
+            kind = _kind(default) if default is not None else _OPTIONAL_KINDS.get(str(f.type))
+            if v is None and default is None:
+                continue
             if kind is not None and not _same_kind(v, kind[1]):
                 raise ValueError(f"{source}: config key '{prefix}{k}' must be {kind[0]}, not {v!r}")
+            # the items of a list: as the default's (numbers for lambdas, strings for data / init)
+            item = _kind(default[0]) if isinstance(default, (list, tuple)) and default else None
+            if isinstance(v, (list, tuple)) and not default and "str" in str(f.type):
+                item = ("a string", str)  # init's list, or data / clips / val
+            bad = (
+                [x for x in v if not _same_kind(x, item[1])] if item and isinstance(v, (list, tuple)) else []
+            )
+            if bad:
+                raise ValueError(
+                    f"{source}: each item of config key '{prefix}{k}' must be {item[0]}, not {bad[0]!r}"
+                )
 
 
 # JSON kinds by a field's default: (default's type, the kind in words, the JSON types accepted); bool
@@ -159,6 +176,13 @@ _KINDS: list[tuple[type | tuple[type, ...], str, type | tuple[type, ...]]] = [
     ((tuple, list), "a list", (list, tuple)),
     (dict, "an object", dict),
 ]
+
+
+# fields whose default is None: what they take besides null, by their annotation
+_OPTIONAL_KINDS: dict[str, tuple[str, type | tuple[type, ...]]] = {
+    "str | None": ("a string", str),
+    "str | tuple[str, ...] | None": ("a string or a list of strings", (str, list, tuple)),
+}
 
 
 def _kind(default: object) -> tuple[str, type | tuple[type, ...]] | None:

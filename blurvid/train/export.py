@@ -26,8 +26,15 @@ def _run_file(run: Path) -> Path:
     if p.is_dir():
         p = p / "best.safetensors"
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such checkpoint (train first, or give the run folder)")
+        last = p.with_name("last.pt")
+        hint = f"export its last weights: {last}" if p.name == "best.safetensors" and last.exists() else ""
+        raise FileNotFoundError(f"{p}: no such checkpoint ({hint or 'train first, or give the run folder'})")
     return p
+
+
+def _run_name(run: Path) -> str:
+    """The run folder's name, also for a file inside it (``runs/x/last.pt`` -> ``x``)."""
+    return run.parent.name if run.name in ("last.pt", "best.safetensors") and run.parent.name else run.name
 
 
 def _load_run(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -47,7 +54,7 @@ def _load_run(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise ValueError(f"{path}: not a blurvid training checkpoint (torch.load cannot read it)") from e
     kind = "ema" if "ema" in ckpt else "model"
     try:
-        task = make_task(TrainConfig.from_dict(ckpt["config"]))
+        task = make_task(TrainConfig.from_dict(ckpt["config"]), references=False)
         task.net.load_state_dict(ckpt[kind])
     except Exception as e:
         raise ValueError(f"{path}: not a usable blurvid training checkpoint ({type(e).__name__}: {e})") from e
@@ -108,8 +115,12 @@ def export(
     license: str = "MIT",
     source: str = "",
     tolerance: float = 2e-3,
+    overwrite: bool = False,
 ) -> list[tuple[weights.CheckpointSpec, str]]:
     """Write ``<arch>-<name>.safetensors`` for every inference arch in the run and register them.
+
+    Raises FileExistsError when one of those files exists already (a shipped checkpoint, say), unless
+    ``overwrite``; ValueError for a run that holds no inference networks or only a stage-1 pair.
 
     fp16 is used when it changes outputs by at most ``tolerance`` (max abs on [0,1] images or px of flow),
     else fp32. Returns ``[(spec, note)]``.
@@ -119,8 +130,17 @@ def export(
     registry = registry or out / "registry.json"
     loaded = _load_run(run)
     meta = loaded[1]
+    parts = _split(*loaded)
+    if "rve" in parts:  # its decoder was trained with the RVE, not a BIE: no pair for `animate`
+        raise ValueError(
+            f"{run}: a stage-1 (autoencoder) run; its RVD decodes the RVE's embedding, not a BIE's: "
+            "train stage bie from it (--autoencoder) and export that run"
+        )
+    taken = [out / f"{arch}-{name}.safetensors" for arch in parts if arch in INFERENCE_ARCHS]
+    if not overwrite and (clash := [f for f in taken if f.exists()]):
+        raise FileExistsError(f"{clash[0]}: exists already; choose another --name, or --overwrite")
     results = []
-    for arch, (state, cfg) in _split(*loaded).items():
+    for arch, (state, cfg) in parts.items():
         if arch not in INFERENCE_ARCHS:
             continue
         note = "fp32"
@@ -142,7 +162,7 @@ def export(
             sha256=sha,
             config=cfg,
             license=license,
-            source=source or f"blurvid train, run {Path(run).name}, {meta.get('train', {})}",
+            source=source or f"blurvid train, run {_run_name(Path(run))}, {meta.get('train', {})}",
             default=default,
         )
         weights.register_checkpoint(spec, registry)

@@ -340,6 +340,8 @@ def train(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: is a file; -o names a run folder")
     ckpt_path = out / "last.pt"
     state = None
     if resume:
@@ -352,7 +354,6 @@ def train(
         cfg = _architecture_of_init(cfg, log)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(cfg.to_json())
 
     torch.manual_seed(cfg.seed)
     task = make_task(cfg)
@@ -378,8 +379,12 @@ def train(
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        for g, base in zip(opt.param_groups, task.param_groups(net), strict=True):
-            g["initial_lr"] = base["lr"]
+        # the learning rates of this invocation (--lr may have changed), on the restored schedule
+        sched.base_lrs = [float(base["lr"]) for base in task.param_groups(net)]
+        for g, base, f in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True):
+            g["initial_lr"] = base
+            g["lr"] = base * f(sched.last_epoch)
+        sched._last_lr = [g["lr"] for g in opt.param_groups]
         start, best = int(state["iteration"]), float(state["best"])
         if state.get("val_fingerprint") != _val_fingerprint(cfg, synth_config(cfg)):
             best = -math.inf  # a different validation set: earlier scores are not comparable
@@ -412,7 +417,10 @@ def train(
     )
     val_items = validation_set(cfg, scfg) if main else []
 
+    if main:  # only now: a run that fails to start (say, a resume from elsewhere) keeps its config
+        (out / "config.json").write_text(cfg.to_json())
     stop = _Stop()
+    batches: Iterator | None = None
     metrics_file = (out / "metrics.jsonl").open("a") if main else None
     old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
     try:
@@ -463,6 +471,8 @@ def train(
                     task, scored, out / "best.safetensors", {"iteration": it, task.score_name: score}
                 )
 
+        batches = iter(loader)
+        resume_hint = f"blurvid train {cfg.stage} --resume -o {out}"
         bar_ctx = _progress(progress and main)
         pool: list[dict] = []
         t_last_ckpt = time.time()
@@ -471,7 +481,7 @@ def train(
         net.train()
         with bar_ctx as bar:
             task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start, rate="-") if bar else None
-            for k, batch in enumerate(loader):
+            for k, batch in enumerate(batches):
                 it, micro = start + k // accum, k % accum
                 batch = _prepare(batch, dev, cfg.channels_last)
                 if reuse > 1:
@@ -532,14 +542,17 @@ def train(
                     t_last_ckpt = time.time()
                 if stop.requested:
                     save(done)
-                    log(f"stopped at iteration {done}; checkpoint saved, continue with --resume")
+                    log(f"stopped at iteration {done}; checkpoint saved, continue with: {resume_hint}")
                     last_logs["signal"] = stop.signum
                     break
                 if budget.expired():
                     if main and (cfg.val_every <= 0 or done % cfg.val_every != 0):
                         validate(done)
                     save(done)
-                    log(f"time budget of {cfg.minutes:g} min reached at iteration {done}; checkpoint saved")
+                    log(
+                        f"time budget of {cfg.minutes:g} min reached at iteration {done}; checkpoint saved "
+                        f"(continue with: {resume_hint} --minutes M)"
+                    )
                     break
             else:
                 done = cfg.iters
@@ -549,6 +562,7 @@ def train(
                 if main and not (out / "best.safetensors").exists():
                     _export_best(task, scored, out / "best.safetensors", {"iteration": done})
     finally:  # also when the loop raises: the caller's handlers come back
+        _close_loader(batches)
         for s, h in old_handlers.items():
             signal.signal(s, h)
         if metrics_file:
@@ -558,6 +572,15 @@ def train(
 
         dist.destroy_process_group()
     return last_logs
+
+
+def _close_loader(batches: Iterator | None) -> None:
+    """Stop a loader's worker processes now. They ignore SIGTERM (the main process checkpoints on it),
+    so the terminate-then-join that Python's exit gives leftover children would wait for ever when an
+    error ends the run while they still live."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if callable(shutdown):
+        shutdown()
 
 
 def _prepare(batch: dict, dev: torch.device, channels_last: bool) -> dict:

@@ -122,10 +122,11 @@ class DeblurTask:
         return [Exportable("dm", net.dm, self.dm_config.to_dict())]
 
 
-def make_task(cfg: TrainConfig) -> Task:
-    """The task object for ``cfg.stage``."""
+def make_task(cfg: TrainConfig, references: bool = True) -> Task:
+    """The task object for ``cfg.stage``; ``references=False`` builds it only to hold a finished run's
+    weights, without the files training reads beside them (stage bie's autoencoder and ``centre_dm``)."""
     if cfg.stage == "deblur":
         return DeblurTask(cfg)
     from .video_tasks import AutoencoderTask, BIETask
 
-    return AutoencoderTask(cfg) if cfg.stage == "autoencoder" else BIETask(cfg)
+    return AutoencoderTask(cfg) if cfg.stage == "autoencoder" else BIETask(cfg, references)

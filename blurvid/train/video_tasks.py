@@ -249,14 +249,17 @@ class BIETask(_VideoTask):
 
     invariant = True
 
-    def __init__(self, cfg: TrainConfig) -> None:
+    def __init__(self, cfg: TrainConfig, references: bool = True) -> None:
+        """``references=False`` (to read a finished run's weights): the stage-1 run is not needed (its
+        architecture is read from it when it is still there) and no ``centre_dm`` is loaded."""
         super().__init__(cfg)
-        if cfg.autoencoder:
+        stage1_file = Path(cfg.autoencoder or "")
+        if stage1_file.is_dir():
+            stage1_file = stage1_file / "best.safetensors"
+        if cfg.autoencoder and (references or stage1_file.is_file()):
             from ..weights import load_checkpoint
 
-            path = Path(cfg.autoencoder)
-            if path.is_dir():
-                path = path / "best.safetensors"
+            path = stage1_file
             state, meta = load_checkpoint(path)
             rvd = {k[4:]: v for k, v in state.items() if k.startswith("rvd.")}
             if not rvd:
@@ -271,14 +274,14 @@ class BIETask(_VideoTask):
                 self.net.rvd.load_state_dict(rvd)
             except RuntimeError as e:
                 raise ValueError(f"{path}: its decoder does not fit ({str(e).splitlines()[0]})") from None
-        elif not cfg.init:
+        elif references and not cfg.init:
             raise ValueError(
                 "stage bie trains against the stage-1 decoder: give --autoencoder RUN (or --init bie + rvd files)"
             )
         else:
             self.net = BIENet(self.vcfg)
         self._centre: Deblurrer | None = None
-        if cfg.centre_dm:  # loaded now, so that a wrong file stops the run before it starts
+        if cfg.centre_dm and references:  # loaded now, so that a wrong file stops the run before it starts
             self._centre = _centre_deblurrer(cfg.centre_dm)
 
     def inputs(self, batch: dict, training: bool = True) -> dict:
