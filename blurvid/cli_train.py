@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -253,6 +254,13 @@ def export_command(
         console.print(f"{spec.name}: {out / spec.file} sha256 {spec.sha256[:12]}… {note}")
 
 
+class Centre(str, Enum):
+    """Where `eval video` takes the frame it warps from."""
+
+    gt = "gt"
+    dm = "dm"
+
+
 def eval_command(
     task: Annotated[
         str, typer.Argument(help="deblur | video | autoencoder (stage 1, needs --run)")
@@ -267,14 +275,16 @@ def eval_command(
         list[str] | None, typer.Option(help="Photos to synthesise a fixed set from (e.g. kodak24).")
     ] = None,
     clips: ClipsOpt = None,
-    count: Annotated[int, typer.Option(help="Synthesised samples.")] = 24,
+    count: Annotated[int, typer.Option(min=1, help="Synthesised samples.")] = 24,
     seed: Annotated[int, typer.Option(help="Seed of the synthesised set.")] = 1234,
-    size: Annotated[int, typer.Option(help="Synthesised crop size.")] = 256,
-    frames: Annotated[int, typer.Option(help="Frames N of synthesised/clip sequences.")] = 9,
+    size: Annotated[int, typer.Option(min=16, help="Synthesised crop size.")] = 256,
+    frames: Annotated[int, typer.Option(min=2, help="Frames N of synthesised/clip sequences.")] = 9,
     out_frames: Annotated[
-        int | None, typer.Option("--out-frames", help="video: frames to predict (default N).")
+        int | None, typer.Option("--out-frames", min=2, help="video: frames to predict (default N).")
     ] = None,
-    center: Annotated[str, typer.Option(help="video: centre frame from 'gt' or 'dm' (end to end).")] = "gt",
+    center: Annotated[
+        Centre, typer.Option(help="video: centre frame from 'gt' or 'dm' (end to end).")
+    ] = Centre.gt,
     target: Annotated[
         str,
         typer.Option(
@@ -315,13 +325,41 @@ def eval_command(
     from .cli import out as console
     from .train.export import evaluation_runtime
 
+    if json_out is not None:  # before the evaluation, whose results would be lost
+        from .cli import _unwritable
+
+        why = json_out.name == "" or json_out.is_dir() or _unwritable(json_out)
+        if why:
+            raise UserError(
+                f"--json {json_out}: cannot write there{f': {why}' if isinstance(why, str) else ''}"
+            )
     try:
         rt = evaluation_runtime(task, run, device, precision, shake)
         result = _evaluate(
-            task, rt, levin, pairs, synth, clips, count, seed, size, frames, out_frames, center, target, noise
+            task,
+            rt,
+            levin,
+            pairs,
+            synth,
+            clips,
+            count,
+            seed,
+            size,
+            frames,
+            out_frames,
+            center.value,
+            target,
+            noise,
         )
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
+    result = {
+        **result,
+        "models": rt.models,
+        "device": str(rt.device),
+        "precision": str(rt.dtype).removeprefix("torch."),
+        **({"synth": {"count": count, "seed": seed, "size": size, "noise": noise}} if synth else {}),
+    }
     table = Table()
     for c in ("set", "count", *result["columns"]):
         table.add_column(c.replace("_", " "), overflow="fold")
@@ -391,11 +429,10 @@ def _evaluate(
         raise ValueError(f"unknown eval task {task!r}: use deblur, video or autoencoder")
     if not sets:
         raise ValueError("nothing to evaluate: give --levin, --pairs, --synth or --clips")
+    video = task in ("video", "autoencoder")
     return {
         "task": task,
-        "center": center,
-        "target": target,
-        "noise": noise,
+        **({"center": center, "frames": frames} if video else {"target": target}),
         "columns": columns,
         "sets": sets,
     }

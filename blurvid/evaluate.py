@@ -74,13 +74,38 @@ def folder_pairs(root: str | Path) -> list[Pair]:
     """``root/blurred/NAME`` with ``root/sharp/NAME``, or a `blurvid synth` set (blurred vs central frame)."""
     root = Path(root)
     if (root / "blurred").is_dir():
-        pairs = []
-        for f in list_images([root / "blurred"]):
-            gt = next((g for g in (root / "sharp").glob(f.stem + ".*")), None)
-            if gt is not None:
-                pairs.append(Pair(f.stem, _img(f), _img(gt)))
+        if not (root / "sharp").is_dir():
+            raise FileNotFoundError(f"{root}: has blurred/ but no sharp/ folder of targets")
+        targets = {g.stem: g for g in list_images([root / "sharp"])}
+        blurred = list_images([root / "blurred"])
+        pairs, unmatched = [], []
+        for f in blurred:
+            gt = targets.get(f.stem)
+            if gt is None:
+                unmatched.append(f.name)
+                continue
+            pair = Pair(f.stem, _img(f), _img(gt))
+            if pair.blurred.shape != pair.sharp.shape:
+                raise ValueError(
+                    f"{f} is {_size(pair.blurred)} but {gt} is {_size(pair.sharp)}: a pair must match in size"
+                )
+            pairs.append(pair)
+        if not pairs:
+            what = (
+                f"none of {', '.join(unmatched[:3])}{'...' if len(unmatched) > 3 else ''}"
+                if unmatched
+                else "none"
+            )
+            raise FileNotFoundError(
+                f"{root}: no pairs (blurred/NAME.* with sharp/NAME.*): {what} has a target"
+            )
         return pairs
     return [s.center_pair() for s in folder_sequences(root)]
+
+
+def _size(image: torch.Tensor) -> str:
+    """``'WxH'`` of a ``(C, H, W)`` image."""
+    return f"{image.shape[-1]}x{image.shape[-2]}"
 
 
 def folder_sequences(root: str | Path) -> list[Sequence_]:

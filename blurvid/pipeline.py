@@ -41,9 +41,13 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
         raise ValueError(
             f"device {device!r} was asked for, but no CUDA GPU is available; use 'cpu' or 'auto'"
         )
-    if not device.startswith(("cpu", "cuda")):
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:  # 'cpux', 'cuda:x'...
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
         raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda")
-    return torch.device(device)
+    return parsed
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
@@ -70,13 +74,17 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     return torch.autocast(device.type, dtype=dtype)
 
 
-def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+def to_tensor(image: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
     """``(H, W, 3)`` image -> ``(1, 3, H, W)`` float32 in [0, 1] on ``device``.
 
     Floats must lie in [0, 1] (a rounding margin of 1e-3 is clipped); unsigned integers (uint8, uint16)
-    are scaled by their full range. Raises ValueError for another shape, an empty image, NaN or
+    are scaled by their full range. A torch tensor is read as the same ``(H, W, 3)`` array (detached;
+    any device, half precision too). Raises ValueError for another shape, an empty image, NaN or
     infinity, floats outside [0, 1] (e.g. 0-255 values) or other dtypes.
     """
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+        image = (image.float() if image.is_floating_point() else image).numpy()
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
@@ -95,6 +103,17 @@ def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     else:
         raise ValueError(f"expected a float image in [0, 1], uint8 or uint16, got dtype {image.dtype}")
     return torch.from_numpy(scaled).permute(2, 0, 1)[None].to(device)
+
+
+def check_image_tensor(x: torch.Tensor) -> None:
+    """Raise ValueError unless ``x`` is one ``(1, 3, H, W)`` float image with values in [0, 1]."""
+    if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3 or x.shape[2] < 1 or x.shape[3] < 1:
+        raise ValueError(f"expected one (1, 3, H, W) image, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected a float image in [0, 1], got dtype {x.dtype} (divide by 255 first)")
+    lo, hi = float(x.min()), float(x.max())
+    if not (lo >= -1e-3 and hi <= 1.001):  # also NaN
+        raise ValueError(f"image values must lie in [0, 1], got {lo:.4g} to {hi:.4g}")
 
 
 def _on(module: nn.Module, device: torch.device, channels_last: bool = False) -> nn.Module:
@@ -139,6 +158,8 @@ class Deblurrer:
         tile: int = 1024,
         overlap: int = 128,
     ) -> None:
+        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 32:
+            raise ValueError(f"tile must be a whole number of pixels, at least 32, got {tile!r}")
         device = select_device(device)
         self.dm = _on(dm, device, channels_last=True)
         # the overlap shrinks with a small tile (it must stay under half of it)
@@ -156,7 +177,9 @@ class Deblurrer:
 
     @torch.inference_mode()
     def tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
-        """``(1, 3, H, W)`` in [0, 1] (any device) -> sharp ``(1, 3, H, W)`` on the input's device."""
+        """``(1, 3, H, W)`` float in [0, 1] (any device) -> sharp ``(1, 3, H, W)`` on the input's device.
+        Raises ValueError for another shape or dtype, or values outside [0, 1] (say, 0-255)."""
+        check_image_tensor(x)
         return run_tiled(
             self.batch, x, self.tile, self.overlap, on_tile, out_device=x.device, max_pixels=2 * self.tile**2
         )
@@ -402,7 +425,6 @@ class Animator:
         f = self.motion(blurred, sharp, frames)
         return resize_flow(f, tuple(blurred.shape[-2:])).to(blurred.device)
 
-    @torch.inference_mode()
     def frames(
         self,
         image: np.ndarray,
@@ -412,20 +434,31 @@ class Animator:
     ) -> Iterator[np.ndarray]:
         """Yield ``frames`` arrays ``(H, W, 3)`` float32 in [0, 1], in time order, one at a time.
 
-        ``sharp`` (the deblurred photo) is made by the deblurrer when not given. Each frame's flow is
-        upsampled and applied on the compute device when it is needed, so memory holds one full-size
-        flow at a time whatever ``frames`` is.
+        ``sharp`` (the deblurred photo, the same size as ``image``) is made by the deblurrer when not
+        given. Each frame's flow is upsampled and applied on the compute device when it is needed, so
+        memory holds one full-size flow at a time whatever ``frames`` is. The arguments are checked
+        here (ValueError), not when the first frame is drawn.
         """
-        if frames < 1:
-            raise ValueError("frames must be >= 1")
+        if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+            raise ValueError(f"frames must be a whole number >= 1, got {frames!r}")
         cpu = torch.device("cpu")
         x = to_tensor(image, cpu)
-        if sharp is not None:
-            s = to_tensor(sharp, cpu)
-        elif self.deblurrer is not None:
-            s = self.deblurrer.tensor(x, on_tile)
-        else:
+        s = to_tensor(sharp, cpu) if sharp is not None else None
+        if s is not None and s.shape != x.shape:
+            raise ValueError(
+                f"sharp is {s.shape[-1]}x{s.shape[-2]} but the image {x.shape[-1]}x{x.shape[-2]}: they must match"
+            )
+        if s is None and self.deblurrer is None:
             raise ValueError("this Animator has no deblurrer: pass the sharp photo")
+        return self._frames(x, s, int(frames), on_tile)
+
+    @torch.inference_mode()
+    def _frames(
+        self, x: torch.Tensor, s: torch.Tensor | None, frames: int, on_tile: TileCallback | None
+    ) -> Iterator[np.ndarray]:
+        if s is None:
+            assert self.deblurrer is not None  # checked in frames()
+            s = self.deblurrer.tensor(x, on_tile)
         low = self.motion(x, s, frames)  # (N, 2, hs, ws) on the device
         s = s.to(self.device)
         size = (int(s.shape[-2]), int(s.shape[-1]))

@@ -146,7 +146,7 @@ def test_eval_deblur_synth_without_noise_scores_the_same_scenes_clean(tmp_path, 
         args = ["eval", "deblur", "--synth", str(src), "--count", "3", "--size", "32", flag]
         assert _run([*args, "--json", str(out), "--precision", "fp32"]) in (0, None)
         res[flag] = json.loads(out.read_text())
-    assert res["--noise"]["noise"] is True and res["--no-noise"]["noise"] is False
+    assert res["--noise"]["synth"]["noise"] is True and res["--no-noise"]["synth"]["noise"] is False
     # same seed, same scenes (scores within a fraction of a dB); without noise the inputs score higher
     noisy, clean = (res[f]["sets"]["synthetic"]["items"] for f in ("--noise", "--no-noise"))
     diffs = [c["psnr_in"] - n["psnr_in"] for n, c in zip(noisy, clean, strict=True)]
@@ -272,3 +272,63 @@ def test_evaluation_reads_photos_as_deblur_does(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"nope")
     with pytest.raises(ValueError, match=r"bad\.png"):
         ev._img(tmp_path / "bad.png")
+
+
+def _pairs_folder(root, names, sizes=None):
+    """``root/blurred/NAME.png`` and ``root/sharp/NAME.png`` for each name (the sharp side ``sizes``)."""
+    rng = np.random.default_rng(3)
+    for sub in ("blurred", "sharp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for name in names:
+        h, w = (sizes or {}).get(name, (24, 32))
+        Image.fromarray((rng.random((24, 32, 3)) * 255).astype(np.uint8)).save(
+            root / "blurred" / f"{name}.png"
+        )
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(root / "sharp" / f"{name}.png")
+    return root
+
+
+def test_folder_pairs_match_names_literally_and_refuse_what_cannot_be_scored(tmp_path):
+    pairs = ev.folder_pairs(_pairs_folder(tmp_path / "ok", ["img[1]", "a*b", "plain"]))
+    assert sorted(p.name for p in pairs) == ["a*b", "img[1]", "plain"]  # glob characters are names here
+    root = _pairs_folder(tmp_path / "odd", ["x"], sizes={"x": (20, 32)})
+    with pytest.raises(ValueError, match=r"x.png is 32x24 but .*x.png is 32x20"):
+        ev.folder_pairs(root)
+    root = _pairs_folder(tmp_path / "nomatch", ["x"])
+    (root / "sharp" / "x.png").rename(root / "sharp" / "y.png")
+    with pytest.raises(FileNotFoundError, match=r"no pairs .*none of x\.png has a target"):
+        ev.folder_pairs(root)
+    root = _pairs_folder(tmp_path / "nosharp", ["x"])
+    for f in (root / "sharp").iterdir():
+        f.unlink()
+    (root / "sharp").rmdir()
+    with pytest.raises(FileNotFoundError, match="no sharp/ folder"):
+        ev.folder_pairs(root)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--count", "0"], ["--size", "0"], ["--frames", "1"], ["--center", "nope"], ["--out-frames", "0"]],
+)
+def test_eval_options_out_of_range_are_set_up_errors(tmp_path, tiny_weights, extra):
+    src = _photo_folder(tmp_path, seed=2, side=64)
+    assert _run(["eval", "video", "--synth", str(src), "--size", "32", *extra]) == 2
+
+
+def test_eval_json_records_what_measured_and_an_unwritable_path_fails_first(tmp_path, tiny_weights, capsys):
+    from blurvid import weights
+
+    src = _photo_folder(tmp_path, seed=2, side=64)
+    (tmp_path / "file").write_text("x")
+    args = ["eval", "deblur", "--synth", str(src), "--count", "1", "--size", "32", "--precision", "fp32"]
+    assert _run([*args, "--json", str(tmp_path / "file" / "r.json")]) == 2
+    assert "--json" in capsys.readouterr().err
+    assert _run([*args, "--json", str(tmp_path / "r.json")]) in (0, None)
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert (
+        res["models"] == {"dm": weights.default_spec("dm").name}
+        and res["device"] == "cpu"
+        and res["precision"] == "float32"
+    )
+    assert res["synth"] == {"count": 1, "seed": 1234, "size": 32, "noise": True} and res["target"] == "time"
+    assert "center" not in res

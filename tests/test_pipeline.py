@@ -98,8 +98,9 @@ def test_device_and_precision_selection():
         assert pipeline.select_device("auto").type == "cpu"
         with pytest.raises(ValueError, match="no CUDA"):
             pipeline.select_device("cuda")
-    with pytest.raises(ValueError):
-        pipeline.select_device("tpu")
+    for bad in ("tpu", "cpux", "cpu:x", "mps"):
+        with pytest.raises(ValueError, match="unknown device"):
+            pipeline.select_device(bad)
     assert pipeline.resolve_precision("fp32", CPU) is torch.float32
     assert pipeline.resolve_precision("half", CPU) is torch.bfloat16
     with pytest.raises(ValueError):
@@ -258,3 +259,45 @@ def test_fit_image_shrinks_only_and_side_by_side_puts_the_photo_first():
         and pair[0][:, :3].max() == 0
         and pair[0][:, 3:].min() == 7
     )
+
+
+def test_torch_inputs_are_read_detached_and_in_any_float_precision():
+    img = torch.rand(9, 11, 3)
+    want = pipeline.to_tensor(img.numpy(), CPU)
+    assert torch.equal(pipeline.to_tensor(img.clone().requires_grad_(), CPU), want)
+    assert torch.allclose(pipeline.to_tensor(img.bfloat16(), CPU), want, atol=4e-3)
+    assert pipeline.to_tensor((img * 255).to(torch.uint8), CPU).shape == (1, 3, 9, 11)
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (torch.rand(2, 3, 8, 8), "one .1, 3, H, W. image"),
+        (torch.rand(3, 8, 8), "one .1, 3, H, W. image"),
+        (torch.rand(1, 3, 8, 8) * 255, "values must lie in"),
+        (torch.full((1, 3, 8, 8), float("nan")), "values must lie in"),
+        ((torch.rand(1, 3, 8, 8) * 255).to(torch.uint8), "divide by 255"),
+    ],
+)
+def test_deblurrer_tensor_refuses_what_it_cannot_deblur(x, message):
+    with pytest.raises(ValueError, match=message):
+        pipeline.Deblurrer(_dm(), CPU).tensor(x)
+
+
+@pytest.mark.parametrize("tile", [0, -1, 16, 100.5, True])
+def test_deblurrer_tile_must_be_a_size(tile):
+    with pytest.raises(ValueError, match="tile must be"):
+        pipeline.Deblurrer(_dm(), CPU, tile=tile)
+
+
+def test_animator_checks_its_arguments_when_called_not_when_iterated():
+    an = pipeline.Animator(
+        pipeline.Deblurrer(_dm(), CPU), BlurredImageEncoder(TINY_V), RecurrentVideoDecoder(TINY_V)
+    )
+    img = np.random.default_rng(3).random((40, 56, 3), dtype=np.float32)
+    for frames in (0, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="frames must be"):
+            an.frames(img, frames)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sharp is 30x20 but the image 56x40"):
+        an.frames(img, 3, sharp=img[:20, :30])
+    assert len(an(img, np.int64(3))) == 3

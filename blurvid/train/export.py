@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -183,6 +183,8 @@ class EvalRuntime:
     rvd: torch.nn.Module | None = None
     device: torch.device | None = None
     dtype: torch.dtype = torch.float32
+    models: dict[str, str] = field(default_factory=dict)
+    """What measured: ``{arch: registry name, or 'run <path>'}``, ``{"dm": "shake"}`` for --shake."""
 
     @torch.no_grad()
     def autoencode(self, frames: torch.Tensor, center: torch.Tensor, n: int) -> torch.Tensor:
@@ -225,7 +227,7 @@ def evaluation_runtime(
     if shake:
         if task != "deblur" or run is not None:
             raise ValueError("--shake measures `deblur --shake`: use it with eval deblur and without --run")
-        return EvalRuntime(ShakeRemover(dev), None)
+        return EvalRuntime(ShakeRemover(dev), None, device=dev, dtype=dtype, models={"dm": "shake"})
     if task == "autoencoder":
         if run is None:
             raise ValueError("eval autoencoder needs --run (a stage-1 run folder or its best.safetensors)")
@@ -233,12 +235,19 @@ def evaluation_runtime(
         if not {"rve", "rvd"} <= parts.keys():
             raise ValueError(f"{run}: not a stage-1 (autoencoder) run: it holds no RVE and RVD")
         rve, rvd = (build_from_checkpoint(a, *parts[a]).to(dev) for a in ("rve", "rvd"))
-        return EvalRuntime(None, None, rve, rvd, dev, dtype)
+        return EvalRuntime(None, None, rve, rvd, dev, dtype, {"rve": f"run {run}", "rvd": f"run {run}"})
     nets: dict[str, torch.nn.Module] = {}
+    models: dict[str, str] = {}
     if run is not None:
         for arch, (state, cfg) in split_run(run).items():
             if arch in INFERENCE_ARCHS:
                 nets[arch] = build_from_checkpoint(arch, state, cfg)
+                models[arch] = f"run {run}"
+
+    def installed(arch: str) -> torch.nn.Module:
+        models[arch] = weights.default_spec(arch).name
+        return load_model(arch)
+
     dm = nets.get("dm")
     if dm is None and task == "deblur" and run is not None:
         raise ValueError(f"{run}: holds no deblurring network (DM) to evaluate")
@@ -246,15 +255,17 @@ def evaluation_runtime(
         raise ValueError(f"{run}: holds no video model (BIE + RVD) to evaluate")
     if dm is None and (run is None or task == "video"):  # a video run's centre: the installed DM
         try:
-            dm = load_model("dm")
+            dm = installed("dm")
         except weights.WeightsError:
             if task == "deblur":
                 raise
     deblurrer = Deblurrer(dm, dev, dtype) if dm is not None else None
     animator = None
     if task == "video":
-        bie = nets.get("bie") or load_model("bie")
-        rvd = nets.get("rvd") or load_model("rvd")
+        bie = nets.get("bie") or installed("bie")
+        rvd = nets.get("rvd") or installed("rvd")
         # video metrics with the ground-truth centre need no DM
         animator = Animator(deblurrer, bie, rvd, device=dev, dtype=dtype)
-    return EvalRuntime(deblurrer, animator)
+    if deblurrer is None:
+        models.pop("dm", None)
+    return EvalRuntime(deblurrer, animator, device=dev, dtype=dtype, models=models)
