@@ -1,6 +1,6 @@
 """Where a DM checkpoint's gains are, and are not: the diagnostics behind the model card's session-9 notes.
 
-    python benchmarks/dm_diagnostics.py --data $DATA [--dm weights/dm-v8.safetensors] [--json out.json]
+    python benchmarks/dm_diagnostics.py --data $DATA [--dm weights/dm-v12.safetensors] [--json out.json]
 
 * ``levin_kernels``: aligned PSNR of input and output per Levin kernel (1-8, 4 images each);
 * ``grey``: mean gain over the input on noise-free kodak24 (synthesis defaults, seed 1234) in colour and
@@ -78,7 +78,9 @@ def cascades(fn: Fn) -> dict[str, Fn]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="the shared data folder")
-    ap.add_argument("--dm", type=Path, default=Path("weights/dm-v8.safetensors"))
+    ap.add_argument(
+        "--dm", type=Path, default=Path("weights/dm-v12.safetensors"), help="checkpoint, run folder or last.pt"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Every quality number in weights/README.md, from the installed checkpoints (or RUN_DM / RUN_VIDEO runs).
-#   DATA=../shared/data benchmarks/eval_all.sh            # writes benchmarks/results/*.json
+#   DATA=../shared/data benchmarks/eval_all.sh      # writes benchmarks/results/rerun/*.json
+# The committed files in benchmarks/results/ are the evidence behind the model card (some of them of
+# earlier checkpoints, as the card says): a rerun goes to its own folder to be compared with them,
+# and never replaces them unless OUT=benchmarks/results is given.
 set -euo pipefail
 DATA=${DATA:-../shared/data}
-OUT=${OUT:-benchmarks/results}
+OUT=${OUT:-benchmarks/results/rerun}
 mkdir -p "$OUT"
 dm_run=${RUN_DM:+--run $RUN_DM}
 video_run=${RUN_VIDEO:+--run $RUN_VIDEO}
