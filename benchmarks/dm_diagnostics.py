@@ -79,7 +79,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="the shared data folder")
     ap.add_argument(
-        "--dm", type=Path, default=Path("weights/dm-v12.safetensors"), help="checkpoint, run folder or last.pt"
+        "--dm",
+        type=Path,
+        default=Path("weights/dm-v12.safetensors"),
+        help="checkpoint, run folder or last.pt",
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)

@@ -21,7 +21,9 @@ EXAMPLES = ["cat_moving_head.jpg", "astronaut_camera_shake.jpg", "coffee_shake_a
 def main() -> None:
     import argparse
 
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     from blurvid import pipeline
     from blurvid.io import read_photo, write_photo
 
