@@ -201,7 +201,7 @@ def plan_outputs(
     try:
         _plan_outputs(jobs, output, multi or len(jobs) > 1, name, single_ok)
         if output is not None:  # one set-up line, not one per photo
-            why = next((w for job in jobs if job.dst and (w := _unwritable(job.dst))), None)
+            why = next((w for job in jobs if job.dst and (w := unwritable(job.dst))), None)
             if why is not None:
                 raise UserError(f"-o {output}: cannot write there: {why}")
     except OSError as e:  # e.g. a name longer than the file system allows
@@ -391,14 +391,14 @@ def _check_job(
             f"{job.src}: its output {job.dst} is named as an input; not overwriting it (to redo results, "
             "give the folder or quote the pattern: blurvid deblur '*.jpg' --overwrite)"
         )
-    elif (why := _unwritable(job.dst)) is not None:  # say so now, not after minutes of work
+    elif (why := unwritable(job.dst)) is not None:  # say so now, not after minutes of work
         report.fail(f"{job.src}: cannot write {job.dst}: {why}")
     else:
         return True
     return False
 
 
-def _unwritable(dst: Path) -> str | None:
+def unwritable(dst: Path) -> str | None:
     """Why nothing can be written at ``dst``, judged by its nearest existing folder, or None."""
     folder = dst.parent
     while not folder.exists() and folder != folder.parent:  # missing folders are made on writing

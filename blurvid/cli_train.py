@@ -326,13 +326,11 @@ def eval_command(
     from .train.export import evaluation_runtime
 
     if json_out is not None:  # before the evaluation, whose results would be lost
-        from .cli import _unwritable
+        from .cli import unwritable
 
-        why = json_out.name == "" or json_out.is_dir() or _unwritable(json_out)
-        if why:
-            raise UserError(
-                f"--json {json_out}: cannot write there{f': {why}' if isinstance(why, str) else ''}"
-            )
+        why = "it is a folder" if json_out.is_dir() else unwritable(json_out)
+        if why is not None:
+            raise UserError(f"--json {json_out}: cannot write there: {why}")
     try:
         rt = evaluation_runtime(task, run, device, precision, shake)
         result = _evaluate(

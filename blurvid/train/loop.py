@@ -384,7 +384,6 @@ def train(
         for g, base, f in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True):
             g["initial_lr"] = base
             g["lr"] = base * f(sched.last_epoch)
-        sched._last_lr = [g["lr"] for g in opt.param_groups]
         start, best = int(state["iteration"]), float(state["best"])
         if state.get("val_fingerprint") != _val_fingerprint(cfg, synth_config(cfg)):
             best = -math.inf  # a different validation set: earlier scores are not comparable
