@@ -90,14 +90,12 @@ def folder_pairs(root: str | Path) -> list[Pair]:
                     f"{f} is {_size(pair.blurred)} but {gt} is {_size(pair.sharp)}: a pair must match in size"
                 )
             pairs.append(pair)
+        if not blurred:
+            raise FileNotFoundError(f"{root / 'blurred'}: holds no images")
         if not pairs:
-            what = (
-                f"none of {', '.join(unmatched[:3])}{'...' if len(unmatched) > 3 else ''}"
-                if unmatched
-                else "none"
-            )
+            names = ", ".join(unmatched[:3]) + ("..." if len(unmatched) > 3 else "")
             raise FileNotFoundError(
-                f"{root}: no pairs (blurred/NAME.* with sharp/NAME.*): {what} has a target"
+                f"{root}: no pairs (blurred/NAME.* with sharp/NAME.*): none of {names} has a target"
             )
         return pairs
     return [s.center_pair() for s in folder_sequences(root)]
