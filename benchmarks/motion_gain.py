@@ -1,6 +1,6 @@
 """Is the video model's motion the right size? Its flows multiplied by a gain, on real and synthetic blur.
 
-    python benchmarks/motion_gain.py --data $DATA [--gains 1 1.15 1.3 1.5] [--shake] [--json out.json]
+    python benchmarks/motion_gain.py --data $DATA [--gains 1 1.15 1.3 1.5] [--shake] [--bie A --rvd B] [--json out.json]
 
 * ``levin_reblur``: Levin's real camera shake has a sharp ground truth but no video. The flows that
   ``blurvid animate`` predicts (BIE + RVD, from the blurred image and the DM's output, resampled to
@@ -20,6 +20,8 @@
 * ``video``: the model card's video PSNR / pPSNR with the ground-truth centre (kodak24 synthesis,
   seed 1234, 256 px, N = 9; the DAVIS clips, 15 windows) with the flows multiplied by each gain.
 
+The DM is the installed one; ``--bie`` / ``--rvd`` replace the installed video networks (an older
+version from git history, or a run's export), so that versions are compared with one DM.
 CPU, bf16 as ``blurvid animate`` runs.
 """
 
@@ -35,6 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from dm_paired import compare, levin_kernel, levin_kernel_file
+from motion_size import _video_nets
 
 from blurvid import evaluate as ev
 from blurvid.metrics import aligned_psnr, best_shift
@@ -169,12 +172,23 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=17, help="instants the Levin reblur averages")
     ap.add_argument("--sections", nargs="+", default=["levin_reblur", "refine", "video"])
     ap.add_argument("--shake", action="store_true", help="levin_reblur: also rows from deblur --shake")
+    ap.add_argument("--bie", help="a BIE .safetensors instead of the installed one")
+    ap.add_argument("--rvd", help="an RVD .safetensors instead of the installed one")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rt = evaluation_runtime("video", None, "cpu", "auto")
-    result: dict = {"gains": args.gains}
+    if args.bie or args.rvd:
+        from blurvid.pipeline import Animator
+
+        rt.animator = Animator(
+            rt.deblurrer, *_video_nets(args.bie, args.rvd), device=rt.device, dtype=rt.dtype
+        )
+    result: dict = {
+        "gains": args.gains,
+        "models": {**rt.models, "bie": args.bie or rt.models["bie"], "rvd": args.rvd or rt.models["rvd"]},
+    }
     levin = args.data / "realblur" / "levin"
     items = levin_motion(rt, levin, args.frames) if {"levin_reblur", "refine"} & set(args.sections) else []
     if "levin_reblur" in args.sections:
