@@ -719,7 +719,7 @@ def models(repo: RepoOpt = None) -> None:
         return
     table = Table("name", "arch", "default", "found in", "verified", "size", "license")
     for r in rows:
-        size = f"{r['size'] / 1e6:.1f} MB" if r.get("size") is not None else "-"
+        size = _size_text(r["size"]) if r.get("size") is not None else "-"
         verified = {True: "yes", False: "NO: corrupt", None: "-"}[r.get("verified")]
         table.add_row(
             r["name"],
@@ -731,13 +731,19 @@ def models(repo: RepoOpt = None) -> None:
             r["license"],
         )
     out.print(table)
+    for r in rows:  # where each verified copy lies, for a user who wants to see or move it
+        if r.get("path"):
+            out.print(f"{r['name']}: {r['path']}", markup=False, highlight=False)
     unusable = [r["name"] for r in rows if r["default"] and r.get("verified") is not True]
     if unusable:  # a health check: scripts can test the exit code
-        err.print(
-            f"not installed or not verified: {', '.join(unusable)}; `blurvid download` fetches them "
-            f"(from {rows[0]['repo_id']})",
-            markup=False,
+        from .weights import ENV_HF_OFFLINE, hub_offline
+
+        how = (
+            f"{ENV_HF_OFFLINE} is set: put the files into the cache, or unset it for `blurvid download`"
+            if hub_offline()
+            else f"`blurvid download` fetches them (from {rows[0]['repo_id']})"
         )
+        err.print(f"not installed or not verified: {', '.join(unusable)}; {how}", markup=False)
         raise typer.Exit(1)
 
 
@@ -755,9 +761,26 @@ def download(
     wanted = names or [r["name"] for r in list_checkpoints(repo_id=repo) if r["default"]]
     if not wanted:
         raise UserError("no checkpoint is registered; nothing to download")
-    for name in wanted:
-        r = prefetch(name, repo_id=repo, force=force)  # a WeightsError is reported by main()
+    from .weights import WeightsError
+
+    failed = 0
+    for name in wanted:  # every one is tried: one failure says nothing about the others
+        try:
+            r = prefetch(name, repo_id=repo, force=force)
+        except WeightsError as e:
+            err.print(f"[red]error[/red]: {escape(str(e))}", markup=True)
+            failed += 1
+            continue
         out.print(f"{r.spec.name}: {r.path} ({r.origin})")
+    if failed:
+        raise typer.Exit(2)
+
+
+def _size_text(size: int) -> str:
+    """A file size for people: '14.8 MB', '812 kB', '1000 B'."""
+    if size >= 1e6:
+        return f"{size / 1e6:.1f} MB"
+    return f"{size / 1e3:.0f} kB" if size >= 1e3 else f"{size} B"
 
 
 def version_callback(value: bool) -> None:

@@ -4,6 +4,7 @@ blurvid.evaluate and blurvid.data. Arguments and messages only."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -449,6 +450,9 @@ def synth_command(
         float | None,
         typer.Option(min=0, max=1, help="Share of samples made from --clips (default with --clips: 0.5)."),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the samples of an earlier run in --out.")
+    ] = False,
 ) -> None:
     """Write a synthesised dataset: <out>/sample_NNNNN/{blurred.png, frames/frame_NN.png, flows.npy, meta.json}."""
     from rich.progress import track
@@ -459,6 +463,15 @@ def synth_command(
     from .data.export import write_sample
     from .data.synth import SynthConfig
 
+    if clip_p is not None and not clips:
+        raise UserError("--clip-p needs --clips: the frame folders to draw that share of samples from")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out}: is a file, not a folder")
+    earlier = sorted(out.glob("sample_*")) if out.is_dir() else []
+    if earlier and not overwrite:
+        raise UserError(
+            f"-o {out}: holds {len(earlier)} samples of an earlier run; choose another folder or --overwrite"
+        )
     try:
         cfg = SynthConfig(
             frames=frames,
@@ -469,10 +482,15 @@ def synth_command(
         cl = ClipDataset(clips, frames=frames, size=size, seed=seed) if clips else None
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    ds = MixedDataset(photos, cl, (CLIP_SHARE if cl else 0.0) if clip_p is None else clip_p, seed=seed)
+    share = (CLIP_SHARE if cl else 0.0) if clip_p is None else clip_p
+    ds = MixedDataset(photos, cl, share, seed=seed)
+
+    for old in earlier:  # --overwrite: none of the earlier run's samples stays beside the new ones
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    meta = {"seed": seed, "synth": cfg.to_dict(), **({"clips": list(clips), "clip_p": share} if cl else {})}
     try:
         for i in track(range(count), description="synth", console=None, transient=True):
-            write_sample(out / f"sample_{i:05d}", ds[i], {"seed": seed, "index": i, "synth": cfg.to_dict()})
+            write_sample(out / f"sample_{i:05d}", ds[i], {**meta, "index": i})
     except (ValueError, OSError) as e:  # a photo that cannot be decoded, a folder that cannot be written
         raise UserError(f"synth stopped at sample {i}: {e}") from None
     console.print(f"wrote {count} samples to {out}")

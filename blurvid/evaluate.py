@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.datasets import PhotoSynthDataset, list_images
+from .data.datasets import PhotoSynthDataset, clip_frames, list_images
 from .data.synth import SynthConfig, center_index
 from .metrics import aligned_psnr, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
 
@@ -134,13 +134,12 @@ def clip_sequences(
     from .data.synth import average_frames
 
     out = []
-    for clip in clips:
-        files = list_images([clip])
+    for files in clip_frames(clips):
         step = stride or frames
         for s in range(0, len(files) - frames + 1, step):
             seq = torch.stack([_img(f) for f in files[s : s + frames]])
             blurred = torch.round(average_frames(seq) * 255) / 255
-            out.append(Sequence_(f"{Path(clip).name}_{s:04d}", blurred, seq))
+            out.append(Sequence_(f"{files[0].parent.name}_{s:04d}", blurred, seq))
     if not out:
         raise ValueError(f"no clip with >= {frames} frames in {', '.join(map(str, clips))}")
     return out

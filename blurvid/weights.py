@@ -232,7 +232,7 @@ def hub_repo_id(override: str | None = None) -> str:
     return env or DEFAULT_HF_REPO
 
 
-def _hub_offline() -> bool:
+def hub_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` is truthy (same values huggingface_hub accepts: 1/ON/YES/TRUE)."""
     return os.environ.get(ENV_HF_OFFLINE, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
@@ -248,8 +248,12 @@ def _read_registry_file(path: Path) -> dict[str, CheckpointSpec]:
         raise WeightsError(f"weights registry {path} does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise WeightsError(f"weights registry {path} is unreadable: {_one_line(e)}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("checkpoints", {}), dict):
+    if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), dict):
         raise WeightsError(f'weights registry {path} must be a JSON object {{"checkpoints": {{...}}}}')
+    if unknown := sorted(set(data) - {"checkpoints"}):
+        raise WeightsError(
+            f"weights registry {path}: unknown top-level key '{unknown[0]}' (only 'checkpoints')"
+        )
     specs = {
         name: CheckpointSpec.from_json(name, entry, where=f"weights registry {path}")
         for name, entry in data.get("checkpoints", {}).items()
@@ -550,28 +554,35 @@ def load_checkpoint(
 
 
 def _local_candidates(spec: CheckpointSpec) -> list[tuple[str, Path]]:
-    return [("package", package_weights_dir() / spec.file), ("cache", cache_dir() / spec.file)]
+    """Where a checkpoint may lie on disk, in order; a cache that is the package's folder counts once."""
+    package, cache = package_weights_dir() / spec.file, cache_dir() / spec.file
+    with contextlib.suppress(OSError):
+        if cache.resolve() == package.resolve():
+            return [("package", package)]
+    return [("package", package), ("cache", cache)]
 
 
 def _download(spec: CheckpointSpec, repo: str) -> Path:
     """Download ``spec.file`` from hub ``repo`` into a staging folder inside the cache, verify it, and move it
     into ``cache_dir()/spec.file``. Any hub/network error or a sha mismatch is a WeightsError."""
-    dest_dir = cache_dir()
-    try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        _sweep_stale_downloads(dest_dir)
-        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest_dir))
-    except OSError as e:
-        raise WeightsError(
-            f"checkpoint '{spec.name}': cannot create cache folder {dest_dir}: {_one_line(e)}"
-        ) from None
-    log.info("downloading checkpoint %s (%s) from Hugging Face Hub repo '%s'", spec.name, spec.file, repo)
     try:
         import huggingface_hub
 
         hf_hub_download = huggingface_hub.hf_hub_download  # first: loading it sets the hub logger's level
     except ImportError as e:
         raise WeightsError(f"checkpoint '{spec.name}': cannot download it: {_one_line(e)}") from None
+    dest_dir = cache_dir()
+    existed = dest_dir.is_dir()
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        _sweep_stale_downloads(dest_dir)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest_dir))
+    except OSError as e:
+        verb = "cannot write to" if existed else "cannot create"
+        raise WeightsError(
+            f"checkpoint '{spec.name}': {verb} cache folder {dest_dir}: {_one_line(e)}"
+        ) from None
+    log.info("downloading checkpoint %s (%s) from Hugging Face Hub repo '%s'", spec.name, spec.file, repo)
     hub_log = logging.getLogger("huggingface_hub")
     hub_level = hub_log.level
     hub_log.setLevel(logging.ERROR)  # its retries print a line each; the outcome is one line below
@@ -662,14 +673,14 @@ def resolve(
 
     bad_msg = "; ".join(why for _, why in bad)
     repo = hub_repo_id(repo_id)
-    if not download or _hub_offline():
-        if bad:
-            raise WeightsError(bad_msg)
+    if not download or hub_offline():
         why = (
             f"{ENV_HF_OFFLINE} is set (offline mode), so it was not downloaded from hub repo '{repo}'"
             if download
             else "downloading is disabled"
         )
+        if bad:
+            raise WeightsError(f"{bad_msg}; no fresh copy was fetched: {why}")
         raise WeightsError(
             f"checkpoint '{spec.name}' ({spec.file}) not found; looked in {', '.join(looked)}; {why}"
         )
@@ -777,7 +788,7 @@ def prefetch(
     spec.validate()
     if not force:
         return resolve(spec, repo_id=repo_id, download=True)
-    if _hub_offline():
+    if hub_offline():
         raise WeightsError(
             f"checkpoint '{spec.name}': cannot download {spec.file}: {ENV_HF_OFFLINE} is set (offline mode)"
         )

@@ -646,12 +646,30 @@ def test_models_exits_1_when_a_default_checkpoint_is_unusable(tiny_weights, tmp_
         r = run(capsys, "models")
         assert r.code == 1 and "NO: corrupt" in r.out, r
         row = next(line for line in r.out.splitlines() if "tiny-dm" in line)
-        assert "0.0 MB" in row  # a 0-byte file has a size
+        assert "0 B" in row  # a 0-byte file has a size
+        assert r.err_lines == [  # the tests run offline
+            "not installed or not verified: tiny-dm; HF_HUB_OFFLINE is set: put the files into the cache, "
+            "or unset it for `blurvid download`"
+        ]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delenv("HF_HUB_OFFLINE", raising=False)
+            r = run(capsys, "models")
         assert r.err_lines == [
             "not installed or not verified: tiny-dm; `blurvid download` fetches them (from blurvid/blurvid-weights)"
         ]
     finally:
         shutil.copy(backup, path)
+
+
+def test_download_tries_every_checkpoint_and_models_shows_where_they_are(tiny_weights, capsys):
+    r = run(capsys, "download", "tiny-dm", "no-such-checkpoint", "tiny-bie")
+    assert r.code == 2, r
+    assert len(r.err_lines) == 1 and "no-such-checkpoint" in r.err_lines[0], r
+    assert "tiny-dm:" in r.out and "tiny-bie:" in r.out  # the one after the failure was still tried
+    r = run(capsys, "models")
+    assert any(
+        line.startswith("tiny-rvd: ") and line.endswith("tiny-rvd.safetensors") for line in r.out.splitlines()
+    )
 
 
 def test_help_and_version(capsys):

@@ -332,3 +332,39 @@ def test_eval_json_records_what_measured_and_an_unwritable_path_fails_first(tmp_
     )
     assert res["synth"] == {"count": 1, "seed": 1234, "size": 32, "noise": True} and res["target"] == "time"
     assert "center" not in res
+
+
+def test_synth_never_mixes_two_runs_and_checks_its_options(tmp_path, capsys):
+    src = _photo_folder(tmp_path, seed=1, side=90)
+    out = tmp_path / "s"
+    args = ["synth", str(src), "-o", str(out), "--size", "32"]
+    assert _run([*args, "--count", "3", "--frames", "5"]) in (0, None)
+    meta = json.loads((out / "sample_00000" / "meta.json").read_text())
+    assert meta["source"] == "photo" and meta["index"] == 0 and "clip_p" not in meta
+    capsys.readouterr()
+    # a second run into the same folder: refused, then with --overwrite the earlier samples are gone
+    assert _run([*args, "--count", "2", "--frames", "3", "--seed", "5"]) == 2
+    assert "holds 3 samples of an earlier run" in capsys.readouterr().err
+    assert _run([*args, "--count", "2", "--frames", "3", "--seed", "5", "--overwrite"]) in (0, None)
+    assert sorted(p.name for p in out.iterdir()) == ["sample_00000", "sample_00001"]
+    assert len(list((out / "sample_00000" / "frames").iterdir())) == 3  # not 3 new beside 2 old frames
+    for bad in (["--blur", "-5"], ["--blur", "nan"], ["--blur", "inf"], ["--blur", "1e6"], ["--clip-p", "1"]):
+        assert (
+            _run(["synth", str(src), "-o", str(tmp_path / "x"), "--count", "1", "--size", "32", *bad]) == 2
+        ), bad
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_a_folder_of_clip_folders_gives_one_clip_each(tmp_path):
+    from blurvid.data.datasets import ClipDataset, clip_frames
+
+    for name, level in (("c1", 0), ("c2", 200)):
+        d = tmp_path / "clips" / name
+        d.mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((16, 16, 3), level + i, np.uint8)).save(d / f"{i:03d}.png")
+    clips = clip_frames([tmp_path / "clips"])
+    assert [[f.parent.name for f in c] for c in clips] == [["c1"] * 4, ["c2"] * 4]
+    assert len(ClipDataset([tmp_path / "clips"], frames=3, size=16).clips) == 2
+    names = [s.name for s in ev.clip_sequences([tmp_path / "clips"], frames=3, stride=1)]
+    assert names == ["c1_0000", "c1_0001", "c2_0000", "c2_0001"]  # no window across the cut

@@ -493,6 +493,34 @@ def test_registry_errors(tmp_path):
     p.write_text(json.dumps({"checkpoints": {"a": {"arch": "dm"}}}))
     with pytest.raises(WeightsError, match="missing"):
         W.load_registry(p)
+    for doc in ({}, {"checkpoint": {}}, {"checkpoints": {}, "version": 2}):
+        p.write_text(json.dumps(doc))
+        with pytest.raises(WeightsError, match="checkpoints"):
+            W.load_registry(p)
+
+
+def test_offline_with_only_a_corrupt_copy_says_why_none_was_fetched(env, monkeypatch):
+    _, spec = _make(env["tmp"])
+    (env["cache"] / spec.file).write_bytes(b"corrupt")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsError, match="no fresh copy was fetched: HF_HUB_OFFLINE is set"):
+        W.resolve(spec)
+
+
+def test_a_cache_that_is_the_package_folder_is_checked_once(env, monkeypatch, caplog):
+    monkeypatch.setenv("BLURVID_CACHE_DIR", str(env["pkg"]))
+    _, spec = _make(env["tmp"])
+    assert [origin for origin, _ in W._local_candidates(spec)] == ["package"]
+
+
+def test_no_hub_library_leaves_no_staging_folder(env, monkeypatch):
+    import sys
+
+    _, spec = _make(env["tmp"])
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails
+    with pytest.raises(WeightsError, match="cannot download it"):
+        W.resolve(spec)
+    assert list(env["cache"].iterdir()) == []
 
 
 def test_env_registry_merged(env, monkeypatch):

@@ -186,8 +186,20 @@ class PhotoSynthDataset(Dataset):
         }
 
 
+def clip_frames(sources: Iterable[str | os.PathLike]) -> list[list[Path]]:
+    """The clips under ``sources``, each the sorted frames of one folder: a folder that holds frames is
+    one clip; a folder of clip folders (DAVIS's ``JPEGImages/480p``, say) is one clip per subfolder,
+    never one long clip across their scene cuts."""
+    clips: dict[Path, list[Path]] = {}
+    for src in sources:
+        for f in list_images([src]):
+            clips.setdefault(f.parent, []).append(f)
+    return list(clips.values())
+
+
 class ClipDataset(Dataset):
-    """GoPro-style samples from folders of consecutive video frames (one folder per clip).
+    """GoPro-style samples from folders of consecutive video frames (one folder per clip; a folder of
+    such folders gives each as a clip).
 
     Sample: ``frames`` consecutive frames from a random clip and start, a random ``size`` crop (after a
     random zoom within ``zoom`` that keeps the crop inside the frame) and horizontal flip; the blurred
@@ -206,8 +218,7 @@ class ClipDataset(Dataset):
         stride: int = 1,
         center_only: bool = False,
     ) -> None:
-        self.clips = [list_images([c]) for c in clips]
-        self.clips = [c for c in self.clips if len(c) >= frames * stride]
+        self.clips = [c for c in clip_frames(clips) if len(c) >= frames * stride]
         if not self.clips:
             raise FileNotFoundError(f"no clip with >= {frames} frames in {list(map(str, clips))}")
         self.frames, self.size, self.zoom, self.seed, self.length, self.stride = (

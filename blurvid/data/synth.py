@@ -33,6 +33,8 @@ import torch.nn.functional as F
 
 from ..config import Config
 
+MAX_PATH_PX = 1024  # the longest camera or object path a sample may ask for (its margin costs memory)
+
 
 @dataclass
 class SynthConfig(Config):
@@ -70,6 +72,14 @@ class SynthConfig(Config):
     # 'mean' = every layer at its time-averaged pose, the sharp image the blur is centred on (a well-posed
     # deblurring target: curved or uneven paths leave no doubt where the sharp photo should sit)
     center: str = "time"
+
+    def __post_init__(self) -> None:
+        for name in ("blur_px", "tremor_px", "object_px"):
+            lo, hi = (float(v) for v in getattr(self, name))
+            if not 0 <= lo <= hi <= MAX_PATH_PX:  # also NaN
+                raise ValueError(
+                    f"{name} {lo:g} to {hi:g}: path lengths lie in 0..{MAX_PATH_PX} px, low to high"
+                )
 
     @property
     def margin(self) -> int:
