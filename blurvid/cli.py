@@ -693,8 +693,9 @@ def animate(
         seq = [to_uint8(f) for f in runtime.frames(pixels, frames, on_tile=prog.on_tile)]
         if reverse:
             seq = seq[::-1]
-        if boomerang:
-            seq = seq + seq[-2:0:-1]
+        if boomerang:  # a loop returns to the first frame by itself; a clip played once ends on it
+            ends_on_first = not loop or video_kind(job.dst) == "mp4"
+            seq = seq + (seq[-2::-1] if ends_on_first else seq[-2:0:-1])
         if side_by_side:
             seq = pipeline.side_by_side(to_uint8(pixels), seq)
         write_video(job.dst, seq, fps=fps, loop=loop, icc=photo.icc_profile)

@@ -562,6 +562,12 @@ def test_animate_boomerang_gif(tiny_weights, tmp_path, capsys, photo):
     r = run(capsys, "animate", photo, "-o", tmp_path / "b.gif", "-n", N, "--boomerang")
     assert r.code == 0, r
     assert frame_count(tmp_path / "b.gif") == 2 * N - 2
+    # played once, it comes back to where it started: the first frame ends it
+    r = run(capsys, "animate", photo, "-o", tmp_path / "once", "-n", N, "--boomerang", "--once")
+    assert r.code == 0, r
+    once = _frames(tmp_path / "once")
+    assert len(once) == 2 * N - 1
+    assert np.abs(once[-1].astype(int) - once[0].astype(int)).max() <= 1
 
 
 def test_animate_side_by_side_doubles_width(tiny_weights, tmp_path, capsys, photo):

@@ -879,3 +879,56 @@ def test_a_compressed_tiff_gives_a_compressed_lossless_result(
     back = read_photo(out)
     assert back.bit_depth == depth
     np.testing.assert_array_equal(back.pixels, bio._quantize(rgb, depth) / np.float32(2**depth - 1))
+
+
+def test_gif_keeps_highlights_and_one_colour_table(tmp_path: Path) -> None:
+    """Near-white highlights beside a warm picture kept their colour (median cut had averaged them
+    into a yellowish box); the palette is written once, not again in every frame."""
+    rng = np.random.default_rng(0)
+    warm = np.stack(
+        [
+            rng.uniform(0.4, 0.9, (120, 160)),
+            rng.uniform(0.3, 0.7, (120, 160)),
+            rng.uniform(0.1, 0.4, (120, 160)),
+        ],
+        2,
+    )
+    warm[:8, :8] = 1.0  # a small specular highlight (0.3 % of the picture)
+    frames = [np.roll(warm, k, axis=1).astype(np.float32) for k in range(4)]
+    out = write_video(tmp_path / "h.gif", frames, fps=12)
+    with Image.open(out) as im:
+        first = np.asarray(im.convert("RGB")).astype(int)
+    assert first[:8, :8].min() >= 240  # white stays white, in every channel (median cut: 232, 218, 160)
+    assert _gif_local_colour_tables(out.read_bytes()) == [False] * 4
+
+
+def _gif_local_colour_tables(data: bytes) -> list[bool]:
+    """For each image of a GIF, whether it carries its own colour table (walks the block structure)."""
+    pos, tables = 13, []
+    if data[10] & 0x80:  # the global colour table
+        pos += 3 * 2 ** ((data[10] & 7) + 1)
+
+    def skip_sub_blocks(i: int) -> int:
+        while data[i]:
+            i += data[i] + 1
+        return i + 1
+
+    while data[pos] != 0x3B:  # trailer
+        if data[pos] == 0x21:  # extension: label, then sub-blocks
+            pos = skip_sub_blocks(pos + 2)
+        else:  # 0x2C image descriptor: 9 bytes, maybe a local table, LZW code size, sub-blocks
+            flags = data[pos + 9]
+            tables.append(bool(flags & 0x80))
+            pos += 10 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+            pos = skip_sub_blocks(pos + 1)
+    return tables
+
+
+def test_video_frames_must_be_8_bit_or_float(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="uint8 or float"):
+        write_video(tmp_path / "x.gif", [np.full((8, 8, 3), 30000, np.uint16)] * 2)
+
+
+def test_gif_above_50_fps_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_video(tmp_path / "fast.gif", [smooth_rgb()] * 2, fps=60)
+    assert "at most 50 frames per second" in caplog.text
