@@ -1188,10 +1188,11 @@ def _durations(count: int, fps: float, step: int, minimum: int) -> list[int]:
 # levels) before they are mapped to the shared palette without error diffusion. Measured on a
 # synthetic 6-frame clip: Floyd-Steinberg changes ~27% of the *static* pixels from frame to frame
 # (shimmer), this changes none, and still beats no dithering on blurred (perceived) error.
-# Palette and amplitude were chosen on `animate` clips of the examples at 320 px (session 21): the
-# median-cut palette with amplitude 12 gave mean |error| 3.5-4.3, 3x3-blurred 1.8-2.3, max 55-67
-# (near-white highlights turned yellow: median cut averages them into one box with paler colours);
-# a fast-octree palette with amplitude 6 gives 2.8-3.5, 1.6-2.1, max 16-41, and 25-30 % smaller files.
+# Palette and amplitude were chosen on `animate` clips of the four examples at 320 px (session 21,
+# benchmarks/gif_palette.py): the median-cut palette with amplitude 12 gave mean |error| 3.5-4.3,
+# 3x3-blurred 1.7-2.3, max 60-70 (near-white highlights turned yellow: median cut averages them into
+# one box with paler colours); a fast-octree palette with amplitude 6 gives 2.8-3.3, 1.6-2.0, max
+# 16-40, and files 24-40 % smaller.
 _BAYER = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]], np.float32) / 16 - 15 / 32
 _DITHER_AMPLITUDE = 6.0
 GIF_MAX_FPS = 50.0  # GIF frame delays below 20 ms are shown as 100 ms by browsers
