@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from dm_paired import compare, levin_kernel, levin_kernel_file
-from motion_size import _video_nets
+from motion_size import _video_nets, add_video_options
 
 from blurvid import evaluate as ev
 from blurvid.metrics import aligned_psnr, best_shift
@@ -172,8 +172,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=17, help="instants the Levin reblur averages")
     ap.add_argument("--sections", nargs="+", default=["levin_reblur", "refine", "video"])
     ap.add_argument("--shake", action="store_true", help="levin_reblur: also rows from deblur --shake")
-    ap.add_argument("--bie", help="a BIE .safetensors instead of the installed one")
-    ap.add_argument("--rvd", help="an RVD .safetensors instead of the installed one")
+    add_video_options(ap)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()

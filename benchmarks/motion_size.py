@@ -37,6 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
 
+def add_video_options(ap: argparse.ArgumentParser) -> None:
+    """``--bie`` / ``--rvd``: video checkpoints to measure instead of the installed ones."""
+    ap.add_argument("--bie", help="a BIE .safetensors instead of the installed one")
+    ap.add_argument("--rvd", help="an RVD .safetensors instead of the installed one")
+
+
 def _video_nets(bie: str | None, rvd: str | None) -> tuple[torch.nn.Module, torch.nn.Module]:
     from blurvid import pipeline, weights
 
@@ -124,8 +130,7 @@ def synthetic(animator, data: Path) -> dict[str, list[dict]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--bie", help="a BIE .safetensors instead of the installed one")
-    ap.add_argument("--rvd", help="an RVD .safetensors instead of the installed one")
+    add_video_options(ap)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()

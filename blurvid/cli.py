@@ -84,7 +84,12 @@ class Report:
 
     def fail(self, message: str) -> None:
         self.failed.append(message)
-        err.print(f"[red]error[/red]: {escape(message)}", markup=True)
+        print_error(message)
+
+
+def print_error(message: str) -> None:
+    """One ``error: ...`` line on stderr (the message's own brackets are not markup)."""
+    err.print(f"[red]error[/red]: {escape(message)}", markup=True)
 
 
 def _is_glob(s: str) -> bool:
@@ -554,7 +559,7 @@ def deblur(
     shake_size: ShakeSizeOpt = None,
 ) -> None:
     """Deblur photos: writes <name>_sharp.<ext> beside each input (or into -o), keeping ICC, EXIF, XMP, bit depth."""
-    from .io import IMAGE_SUFFIXES, read_photo, write_photo
+    from .io import IMAGE_SUFFIXES, photo_format, read_photo, write_photo
 
     _quiet_logs(quiet)
     report = Report()
@@ -565,8 +570,7 @@ def deblur(
             f"--format {fmt}: unsupported; use one of {', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))}"
         )
     if ext and output is not None and not output.is_dir() and output.suffix.lower() in IMAGE_SUFFIXES:
-        same = {".jpeg": ".jpg", ".tiff": ".tif"}
-        if same.get(ext, ext) != same.get(output.suffix.lower(), output.suffix.lower()):
+        if photo_format(output) != photo_format(Path("x" + ext)):  # .jpg and .jpeg agree
             raise UserError(f"--format {fmt} and -o {output} disagree: give one of them")
     plan_outputs(
         jobs,
@@ -769,7 +773,7 @@ def download(
         try:
             r = prefetch(name, repo_id=repo, force=force)
         except WeightsError as e:
-            err.print(f"[red]error[/red]: {escape(str(e))}", markup=True)
+            print_error(str(e))
             failed += 1
             continue
         out.print(f"{r.spec.name}: {r.path} ({r.origin})")
@@ -852,7 +856,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="blurvid", standalone_mode=True)
     except (UserError, WeightsError) as e:
-        err.print(f"[red]error[/red]: {escape(str(e))}", markup=True)
+        print_error(str(e))
         _debug_trace(e.__context__ or e)  # what a one-line message was made from
         sys.exit(2)
     except _Stopped as e:

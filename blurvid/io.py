@@ -206,6 +206,11 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
     return p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
 
 
+def photo_format(path: str | os.PathLike[str]) -> str | None:
+    """The format :func:`write_photo` writes at ``path`` ('JPEG' for .jpg and .jpeg, ...), or None."""
+    return _WRITE_FORMATS.get(Path(path).suffix.lower())
+
+
 def video_kind(path: str | os.PathLike[str]) -> str:
     """Which kind of video :func:`write_video` makes at ``path``: 'gif', 'mp4', 'webp' or 'frames'.
 
@@ -621,7 +626,7 @@ def _exif_of(im: Image.Image, fmt: str) -> bytes | None:
             if raw[:4] not in (b"II*\x00", b"MM\x00*"):
                 return None
             raw = _EXIF_HEADER + raw
-        return _reset_orientation(raw)
+        return _exif_for_output(raw, None)
     try:
         source = im.getexif()
         if fmt == "TIFF":
@@ -644,11 +649,6 @@ def _exif_of(im: Image.Image, fmt: str) -> bytes | None:
     except Exception as exc:
         _log.debug("EXIF could not be read: %s", _describe(exc))
         return None
-
-
-def _reset_orientation(exif: bytes) -> bytes:
-    """Set the IFD0 Orientation of raw EXIF (with ``Exif\\0\\0`` header) to 1, byte-exact."""
-    return _exif_for_output(exif, None)
 
 
 def _ifd_entries(tiff: bytes, order: str, ifd: int) -> Iterator[tuple[int, int, int, int]]:
@@ -746,7 +746,7 @@ def write_photo(
         ValueError: malformed arguments (shapes, quality, bit_depth).
     """
     p = Path(path)
-    fmt = _WRITE_FORMATS.get(p.suffix.lower())
+    fmt = photo_format(p)
     if fmt is None:
         raise PhotoError(p, f"unsupported photo format '{p.suffix}' (use .jpg, .png, .tif, .webp or .bmp)")
     rgb = _as_float_image(pixels)
@@ -1215,7 +1215,7 @@ def _encode_gif(tmp: Path, frames: Sequence[np.ndarray], fps: float, loop: bool)
     options: dict[str, Any] = {
         "save_all": True,
         "append_images": images[1:],
-        "duration": _durations(len(images), fps, step=10, minimum=20),
+        "duration": _durations(len(images), fps, step=10, minimum=round(1000 / GIF_MAX_FPS)),
         "optimize": False,
         "disposal": 1,
         "palette": palette.getpalette(),  # one global colour table, not a copy of it in every frame
