@@ -29,6 +29,7 @@ from rich.markup import escape
 from . import __version__
 
 if TYPE_CHECKING:  # heavy modules are imported inside the commands
+    from .io import Unsupported
     from .pipeline import Animator, Deblurrer, ShakeRemover
 
 app = typer.Typer(
@@ -81,6 +82,8 @@ class Report:
     skipped: list[Path] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     own: list[Path] = field(default_factory=list)  # blurvid's earlier results found in a folder or glob
+    # (file, kind label) of the photos in a folder or glob blurvid does not read: camera RAW, HEIC...
+    unread: list[tuple[Path, str]] = field(default_factory=list)
 
     def fail(self, message: str) -> None:
         self.failed.append(message)
@@ -152,21 +155,22 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
 
     p = Path(raw).expanduser()
     if p.is_dir():
-        found = 0
+        found, unread = 0, []
         for f in sorted(p.glob("**/*" if recursive else "*")):
             rel = f.relative_to(p)
-            if (
-                f.is_file()
-                and f.suffix.lower() in IMAGE_SUFFIXES
-                and not any(part.startswith(".") for part in rel.parts)
-            ):
+            if not f.is_file() or any(part.startswith(".") for part in rel.parts):
+                continue
+            if f.suffix.lower() in IMAGE_SUFFIXES:
                 add(f, rel, expanded=True)
                 found += 1
+            else:
+                unread.append(f)
+        unread_note = _note_unread(unread, report)
         if not found:  # a mistyped or wrong folder must not look like a successful run
             kinds = ", ".join(sorted(s[1:] for s in IMAGE_SUFFIXES))
             deeper = not recursive and any(d.is_dir() and not d.name.startswith(".") for d in p.iterdir())
             deeper_hint = "; -r looks in its subfolders too" if deeper else ""
-            report.fail(f"{raw}: no photos in this folder ({kinds}){deeper_hint}")
+            report.fail(f"{raw}: no photos in this folder ({kinds}){unread_note}{deeper_hint}")
         return True
     if p.exists():
         add(p, Path(p.name), expanded=False)
@@ -181,11 +185,28 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
     matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
     # a pattern is the user's own choice of files: it takes every format blurvid reads (GIF too)
     files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES | _READ_ONLY_SUFFIXES]
+    unread_note = _note_unread([m for m in matches if m.is_file() and m not in files], report)
     if not files:
-        report.fail(f"{raw}: no image matches this pattern")
+        report.fail(f"{raw}: no image matches this pattern{unread_note}")
     for m in files:
         add(m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name), expanded=True)
     return True
+
+
+def _note_unread(files: Iterable[Path], report: Report) -> str:
+    """Record the photo files among ``files`` that blurvid does not read (camera RAW, HEIC without a
+    plugin... see :func:`blurvid.io.unsupported`) in ``report.unread``, for the summary; returns the
+    clause an error about finding no photos adds, e.g. ``'; camera RAW files are not supported (3 found);
+    export a TIFF ...'`` ('' when there are none)."""
+    from .io import unsupported
+
+    found: dict[Unsupported, int] = {}
+    for f in files:
+        kind = unsupported(f)
+        if kind is not None:
+            report.unread.append((f, kind.label))
+            found[kind] = found.get(kind, 0) + 1
+    return "".join(f"; {kind.what} ({n} found); {kind.hint}" for kind, n in found.items())
 
 
 def plan_outputs(
@@ -446,6 +467,10 @@ def _finish(report: Report, quiet: bool) -> None:
             parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite to redo)")
         if report.own:
             parts.append(f"{len(report.own)} left out (blurvid's own results)")
+        labels = [label for _, label in report.unread]
+        for label in dict.fromkeys(labels):  # in the order found
+            n = labels.count(label)
+            parts.append(f"{n} {label} file{'s' if n > 1 else ''} left out (not supported)")
         if report.failed:
             parts.append(f"{len(report.failed)} failed")
         out.print(", ".join(parts))

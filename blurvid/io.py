@@ -54,12 +54,16 @@ from PIL import Image, ImageFile, PngImagePlugin, TiffImagePlugin, TiffTags, Uni
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "RAW_REASON",
+    "RAW_SUFFIXES",
     "Photo",
     "PhotoError",
+    "Unsupported",
     "is_frame_file",
     "is_frame_folder",
     "is_image_path",
     "read_photo",
+    "unsupported",
     "video_kind",
     "write_photo",
     "write_video",
@@ -69,6 +73,55 @@ _log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
 """Lower-case suffixes of the photo formats blurvid reads (and writes)."""
+
+# fmt: off
+RAW_SUFFIXES: frozenset[str] = frozenset(
+    "." + s for s in (
+        "3fr ari arw cr2 cr3 crw dcr dng erf fff gpr iiq kdc mef mos mrw nef nrw orf pef raf raw rw2 rwl "
+        "sr2 srf srw x3f"
+    ).split()
+)
+"""Lower-case suffixes of camera RAW files: :func:`read_photo` refuses them with :data:`RAW_REASON`."""
+# fmt: on
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A kind of photo file blurvid does not read: ``label`` names it ('camera RAW', 'HEIC', ...),
+    ``what`` says that it is not supported, ``hint`` what to do instead; ``suffix`` is the suffix a
+    Pillow plugin that reads it registers (None: never read, even with a plugin)."""
+
+    label: str
+    what: str
+    hint: str
+    suffix: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """The one-line reason :func:`read_photo` gives: ``'<what>; <hint>'``."""
+        return f"{self.what}; {self.hint}"
+
+
+_CONVERT_FIRST = "convert it to JPEG or TIFF first"
+_RAW = Unsupported(
+    "camera RAW",
+    "camera RAW files are not supported",
+    "export a TIFF (16-bit keeps the most) or JPEG from your RAW converter first",
+)
+_HEIF = Unsupported(
+    "HEIC", "HEIC / HEIF is not supported by this installation's Pillow", _CONVERT_FIRST, ".heic"
+)
+_JXL = Unsupported(
+    "JPEG XL", "JPEG XL is not supported by this installation's Pillow", _CONVERT_FIRST, ".jxl"
+)
+_AVIF = Unsupported("AVIF", "AVIF is not supported by this installation's Pillow", _CONVERT_FIRST, ".avif")
+_UNREADABLE_SUFFIXES = {".heic": _HEIF, ".heif": _HEIF, ".hif": _HEIF, ".jxl": _JXL, ".avif": _AVIF}
+_HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+)
+
+RAW_REASON = _RAW.reason
+"""Why a camera RAW file is refused, and what to do instead (the part of the message after the path)."""
 
 _WRITE_FORMATS: dict[str, str] = {
     ".jpg": "JPEG",
@@ -96,6 +149,11 @@ _GPS_IFD_TAG = 0x8825
 _INTEROP_IFD_TAG = 0xA005
 _PIXEL_X_TAG = 0xA002  # Exif IFD: PixelXDimension, the valid width of the image
 _PIXEL_Y_TAG = 0xA003
+_NEW_SUBFILE_TYPE_TAG = 254  # TIFF: bit 0 a reduced-resolution version of another image, bit 2 a mask
+_SUBFILE_TYPE_TAG = 255  # its predecessor: 2 a reduced-resolution image
+_PHOTOMETRIC_TAG = 262
+_SUB_IFDS_TAG = 330
+_DNG_VERSION_TAG = 50706
 # IFD0 tags of a TIFF that are photo metadata (everything else there describes the TIFF's own layout).
 _TIFF_METADATA_TAGS = frozenset({270, 271, 272, 274, 305, 306, 315, 316, 33432, _EXIF_IFD_TAG, _GPS_IFD_TAG})
 # Tags that describe a TIFF's pixel layout: never copied from EXIF into a TIFF we write.
@@ -206,6 +264,36 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
     return p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
 
 
+def unsupported(path: str | os.PathLike[str]) -> Unsupported | None:
+    """The kind of photo file blurvid does not read that ``path`` names, judged by its suffix (any
+    case): a camera RAW file (:data:`RAW_SUFFIXES`) always; HEIC / HEIF (.heic .heif .hif), JPEG XL
+    (.jxl) and AVIF when this Pillow has no plugin registered for them. None for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix in RAW_SUFFIXES:
+        return _RAW
+    kind = _UNREADABLE_SUFFIXES.get(suffix)
+    return kind if kind is not None and not _pillow_reads(kind) else None
+
+
+def _pillow_reads(kind: Unsupported) -> bool:
+    """Whether a Pillow plugin for ``kind`` is registered (pillow-heif, a JPEG XL plugin, AVIF support)."""
+    return kind.suffix is not None and kind.suffix in Image.registered_extensions()
+
+
+def _unreadable_kind(p: Path, data: bytes) -> Unsupported | None:
+    """Why Pillow could not open ``data``, when it is a format this Pillow lacks a plugin for: by its
+    content (the ISO-BMFF brands of HEIF / AVIF, JPEG XL's signatures) or else by the suffix of ``p``."""
+    kind: Unsupported | None = None
+    if data[4:8] == b"ftyp" and len(data) >= 12:
+        (size,) = struct.unpack_from(">I", data, 0)
+        brands = {data[8:12]} | {data[i : i + 4] for i in range(16, min(len(data), max(size, 16)) - 3, 4)}
+        kind = _AVIF if brands & {b"avif", b"avis"} else _HEIF if brands & _HEIF_BRANDS else None
+    elif data.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):
+        kind = _JXL
+    kind = kind or _UNREADABLE_SUFFIXES.get(p.suffix.lower())
+    return kind if kind is not None and not _pillow_reads(kind) else None
+
+
 def photo_format(path: str | os.PathLike[str]) -> str | None:
     """The format :func:`write_photo` writes at ``path`` ('JPEG' for .jpg and .jpeg, ...), or None."""
     return _WRITE_FORMATS.get(Path(path).suffix.lower())
@@ -241,13 +329,24 @@ def read_photo(path: str | os.PathLike[str], *, max_pixels: int = 250_000_000) -
     back as its own plane, 16-bit PNG and TIFF keep their full precision, CMYK is converted to sRGB
     (through its ICC profile when it has one).
 
+    A TIFF gives its first full-size page: pages marked as reduced-resolution previews
+    (NewSubfileType bit 0) or transparency masks are passed over, and a warning says when further
+    full-size pages are left unread.
+
     Raises:
         PhotoError: missing file, a directory, an empty file, not an image, a truncated or corrupt
-            image, more than ``max_pixels`` pixels (decompression bomb), no permission to read.
-            Its text is one line naming the file. No raw Pillow or OS error escapes.
+            image, more than ``max_pixels`` pixels (decompression bomb), no permission to read; a
+            camera RAW file, by its suffix (:data:`RAW_SUFFIXES`) or its content (a DNG, or a
+            TIFF-based RAW under another name), with :data:`RAW_REASON`; HEIC / HEIF, JPEG XL or
+            AVIF that this Pillow cannot read (:func:`unsupported`), saying so; a TIFF that holds
+            only reduced-resolution previews. Its text is one line naming the file. No raw Pillow
+            or OS error escapes.
     """
     p = Path(path)
     data = _read_bytes(p)
+    if unsupported(p) is _RAW or _raw_kind(data) is not None:
+        # Pillow would open some of them as TIFF and give their embedded thumbnail or CFA garbage
+        raise PhotoError(p, RAW_REASON)
     im = _open_and_load(p, data, max_pixels)
     try:
         return _photo_from_image(p, data, im)
@@ -281,6 +380,92 @@ def _read_bytes(p: Path) -> bytes:
     return data
 
 
+def _raw_kind(data: bytes) -> str | None:
+    """Which camera RAW format ``data`` is by its content ('DNG', 'CR2', 'ORF', ...), or None.
+
+    Besides the RAW formats' own signatures, a TIFF counts as RAW when its first IFD has a DNGVersion
+    tag, stores colour-filter-array or linear raw samples, or is a reduced-resolution preview with
+    SubIFDs (how NEF, ARW and PEF hide their sensor data from TIFF readers)."""
+    if data.startswith((b"IIRO", b"IIRS", b"MMOR")):
+        return "ORF"
+    if data.startswith(b"IIU\x00"):
+        return "RW2"
+    if data.startswith(b"FUJIFILMCCD-RAW"):
+        return "RAF"
+    if data.startswith(b"FOVb"):
+        return "X3F"
+    if data.startswith(b"\x00MRM"):
+        return "MRW"
+    if data[4:12] == b"ftypcrx ":
+        return "CR3"
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    if data[8:10] == b"CR":
+        return "CR2"
+    tags = _tiff_first_ifd(data)
+    if _DNG_VERSION_TAG in tags:
+        return "DNG"
+    if tags.get(_PHOTOMETRIC_TAG) in (32803, 34892):  # CFA, LinearRaw
+        return "RAW"
+    if (tags.get(_NEW_SUBFILE_TYPE_TAG) or 0) & 1 and _SUB_IFDS_TAG in tags:
+        return "RAW"
+    return None
+
+
+def _tiff_first_ifd(data: bytes) -> dict[int, int | None]:
+    """The tags of a classic TIFF's first IFD, each with its first value when that is one SHORT or
+    LONG stored in the entry itself (else None); {} when the IFD cannot be read."""
+    tags: dict[int, int | None] = {}
+    try:
+        order = {b"II": "<", b"MM": ">"}[data[:2]]
+        (ifd0,) = struct.unpack_from(order + "I", data, 4)
+        for entry, tag, typ, count in _ifd_entries(data, order, ifd0):
+            value = None
+            if typ == 3 and 1 <= count <= 2:
+                (value,) = struct.unpack_from(order + "H", data, entry + 8)
+            elif typ == 4 and count == 1:
+                (value,) = struct.unpack_from(order + "I", data, entry + 8)
+            tags[tag] = value
+    except (KeyError, struct.error):
+        return tags
+    return tags
+
+
+def _is_reduced_page(im: Image.Image) -> bool:
+    """Whether the TIFF page ``im`` is on is a reduced-resolution preview or a transparency mask
+    (NewSubfileType bit 0 or 2; the old SubfileType 2)."""
+    tags = getattr(im, "tag_v2", {})
+    try:
+        return bool(int(tags.get(_NEW_SUBFILE_TYPE_TAG) or 0) & 0b101) or tags.get(_SUBFILE_TYPE_TAG) == 2
+    except (TypeError, ValueError):
+        return False
+
+
+def _seek_full_size_page(p: Path, im: Image.Image) -> None:
+    """Put the TIFF ``im`` on its first full-size page (see :func:`read_photo`), warning when more
+    full-size pages follow; PhotoError when it has none. A page chain Pillow cannot walk leaves the
+    first page, as Pillow opened it."""
+    try:
+        pages = []
+        for index in range(getattr(im, "n_frames", 1)):
+            im.seek(index)
+            if not _is_reduced_page(im):
+                pages.append(index)
+    except Exception:
+        with contextlib.suppress(Exception):
+            im.seek(0)
+        return
+    if not pages:
+        raise PhotoError(
+            p,
+            "holds only a reduced-resolution preview (TIFF NewSubfileType 1), not the full-size image; "
+            "export the photo again as a TIFF or JPEG",
+        )
+    if len(pages) > 1:
+        _log.warning("%s: has %d pages; only the first is read", p, len(pages))
+    im.seek(pages[0])
+
+
 def _open_and_load(p: Path, data: bytes, max_pixels: int) -> Image.Image:
     """Open ``data`` with Pillow and force a full decode, mapping every failure to PhotoError."""
     too_big = f"image too large (more than {max_pixels:,} pixels; possible decompression bomb)"
@@ -295,12 +480,21 @@ def _open_and_load(p: Path, data: bytes, max_pixels: int) -> Image.Image:
                     im = Image.open(BytesIO(data))
                 except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                     raise PhotoError(p, too_big) from exc
-                except UnidentifiedImageError as exc:
-                    raise PhotoError(p, "not an image file (unknown or unsupported format)") from exc
                 except MemoryError as exc:
                     raise PhotoError(p, "not enough memory to open this image") from exc
                 except Exception as exc:
+                    kind = _unreadable_kind(p, data)
+                    if kind is not None:
+                        raise PhotoError(p, kind.reason) from exc
+                    if isinstance(exc, UnidentifiedImageError):
+                        raise PhotoError(p, "not an image file (unknown or unsupported format)") from exc
                     raise PhotoError(p, f"corrupt image header ({_describe(exc)})") from exc
+                if im.format == "TIFF":
+                    try:
+                        _seek_full_size_page(p, im)
+                    except PhotoError:
+                        im.close()
+                        raise
                 width, height = im.size
                 if width * height > max_pixels:
                     im.close()
@@ -336,8 +530,6 @@ _INT16_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
     if im.format in _ANIMATION_FORMATS and getattr(im, "n_frames", 1) > 1:
         raise PhotoError(p, f"is an animation ({im.n_frames} frames), not a still photo")
-    if im.format == "TIFF" and getattr(im, "n_frames", 1) > 1:
-        _log.warning("%s: has %d pages; only the first is read", p, im.n_frames)
     fmt = "JPEG" if im.format == "MPO" else (im.format or "UNKNOWN")
     icc: bytes | None = im.info.get("icc_profile") or None
     if icc is not None and not isinstance(icc, bytes):
@@ -531,6 +723,9 @@ def _decode_16bit(
     stored_alpha = im.mode in ("RGBA", "LA", "La", "RGBa", "PA")
     channels = 4 if stored_alpha else 3
     width, height = im.size
+    if im.tell() != 0:  # ffmpeg decodes a TIFF's first page only
+        _log.warning("%s: 16 bits per channel are read from a first page only; using 8-bit precision", p)
+        return None
     wide = _ffmpeg_decode(p, fmt, width, height, channels)
     if wide is None:
         _log.warning("%s: could not decode 16 bits per channel; using 8-bit precision", p)

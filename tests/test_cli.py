@@ -966,3 +966,61 @@ def test_blurvid_debug_shows_the_traceback_behind_a_one_line_error(
     assert (
         r.code == 2 and "Traceback" in r.err and "OSError" in r.err and "File name too long" in r.err_lines[0]
     )
+
+
+# ============================================================================ files blurvid does not read
+
+
+RAW_LINE = (
+    "camera RAW files are not supported; export a TIFF (16-bit keeps the most) or JPEG from your RAW "
+    "converter first"
+)
+
+
+@pytest.mark.parametrize("command", ["deblur", "animate"])
+def test_a_camera_raw_file_is_one_line_saying_what_to_do(tiny_weights, tmp_path, capsys, command):
+    raw = tmp_path / "IMG_0001.CR2"
+    raw.write_bytes(np.random.default_rng(0).bytes(4000))
+    dng = (
+        tmp_path / "renamed_dng.tif"
+    )  # a TIFF Pillow opens, at its preview: the DNGVersion tag gives it away
+    Image.fromarray(image_u8()).save(dng, tiffinfo={254: 1, 50706: b"\x01\x04\x00\x00"})
+    for path in (raw, dng):
+        r = run(capsys, command, path)
+        assert r.code == 1, r
+        assert r.err_lines == [f"error: {path}: {RAW_LINE}"], r
+        r.assert_no_traceback()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["IMG_0001.CR2", "renamed_dng.tif"]
+
+
+def test_a_folder_run_leaves_out_raw_and_heic_files_and_counts_them(tiny_weights, tmp_path, capsys):
+    """RAW + JPEG is how many photographers shoot: the JPEGs are deblurred, the RAW files counted."""
+    shoot = tmp_path / "shoot"
+    save_image(shoot / "IMG_0001.JPG")
+    for name in ("IMG_0001.CR2", "IMG_0002.CR2", "IMG_0003.HEIC"):
+        (shoot / name).write_bytes(b"\0" * 100)
+    r = run(capsys, "deblur", shoot)
+    assert r.code == 0, r
+    assert (
+        "1 written, 2 camera RAW files left out (not supported), 1 HEIC file left out (not supported)"
+        in r.out
+    )
+    assert (shoot / "IMG_0001_sharp.JPG").is_file() and r.err_lines == []
+
+
+def test_a_folder_or_glob_of_only_raw_files_is_an_error_saying_what_to_do(tiny_weights, tmp_path, capsys):
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    for name in ("DSC_0001.NEF", "DSC_0002.nef"):
+        (raws / name).write_bytes(b"\0" * 100)
+    r = run(capsys, "deblur", raws)
+    assert r.code == 1 and len(r.err_lines) == 1, r
+    assert r.err_lines[0].startswith(f"error: {raws}: no photos in this folder (")
+    assert r.err_lines[0].endswith(
+        "; camera RAW files are not supported (2 found); export a TIFF (16-bit keeps the most) or JPEG from "
+        "your RAW converter first"
+    ), r
+    r = run(capsys, "deblur", str(raws / "*.NEF"))
+    assert r.code == 1 and len(r.err_lines) == 1, r
+    assert r.err_lines[0].startswith(f"error: {raws / '*.NEF'}: no image matches this pattern; camera RAW")
+    assert sorted(p.name for p in raws.iterdir()) == ["DSC_0001.NEF", "DSC_0002.nef"]

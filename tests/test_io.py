@@ -932,3 +932,176 @@ def test_video_frames_must_be_8_bit_or_float(tmp_path: Path) -> None:
 def test_gif_above_50_fps_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     write_video(tmp_path / "fast.gif", [smooth_rgb()] * 2, fps=60)
     assert "at most 50 frames per second" in caplog.text
+
+
+# --- files a photographer has that blurvid does not read: camera RAW, HEIC, JPEG XL; TIFF pages
+
+
+def tiff_page(value: int, size: tuple[int, int] = (12, 8), **tags: tuple[int, object]) -> bytes:
+    """A one-page 8-bit RGB TIFF of one grey ``value``, with extra IFD tags given as
+    ``t<number>=(type, value)`` (e.g. ``t254=(TiffTags.LONG, 1)``: a reduced-resolution page)."""
+    from io import BytesIO
+
+    from PIL import TiffImagePlugin
+
+    ifd = TiffImagePlugin.ImageFileDirectory_v2()
+    for name, (typ, v) in tags.items():
+        ifd.tagtype[int(name[1:])] = typ
+        ifd[int(name[1:])] = v
+    out = BytesIO()
+    Image.new("RGB", size, (value,) * 3).save(out, format="TIFF", tiffinfo=ifd)
+    return out.getvalue()
+
+
+def tiff_pages(path: Path, pages: list[bytes]) -> Path:
+    """Chain one-page TIFFs into one multi-page TIFF at ``path`` (each page keeps its own tags)."""
+    from PIL import TiffImagePlugin
+
+    with TiffImagePlugin.AppendingTiffWriter(str(path), new=True) as tf:
+        for page in pages:
+            tf.write(page)
+            tf.newFrame()
+    return path
+
+
+@pytest.mark.parametrize("name", ["IMG_0001.CR2", "DSC_0001.NEF", "_DSC0001.ARW", "P1000001.RW2", "x.dng"])
+def test_a_camera_raw_file_is_refused_by_its_name_with_what_to_do(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    # a DNG is a TIFF Pillow would open (at its preview); the others random bytes, as Pillow sees them
+    path.write_bytes(tiff_page(90) if name.endswith(".dng") else RNG.bytes(3000))
+    with pytest.raises(PhotoError) as err:
+        read_photo(path)
+    assert_one_line_naming(err, path)
+    assert err.value.reason == bio.RAW_REASON
+    assert bio.RAW_REASON == (
+        "camera RAW files are not supported; export a TIFF (16-bit keeps the most) or JPEG from your RAW "
+        "converter first"
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(tiff_page(90, t50706=(1, b"\x01\x04\x00\x00")), id="DNGVersion"),
+        pytest.param(tiff_page(90, t254=(4, 1), t50706=(1, b"\x01\x04\x00\x00")), id="DNG-preview-IFD0"),
+        pytest.param(tiff_page(90, t254=(4, 1), t330=(4, 8)), id="preview-with-SubIFDs"),  # NEF, ARW, PEF
+        pytest.param(b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(200), id="CR2"),
+        pytest.param(b"IIRO\x08\x00\x00\x00" + bytes(200), id="ORF"),
+        pytest.param(b"\x00\x00\x00\x18ftypcrx " + bytes(200), id="CR3"),
+        pytest.param(b"FUJIFILMCCD-RAW 0201" + bytes(200), id="RAF"),
+    ],
+)
+def test_a_camera_raw_file_under_a_tiff_name_is_refused_not_read_at_its_preview(
+    tmp_path: Path, data: bytes
+) -> None:
+    """Pillow opens a DNG (a TIFF) at its first IFD: a small preview, or the sensor's raw samples."""
+    path = tmp_path / "renamed.tif"
+    path.write_bytes(data)
+    with pytest.raises(PhotoError) as err:
+        read_photo(path)
+    assert_one_line_naming(err, path)
+    assert err.value.reason == bio.RAW_REASON
+
+
+def test_a_tiff_is_read_at_its_first_full_size_page(tmp_path: Path, caplog) -> None:
+    """Reduced-resolution previews (NewSubfileType 1) and transparency masks (4) are not pages of the
+    photo: passed over, and not counted in the warning about pages left unread."""
+    from PIL import TiffTags
+
+    preview, mask = {"t254": (TiffTags.LONG, 1)}, {"t254": (TiffTags.LONG, 4)}
+    path = tiff_pages(
+        tmp_path / "preview_first.tif",
+        [tiff_page(10, (6, 4), **preview), tiff_page(200), tiff_page(50, **mask)],
+    )
+    with caplog.at_level("WARNING", logger="blurvid"):
+        photo = read_photo(path)
+    assert (photo.width, photo.height) == (12, 8) and np.allclose(photo.pixels, 200 / 255)
+    assert caplog.records == []
+    path = tiff_pages(
+        tmp_path / "two_photos.tif", [tiff_page(30), tiff_page(10, (6, 4), **preview), tiff_page(70)]
+    )
+    with caplog.at_level("WARNING", logger="blurvid"):
+        photo = read_photo(path)
+    assert np.allclose(photo.pixels, 30 / 255)
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        "has 2 pages; only the first is read"
+    ]
+
+
+def test_a_tiff_holding_only_a_preview_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "thumb.tif"
+    path.write_bytes(tiff_page(90, t254=(4, 1)))
+    with pytest.raises(PhotoError) as err:
+        read_photo(path)
+    assert_one_line_naming(err, path)
+    assert err.value.reason.startswith("holds only a reduced-resolution preview (TIFF NewSubfileType 1)")
+
+
+HEIF_BOX = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "what"),
+    [
+        ("IMG_0001.HEIC", HEIF_BOX + bytes(200), "HEIC / HEIF"),  # an iPhone's
+        ("IMG_0001.jpg", HEIF_BOX + bytes(200), "HEIC / HEIF"),  # by content, whatever its name
+        ("mif1.heif", b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1heic" + bytes(200), "HEIC / HEIF"),
+        ("IMG_0001.HIF", b"not a real file", "HEIC / HEIF"),  # Canon / Sony; by its name
+        ("x.jxl", b"\xff\x0a" + bytes(200), "JPEG XL"),
+        ("x.png", b"\x00\x00\x00\x0cJXL \r\n\x87\n" + bytes(200), "JPEG XL"),
+    ],
+)
+def test_heic_and_jpeg_xl_are_refused_with_what_to_do(
+    tmp_path: Path, name: str, data: bytes, what: str
+) -> None:
+    if {".heic", ".jxl"} & set(Image.registered_extensions()):
+        pytest.skip("a HEIF or JPEG XL plugin is registered in this Pillow")
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(PhotoError) as err:
+        read_photo(path)
+    assert_one_line_naming(err, path)
+    assert (
+        err.value.reason
+        == f"{what} is not supported by this installation's Pillow; convert it to JPEG or TIFF first"
+    )
+    # a folder run leaves such files out by their name (and counts them)
+    assert (bio.unsupported(path) is not None) == (path.suffix.lower() in (".heic", ".heif", ".hif", ".jxl"))
+
+
+def test_avif_without_pillow_support_is_refused_with_what_to_do(tmp_path: Path, monkeypatch) -> None:
+    """A Pillow built without libavif identifies an AVIF only to say that it cannot read it."""
+    from PIL import AvifImagePlugin
+
+    path = tmp_path / "x.avif"
+    path.write_bytes(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(200))
+    monkeypatch.setattr(AvifImagePlugin, "SUPPORTED", False)
+    monkeypatch.delitem(Image.EXTENSION, ".avif", raising=False)
+    with pytest.raises(PhotoError) as err:
+        read_photo(path)
+    assert err.value.reason.startswith("AVIF is not supported by this installation's Pillow")
+    assert bio.unsupported(path) is not None and bio.unsupported(tmp_path / "x.jpg") is None
+
+
+def test_a_registered_heif_plugin_is_used_not_refused(tmp_path: Path, monkeypatch) -> None:
+    """blurvid adds no HEIF plugin, but one registered in the process (pillow-heif's) reads .heic files."""
+    from PIL import ImageFile
+
+    values = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+
+    class FakeHeif(ImageFile.ImageFile):
+        format = "HEIF"
+        format_description = "a stand-in for pillow-heif"
+
+        def _open(self) -> None:
+            self._size, self._mode = (8, 6), "RGB"
+            self.tile = [ImageFile._Tile("raw", (0, 0, 8, 6), len(HEIF_BOX), ("RGB", 0, 1))]
+
+    monkeypatch.setattr(Image, "ID", [*Image.ID, "HEIF"])
+    monkeypatch.setitem(Image.OPEN, "HEIF", (FakeHeif, lambda prefix: prefix[4:12] == b"ftypheic"))
+    monkeypatch.setitem(Image.EXTENSION, ".heic", "HEIF")
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(HEIF_BOX + values.tobytes())
+    photo = read_photo(path)
+    assert photo.format == "HEIF" and bio.unsupported(path) is None
+    np.testing.assert_array_equal(u8(photo.pixels), values)
