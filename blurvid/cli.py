@@ -561,14 +561,17 @@ def deblur(
     suffix: Annotated[str, typer.Option(help="Added to the file name of each output.")] = "_sharp",
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="Output format (jpg, png, tif, webp); default: as the input."),
+        typer.Option(
+            "--format",
+            help="Output format (jpg, png, tif, webp, bmp; avif where Pillow has it); default: as the input.",
+        ),
     ] = None,
     quality: Annotated[
         int | None,
         typer.Option(
             min=1,
             max=100,
-            help="JPEG / WebP quality (default 95; a lossless WebP stays lossless; 100: lossless WebP).",
+            help="JPEG / WebP / AVIF quality (default 95; a lossless WebP stays lossless; 100: lossless WebP).",
             show_default=False,
         ),
     ] = None,

@@ -50,9 +50,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from PIL import Image, ImageFile, PngImagePlugin, TiffImagePlugin, TiffTags, UnidentifiedImageError
+from PIL import Image, ImageFile, PngImagePlugin, TiffImagePlugin, TiffTags, UnidentifiedImageError, features
 
 __all__ = [
+    "AVIF_SUPPORTED",
     "IMAGE_SUFFIXES",
     "RAW_REASON",
     "RAW_SUFFIXES",
@@ -71,8 +72,13 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
-"""Lower-case suffixes of the photo formats blurvid reads (and writes)."""
+AVIF_SUPPORTED: bool = bool(features.check("avif"))
+"""Whether this Pillow reads and writes AVIF (Pillow >= 11.3 built with libavif)."""
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"} | ({".avif"} if AVIF_SUPPORTED else set())
+)
+"""Lower-case suffixes of the photo formats blurvid reads (and writes); .avif where Pillow has AVIF."""
 
 # fmt: off
 RAW_SUFFIXES: frozenset[str] = frozenset(
@@ -131,15 +137,18 @@ _WRITE_FORMATS: dict[str, str] = {
     ".tiff": "TIFF",
     ".webp": "WEBP",
     ".bmp": "BMP",
+    **({".avif": "AVIF"} if AVIF_SUPPORTED else {}),
 }
 _SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 # lossless TIFF compressions a result is written with as its photo was (others become Deflate)
 _TIFF_COMPRESSIONS = ("tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits")
-_MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383, "BMP": 2**31 - 1, "PNG": 2**31 - 1, "TIFF": 2**31 - 1}
+_MAX_SIDE = {
+    "JPEG": 65_500, "WEBP": 16_383, "AVIF": 65_536, "BMP": 2**31 - 1, "PNG": 2**31 - 1, "TIFF": 2**31 - 1
+}  # fmt: skip
 _VIDEO_SUFFIXES: dict[str, str] = {".gif": "gif", ".mp4": "mp4", ".m4v": "mp4", ".webp": "webp"}
 _FRAME_NAME = re.compile(r"frame_\d+\.png")
 # formats whose several frames are an animation (a multi-frame MPO or TIFF is a photo with previews or pages)
-_ANIMATION_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
+_ANIMATION_FORMATS = frozenset({"GIF", "PNG", "WEBP", "AVIF"})
 
 _EXIF_HEADER = b"Exif\x00\x00"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -923,13 +932,14 @@ def write_photo(
     The format comes from the suffix: .jpg/.jpeg (``quality``; 4:4:4 chroma when quality >= 90),
     .png, .tif/.tiff (uncompressed, or lossless compressed like ``like`` when that is a compressed
     TIFF: its LZW / Deflate / PackBits at 8 bits, Deflate at 16), .webp (lossless when quality is
-    100, or when it is None and ``like`` is a lossless WebP), .bmp. ``quality`` None means 95.
+    100, or when it is None and ``like`` is a lossless WebP), .bmp, and where :data:`AVIF_SUPPORTED`
+    .avif (lossy at ``quality``; 4:4:4 chroma when quality >= 90). ``quality`` None means 95.
 
     With ``like`` (the photo this result came from): ``bit_depth`` defaults to ``like.bit_depth``
     where the format holds 16 bits (PNG, TIFF; 8 elsewhere), grey is written as grey when
     ``like.grey``, ``like.alpha`` is carried when ``alpha`` is None and the sizes match, and the ICC
     profile, EXIF and XMP (orientation 1) are copied where the format holds them and the profile fits
-    the output colour space. Alpha is kept in PNG/TIFF/WebP and dropped silently in JPEG/BMP.
+    the output colour space. Alpha is kept in PNG/TIFF/WebP/AVIF and dropped silently in JPEG/BMP.
 
     The write is atomic: a hidden temporary file in the destination folder is renamed over
     ``path``; on any failure nothing is left behind. Missing parent folders are created. Whether to
@@ -943,7 +953,10 @@ def write_photo(
     p = Path(path)
     fmt = photo_format(p)
     if fmt is None:
-        raise PhotoError(p, f"unsupported photo format '{p.suffix}' (use .jpg, .png, .tif, .webp or .bmp)")
+        kinds = ", ".join(
+            f".{s}" for s in ("jpg", "png", "tif", "webp", "bmp", "avif") if f".{s}" in _WRITE_FORMATS
+        )
+        raise PhotoError(p, f"unsupported photo format '{p.suffix}' (use {kinds})")
     rgb = _as_float_image(pixels)
     height, width = rgb.shape[:2]
     if quality is None:
@@ -965,12 +978,12 @@ def write_photo(
     if fmt in ("JPEG", "BMP"):
         alpha = None
     grey = bool(like.grey) if like is not None else False
-    if fmt == "WEBP":
-        grey = False  # WebP has no greyscale
+    if fmt in ("WEBP", "AVIF"):
+        grey = False  # WebP has no greyscale; Pillow reads every AVIF as colour
     icc = _icc_for(like.icc_profile if like is not None else None, grey) if fmt != "BMP" else None
     exif = like.exif if like is not None and fmt != "BMP" else None
     xmp = like.xmp if like is not None and fmt != "BMP" else None
-    dpi = like.dpi if like is not None and fmt != "WEBP" else None
+    dpi = like.dpi if like is not None and fmt not in ("WEBP", "AVIF") else None
     from_tiff = like is not None and like.format == "TIFF" and like.compression != "raw"
     squeeze = like.compression if like is not None and from_tiff and fmt == "TIFF" else None
     if squeeze not in (None, *_TIFF_COMPRESSIONS):
@@ -1039,6 +1052,8 @@ def write_photo(
         convert = _srgb_converter(like.icc_profile) if fmt == "BMP" and like and image.mode == "RGB" else None
         if convert is not None:  # BMP holds no profile: its colours must be sRGB
             image = convert(image)
+        if fmt == "AVIF":  # Pillow moves the EXIF orientation (1 here) into the container's irot / imir
+            options.update(quality=int(quality), subsampling="4:4:4" if quality >= 90 else "4:2:0")
         if fmt == "WEBP":
             lossless = quality >= 100
             # exact: keep the colour under fully transparent pixels, as lossless promises

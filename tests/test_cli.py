@@ -21,6 +21,7 @@ from conftest import H, W, image_f32, image_u8, save_image
 from PIL import Image
 
 import blurvid
+import blurvid.io
 from blurvid import cli, pipeline
 from blurvid.io import read_photo, write_photo
 
@@ -1024,3 +1025,19 @@ def test_a_folder_or_glob_of_only_raw_files_is_an_error_saying_what_to_do(tiny_w
     assert r.code == 1 and len(r.err_lines) == 1, r
     assert r.err_lines[0].startswith(f"error: {raws / '*.NEF'}: no image matches this pattern; camera RAW")
     assert sorted(p.name for p in raws.iterdir()) == ["DSC_0001.NEF", "DSC_0002.nef"]
+
+
+@pytest.mark.skipif(not blurvid.io.AVIF_SUPPORTED, reason="this Pillow reads and writes no AVIF")
+def test_an_avif_gives_an_avif_and_a_folder_takes_avif(tiny_weights, tmp_path, capsys):
+    """The output format defaults to the input's: an AVIF gave a PNG."""
+    shoot = tmp_path / "shoot"
+    save_image(shoot / "a.avif", quality=90)
+    save_image(shoot / "b.jpg")
+    r = run(capsys, "deblur", shoot, "-o", tmp_path / "out")
+    assert r.code == 0 and "2 written" in r.out, r
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_sharp.avif", "b_sharp.jpg"]
+    assert read_photo(tmp_path / "out" / "a_sharp.avif").format == "AVIF"
+    r = run(capsys, "deblur", shoot / "b.jpg", "--format", "avif", "--quality", "50", "--suffix", "_small")
+    assert r.code == 0, r
+    with Image.open(shoot / "b_small.avif") as im:
+        assert im.format == "AVIF" and im.size == (W, H)

@@ -16,6 +16,8 @@ import blurvid.io as bio
 from blurvid.io import Photo, PhotoError, read_photo, write_photo, write_video
 
 RNG = np.random.default_rng(1234)
+NEEDS_AVIF = pytest.mark.skipif(not bio.AVIF_SUPPORTED, reason="this Pillow reads and writes no AVIF")
+AVIF_8 = pytest.param(".avif", 8, marks=NEEDS_AVIF)
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
@@ -289,7 +291,8 @@ def test_orientation_of_jpeg_and_of_16bit_png(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("suffix", "depth"), [(".jpg", 8), (".png", 8), (".tif", 8), (".webp", 8), (".png", 16), (".tif", 16)]
+    ("suffix", "depth"),
+    [(".jpg", 8), (".png", 8), (".tif", 8), (".webp", 8), (".png", 16), (".tif", 16), AVIF_8],
 )
 def test_icc_and_exif_are_copied(tmp_path: Path, suffix: str, depth: int) -> None:
     exif = make_exif(Make="Blurcam", Model="Z 9", Orientation=1)
@@ -324,7 +327,7 @@ def test_orientation_in_like_exif_is_reset_on_write(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("suffix", "depth"), [(".jpg", 8), (".png", 8), (".png", 16), (".tif", 16), (".webp", 8)]
+    ("suffix", "depth"), [(".jpg", 8), (".png", 8), (".png", 16), (".tif", 16), (".webp", 8), AVIF_8]
 )
 def test_exif_pixel_dimensions_follow_the_rotated_output(tmp_path: Path, suffix: str, depth: int) -> None:
     """A portrait shot stored landscape (Orientation 6): the result is upright, and its EXIF must not
@@ -607,7 +610,9 @@ def test_is_image_path() -> None:
         and not bio.is_image_path("notes")
         and not bio.is_image_path(".tmp.png")
     )
-    assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"} == set(bio.IMAGE_SUFFIXES)
+    avif = {".avif"} if bio.AVIF_SUPPORTED else set()
+    assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"} | avif == set(bio.IMAGE_SUFFIXES)
+    assert bio.is_image_path("IMG_0001.AVIF") == bio.AVIF_SUPPORTED
 
 
 # --- video
@@ -806,7 +811,8 @@ XMP = (
 
 
 @pytest.mark.parametrize(
-    ("suffix", "depth"), [(".jpg", 8), (".png", 8), (".png", 16), (".tif", 8), (".tif", 16), (".webp", 8)]
+    ("suffix", "depth"),
+    [(".jpg", 8), (".png", 8), (".png", 16), (".tif", 8), (".tif", 16), (".webp", 8), AVIF_8],
 )
 def test_xmp_exif_and_dpi_are_carried_with_orientation_reset(tmp_path: Path, suffix: str, depth: int) -> None:
     """Ratings and keywords (XMP) survive beside the EXIF (an 8-bit TIFF lost its EXIF when it had XMP),
@@ -828,7 +834,7 @@ def test_xmp_exif_and_dpi_are_carried_with_orientation_reset(tmp_path: Path, suf
     assert "Велосипед".encode() in back.xmp
     with Image.open(out) as im:
         assert im.getexif().get(271) == "Canon" and im.getexif().get(274, 1) == 1
-    if suffix == ".webp":
+    if suffix in (".webp", ".avif"):
         assert back.dpi is None
     else:
         assert back.dpi is not None and np.allclose(back.dpi, (240, 300), atol=0.01)
@@ -1105,3 +1111,26 @@ def test_a_registered_heif_plugin_is_used_not_refused(tmp_path: Path, monkeypatc
     photo = read_photo(path)
     assert photo.format == "HEIF" and bio.unsupported(path) is None
     np.testing.assert_array_equal(u8(photo.pixels), values)
+
+
+@NEEDS_AVIF
+def test_avif_is_written_at_the_quality_asked_with_alpha_and_refused_when_animated(tmp_path: Path) -> None:
+    """AVIF (Pillow 13 reads and writes it): lossy at ``quality``, 4:4:4 from 90, alpha kept."""
+    rgb = smooth_rgb(48, 64)
+    alpha = np.linspace(0, 1, 48 * 64, dtype=np.float32).reshape(48, 64)
+    sizes = {}
+    for quality in (95, 60):
+        out = write_photo(tmp_path / f"q{quality}.avif", rgb, alpha=alpha, quality=quality)
+        photo = read_photo(out)
+        assert photo.format == "AVIF" and (photo.width, photo.height) == (64, 48)
+        assert photo.alpha is not None and np.abs(photo.alpha - alpha).max() < 0.03
+        sizes[quality] = out.stat().st_size
+        if quality == 95:
+            assert np.abs(photo.pixels - rgb).mean() < 0.01
+    assert sizes[60] < sizes[95]
+    frames = [Image.fromarray(u8(np.roll(rgb, 8 * i, axis=1))) for i in range(3)]
+    frames[0].save(tmp_path / "anim.avif", save_all=True, append_images=frames[1:])
+    with pytest.raises(PhotoError) as err:
+        read_photo(tmp_path / "anim.avif")
+    assert_one_line_naming(err, tmp_path / "anim.avif")
+    assert err.value.reason == "is an animation (3 frames), not a still photo"
