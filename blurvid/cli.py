@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -542,11 +543,32 @@ def _precision(precision: Precision, half: bool) -> str:
 
 
 class _LogLines(logging.Handler):
-    """blurvid's log records (a checkpoint download, a corrupt copy passed over) as lines on stderr."""
+    """blurvid's log records (a checkpoint download, a corrupt copy passed over, a library's warning)
+    as lines on stderr; with ``BLURVID_DEBUG`` set, a record's ``detail`` (where a Python warning came
+    from) follows its line."""
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
         err.print(f"warning: {msg}" if record.levelno >= logging.WARNING else msg, markup=False)
+        detail = getattr(record, "detail", None)
+        if detail and os.environ.get("BLURVID_DEBUG"):
+            err.print(str(detail).rstrip("\n"), markup=False, highlight=False)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.showwarning`` while a command runs: a library's warning (torch, Pillow when writing)
+    is one ``warning: ...`` line through blurvid's logger, so ``-q`` hides it and ``BLURVID_DEBUG``
+    adds Python's own text of it (file and line)."""
+    text = " ".join(str(message).split())
+    detail = warnings.formatwarning(message, category, filename, lineno, line)
+    logging.getLogger("blurvid").warning("%s", text, extra={"detail": detail})
 
 
 def _quiet_logs(quiet: bool) -> None:
@@ -881,6 +903,7 @@ def main(argv: list[str] | None = None) -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False  # not twice through the root logger's last-resort handler
+    previous_show_warning, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         app(args=argv, prog_name="blurvid", standalone_mode=True)
     except (UserError, WeightsError) as e:
@@ -892,6 +915,7 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"{what}; no partly written output was left")
         sys.exit(128 + e.signum)
     finally:
+        warnings.showwarning = previous_show_warning
         for s, previous_handler in previous.items():
             signal.signal(s, previous_handler)
         logger.removeHandler(handler)

@@ -356,17 +356,42 @@ def read_photo(path: str | os.PathLike[str], *, max_pixels: int = 250_000_000) -
     if unsupported(p) is _RAW or _raw_kind(data) is not None:
         # Pillow would open some of them as TIFF and give their embedded thumbnail or CFA garbage
         raise PhotoError(p, RAW_REASON)
-    im = _open_and_load(p, data, max_pixels)
-    try:
-        return _photo_from_image(p, data, im)
-    except MemoryError as exc:
-        raise PhotoError(p, "not enough memory to decode this image") from exc
-    except PhotoError:
-        raise
-    except Exception as exc:  # Pillow raises many kinds of errors on odd files
-        raise PhotoError(p, f"cannot decode image ({_describe(exc)})") from exc
-    finally:
-        im.close()
+    with _pillow_warnings(p):
+        im = _open_and_load(p, data, max_pixels)
+        try:
+            return _photo_from_image(p, data, im)
+        except MemoryError as exc:
+            raise PhotoError(p, "not enough memory to decode this image") from exc
+        except PhotoError:
+            raise
+        except Exception as exc:  # Pillow raises many kinds of errors on odd files
+            raise PhotoError(p, f"cannot decode image ({_describe(exc)})") from exc
+        finally:
+            im.close()
+
+
+@contextlib.contextmanager
+def _pillow_warnings(p: Path) -> Iterator[None]:
+    """Turn the Python warnings raised inside (Pillow's "Corrupt EXIF data", ...) into one logged line
+    each, ``'<path>: Pillow: <text>'``, instead of Python's two-line warning text on stderr; repeats
+    are dropped. When the block fails, its error says what matters and they are logged at DEBUG only.
+    Each record carries Python's own text of the warning (file and line) as ``record.detail``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            seen = set()
+            for w in caught:
+                text = " ".join(str(w.message).split())
+                if text in seen:
+                    continue
+                seen.add(text)
+                detail = warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+                level = logging.WARNING if ok else logging.DEBUG
+                _log.log(level, "%s: Pillow: %s", p, text, extra={"detail": detail})
 
 
 def _read_bytes(p: Path) -> bytes:

@@ -46,6 +46,27 @@ def save_image(path: Path, h: int = H, w: int = W, seed: int = 0, **save_options
     return path
 
 
+def corrupt_exif_tiff(path: Path) -> Path:
+    """An 8-bit TIFF of :func:`image_u8` whose Exif sub-IFD pointer points past the end of the file:
+    Pillow reads the picture, and warns ``Corrupt EXIF data.  Expecting to read 2 bytes but only got 0.``"""
+    import struct
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[271] = "Blurcam"
+    exif.get_ifd(0x8769)[0x9003] = "2024:01:02 03:04:05"
+    Image.fromarray(image_u8()).save(path, exif=exif.tobytes())
+    data = bytearray(path.read_bytes())
+    (ifd0,) = struct.unpack_from("<I", data, 4)
+    (count,) = struct.unpack_from("<H", data, ifd0)
+    for entry in range(ifd0 + 2, ifd0 + 2 + 12 * count, 12):
+        if struct.unpack_from("<H", data, entry)[0] == 0x8769:
+            struct.pack_into("<I", data, entry + 8, len(data) + 100)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def wide_gamut_icc(name: str = "Test wide gamut") -> bytes:
     """A minimal ICC v2 RGB display profile with Display P3's primaries and a 2.2 gamma: a colour space
     other than sRGB, as an iPhone's or Adobe RGB photo carries (Pillow can only create sRGB)."""

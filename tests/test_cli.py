@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import H, W, image_f32, image_u8, save_image
+from conftest import H, W, corrupt_exif_tiff, image_f32, image_u8, save_image
 from PIL import Image
 
 import blurvid
@@ -1041,3 +1041,32 @@ def test_an_avif_gives_an_avif_and_a_folder_takes_avif(tiny_weights, tmp_path, c
     assert r.code == 0, r
     with Image.open(shoot / "b_small.avif") as im:
         assert im.format == "AVIF" and im.size == (W, H)
+
+
+def test_library_warnings_are_one_line_hidden_by_quiet_and_detailed_by_debug(
+    tiny_weights, tmp_path, capsys, monkeypatch
+):
+    """A TIFF with corrupt EXIF printed Pillow's raw two-line UserWarning in a normal run."""
+    path = corrupt_exif_tiff(tmp_path / "odd.tif")
+    line = f"warning: {path}: Pillow: Corrupt EXIF data. Expecting to read 2 bytes but only got 0."
+    r = run(capsys, "deblur", path)
+    assert r.code == 0 and r.err_lines == [line], r
+    assert (tmp_path / "odd_sharp.tif").is_file()
+    r = run(capsys, "deblur", path, "--overwrite", "-q")
+    assert r.code == 0 and r.err_lines == [], r
+    monkeypatch.setenv("BLURVID_DEBUG", "1")
+    r = run(capsys, "deblur", path, "--overwrite")
+    assert r.code == 0 and r.err_lines[0] == line and "UserWarning: Corrupt EXIF data" in r.err, r
+    # any other library's warning during a run: one line too
+    monkeypatch.delenv("BLURVID_DEBUG")
+    real_write = blurvid.io.write_photo
+
+    def write_with_a_warning(*args, **kwargs):
+        import warnings
+
+        warnings.warn("something odd\n  happened", UserWarning, stacklevel=1)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(blurvid.io, "write_photo", write_with_a_warning)
+    r = run(capsys, "deblur", path, "--overwrite")
+    assert r.code == 0 and r.err_lines == [line, "warning: something odd happened"], r

@@ -1134,3 +1134,21 @@ def test_avif_is_written_at_the_quality_asked_with_alpha_and_refused_when_animat
         read_photo(tmp_path / "anim.avif")
     assert_one_line_naming(err, tmp_path / "anim.avif")
     assert err.value.reason == "is an animation (3 frames), not a still photo"
+
+
+def test_a_pillow_warning_is_one_logged_line_naming_the_file(tmp_path: Path, caplog) -> None:
+    """Pillow's "Corrupt EXIF data" came out as Python's two-line UserWarning text on stderr."""
+    import warnings
+
+    from conftest import corrupt_exif_tiff, image_u8
+
+    path = corrupt_exif_tiff(tmp_path / "odd.tif")
+    with warnings.catch_warnings(record=True) as escaped, caplog.at_level("DEBUG", logger="blurvid"):
+        warnings.simplefilter("always")
+        photo = read_photo(path)
+    assert escaped == []
+    np.testing.assert_array_equal(u8(photo.pixels), image_u8())
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", f"{path}: Pillow: Corrupt EXIF data. Expecting to read 2 bytes but only got 0.")
+    ]
+    assert "UserWarning: Corrupt EXIF data" in caplog.records[0].detail  # for BLURVID_DEBUG
