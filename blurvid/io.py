@@ -158,6 +158,7 @@ _GPS_IFD_TAG = 0x8825
 _INTEROP_IFD_TAG = 0xA005
 _PIXEL_X_TAG = 0xA002  # Exif IFD: PixelXDimension, the valid width of the image
 _PIXEL_Y_TAG = 0xA003
+_MAKER_NOTE_TAG = 0x927C  # Exif IFD: the camera maker's own data, often tens of kB
 _NEW_SUBFILE_TYPE_TAG = 254  # TIFF: bit 0 a reduced-resolution version of another image, bit 2 a mask
 _SUBFILE_TYPE_TAG = 255  # its predecessor: 2 a reduced-resolution image
 _PHOTOMETRIC_TAG = 262
@@ -1020,8 +1021,16 @@ def write_photo(
         exif = exif if exif.startswith(_EXIF_HEADER) else _EXIF_HEADER + exif
         exif = _exif_for_output(exif, (width, height))
         if fmt == "JPEG" and len(exif) > _JPEG_MAX_EXIF:
-            _log.warning("%s: EXIF is too large for JPEG (%d bytes); not copied", p, len(exif))
-            exif = None
+            slim = _exif_without_maker_note(exif)
+            if slim is not None and len(slim) <= _JPEG_MAX_EXIF:
+                _log.warning(
+                    "%s: EXIF is too large for JPEG (%d bytes); copied without the maker note and any thumbnail",
+                    p,
+                    len(exif),
+                )
+            else:
+                _log.warning("%s: EXIF is too large for JPEG (%d bytes); not copied", p, len(exif))
+            exif = slim if slim is not None and len(slim) <= _JPEG_MAX_EXIF else None
     if max(height, width) > _MAX_SIDE[fmt]:
         limit = _MAX_SIDE[fmt]
         raise PhotoError(p, f"{width}x{height} is too large for {fmt} (at most {limit} pixels a side)")
@@ -1089,6 +1098,21 @@ def write_photo(
 
     _atomic_write(p, encode)
     return p
+
+
+def _exif_without_maker_note(exif: bytes) -> bytes | None:
+    """``exif`` (with its header) rewritten without the Exif IFD's MakerNote and the IFD1 thumbnail,
+    the usual bulk of an EXIF block too large for a JPEG's 64 kB segment (a camera's maker note can
+    be larger); None when it cannot be parsed."""
+    try:
+        parsed = Image.Exif()
+        parsed.load(exif)
+        fields = parsed.get_ifd(_EXIF_IFD_TAG)
+        fields.pop(_MAKER_NOTE_TAG, None)
+        raw = parsed.tobytes()  # Pillow writes IFD0 and its sub-IFDs, no IFD1
+    except Exception:
+        return None
+    return raw if raw.startswith(_EXIF_HEADER) else _EXIF_HEADER + raw
 
 
 def _save_jpeg(image: Image.Image, tmp: Path, **options: Any) -> None:

@@ -1152,3 +1152,28 @@ def test_a_pillow_warning_is_one_logged_line_naming_the_file(tmp_path: Path, cap
         ("WARNING", f"{path}: Pillow: Corrupt EXIF data. Expecting to read 2 bytes but only got 0.")
     ]
     assert "UserWarning: Corrupt EXIF data" in caplog.records[0].detail  # for BLURVID_DEBUG
+
+
+def test_exif_too_large_for_jpeg_is_copied_without_its_maker_note(tmp_path: Path, caplog) -> None:
+    """A TIFF's or PNG's EXIF may exceed a JPEG's 64 kB segment, mostly by the camera's maker note: the
+    camera, date and exposure are kept (all EXIF was dropped); what still does not fit is dropped."""
+    exif = Image.Exif()
+    exif[271] = "Nikon"
+    fields = exif.get_ifd(0x8769)
+    fields.update({0x9003: "2024:01:02 03:04:05", 0x829A: (1, 250), 0x927C: RNG.bytes(70_000)})
+    with caplog.at_level("WARNING", logger="blurvid"):
+        out = write_photo(tmp_path / "m.jpg", smooth_rgb(), like=like_photo(exif=exif.tobytes()))
+    with Image.open(out) as im:
+        kept = im.getexif()
+        assert kept.get(271) == "Nikon" and 0x927C not in kept.get_ifd(0x8769)
+        assert kept.get_ifd(0x8769).get(0x9003) == "2024:01:02 03:04:05"
+        assert kept.get_ifd(0x8769).get(0x829A) == (1, 250)
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        f"EXIF is too large for JPEG ({len(exif.tobytes())} bytes); copied without the maker note and any thumbnail"
+    ]
+    exif[270] = "x" * 70_000  # a description no JPEG holds
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="blurvid"):
+        out = write_photo(tmp_path / "d.jpg", smooth_rgb(), like=like_photo(exif=exif.tobytes()))
+    assert read_photo(out).exif is None
+    assert caplog.records[0].getMessage().endswith("bytes); not copied")
