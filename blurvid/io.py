@@ -76,7 +76,8 @@ AVIF_SUPPORTED: bool = bool(features.check("avif"))
 """Whether this Pillow reads and writes AVIF (Pillow >= 11.3 built with libavif)."""
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"} | ({".avif"} if AVIF_SUPPORTED else set())
+    {".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+    | ({".avif"} if AVIF_SUPPORTED else set())
 )
 """Lower-case suffixes of the photo formats blurvid reads (and writes); .avif where Pillow has AVIF."""
 
@@ -132,6 +133,8 @@ RAW_REASON = _RAW.reason
 _WRITE_FORMATS: dict[str, str] = {
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
+    ".jfif": "JPEG",  # what Windows names JPEGs saved from a browser
+    ".jpe": "JPEG",
     ".png": "PNG",
     ".tif": "TIFF",
     ".tiff": "TIFF",

@@ -1070,3 +1070,15 @@ def test_library_warnings_are_one_line_hidden_by_quiet_and_detailed_by_debug(
     monkeypatch.setattr(blurvid.io, "write_photo", write_with_a_warning)
     r = run(capsys, "deblur", path, "--overwrite")
     assert r.code == 0 and r.err_lines == [line, "warning: something odd happened"], r
+
+
+def test_jfif_and_jpe_are_jpegs_in_folders_and_out(tiny_weights, tmp_path, capsys):
+    """Windows saves browser images as .jfif: a folder run left them out, and one named gave a PNG."""
+    save_image(tmp_path / "web.jfif", format="JPEG")
+    save_image(tmp_path / "old.JPE", format="JPEG")
+    r = run(capsys, "deblur", tmp_path, "-o", tmp_path / "out")
+    assert r.code == 0 and "2 written" in r.out, r
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["old_sharp.JPE", "web_sharp.jfif"]
+    for name in ("old_sharp.JPE", "web_sharp.jfif"):
+        with Image.open(tmp_path / "out" / name) as im:
+            assert im.format == "JPEG" and im.size == (W, H)

@@ -611,7 +611,9 @@ def test_is_image_path() -> None:
         and not bio.is_image_path(".tmp.png")
     )
     avif = {".avif"} if bio.AVIF_SUPPORTED else set()
-    assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"} | avif == set(bio.IMAGE_SUFFIXES)
+    jpeg = {".jpg", ".jpeg", ".jfif", ".jpe"}
+    assert jpeg | {".png", ".tif", ".tiff", ".webp", ".bmp"} | avif == set(bio.IMAGE_SUFFIXES)
+    assert {bio.photo_format("x" + s.upper()) for s in jpeg} == {"JPEG"}
     assert bio.is_image_path("IMG_0001.AVIF") == bio.AVIF_SUPPORTED
 
 
