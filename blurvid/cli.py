@@ -186,7 +186,8 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
     matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
     # a pattern is the user's own choice of files: it takes every format blurvid reads (GIF too)
     files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES | _READ_ONLY_SUFFIXES]
-    unread_note = _note_unread([m for m in matches if m.is_file() and m not in files], report)
+    taken = set(files)
+    unread_note = _note_unread([m for m in matches if m not in taken and m.is_file()], report)
     if not files:
         report.fail(f"{raw}: no image matches this pattern{unread_note}")
     for m in files:
