@@ -743,17 +743,23 @@ def animate(
         from . import pipeline
 
         photo = read_photo(job.src)
+        icc = photo.icc_profile
         pixels = pipeline.fit_image(photo.pixels, size)
-        # 8-bit as they come: every video format stores 8 bits, and 9 float frames of a 24 MP photo are 2.6 GB
-        seq = [to_uint8(f) for f in runtime.frames(pixels, frames, on_tile=prog.on_tile)]
+        del photo  # with --size, only the fitted copy is used: the full-size photo goes now
+        left = to_uint8(pixels) if side_by_side else None
+        # 8-bit as they are made: every video format stores 8 bits, 9 float frames of a 24 MP photo are
+        # 2.6 GB, and a frame made band by band as uint8 never exists as floats at full size
+        made = runtime.frames(pixels, frames, on_tile=prog.on_tile, convert=to_uint8)
+        del pixels  # the frames' generator lets the photo go once it has the motion
+        seq = list(made)
         if reverse:
             seq = seq[::-1]
         if boomerang:  # a loop returns to the first frame by itself; a clip played once ends on it
             ends_on_first = not loop or video_kind(job.dst) == "mp4"
             seq = seq + (seq[-2::-1] if ends_on_first else seq[-2:0:-1])
-        if side_by_side:
-            seq = pipeline.side_by_side(to_uint8(pixels), seq)
-        write_video(job.dst, seq, fps=fps, loop=loop, icc=photo.icc_profile)
+        if left is not None:
+            seq = pipeline.side_by_side(left, seq)
+        write_video(job.dst, seq, fps=fps, loop=loop, icc=icc)
 
     _run_jobs(jobs, report, overwrite, quiet, "animate", work)
     _finish(report, quiet)

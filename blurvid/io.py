@@ -598,7 +598,9 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
             if isinstance(transparent, int):
                 alpha = (values != transparent).astype(np.float32)
         grey_plane = np.clip(grey_plane, 0.0, 1.0)
-        rgb = np.repeat(grey_plane[:, :, None], 3, axis=2)
+        rgb = _apply_orientation(np.repeat(grey_plane[:, :, None], 3, axis=2), orientation)
+        if alpha is not None:
+            alpha = _apply_orientation(alpha, orientation)
         bit_depth = 16
     else:
         im8, icc = _to_8bit_mode(im, icc)
@@ -607,19 +609,24 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
             arr8 = arr8[:, :, None]
         colour8 = arr8[:, :, :1] if grey else arr8[:, :, :3]
         alpha8 = arr8[:, :, -1] if im8.mode in ("LA", "RGBA") else None
-        colour: np.ndarray = colour8.astype(np.float32) / np.float32(255.0)
-        if alpha8 is not None:
-            alpha = alpha8.astype(np.float32) / np.float32(255.0)
-        if bit_depth == 16 and fmt in ("PNG", "TIFF"):
-            wide = _decode_16bit(p, fmt, im, colour8, alpha8, grey)
-            if wide is not None:
-                colour, wide_alpha = wide
-                if wide_alpha is not None:
-                    alpha = wide_alpha
+        wide = (
+            _decode_16bit(p, fmt, im, colour8, alpha8, grey)
+            if bit_depth == 16 and fmt in ("PNG", "TIFF")
+            else None
+        )
+        # The integers are turned upright before they become floats (the same values, and the copy that
+        # turning makes is a quarter or half the size); each float plane is made once.
+        if wide is not None:
+            colour16, alpha16 = wide
+            colour = _unit_float(_apply_orientation(colour16, orientation), 65535.0)
+            if alpha16 is not None:
+                alpha = _unit_float(_apply_orientation(alpha16, orientation), 65535.0)
+        else:
+            colour = _unit_float(_apply_orientation(colour8, orientation), 255.0)
+        if alpha8 is not None and (wide is None or wide[1] is None):
+            alpha = _unit_float(_apply_orientation(alpha8, orientation), 255.0)
+        del arr8, colour8, alpha8, wide
         rgb = np.repeat(colour, 3, axis=2) if grey else colour
-    rgb = _apply_orientation(rgb, orientation)
-    if alpha is not None:
-        alpha = _apply_orientation(alpha, orientation)
     return Photo(
         pixels=np.ascontiguousarray(rgb, dtype=np.float32),
         alpha=None if alpha is None else np.ascontiguousarray(alpha, dtype=np.float32),
@@ -754,9 +761,9 @@ def _decode_16bit(
     """Full-precision colour (and alpha, when the source stores one) of a 16-bit colour PNG/TIFF.
 
     ``colour8``/``alpha8`` are Pillow's 8-bit decode of the same file, used to check ffmpeg's
-    result. Returns float32 ``(H, W, C)`` colour (C = 1 if grey else 3) and ``(H, W)`` alpha (None
-    when the source has no alpha channel; then Pillow's alpha, e.g. from tRNS, stays), or None
-    (with a warning) when ffmpeg could not give a trustworthy 16-bit decode.
+    result. Returns uint16 ``(H, W, C)`` colour (C = 1 if grey else 3) and ``(H, W)`` alpha (None
+    when the source has no alpha channel; then Pillow's alpha, e.g. from tRNS, stays) as stored (not
+    turned upright), or None (with a warning) when ffmpeg could not give a trustworthy 16-bit decode.
     """
     stored_alpha = im.mode in ("RGBA", "LA", "La", "RGBa", "PA")
     channels = 4 if stored_alpha else 3
@@ -775,14 +782,28 @@ def _decode_16bit(
     ):
         _log.warning("%s: 16-bit decode disagrees with the 8-bit one; using 8-bit precision", p)
         return None
-    colour = colour16.astype(np.float32) / np.float32(65535.0)
-    alpha = wide[:, :, 3].astype(np.float32) / np.float32(65535.0) if stored_alpha else None
-    return colour, alpha
+    return colour16, (wide[:, :, 3] if stored_alpha else None)
+
+
+def _unit_float(values: np.ndarray, top: float) -> np.ndarray:
+    """Unsigned integers -> float32 ``values / top``, dividing in place (the values of
+    ``values.astype(np.float32) / np.float32(top)``, without a second float copy)."""
+    out = values.astype(np.float32)
+    out /= np.float32(top)
+    return out
 
 
 def _agrees(wide: np.ndarray, narrow: np.ndarray) -> bool:
-    high = (wide >> 8).astype(np.int16)
-    return high.shape == narrow.shape and int(np.abs(high - narrow.astype(np.int16)).max(initial=0)) <= 1
+    """Whether the high bytes of uint16 ``wide`` are within 1 of uint8 ``narrow`` everywhere (compared in
+    bands of rows: the int16 temporaries stay small)."""
+    if wide.shape != narrow.shape:
+        return False
+    rows = _band_rows(wide)
+    for r0 in range(0, wide.shape[0], rows):
+        high = (wide[r0 : r0 + rows] >> 8).astype(np.int16)
+        if int(np.abs(high - narrow[r0 : r0 + rows].astype(np.int16)).max(initial=0)) > 1:
+            return False
+    return True
 
 
 def _ffmpeg_decode(p: Path, fmt: str, width: int, height: int, channels: int) -> np.ndarray | None:
@@ -1041,12 +1062,21 @@ def write_photo(
         raise PhotoError(p, "is the input photo; refusing to overwrite it")
 
     channels = rgb.mean(axis=2, keepdims=True) if grey else rgb
-    if alpha is not None:
-        channels = np.concatenate([channels, np.asarray(alpha, dtype=np.float32)[:, :, None]], axis=2)
+
+    def quantized(bits: int) -> np.ndarray:
+        """The colour channels and alpha as one ``(H, W, C)`` integer array, each converted into its
+        slice (the same bytes as converting the float channels and alpha stacked, without stacking)."""
+        if alpha is None:
+            return _quantize(channels, bits)
+        n = channels.shape[2]
+        values = np.empty((height, width, n + 1), np.uint8 if bits == 8 else np.uint16)
+        _quantize(channels, bits, out=values[:, :, :n])
+        _quantize(np.asarray(alpha, dtype=np.float32)[:, :, None], bits, out=values[:, :, n:])
+        return values
 
     def encode(tmp: Path) -> None:
         if depth == 16:
-            values16 = _quantize(channels, 16)
+            values16 = quantized(16)
             with open(tmp, "wb") as fh:
                 if fmt == "PNG":
                     _encode_png16(fh, values16, icc, exif, xmp, dpi)
@@ -1060,7 +1090,7 @@ def write_photo(
                 else:
                     _encode_tiff16(fh, values16, icc, exif, xmp, dpi, squeeze)
             return
-        values8 = _quantize(channels, 8)
+        values8 = quantized(8)
         image = Image.fromarray(values8[:, :, 0] if values8.shape[2] == 1 else values8)
         options: dict[str, Any] = {}
         if icc is not None:
@@ -1179,11 +1209,48 @@ def to_uint8(frame: np.ndarray) -> np.ndarray:
     return _quantize(np.asarray(frame), 8)
 
 
-def _quantize(values: np.ndarray, bits: int) -> np.ndarray:
+# Full-size conversions work in bands of rows of about this many array elements (16 MB of float32):
+# their temporaries stay small whatever the photo's size, and each element gets the same arithmetic.
+_BAND_ELEMENTS = 1 << 22
+
+
+def _band_rows(values: np.ndarray) -> int:
+    """How many rows (first axis) of ``values`` make a band of about ``_BAND_ELEMENTS`` elements."""
+    row = int(np.prod(values.shape[1:], dtype=np.int64)) if values.ndim > 1 else 1
+    return max(1, _BAND_ELEMENTS // max(1, row))
+
+
+def _quantize(values: np.ndarray, bits: int, out: np.ndarray | None = None) -> np.ndarray:
     """Float [0, 1] -> uint8/uint16 with clipping and round-to-nearest (NaN -> 0); uint8 passes through
-    (widened exactly for 16 bits)."""
+    (widened exactly for 16 bits).
+
+    Floats are converted in bands of rows, so the temporaries are a band's, not the image's: the result
+    is the same, byte for byte, as converting all at once. ``out``: an array of the result's shape and
+    dtype (say, a slice of a larger one) to write into instead of a new one; it is returned.
+    """
+    values = np.asarray(values)
+    dtype = np.uint8 if bits == 8 else np.uint16
     if values.dtype == np.uint8:
-        return values if bits == 8 else values.astype(np.uint16) * 257
+        result = values if bits == 8 else values.astype(np.uint16) * 257
+        if out is None:
+            return result
+        out[...] = result
+        return out
+    if out is None:
+        out = np.empty(values.shape, dtype)
+    elif out.shape != values.shape or out.dtype != dtype:
+        raise ValueError(f"out must be {dtype.__name__} of shape {values.shape}, got {out.dtype} {out.shape}")
+    if values.ndim == 0:
+        out[...] = _quantize_band(values, bits)
+        return out
+    rows = _band_rows(values)
+    for r0 in range(0, values.shape[0], rows):
+        out[r0 : r0 + rows] = _quantize_band(values[r0 : r0 + rows], bits)
+    return out
+
+
+def _quantize_band(values: np.ndarray, bits: int) -> np.ndarray:
+    """:func:`_quantize` of float (or other non-uint8) ``values``, all at once."""
     top = 255.0 if bits == 8 else 65535.0
     clean = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     scaled = np.rint(np.clip(clean, 0.0, 1.0) * np.float32(top))
@@ -1307,16 +1374,21 @@ def _encode_tiff16(
     rows_per_strip = max(1, min(height, (256 << 10) // row_bytes))
     strips = math.ceil(height / rows_per_strip)
     pixels = np.ascontiguousarray(values, dtype="<u2")
-    if compression is None:
-        data = [pixels[i * rows_per_strip : (i + 1) * rows_per_strip].tobytes() for i in range(strips)]
-    else:  # predictor 2: each sample minus its left neighbour's (mod 2^16), then zlib
-        diff = pixels.copy()
-        diff[:, 1:] -= pixels[:, :-1]
-        data = [
-            zlib.compress(diff[i * rows_per_strip : (i + 1) * rows_per_strip].tobytes(), 6)
-            for i in range(strips)
-        ]
-    counts = [len(d) for d in data]
+
+    def strip(i: int) -> bytes:
+        rows = pixels[i * rows_per_strip : (i + 1) * rows_per_strip]
+        if compression is None:
+            return rows.tobytes()
+        diff = rows.copy()  # predictor 2: each sample minus its left neighbour's (mod 2^16), then zlib
+        diff[:, 1:] -= rows[:, :-1]
+        return zlib.compress(diff.tobytes(), 6)
+
+    # uncompressed strips are made while writing (their sizes are known): no second copy of the pixels
+    data: list[bytes] | None = None if compression is None else [strip(i) for i in range(strips)]
+    if data is not None:
+        counts = [len(d) for d in data]
+    else:
+        counts = [pixels[i * rows_per_strip : (i + 1) * rows_per_strip].nbytes for i in range(strips)]
     offsets = [0, *itertools.accumulate(counts[:-1])]
     ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
     if exif is not None:
@@ -1354,8 +1426,8 @@ def _encode_tiff16(
         put(_XMP_TAG, TiffTags.BYTE, xmp)
     fh.write(b"II*\x00" + struct.pack("<I", 8))
     fh.write(ifd.tobytes(8))
-    for d in data:
-        fh.write(d)
+    for i in range(strips):
+        fh.write(data[i] if data is not None else strip(i))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1531,7 +1603,7 @@ def _encode_mp4(target: Path, tmp: Path, frames: Sequence[np.ndarray], fps: floa
             for f in _frames_uint8(frames):
                 if pad_h or pad_w:
                     f = np.pad(f, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-                proc.stdin.write(f.tobytes())
+                proc.stdin.write(np.ascontiguousarray(f).data)  # the frame's own bytes, not a copy
             proc.stdin.close()
             code = proc.wait(timeout=_FFMPEG_TIMEOUT_S)
         except BrokenPipeError:  # ffmpeg stopped early: its stderr says why

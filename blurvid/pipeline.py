@@ -26,7 +26,7 @@ from . import __version__
 from .models.deblur import DeblurNet, DMConfig
 from .models.decoder import RecurrentVideoDecoder
 from .models.encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
-from .models.warp import resample_in_time, resize_flow, warp
+from .models.warp import resample_in_time, resize_flow, warp, warp_rows  # noqa: F401 (pipeline.warp: re-exported)
 from .tiling import crop_to, pad_to_multiple, run_tiled, tiles
 
 TileCallback = Callable[[int, int], None]
@@ -81,6 +81,10 @@ def to_tensor(image: np.ndarray | torch.Tensor, device: torch.device) -> torch.T
     are scaled by their full range. A torch tensor is read as the same ``(H, W, 3)`` array (detached;
     any device, half precision too). Raises ValueError for another shape, an empty image, NaN or
     infinity, floats outside [0, 1] (e.g. 0-255 values) or other dtypes.
+
+    A writable float32 array already in [0, 1] is not copied on the CPU: the result is a view of its
+    memory (channels-last strides), so a big photo is not held twice; do not change the array while the
+    tensor is in use. Anything else is converted into a new array.
     """
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu()
@@ -91,7 +95,8 @@ def to_tensor(image: np.ndarray | torch.Tensor, device: torch.device) -> torch.T
     if image.size == 0:
         raise ValueError(f"the image is empty (shape {image.shape})")
     if image.dtype in (np.uint8, np.uint16):
-        scaled = image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+        scaled = image.astype(np.float32)
+        scaled /= np.float32(np.iinfo(image.dtype).max)  # in place: the values of a division, one copy
     elif image.dtype.kind == "f":
         scaled = np.ascontiguousarray(image, dtype=np.float32)
         lo, hi = float(scaled.min()), float(scaled.max())
@@ -99,7 +104,8 @@ def to_tensor(image: np.ndarray | torch.Tensor, device: torch.device) -> torch.T
             raise ValueError("the image holds NaN or infinite values")
         if lo < -1e-3 or hi > 1.001:
             raise ValueError(f"float images must hold values in [0, 1], got {lo:.4g} to {hi:.4g}")
-        scaled = np.clip(scaled, 0.0, 1.0)
+        if lo < 0.0 or hi > 1.0 or not scaled.flags.writeable:  # clipping in range changes nothing
+            scaled = np.clip(scaled, 0.0, 1.0)
     else:
         raise ValueError(f"expected a float image in [0, 1], uint8 or uint16, got dtype {image.dtype}")
     return torch.from_numpy(scaled).permute(2, 0, 1)[None].to(device)
@@ -133,9 +139,20 @@ def _on(module: nn.Module, device: torch.device, channels_last: bool = False) ->
     return module
 
 
-def to_numpy(x: torch.Tensor) -> np.ndarray:
-    """``(1, 3, H, W)`` -> ``(H, W, 3)`` float32 in [0, 1] on the CPU."""
-    return x[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+def to_numpy(x: torch.Tensor, inplace: bool = False) -> np.ndarray:
+    """``(1, 3, H, W)`` -> ``(H, W, 3)`` float32 in [0, 1] on the CPU (clamped; a channels-last view of
+    the clamped values, not a contiguous copy).
+
+    ``inplace``: clamp ``x`` itself where it is float32 on the CPU (then the array shares its memory)
+    instead of a full-size copy of it: for a result the caller does not use again. Same values either way.
+    """
+    y = x[0].float()
+    if inplace:
+        with torch.inference_mode():  # x may be an inference tensor made by the pipeline
+            y = y.clamp_(0, 1)
+    else:
+        y = y.clamp(0, 1)
+    return y.permute(1, 2, 0).cpu().numpy()
 
 
 class Deblurrer:
@@ -186,7 +203,7 @@ class Deblurrer:
 
     def __call__(self, image: np.ndarray, on_tile: TileCallback | None = None) -> np.ndarray:
         """``(H, W, 3)`` float in [0, 1] -> sharp ``(H, W, 3)`` float32 in [0, 1]."""
-        return to_numpy(self.tensor(to_tensor(image, torch.device("cpu")), on_tile))
+        return to_numpy(self.tensor(to_tensor(image, torch.device("cpu")), on_tile), inplace=True)
 
 
 def bounded_size(h: int, w: int, max_side: int, multiple: int = 1) -> tuple[int, int]:
@@ -201,12 +218,48 @@ def fit_image(image: np.ndarray, max_side: int) -> np.ndarray:
     h, w = image.shape[:2]
     if max_side <= 0 or max(h, w) <= max_side:
         return image
-    return to_numpy(resize(to_tensor(image, torch.device("cpu")), bounded_size(h, w, max_side)))
+    return to_numpy(resize(to_tensor(image, torch.device("cpu")), bounded_size(h, w, max_side)), inplace=True)
 
 
 def side_by_side(left: np.ndarray, frames: list[np.ndarray]) -> list[np.ndarray]:
-    """Each ``(H, W, C)`` frame with ``left`` (same height and dtype) placed before it: ``(H, 2W, C)``."""
-    return [np.concatenate([left, f], axis=1) for f in frames]
+    """Each ``(H, W, C)`` frame with ``left`` (same height and dtype) placed before it: ``(H, 2W, C)``.
+
+    A frame that appears several times in ``frames`` (the same array, e.g. a boomerang's) gives one
+    combined array, listed as often: one copy of each distinct frame.
+    """
+    made: dict[int, np.ndarray] = {}  # id of a frame -> its combined array
+    out = []
+    for f in frames:
+        if id(f) not in made:
+            made[id(f)] = np.concatenate([left, f], axis=1)
+        out.append(made[id(f)])
+    return out
+
+
+def warped_frame(
+    image: torch.Tensor,
+    flow: torch.Tensor,
+    convert: Callable[[np.ndarray], np.ndarray] | None = None,
+    band_pixels: int = 1 << 19,
+) -> np.ndarray:
+    """``to_numpy(warp(image, flow))`` for one ``(1, 3, H, W)`` image and ``(1, 2, H, W)`` flow, as a
+    contiguous ``(H, W, 3)`` array made in bands of about ``band_pixels`` pixels: the same values, without
+    the full-size temporaries of one :func:`warp`. ``convert`` is applied to each float32 band (it must
+    work pixel by pixel and keep the shape); the result has its dtype (float32 without it).
+    """
+    h, w = image.shape[-2:]
+    rows = max(1, band_pixels // w)
+    out: np.ndarray | None = None
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        band = to_numpy(warp_rows(image, flow, r0, r1), inplace=True)
+        if convert is not None:
+            band = convert(band)
+        if out is None:
+            out = np.empty((h, w, 3), dtype=band.dtype)
+        out[r0:r1] = band
+    assert out is not None
+    return out
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -352,7 +405,7 @@ class ShakeRemover:
 
     def __call__(self, image: np.ndarray, on_tile: TileCallback | None = None) -> np.ndarray:
         """``(H, W, 3)`` float in [0, 1] -> sharp ``(H, W, 3)`` float32 in [0, 1]."""
-        return to_numpy(self.tensor(to_tensor(image, torch.device("cpu")), on_tile))
+        return to_numpy(self.tensor(to_tensor(image, torch.device("cpu")), on_tile), inplace=True)
 
 
 class Sharpener(Protocol):
@@ -431,13 +484,19 @@ class Animator:
         frames: int = 9,
         sharp: np.ndarray | None = None,
         on_tile: TileCallback | None = None,
+        convert: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> Iterator[np.ndarray]:
         """Yield ``frames`` arrays ``(H, W, 3)`` float32 in [0, 1], in time order, one at a time.
 
         ``sharp`` (the deblurred photo, the same size as ``image``) is made by the deblurrer when not
         given. Each frame's flow is upsampled and applied on the compute device when it is needed, so
-        memory holds one full-size flow at a time whatever ``frames`` is. The arguments are checked
-        here (ValueError), not when the first frame is drawn.
+        memory holds one full-size flow at a time whatever ``frames`` is; the frame is warped in bands
+        of rows (:func:`blurvid.models.warp.warp_rows`, the same values as one :func:`warp`), so its
+        temporaries follow the band. ``convert`` (e.g. :func:`blurvid.io.to_uint8`): applied to each
+        band (float32 ``(rows, W, 3)`` in [0, 1]) and the frame assembled from its results, so a
+        full-size float frame never exists; it must work pixel by pixel (the same values as on the
+        whole frame) and keep the shape. The arguments are checked here (ValueError), not when the
+        first frame is drawn.
         """
         if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
             raise ValueError(f"frames must be a whole number >= 1, got {frames!r}")
@@ -450,20 +509,30 @@ class Animator:
             )
         if s is None and self.deblurrer is None:
             raise ValueError("this Animator has no deblurrer: pass the sharp photo")
-        return self._frames(x, s, int(frames), on_tile)
+        return self._frames(x, s, int(frames), on_tile, convert)
 
     @torch.inference_mode()
     def _frames(
-        self, x: torch.Tensor, s: torch.Tensor | None, frames: int, on_tile: TileCallback | None
+        self,
+        x: torch.Tensor,
+        s: torch.Tensor | None,
+        frames: int,
+        on_tile: TileCallback | None,
+        convert: Callable[[np.ndarray], np.ndarray] | None,
     ) -> Iterator[np.ndarray]:
         if s is None:
             assert self.deblurrer is not None  # checked in frames()
             s = self.deblurrer.tensor(x, on_tile)
         low = self.motion(x, s, frames)  # (N, 2, hs, ws) on the device
+        del x  # not needed for the frames: a caller that let go of the photo gets its memory back
         s = s.to(self.device)
         size = (int(s.shape[-2]), int(s.shape[-1]))
         for n in range(frames):
-            yield to_numpy(warp(s, resize_flow(low[n : n + 1], size)))
+            flow = resize_flow(low[n : n + 1], size)
+            frame = warped_frame(s, flow, convert)
+            del flow  # before the next frame's: one full-size flow at a time
+            yield frame
+            del frame
 
     def __call__(
         self, image: np.ndarray, frames: int = 9, sharp: np.ndarray | None = None

@@ -95,7 +95,10 @@ def run_tiled(
     ``on_tile(done, total)`` reports progress. The result is accumulated on ``out_device`` (default:
     ``x``'s device) so a GPU holds only one tile at a time. ``max_pixels > 0``: an input of at most that
     many pixels runs in one pass even when a side exceeds ``tile`` (for an ``fn`` whose memory follows
-    the pixel count). Returns ``(1, C_out, H, W)``.
+    the pixel count). Returns ``(1, C_out, H, W)`` float32 (in one pass: ``fn``'s result as it is).
+
+    Memory beyond ``x`` and one tile's work: the float32 result and a one-channel weight sum of the image's
+    size; the blend is normalised in place, so no third full-size copy is made.
     """
     _, _, h, w = x.shape
     boxes = [(0, 0, h, w)] if h * w <= max_pixels else tiles(h, w, tile, overlap)
@@ -124,4 +127,4 @@ def run_tiled(
         wsum[..., y0 : y0 + th, x0 : x0 + tw] += wt
         if on_tile:
             on_tile(i + 1, len(boxes))
-    return acc / wsum
+    return acc.div_(wsum)  # in place: the same values as acc / wsum, without another full-size copy

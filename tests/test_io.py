@@ -287,6 +287,71 @@ def test_orientation_of_jpeg_and_of_16bit_png(tmp_path: Path) -> None:
     assert exif_tags(photo16.exif).get(274) in (1, None)
 
 
+def test_pixels_are_the_float_of_the_stored_integers_turned_upright(tmp_path: Path) -> None:
+    # read_photo turns the integers upright and divides in place (less memory): the very floats of
+    # dividing the upright integers, for 8-bit colour + alpha and 16-bit colour + alpha
+    rgba8 = RNG.integers(0, 256, (5, 7, 4), dtype=np.uint8)
+    Image.fromarray(rgba8).save(tmp_path / "o8.png", exif=make_exif(Orientation=6))
+    photo = read_photo(tmp_path / "o8.png")
+    turned = np.rot90(rgba8, -1)
+    assert np.array_equal(photo.pixels, turned[:, :, :3].astype(np.float32) / np.float32(255))
+    assert photo.alpha is not None and np.array_equal(
+        photo.alpha, turned[:, :, 3].astype(np.float32) / np.float32(255)
+    )
+    v = random_u16((5, 7, 4))
+    with open(tmp_path / "o16.png", "wb") as fh:
+        bio._encode_png16(fh, v, None, make_exif(Orientation=8))
+    photo16 = read_photo(tmp_path / "o16.png")
+    turned16 = np.rot90(v, 1)
+    assert photo16.pixels.flags.c_contiguous and photo16.pixels.dtype == np.float32
+    assert np.array_equal(photo16.pixels, turned16[:, :, :3].astype(np.float32) / np.float32(65535))
+    assert np.array_equal(photo16.alpha, turned16[:, :, 3].astype(np.float32) / np.float32(65535))
+
+
+def _quantize_at_once(values: np.ndarray, bits: int) -> np.ndarray:
+    """write_photo's float -> integer conversion as it was before it worked in bands (session 22)."""
+    top = 255.0 if bits == 8 else 65535.0
+    clean = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.rint(np.clip(clean, 0.0, 1.0) * np.float32(top)).astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def test_quantize_in_bands_gives_the_bytes_of_converting_at_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    v = RNG.uniform(-0.2, 1.2, (13, 11, 3)).astype(np.float32)
+    v[0, 0, 0], v[5, 3, 1], v[12, 10, 2], v[7, 7, 0] = (
+        np.nan,
+        np.inf,
+        -np.inf,
+        0.5 / 255,
+    )  # a tie rounds to even
+    cases = [v, v.astype(np.float64), v.transpose(1, 0, 2), v[:, :, 1], v[::2, ::3]]
+    for band in (1, 7, 33, 1 << 22):  # elements per band: one row at a time ... all at once
+        monkeypatch.setattr(bio, "_BAND_ELEMENTS", band)
+        for values in cases:
+            for bits in (8, 16):
+                got, want = bio._quantize(values, bits), _quantize_at_once(values, bits)
+                assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want)
+        out = np.zeros((13, 11, 5), np.uint16)
+        bio._quantize(v, 16, out=out[:, :, 1:4])  # into a slice of a larger array
+        assert np.array_equal(out[:, :, 1:4], _quantize_at_once(v, 16)) and not out[:, :, [0, 4]].any()
+
+
+@pytest.mark.parametrize(("suffix", "depth"), [(".png", 8), (".tif", 8), (".png", 16), (".tif", 16)])
+def test_written_bytes_do_not_depend_on_the_band_size(
+    tmp_path: Path, monkeypatch, suffix: str, depth: int
+) -> None:  # type: ignore[no-untyped-def]
+    # colour and alpha are converted into one integer array band by band: the file of converting at once
+    rgb, alpha = RNG.random((9, 14, 3), dtype=np.float32), RNG.random((9, 14), dtype=np.float32)
+    like = like_photo(bit_depth=depth, shape=(9, 14))
+    whole = write_photo(tmp_path / f"whole{suffix}", rgb, alpha=alpha, like=like).read_bytes()
+    monkeypatch.setattr(bio, "_BAND_ELEMENTS", 5)
+    assert write_photo(tmp_path / f"bands{suffix}", rgb, alpha=alpha, like=like).read_bytes() == whole
+    photo = read_photo(tmp_path / f"bands{suffix}")
+    q = _quantize_at_once(np.concatenate([rgb, alpha[:, :, None]], 2), depth)
+    top = 255 if depth == 8 else 65535
+    assert np.array_equal(np.rint(photo.pixels * top), q[:, :, :3])
+    assert photo.alpha is not None and np.array_equal(np.rint(photo.alpha * top), q[:, :, 3])
+
+
 # --- metadata
 
 

@@ -15,6 +15,7 @@ from blurvid.models import (
     warp,
 )
 from blurvid.models.blocks import ConvLSTMCell, ResidualDenseBlock
+from blurvid.models.warp import warp_rows
 
 TINY_DM = DMConfig(widths=(8, 8, 12, 16), growth=(4, 4, 4, 4), rdbs=(1, 1, 1, 1), rdb_layers=2)
 TINY_V = VideoConfig(widths=(4, 4, 8, 8), hidden=8, bie_widths=(4, 4, 4, 8, 8, 8))
@@ -48,6 +49,28 @@ def test_warp_module_and_gradients():
 def test_warp_rejects_mismatched_shapes():
     with pytest.raises(ValueError):
         warp(torch.rand(1, 3, 5, 5), torch.zeros(1, 2, 5, 6))
+
+
+def test_warp_rows_are_the_rows_of_warp_bit_for_bit():
+    # animate warps a big frame band by band: each band must be exactly those rows of one warp
+    torch.manual_seed(0)
+    img = torch.rand(2, 3, 23, 17)
+    flow = torch.randn(2, 2, 23, 17) * 6  # large enough to sample far rows and clamp at the borders
+    whole = warp(img, flow)
+    for start, stop in [(0, 23), (0, 1), (5, 6), (7, 19), (22, 23)]:
+        assert torch.equal(warp_rows(img, flow, start, stop), whole[:, :, start:stop])
+    bands = torch.cat([warp_rows(img, flow, r, min(23, r + 4)) for r in range(0, 23, 4)], 2)
+    assert torch.equal(bands, whole)
+    for bad in [(0, 0), (-1, 3), (20, 24)]:
+        with pytest.raises(ValueError, match="rows"):
+            warp_rows(img, flow, *bad)
+
+
+def test_resize_flow_gradient_with_its_in_place_scaling():
+    flow = torch.randn(1, 2, 4, 6, requires_grad=True)
+    resize_flow(flow, (8, 18))[:, 0].sum().backward()  # x scaled by 3: each input's share, times 3
+    assert torch.allclose(flow.grad[:, 0].sum(), torch.tensor(3.0 * 8 * 18))
+    assert torch.equal(flow.grad[:, 1], torch.zeros(1, 4, 6))
 
 
 def test_resize_flow_rescales_vectors():

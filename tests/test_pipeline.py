@@ -79,6 +79,69 @@ def test_animator_frames_and_bounded_motion_size():
         pipeline.Animator(None, an.bie, an.rvd)
 
 
+def test_frames_made_in_bands_are_those_of_one_warp_bit_for_bit():
+    # animate makes each frame band by band, converted to uint8 band by band: the same bytes as converting
+    # the float frame of one warp (io.to_uint8 is what the CLI passes)
+    from blurvid.io import to_uint8
+
+    torch.manual_seed(1)
+    s = torch.rand(1, 3, 29, 41)
+    flow = torch.randn(1, 2, 29, 41) * 5
+    ref = pipeline.to_numpy(pipeline.warp(s, flow))
+    for band in (1, 41, 100, 29 * 41):  # one row, several rows, the whole frame
+        out = pipeline.warped_frame(s, flow, band_pixels=band)
+        assert out.dtype == np.float32 and out.flags.c_contiguous and np.array_equal(out, ref)
+        out8 = pipeline.warped_frame(s, flow, convert=to_uint8, band_pixels=band)
+        assert out8.dtype == np.uint8 and np.array_equal(out8, to_uint8(ref))
+    torch.manual_seed(0)
+    an = pipeline.Animator(
+        pipeline.Deblurrer(_dm(), CPU),
+        BlurredImageEncoder(TINY_V),
+        RecurrentVideoDecoder(TINY_V),
+        motion_size=32,
+    )
+    img = np.random.default_rng(4).random((64, 96, 3), dtype=np.float32)  # multiples of 32 and 8: no padding
+    before = img.copy()
+    floats = list(an.frames(img, 4))
+    small = list(an.frames(img, 4, convert=to_uint8))
+    assert all(
+        a.dtype == np.uint8 and np.array_equal(a, to_uint8(f)) for a, f in zip(small, floats, strict=True)
+    )
+    an.deblurrer(img)
+    assert np.array_equal(img, before)  # the networks see a view of the photo (to_tensor): never changed
+
+
+def test_to_tensor_shares_an_in_range_float32_photo_and_copies_otherwise():
+    # a big photo is not held twice: a writable float32 array in [0, 1] is viewed, never changed
+    img = np.random.default_rng(5).random((6, 7, 3), dtype=np.float32)
+    before = img.copy()
+    x = pipeline.to_tensor(img, CPU)
+    assert np.shares_memory(x.numpy(), img) and np.array_equal(x[0].permute(1, 2, 0).numpy(), img)
+    margin = img.copy()
+    margin[0, 0, 0], margin[1, 1, 1] = -5e-4, 1.0005  # within the rounding margin: clipped into a copy
+    y = pipeline.to_tensor(margin, CPU)
+    assert not np.shares_memory(y.numpy(), margin) and float(y.min()) == 0.0 and float(y.max()) == 1.0
+    assert margin[0, 0, 0] == np.float32(-5e-4)  # the caller's array is left as it was
+    frozen = img.copy()
+    frozen.flags.writeable = False
+    assert not np.shares_memory(pipeline.to_tensor(frozen, CPU).numpy(), frozen)
+    u8 = (img * 255).astype(np.uint8)
+    want = u8.astype(np.float32) / np.float32(255)  # in-place scaling: the same bits as a division
+    assert np.array_equal(pipeline.to_tensor(u8, CPU)[0].permute(1, 2, 0).numpy(), want)
+    assert np.array_equal(img, before)
+
+
+def test_to_numpy_in_place_gives_the_same_values():
+    x = torch.rand(1, 3, 5, 8) * 1.4 - 0.2
+    ref = pipeline.to_numpy(x)
+    assert float(x.min()) < 0  # not in place: x untouched
+    with torch.inference_mode():
+        y = x.clone()  # an inference tensor, like the pipeline's results
+    out = pipeline.to_numpy(y, inplace=True)
+    assert np.array_equal(out, ref) and np.shares_memory(out, y.numpy())
+    assert np.array_equal(pipeline.to_numpy(x.bfloat16(), inplace=True), pipeline.to_numpy(x.bfloat16()))
+
+
 def test_flow_resize_scales_vectors():
     f = torch.ones(1, 2, 10, 20)
     out = pipeline.resize_flow(f, (40, 40))
@@ -259,6 +322,10 @@ def test_fit_image_shrinks_only_and_side_by_side_puts_the_photo_first():
         and pair[0][:, :3].max() == 0
         and pair[0][:, 3:].min() == 7
     )
+    # a boomerang lists each frame twice: one combined copy each, the same pixels
+    a, b = np.full((4, 5, 3), 1, np.uint8), np.full((4, 5, 3), 2, np.uint8)
+    seq = pipeline.side_by_side(left, [a, b, a])
+    assert seq[0] is seq[2] and seq[1] is not seq[0] and [int(f[0, -1, 0]) for f in seq] == [1, 2, 1]
 
 
 def test_torch_inputs_are_read_detached_and_in_any_float_precision():

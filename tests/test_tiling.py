@@ -86,3 +86,40 @@ def test_deblurrer_runs_photos_up_to_1080p_sized_in_one_pass():
     calls.clear()
     d.tensor(torch.rand(1, 3, 48, 180))  # 8640 pixels: tiled
     assert len(calls) == len(tiles(48, 180, 64, 8)) == 4
+
+
+def _run_tiled_reference(fn, x, tile, overlap):
+    """run_tiled as it was before the in-place blend (session 22): ``acc / wsum`` as a new tensor."""
+    from blurvid.tiling import _ramp
+
+    _, _, h, w = x.shape
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    acc, wsum = None, torch.zeros(1, 1, h, w)
+    for y0, x0, th, tw in tiles(h, w, tile, overlap):
+        out = fn(x[..., y0 : y0 + th, x0 : x0 + tw]).float()
+        if acc is None:
+            acc = torch.zeros(1, out.shape[1], h, w)
+        yi, xi = ys.index(y0), xs.index(x0)
+        top = ys[yi - 1] + th - y0 if yi > 0 else 0
+        bottom = y0 + th - ys[yi + 1] if yi + 1 < len(ys) else 0
+        left = xs[xi - 1] + tw - x0 if xi > 0 else 0
+        right = x0 + tw - xs[xi + 1] if xi + 1 < len(xs) else 0
+        wt = (_ramp(th, top, bottom, x.device)[:, None] * _ramp(tw, left, right, x.device)[None, :])[
+            None, None
+        ]
+        acc[..., y0 : y0 + th, x0 : x0 + tw] += out * wt
+        wsum[..., y0 : y0 + th, x0 : x0 + tw] += wt
+    return acc / wsum
+
+
+@pytest.mark.parametrize(("h", "w", "tile", "overlap"), [(37, 53, 16, 5), (61, 29, 24, 8), (17, 70, 16, 4)])
+def test_run_tiled_blend_unchanged_bit_for_bit(h, w, tile, overlap):
+    # the blend is normalised in place to save a full-size copy: the same bits as the reference's division
+    torch.manual_seed(h)
+    x = torch.rand(1, 3, h, w)
+
+    def op(t):  # not local and not linear: every tile's values differ where tiles overlap
+        return torch.sin(7 * t) * t.mean() + t.flip(-1)
+
+    out = run_tiled(op, x, tile=tile, overlap=overlap)
+    assert out.dtype == torch.float32 and torch.equal(out, _run_tiled_reference(op, x, tile, overlap))

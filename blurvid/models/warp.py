@@ -14,29 +14,46 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _base_grid(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    ys = torch.arange(h, device=like.device, dtype=like.dtype).view(1, h, 1)
-    xs = torch.arange(w, device=like.device, dtype=like.dtype).view(1, 1, w)
-    return xs, ys
-
-
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Warp ``image: (B, C, H, W)`` by ``flow: (B, 2, H, W)`` (pixels). Returns ``(B, C, H, W)``.
 
     Bilinear gather with border clamping, differentiable w.r.t. both image and flow. Computed in the
     flow's dtype promoted to at least float32 for the coordinates.
     """
+    _check(image, flow)
+    return _warp(image, flow, 0)
+
+
+def warp_rows(image: torch.Tensor, flow: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows ``start:stop`` of :func:`warp` ``(image, flow)``, equal to them bit for bit, computing only
+    those rows: ``(B, C, stop - start, W)``. Its temporaries follow the band, not the image (the full
+    :func:`warp` of a 24 MP photo holds ~10 image-sized buffers at once), so a big frame can be made band
+    by band. ``flow`` is the whole ``(B, 2, H, W)``; ``0 <= start < stop <= H``.
+    """
+    _check(image, flow)
+    if not 0 <= start < stop <= image.shape[-2]:
+        raise ValueError(f"warp_rows: rows {start}:{stop} are not inside 0:{image.shape[-2]}")
+    return _warp(image, flow[:, :, start:stop], start)
+
+
+def _check(image: torch.Tensor, flow: torch.Tensor) -> None:
     if image.shape[0] != flow.shape[0] or image.shape[-2:] != flow.shape[-2:] or flow.shape[1] != 2:
         raise ValueError(f"warp: image {tuple(image.shape)} and flow {tuple(flow.shape)} do not match")
+
+
+def _warp(image: torch.Tensor, flow: torch.Tensor, row0: int) -> torch.Tensor:
+    """:func:`warp` for the output rows ``row0 : row0 + flow.shape[-2]`` (``flow``: those rows only)."""
     b, c, h, w = image.shape
+    rows = flow.shape[-2]
     coord_dtype = torch.promote_types(flow.dtype, torch.float32)
     flow = flow.to(coord_dtype)
-    xs, ys = _base_grid(h, w, flow)
-    x = (xs + flow[:, 0]).clamp(0, w - 1)  # (B, H, W)
+    ys = torch.arange(h, device=flow.device, dtype=flow.dtype)[row0 : row0 + rows].view(1, rows, 1)
+    xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
+    x = (xs + flow[:, 0]).clamp(0, w - 1)  # (B, rows, W)
     y = (ys + flow[:, 1]).clamp(0, h - 1)
     x0 = x.detach().floor()
     y0 = y.detach().floor()
-    wx = (x - x0).unsqueeze(1).to(image.dtype)  # (B, 1, H, W)
+    wx = (x - x0).unsqueeze(1).to(image.dtype)  # (B, 1, rows, W)
     wy = (y - y0).unsqueeze(1).to(image.dtype)
     x0l = x0.long()
     y0l = y0.long()
@@ -45,8 +62,8 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     flat = image.reshape(b, c, h * w)
 
     def tap(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
-        idx = (yy * w + xx).view(b, 1, h * w).expand(b, c, h * w)
-        return flat.gather(2, idx).view(b, c, h, w)
+        idx = (yy * w + xx).view(b, 1, rows * w).expand(b, c, rows * w)
+        return flat.gather(2, idx).view(b, c, rows, w)
 
     top = tap(y0l, x0l) * (1 - wx) + tap(y0l, x1l) * wx
     bottom = tap(y1l, x0l) * (1 - wx) + tap(y1l, x1l) * wx
@@ -70,7 +87,7 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return flow
     out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
     scale = torch.tensor([size[1] / w, size[0] / h], dtype=out.dtype, device=out.device).view(1, 2, 1, 1)
-    return out * scale
+    return out.mul_(scale)  # in place (interpolate's backward does not need its output): no second copy
 
 
 def downsample(image: torch.Tensor, factor: int) -> torch.Tensor:
