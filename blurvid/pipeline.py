@@ -509,22 +509,25 @@ class Animator:
             )
         if s is None and self.deblurrer is None:
             raise ValueError("this Animator has no deblurrer: pass the sharp photo")
-        return self._frames(x, s, int(frames), on_tile, convert)
+        # in a list the generator empties: torch's generator decorator keeps its arguments for the
+        # generator's life, and the photo is not needed once the motion is known
+        return self._frames([x], s, int(frames), on_tile, convert)
 
     @torch.inference_mode()
     def _frames(
         self,
-        x: torch.Tensor,
+        photo: list[torch.Tensor],
         s: torch.Tensor | None,
         frames: int,
         on_tile: TileCallback | None,
         convert: Callable[[np.ndarray], np.ndarray] | None,
     ) -> Iterator[np.ndarray]:
+        x = photo.pop()
         if s is None:
             assert self.deblurrer is not None  # checked in frames()
             s = self.deblurrer.tensor(x, on_tile)
         low = self.motion(x, s, frames)  # (N, 2, hs, ws) on the device
-        del x  # not needed for the frames: a caller that let go of the photo gets its memory back
+        del x  # a caller that let go of the photo gets its memory back for the frames
         s = s.to(self.device)
         size = (int(s.shape[-2]), int(s.shape[-1]))
         for n in range(frames):

@@ -111,6 +111,27 @@ def test_frames_made_in_bands_are_those_of_one_warp_bit_for_bit():
     assert np.array_equal(img, before)  # the networks see a view of the photo (to_tensor): never changed
 
 
+def test_frames_let_go_of_the_photo_once_the_motion_is_known():
+    # animate --size 0 of a big photo: the frames are made without the photo held (only the sharp one)
+    import gc
+    import weakref
+
+    torch.manual_seed(0)
+    an = pipeline.Animator(
+        pipeline.Deblurrer(_dm(), CPU),
+        BlurredImageEncoder(TINY_V),
+        RecurrentVideoDecoder(TINY_V),
+        motion_size=32,
+    )
+    img = np.random.default_rng(6).random((40, 56, 3), dtype=np.float32)
+    gone = weakref.ref(img)
+    made = an.frames(img, 3)
+    del img
+    first = next(made)
+    gc.collect()
+    assert gone() is None and first.shape == (40, 56, 3) and len(list(made)) == 2
+
+
 def test_to_tensor_shares_an_in_range_float32_photo_and_copies_otherwise():
     # a big photo is not held twice: a writable float32 array in [0, 1] is viewed, never changed
     img = np.random.default_rng(5).random((6, 7, 3), dtype=np.float32)
