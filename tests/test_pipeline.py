@@ -20,6 +20,17 @@ def _dm(seed=0):
     return dm
 
 
+def _tiny_animator() -> pipeline.Animator:
+    """An Animator of tiny untrained networks (seed 0) with a 32 px motion size."""
+    torch.manual_seed(0)
+    return pipeline.Animator(
+        pipeline.Deblurrer(_dm(), CPU),
+        BlurredImageEncoder(TINY_V),
+        RecurrentVideoDecoder(TINY_V),
+        motion_size=32,
+    )
+
+
 @pytest.mark.parametrize(("h", "w"), [(1, 1), (17, 45), (64, 64), (33, 130)])
 def test_deblur_any_size(h, w):
     img = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
@@ -93,13 +104,7 @@ def test_frames_made_in_bands_are_those_of_one_warp_bit_for_bit():
         assert out.dtype == np.float32 and out.flags.c_contiguous and np.array_equal(out, ref)
         out8 = pipeline.warped_frame(s, flow, convert=to_uint8, band_pixels=band)
         assert out8.dtype == np.uint8 and np.array_equal(out8, to_uint8(ref))
-    torch.manual_seed(0)
-    an = pipeline.Animator(
-        pipeline.Deblurrer(_dm(), CPU),
-        BlurredImageEncoder(TINY_V),
-        RecurrentVideoDecoder(TINY_V),
-        motion_size=32,
-    )
+    an = _tiny_animator()
     img = np.random.default_rng(4).random((64, 96, 3), dtype=np.float32)  # multiples of 32 and 8: no padding
     before = img.copy()
     floats = list(an.frames(img, 4))
@@ -116,13 +121,7 @@ def test_frames_let_go_of_the_photo_once_the_motion_is_known():
     import gc
     import weakref
 
-    torch.manual_seed(0)
-    an = pipeline.Animator(
-        pipeline.Deblurrer(_dm(), CPU),
-        BlurredImageEncoder(TINY_V),
-        RecurrentVideoDecoder(TINY_V),
-        motion_size=32,
-    )
+    an = _tiny_animator()
     img = np.random.default_rng(6).random((40, 56, 3), dtype=np.float32)
     gone = weakref.ref(img)
     made = an.frames(img, 3)
