@@ -5,7 +5,7 @@ import math
 import torch
 
 from blurvid.metrics import aligned_psnr, best_shift, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
-from blurvid.train.losses import fft_l1, ordering_invariant, tv
+from blurvid.train.losses import align_to_target, fft_l1, ordering_invariant, tv
 
 
 def test_psnr_hand_case():
@@ -71,3 +71,22 @@ def test_fft_l1_is_zero_for_equal_images_and_sized_like_pixel_l1():
     # a constant shift lives in the DC coefficient only: sqrt(H * W) * 0.1 in one of 17 * 12 * 2 numbers
     shift = float(fft_l1(a + 0.1, a))
     assert abs(shift - (17 * 22) ** 0.5 * 0.1 / (17 * 12 * 2)) < 1e-5
+
+
+def test_align_to_target_finds_each_samples_shift_and_keeps_the_gradient():
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 19, 23, generator=g)  # odd sizes
+    pred = torch.stack([torch.roll(target[0], (1, -2), (-2, -1)), torch.roll(target[1], (-1, 0), (-2, -1))])
+    pred.requires_grad_(True)
+    p, t = align_to_target(pred, target, 2)
+    assert p.shape == t.shape == (2, 3, 15, 19)
+    assert torch.equal(t, target[..., 2:-2, 2:-2])
+    assert torch.equal(p.detach(), t)  # each sample found its own shift: a zero loss
+    (p - 0.5).abs().sum().backward()
+    assert pred.grad is not None and int((pred.grad != 0).sum()) == 2 * 3 * 15 * 19
+    unshifted = torch.rand(1, 3, 19, 23, generator=g)
+    first = target[:1]
+    p0, t0 = align_to_target(unshifted, first, 0)  # off: the inputs, unchanged
+    assert p0 is unshifted and t0 is first
+    p1, _ = align_to_target(target[:1].clone(), target[:1], 3)
+    assert torch.equal(p1, target[:1, :, 3:-3, 3:-3])  # already aligned: no shift

@@ -487,6 +487,22 @@ def test_deblur_fft_loss_is_added_and_logged(photos, tmp_path):
     assert float(loss) == pytest.approx(logs["l1"] + 0.5 * logs["fft"], rel=1e-6)
 
 
+def test_deblur_align_loss_ignores_placement_but_not_blur(photos, tmp_path):
+    from blurvid.train.tasks import DeblurTask
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 24, 20, generator=g)
+    moved = torch.roll(target, (2, -1), (-2, -1))
+    plain = DeblurTask(_cfg("deblur", tmp_path / "p", photos, fft_loss=0.5))
+    aligned = DeblurTask(_cfg("deblur", tmp_path / "a", photos, fft_loss=0.5, align_loss=2))
+    assert float(plain.loss(moved, {"target": target}, 0)[0]) > 0.1
+    assert float(aligned.loss(moved, {"target": target}, 0)[0]) == 0.0
+    soft = 0.5 * (target + torch.roll(target, 1, -1))  # a blur is still a loss
+    assert float(aligned.loss(soft, {"target": target}, 0)[0]) > 0.05
+    with pytest.raises(ValueError, match="align_loss 9"):
+        _cfg("deblur", tmp_path / "x", photos, align_loss=9)
+
+
 def test_accum_two_half_batches_step_like_one_full_batch(photos, tmp_path):
     """Gradient accumulation: 2 micro-batches of 2 per optimizer step give the weights, iteration count
     and logged losses of batch 4 (the same samples: the stream is index-deterministic)."""

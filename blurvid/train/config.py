@@ -77,6 +77,9 @@ class TrainConfig(Config):
     coarse_warmup: int = 0  # iterations over which coarse scales are boosted (curriculum)
     edge_loss: float = 0.0  # deblur: weight of an added gradient-L1 term
     fft_loss: float = 0.0  # deblur: weight of an added spectrum-L1 term (losses.fft_l1)
+    # deblur: each sample's losses are taken at the integer shift (up to this many px) where the output
+    # best matches the target (losses.align_to_target): sharpness counts, placement does not (0 = off)
+    align_loss: int = 0
     distill: float = 0.0  # autoencoder: weight of L1(RVE embedding, frozen teacher BIE embedding)
     teacher: str | None = None  # autoencoder: the teacher BIE (.safetensors) for `distill`
     # autoencoder: weight of an auxiliary loss on the RVE alone: a small training-only head reads the
@@ -96,6 +99,8 @@ class TrainConfig(Config):
             raise ValueError(
                 f"lr must be positive and iters not negative (got lr {self.lr}, iters {self.iters})"
             )
+        if not 0 <= self.align_loss <= 8:
+            raise ValueError(f"align_loss {self.align_loss}: use 0 (off) to 8 px")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             raise ValueError(f"precision {self.precision!r}: use auto, bf16, fp16 or fp32")
         if self.schedule not in ("constant", "cosine"):

@@ -44,3 +44,38 @@ def fft_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     ``e`` gives coefficients of size ~``e``, so the term is on the scale of :func:`l1`."""
     d = torch.fft.rfft2(pred.float() - target.float(), norm="ortho")  # the transform is linear
     return torch.view_as_real(d).abs().mean()
+
+
+def align_to_target(
+    pred: torch.Tensor, target: torch.Tensor, max_shift: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sample's prediction moved by the integer shift (within ``max_shift`` px) at which it best
+    matches its target, for a loss that judges sharpness but not placement.
+
+    ``pred``, ``target``: ``(B, C, H, W)``. Returns ``(pred', target')``, both ``(B, C, H - 2m, W - 2m)``
+    with ``m = max_shift``: ``target'`` is the target's interior and ``pred'[b]`` the crop of ``pred[b]``
+    shifted by the ``(dy, dx)`` of lowest mean absolute error (chosen without gradient). ``max_shift`` 0
+    returns the inputs unchanged.
+    """
+    m = max_shift
+    if m <= 0:
+        return pred, target
+    h, w = target.shape[-2:]
+    t = target[..., m : h - m, m : w - m]
+    with torch.no_grad():
+        p, tf = pred.detach().float(), t.float()
+        errs = torch.stack(
+            [
+                (p[..., m + dy : h - m + dy, m + dx : w - m + dx] - tf).abs().mean(dim=(1, 2, 3))
+                for dy in range(-m, m + 1)
+                for dx in range(-m, m + 1)
+            ],
+            dim=1,
+        )  # (B, (2m+1)^2)
+        best = errs.argmin(dim=1).tolist()
+    side = 2 * m + 1
+    crops = []
+    for b, k in enumerate(best):
+        dy, dx = k // side - m, k % side - m
+        crops.append(pred[b, :, m + dy : h - m + dy, m + dx : w - m + dx])
+    return torch.stack(crops), t

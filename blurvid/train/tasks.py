@@ -17,7 +17,7 @@ from torch import nn
 from ..metrics import psnr, ssim
 from ..models.deblur import DeblurNet, DMConfig
 from .config import TrainConfig
-from .losses import fft_l1, gradient_l1, l1
+from .losses import align_to_target, fft_l1, gradient_l1, l1
 
 AutocastFactory = Callable[[], contextlib.AbstractContextManager]
 """A zero-argument factory of the run's mixed-precision context (``with autocast(): ...``)."""
@@ -89,7 +89,7 @@ class DeblurTask:
         return batch["blurred"]
 
     def loss(self, out: torch.Tensor, batch: dict, it: int) -> tuple[torch.Tensor, dict[str, float]]:
-        target = batch["target"]
+        out, target = align_to_target(out, batch["target"], self.cfg.align_loss)
         loss = l1(out, target)
         logs = {"l1": float(loss.detach())}
         if self.cfg.edge_loss > 0:
