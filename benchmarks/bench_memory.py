@@ -35,7 +35,10 @@ wrapped: each stage's peak RSS (while it ran, nested stages included) and the RS
 ``/proc/self/status`` VmHWM, reset through ``/proc/self/clear_refs`` — Linux only.
 
 ``--ref COMMIT`` runs the ``blurvid/`` of that commit (``git archive`` into a temporary folder that
-shares this checkout's ``weights/``); by default the checkout this script lies in.
+shares this checkout's ``weights/``); by default the checkout this script lies in. Each row records the
+code it measured (``code``). ``--only`` runs chosen cases, ``--append`` adds them to an existing JSON
+(keeping its other rows and its ``notes``): to alternate two versions case by case, so that both see the
+same load, run each case with ``--ref`` and then without it.
 """
 
 from __future__ import annotations
@@ -452,9 +455,9 @@ def main() -> None:
         unknown = [f"{n}@{mp}" for n, mp in cases if n not in ROWS or mp not in SIZES]
         if unknown:
             ap.error(f"--only: unknown cases {unknown} (rows: {', '.join(ROWS)}; sizes: {sorted(SIZES)})")
-    kept = (
-        json.loads(args.json.read_text())["rows"] if args.append and args.json and args.json.exists() else []
-    )
+    earlier = json.loads(args.json.read_text()) if args.append and args.json and args.json.exists() else {}
+    kept, notes = earlier.get("rows", []), earlier.get("notes", [])
+    label = code_label(args.ref)
     rows: list[dict] = []
     try:
         for name, mp in cases:
@@ -467,6 +470,7 @@ def main() -> None:
             argv = [*head, str(photo), "-o", str(out_path), "--overwrite", "-q"]
             r = run_command([sys.executable, "-m", "blurvid", *argv], code, int(args.limit_gib * (1 << 30)))
             r.update(row=name, mp=mp, command="blurvid " + " ".join([*head, photo.name, "-o", out_name]))
+            r["code"] = label
             r["input_sha256"] = sha256_of(photo)
             r["output_sha256"] = sha256_of(out_path) if out_path.exists() and r["exit"] == 0 else None
             if (name, mp) in base_rows:
@@ -486,7 +490,7 @@ def main() -> None:
             _print_row(r, base_rows.get((name, mp)))
             if args.json:  # after every row: a long run killed half-way keeps what it measured
                 done = {(r["row"], r["mp"]) for r in rows}
-                _write(args, [k for k in kept if (k["row"], k["mp"]) not in done] + rows, baseline, code)
+                _write(args, [k for k in kept if (k["row"], k["mp"]) not in done] + rows, baseline, notes)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -511,16 +515,26 @@ def _print_row(r: dict, base: dict | None) -> None:
         )
 
 
-def _write(args: argparse.Namespace, rows: list[dict], baseline: dict | None, code: Path) -> None:
+def code_label(ref: str | None) -> str:
+    """What code a run measures: the ``--ref`` commit, or this checkout's HEAD (and whether ``blurvid/``
+    has uncommitted changes)."""
+    if ref is not None:
+        return ref
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "blurvid"], capture_output=True, text=True)
+    return f"checkout at {head}" + (" + uncommitted changes in blurvid/" if dirty.stdout.strip() else "")
+
+
+def _write(args: argparse.Namespace, rows: list[dict], baseline: dict | None, notes: list[str]) -> None:
     import torch
 
-    head = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    )
     doc = {
         "script": "benchmarks/bench_memory.py",
         "argv": sys.argv[1:],
-        "code": args.ref or f"checkout at {head.stdout.strip()} (+ working tree)",
+        "code": code_label(args.ref),
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor(),
@@ -531,8 +545,10 @@ def _write(args: argparse.Namespace, rows: list[dict], baseline: dict | None, co
         },
         "rows": rows,
     }
+    if notes:
+        doc["notes"] = notes
     if baseline is not None:
-        doc["baseline"] = {k: baseline[k] for k in ("code", "machine", "rows") if k in baseline}
+        doc["baseline"] = {k: baseline[k] for k in ("code", "machine", "rows", "notes") if k in baseline}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=1) + "\n")
 
