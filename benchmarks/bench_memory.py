@@ -327,6 +327,7 @@ _STAGES = {
         "to_numpy",
         "run_tiled",
         "warp",
+        "warped_frame",
         "resize_flow",
         "fit_image",
         "side_by_side",
