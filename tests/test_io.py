@@ -478,6 +478,19 @@ def test_cmyk_jpeg_is_converted_to_rgb(tmp_path: Path) -> None:
     np.testing.assert_allclose(photo.pixels[3, 4], [1, 0, 0], atol=0.02)
 
 
+def test_lab_tiff_is_converted_to_rgb(tmp_path: Path) -> None:
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    rgb[:, :4] = (200, 30, 40)  # a red and a blue half
+    rgb[:, 4:] = (20, 60, 220)
+    Image.fromarray(rgb).convert("LAB").save(tmp_path / "lab.tif")
+    with Image.open(tmp_path / "lab.tif") as im:
+        assert im.mode == "LAB"
+    photo = read_photo(tmp_path / "lab.tif")
+    assert photo.pixels.shape == (6, 8, 3) and not photo.grey
+    np.testing.assert_allclose(photo.pixels[3, 1], np.array([200, 30, 40]) / 255, atol=0.03)
+    np.testing.assert_allclose(photo.pixels[3, 6], np.array([20, 60, 220]) / 255, atol=0.03)
+
+
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
 def test_grey_in_grey_out(tmp_path: Path, suffix: str) -> None:
     g = RNG.integers(0, 256, (9, 11), dtype=np.uint8)
