@@ -218,8 +218,9 @@ def test_export_deblur_round_trip_matches_training_weights(photos, tmp_path):
     assert note == "fp32"
 
 
-def test_ddp_two_processes_with_torchrun(photos, tmp_path):
-    """Two CPU processes (gloo) through torchrun: the standard DDP engine, rank 0 writes the run."""
+def _torchrun(photos, tmp_path, target: list[str], iters: int):
+    """Run ``blurvid train deblur`` (``target``: ``-m blurvid`` or a script that wraps it) as two CPU
+    processes (gloo) under torchrun on a tiny DM; returns the finished process."""
     import json
     import os
     import shutil
@@ -236,40 +237,47 @@ def test_ddp_two_processes_with_torchrun(photos, tmp_path):
         "precision": "fp32",
     }
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    out = tmp_path / "run"
-    cmd = [
-        torchrun,
-        "--nproc_per_node=2",
-        "-m",
-        "blurvid",
-        "train",
-        "deblur",
-        "--data",
-        str(photos),
-        "--out",
-        str(out),
-        "--iters",
-        "3",
-        "--batch",
-        "2",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--config",
-        str(tmp_path / "cfg.json"),
-        "--no-progress",
-    ]
-    r = subprocess.run(
-        cmd,
+    args = ["train", "deblur", "--data", str(photos), "--out", str(tmp_path / "run"), "--iters", str(iters)]
+    args += ["--batch", "2", "--workers", "0", "--device", "cpu", "--config", str(tmp_path / "cfg.json")]
+    return subprocess.run(
+        [torchrun, "--nproc_per_node=2", *target, *args, "--no-progress"],
         capture_output=True,
         text=True,
         timeout=240,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
+
+
+def test_ddp_two_processes_with_torchrun(photos, tmp_path):
+    """Two CPU processes (gloo) through torchrun: the standard DDP engine, rank 0 writes the run."""
+    r = _torchrun(photos, tmp_path, ["-m", "blurvid"], iters=3)
     assert r.returncode == 0, r.stderr[-2000:]
-    state = torch.load(out / "last.pt", weights_only=True)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert state["iteration"] == 3
+
+
+def test_ddp_stop_on_one_rank_stops_both(photos, tmp_path):
+    """A stop that reaches rank 1 alone (at its 2nd step) stops both ranks there: rank 0 saves the
+    checkpoint and neither waits forever in the next gradient all-reduce."""
+    script = tmp_path / "stop_rank1.py"
+    script.write_text(
+        "import os\n"
+        "from blurvid.cli import main\n"
+        "from blurvid.train import loop\n"
+        "class Stop(loop._Stop):\n"
+        "    steps = 0\n"
+        "    def agreed(self, world, dev):\n"
+        "        Stop.steps += 1\n"
+        "        if os.environ['RANK'] == '1' and Stop.steps == 2:\n"
+        "            self(15, None)  # SIGTERM, as the handler records it\n"
+        "        return super().agreed(world, dev)\n"
+        "loop._Stop = Stop\n"
+        "main()\n"
+    )
+    r = _torchrun(photos, tmp_path, [str(script)], iters=40)
+    assert "stopped at iteration 2" in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert state["iteration"] == 2
 
 
 def test_time_budget_stops_the_run_and_anneals(photos, tmp_path, monkeypatch):

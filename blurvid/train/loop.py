@@ -289,6 +289,8 @@ def _worker_init(_: int) -> None:
 
 
 class _Stop:
+    """SIGINT / SIGTERM handler: records the request; the loop stops at the end of the step."""
+
     def __init__(self) -> None:
         self.requested = False
         self.signum = 0
@@ -296,6 +298,21 @@ class _Stop:
     def __call__(self, signum: int, frame: object) -> None:
         self.requested = True
         self.signum = signum
+
+    def agreed(self, world: int, dev: torch.device) -> bool:
+        """Whether the run stops after this step. With several processes every rank must answer the
+        same, or the ranks that go on wait forever in their next gradient all-reduce: a stop that any
+        rank received (torchrun forwards a signal to all, a scheduler may signal one) stops them all,
+        and each takes its signal number."""
+        if world == 1:
+            return self.requested
+        import torch.distributed as dist
+
+        flag = torch.tensor([self.signum if self.requested else 0], device=dev)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        self.signum = int(flag.item())
+        self.requested = self.signum != 0
+        return self.requested
 
 
 def _architecture_of_init(cfg: TrainConfig, log: Log) -> TrainConfig:
@@ -421,7 +438,7 @@ def train(
     stop = _Stop()
     batches: Iterator | None = None
     metrics_file = (out / "metrics.jsonl").open("a") if main else None
-    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         last_logs: dict = {}
 
@@ -539,9 +556,10 @@ def train(
                 if main and (time.time() - t_last_ckpt) > cfg.ckpt_minutes * 60:
                     save(done)
                     t_last_ckpt = time.time()
-                if stop.requested:
+                if stop.agreed(world, dev):
                     save(done)
-                    log(f"stopped at iteration {done}; checkpoint saved, continue with: {resume_hint}")
+                    if main:
+                        log(f"stopped at iteration {done}; checkpoint saved, continue with: {resume_hint}")
                     last_logs["signal"] = stop.signum
                     break
                 if budget.expired():
