@@ -23,6 +23,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import torch
 from torch import nn
@@ -34,6 +35,9 @@ from ..models.deblur import DMConfig
 from ..pipeline import select_device
 from .config import TrainConfig
 from .tasks import Task, make_task
+
+if TYPE_CHECKING:  # rich is imported only when a progress bar is shown
+    from rich.progress import Progress, TaskID
 
 Log = Callable[[str], None]
 
@@ -334,15 +338,9 @@ def _architecture_of_init(cfg: TrainConfig, log: Log) -> TrainConfig:
     return dataclasses.replace(cfg, model=model)
 
 
-def train(
-    cfg: TrainConfig, *, resume: bool = False, progress: bool = True, log: Log = print, device: str = "auto"
-) -> dict:
-    """Run (or resume) the training described by ``cfg``; returns the last logged metrics, with
-    ``"signal"`` (its number) when SIGINT / SIGTERM stopped the run (after saving its checkpoint).
-
-    With ``resume`` the state in ``cfg.out/last.pt`` is restored and training continues until
-    ``cfg.iters`` (which may be larger than the stored run's).
-    """
+def _distributed(device: str) -> tuple[int, int, torch.device]:
+    """``(world, rank, device)`` of this process: torchrun's ``WORLD_SIZE`` / ``RANK`` (1 and 0 without
+    it). With several processes it joins the process group, each rank on its ``LOCAL_RANK`` GPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     dev = select_device(device)
@@ -353,10 +351,15 @@ def train(
         if dev.type == "cuda":
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(dev)
-    main = rank == 0
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
+    return world, rank, dev
+
+
+def _open_run(
+    cfg: TrainConfig, out: Path, resume: bool, main: bool, log: Log
+) -> tuple[TrainConfig, dict | None]:
+    """Check the run folder ``out`` and return ``(cfg, state)``: with ``resume`` the state stored in its
+    ``last.pt``, else None and ``cfg`` with the architecture of its ``init`` (a new run never replaces
+    an existing one). Rank 0 (``main``) creates the folder."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: is a file; -o names a run folder")
     ckpt_path = out / "last.pt"
@@ -371,53 +374,236 @@ def train(
         cfg = _architecture_of_init(cfg, log)
     if main:
         out.mkdir(parents=True, exist_ok=True)
+    return cfg, state
 
+
+@dataclasses.dataclass
+class _Run:
+    """The objects of one invocation of :func:`train` and what its checkpoint saves. Only rank 0
+    (``main``) writes files (checkpoint, ``best.safetensors``, ``metrics.jsonl``) and validates."""
+
+    cfg: TrainConfig
+    out: Path  # the run folder
+    main: bool
+    world: int
+    dev: torch.device
+    log: Log
+    task: Task
+    net: nn.Module  # the network itself (with several processes the loop steps it through DDP)
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    budget: _TimeBudget
+    pool_gen: torch.Generator  # draws from the reuse pool; checkpointed, so a resume draws on
+    start: int = 0  # the iteration this invocation starts at
+    best: float = -math.inf  # the best validation score so far
+    ema: WeightAverage | None = None  # made after a resume restored `net`: the average copies it
+    metrics: TextIO | None = None  # rank 0's metrics.jsonl, open while the loop runs
+    last_logs: dict = dataclasses.field(default_factory=dict)  # what train() returns
+
+    @property
+    def scored(self) -> nn.Module:
+        """What validation scores and ``best.safetensors`` holds: the weight average if there is one."""
+        return self.ema.net if self.ema is not None else self.net
+
+    def record(self, obj: dict) -> None:
+        """Append ``obj`` as one line of ``metrics.jsonl`` (rank 0), flushed at once."""
+        if self.metrics:
+            self.metrics.write(json.dumps(obj) + "\n")
+            self.metrics.flush()
+
+    def checkpoint(self, it: int) -> dict:
+        """The resumable state after iteration ``it`` (what ``last.pt`` holds)."""
+        return {
+            "model": self.net.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "iteration": it,
+            "best": self.best,
+            "config": self.cfg.to_dict(),
+            "rng": torch.get_rng_state(),
+            "pool_rng": self.pool_gen.get_state(),
+            "val_fingerprint": _val_fingerprint(self.cfg, synth_config(self.cfg)),
+            **({"ema": self.ema.net.state_dict()} if self.ema is not None else {}),
+        }
+
+    def save(self, it: int) -> None:
+        """Write :meth:`checkpoint` atomically to ``last.pt``; only rank 0 (the ranks hold the same state)."""
+        if not self.main:
+            return
+        _atomic_save(self.checkpoint(it), self.out / "last.pt")
+
+    def validate(
+        self, it: int, items: list[dict], autocast: Callable[[], contextlib.AbstractContextManager]
+    ) -> None:
+        """Score :attr:`scored` on the validation ``items`` after iteration ``it``: record and log the
+        result, and export ``best.safetensors`` when the score beats the best so far (no items: nothing)."""
+        if not items:
+            return
+        scored = self.scored
+        scored.eval()
+        res = self.task.validate(scored, items, self.dev, autocast)
+        self.net.train()
+        score = res[self.task.score_name]
+        res["it"] = it
+        self.record(res)
+        self.last_logs = {**self.last_logs, **res}
+        self.log(
+            "val " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items())
+        )
+        if score > self.best:
+            self.best = score
+            _export_best(
+                self.task,
+                scored,
+                self.out / "best.safetensors",
+                {"iteration": it, self.task.score_name: score},
+            )
+
+    def optimizer_step(self, scaler: torch.amp.GradScaler) -> None:
+        """End an iteration: clip the gradients (``grad_clip``), step the optimizer and the schedule, and
+        move the weight average."""
+        if self.cfg.grad_clip > 0:
+            scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
+        scaler.step(self.opt)
+        scaler.update()
+        self.sched.step()
+        if self.ema is not None:
+            self.ema.update(self.net)
+
+    def report(
+        self, done: int, loss: float, logs: dict, bar: Progress | None, task_id: TaskID | None, t0: float
+    ) -> None:
+        """After iteration ``done`` (``loss`` and ``logs``: the step's means; ``t0``: when this invocation's
+        loop started): every ``log_every`` iterations and at the last, rank 0 records the metrics, and
+        logs a line when there is no progress bar; a bar follows every iteration."""
+        cfg = self.cfg
+        if self.main and (done % cfg.log_every == 0 or done == cfg.iters):
+            rate = (done - self.start) / max(time.time() - t0, 1e-9)
+            self.last_logs = {
+                "it": done,
+                "loss": loss,
+                "lr": self.sched.get_last_lr()[0],
+                "it_s": rate,
+                **logs,
+            }
+            self.record({**self.last_logs, "time": time.time()})
+            if bar is None:
+                eta = (cfg.iters - done) / max(rate, 1e-9)
+                self.log(f"it {done}/{cfg.iters} loss {loss:.4f} {rate:.2f} it/s eta {eta / 60:.0f} min")
+        if bar is not None:
+            bar.update(
+                task_id,
+                completed=done,
+                description=f"{cfg.stage} loss {loss:.4f}",
+                rate=f"{(done - self.start) / max(time.time() - t0, 1e-9):.2f}",
+            )
+
+
+def _apply_init(net: nn.Module, cfg: TrainConfig, resumed: bool, log: Log) -> None:
+    """``cfg.init``: a new run copies the files' matching tensors into ``net`` and grows the blocks they
+    lack as the identity; with ``freeze_loaded`` (new or ``resumed``) the copied tensors stop training."""
+    if cfg.init and (not resumed or cfg.freeze_loaded):  # resume: the names only (weights: state)
+        loaded: set[str] = set()
+        for path in [cfg.init] if isinstance(cfg.init, str) else cfg.init:
+            loaded |= _init_weights(net, path, log, load=not resumed)
+        if loaded and not resumed:
+            _grow(net, loaded, log)
+        if cfg.freeze_loaded:
+            _freeze(net, loaded, log)
+
+
+def _build(
+    cfg: TrainConfig, out: Path, main: bool, world: int, dev: torch.device, resumed: bool, log: Log
+) -> _Run:
+    """The run at iteration 0: the task's network on ``dev`` (seeded with ``cfg.seed``, then
+    :func:`_apply_init`), Adam over its parameter groups and the learning-rate schedule on the time
+    budget. ``resumed``: the weights will come from the checkpoint (:func:`_restore`)."""
     torch.manual_seed(cfg.seed)
     task = make_task(cfg)
     net = task.net.to(dev)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    if cfg.init and (state is None or cfg.freeze_loaded):  # resume: the names only (weights: state)
-        loaded: set[str] = set()
-        for path in [cfg.init] if isinstance(cfg.init, str) else cfg.init:
-            loaded |= _init_weights(net, path, log, load=state is None)
-        if loaded and state is None:
-            _grow(net, loaded, log)
-        if cfg.freeze_loaded:
-            _freeze(net, loaded, log)
+    _apply_init(net, cfg, resumed, log)
     opt = torch.optim.Adam(task.param_groups(net))
     budget = _TimeBudget(cfg.minutes if world == 1 else 0.0)  # ranks could disagree on the clock
     if cfg.minutes and world > 1:
         log("minutes is ignored with several processes; the run stops at iters")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, budget))
-    start, best = 0, -math.inf
     pool_gen = torch.Generator().manual_seed(cfg.seed + 17)
-    if state is not None:
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        # the learning rates of this invocation (--lr may have changed), on the restored schedule
-        sched.base_lrs = [float(base["lr"]) for base in task.param_groups(net)]
-        for g, base, f in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True):
-            g["initial_lr"] = base
-            g["lr"] = base * f(sched.last_epoch)
-        start, best = int(state["iteration"]), float(state["best"])
-        if state.get("val_fingerprint") != _val_fingerprint(cfg, synth_config(cfg)):
-            best = -math.inf  # a different validation set: earlier scores are not comparable
-            log("validation set changed since the checkpoint: the best score starts afresh")
-        torch.set_rng_state(state["rng"])
-        pool_gen.set_state(state["pool_rng"])
-        log(f"resumed {out} at iteration {start}")
-        if start >= cfg.iters:
-            log(f"the run is already at iteration {start} of {cfg.iters}: nothing to train (raise --iters)")
+    return _Run(
+        cfg=cfg,
+        out=out,
+        main=main,
+        world=world,
+        dev=dev,
+        log=log,
+        task=task,
+        net=net,
+        opt=opt,
+        sched=sched,
+        budget=budget,
+        pool_gen=pool_gen,
+    )
+
+
+def _restore(run: _Run, state: dict) -> None:
+    """Continue ``run`` from ``state`` (its ``last.pt``): weights, optimizer, schedule, iteration, best
+    score and RNG states. The best score starts afresh when the validation set changed."""
+    cfg, net, opt, sched = run.cfg, run.net, run.opt, run.sched
+    net.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    # the learning rates of this invocation (--lr may have changed), on the restored schedule
+    sched.base_lrs = [float(base["lr"]) for base in run.task.param_groups(net)]
+    for g, base, f in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True):
+        g["initial_lr"] = base
+        g["lr"] = base * f(sched.last_epoch)
+    run.start, run.best = int(state["iteration"]), float(state["best"])
+    if state.get("val_fingerprint") != _val_fingerprint(cfg, synth_config(cfg)):
+        run.best = -math.inf  # a different validation set: earlier scores are not comparable
+        run.log("validation set changed since the checkpoint: the best score starts afresh")
+    torch.set_rng_state(state["rng"])
+    run.pool_gen.set_state(state["pool_rng"])
+    run.log(f"resumed {run.out} at iteration {run.start}")
+    if run.start >= cfg.iters:
+        run.log(
+            f"the run is already at iteration {run.start} of {cfg.iters}: nothing to train (raise --iters)"
+        )
+
+
+def _weight_average(net: nn.Module, cfg: TrainConfig, state: dict | None) -> WeightAverage | None:
+    """The run's weight average (``cfg.ema`` > 0; else None): a copy of ``net`` as built or restored,
+    then the average stored in a resumed run's ``state`` when it holds one."""
     ema = WeightAverage(net, cfg.ema) if cfg.ema > 0 else None
     if ema is not None and state is not None and "ema" in state:
         ema.net.load_state_dict(state["ema"])
-    scored = ema.net if ema is not None else net  # what validation scores and best.safetensors holds
-    model = net
+    return ema
+
+
+def train(
+    cfg: TrainConfig, *, resume: bool = False, progress: bool = True, log: Log = print, device: str = "auto"
+) -> dict:
+    """Run (or resume) the training described by ``cfg``; returns the last logged metrics, with
+    ``"signal"`` (its number) when SIGINT / SIGTERM stopped the run (after saving its checkpoint).
+
+    With ``resume`` the state in ``cfg.out/last.pt`` is restored and training continues until
+    ``cfg.iters`` (which may be larger than the stored run's).
+    """
+    world, rank, dev = _distributed(device)
+    main = rank == 0
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    cfg, state = _open_run(cfg, out, resume, main, log)
+    run = _build(cfg, out, main, world, dev, state is not None, log)
+    if state is not None:
+        _restore(run, state)
+    run.ema = _weight_average(run.net, cfg, state)
+    model = run.net
     if world > 1:
         model = nn.parallel.DistributedDataParallel(
-            net, device_ids=[dev.index] if dev.type == "cuda" else None
+            run.net, device_ids=[dev.index] if dev.type == "cuda" else None
         )
     autocast = autocast_factory(cfg.precision, dev)
     # fp16 (asked for, or 'auto' on a GPU without bf16) needs gradient scaling, or small gradients vanish
@@ -429,7 +615,7 @@ def train(
     fresh = math.ceil(cfg.batch / reuse)
     accum = cfg.accum  # an iteration is one optimizer step over `accum` micro-batches
     loader = make_loader(
-        dataset, start * accum, cfg.iters * accum, fresh, cfg.workers, rank, world, cfg.synth_on_device
+        dataset, run.start * accum, cfg.iters * accum, fresh, cfg.workers, rank, world, cfg.synth_on_device
     )
     val_items = validation_set(cfg, scfg) if main else []
 
@@ -437,158 +623,117 @@ def train(
         (out / "config.json").write_text(cfg.to_json())
     stop = _Stop()
     batches: Iterator | None = None
-    metrics_file = (out / "metrics.jsonl").open("a") if main else None
+    run.metrics = (out / "metrics.jsonl").open("a") if main else None
     old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        last_logs: dict = {}
-
-        def record(obj: dict) -> None:
-            if metrics_file:
-                metrics_file.write(json.dumps(obj) + "\n")
-                metrics_file.flush()
-
-        def save(it: int) -> None:
-            if not main:
-                return
-            _atomic_save(
-                {
-                    "model": net.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "iteration": it,
-                    "best": best,
-                    "config": cfg.to_dict(),
-                    "rng": torch.get_rng_state(),
-                    "pool_rng": pool_gen.get_state(),
-                    "val_fingerprint": _val_fingerprint(cfg, scfg),
-                    **({"ema": ema.net.state_dict()} if ema is not None else {}),
-                },
-                ckpt_path,
-            )
-
-        def validate(it: int) -> None:
-            nonlocal best, last_logs
-            if not val_items:
-                return
-            scored.eval()
-            res = task.validate(scored, val_items, dev, autocast)
-            net.train()
-            score = res[task.score_name]
-            res["it"] = it
-            record(res)
-            last_logs = {**last_logs, **res}
-            log(
-                "val "
-                + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items())
-            )
-            if score > best:
-                best = score
-                _export_best(
-                    task, scored, out / "best.safetensors", {"iteration": it, task.score_name: score}
-                )
-
         batches = iter(loader)
-        resume_hint = f"blurvid train {cfg.stage} --resume -o {out}"
-        bar_ctx = _progress(progress and main)
-        pool: list[dict] = []
-        t_last_ckpt = time.time()
-        t0, it = time.time(), start
-        budget.start()
-        net.train()
-        with bar_ctx as bar:
-            task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start, rate="-") if bar else None
-            for k, batch in enumerate(batches):
-                it, micro = start + k // accum, k % accum
-                batch = _prepare(batch, dev, cfg.channels_last)
-                if reuse > 1:
-                    batch = _from_pool(pool, batch, cfg.batch, reuse, pool_gen)
-                if micro == 0:
-                    opt.zero_grad(set_to_none=True)
-                    loss_sum, logs_sum = 0.0, {}
-                stepping = micro == accum - 1
-                # DDP averages gradients across ranks only on the micro-batch that ends the step
-                sync = model.no_sync() if world > 1 and not stepping else contextlib.nullcontext()
-                with sync:
-                    with autocast():
-                        out_t = model(task.inputs(batch))
-                    loss, logs = task.loss(out_t, batch, it)
-                    scaler.scale(loss / accum).backward()
-                loss_sum += float(loss.detach())
-                for name, value in logs.items():
-                    logs_sum[name] = logs_sum.get(name, 0.0) + value
-                if not stepping:
-                    continue
-                # the step's means over its micro-batches, for the log
-                step_loss, logs = loss_sum / accum, {n: v / accum for n, v in logs_sum.items()}
-                if cfg.grad_clip > 0:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                sched.step()
-                if ema is not None:
-                    ema.update(net)
-                done = it + 1
-                if main and (done % cfg.log_every == 0 or done == cfg.iters):
-                    rate = (done - start) / max(time.time() - t0, 1e-9)
-                    last_logs = {
-                        "it": done,
-                        "loss": step_loss,
-                        "lr": sched.get_last_lr()[0],
-                        "it_s": rate,
-                        **logs,
-                    }
-                    record({**last_logs, "time": time.time()})
-                    if bar is None:
-                        eta = (cfg.iters - done) / max(rate, 1e-9)
-                        log(
-                            f"it {done}/{cfg.iters} loss {step_loss:.4f} {rate:.2f} it/s eta {eta / 60:.0f} min"
-                        )
-                if bar is not None:
-                    bar.update(
-                        task_id,
-                        completed=done,
-                        description=f"{cfg.stage} loss {step_loss:.4f}",
-                        rate=f"{(done - start) / max(time.time() - t0, 1e-9):.2f}",
-                    )
-                if main and cfg.val_every > 0 and done % cfg.val_every == 0:
-                    validate(done)
-                if main and (time.time() - t_last_ckpt) > cfg.ckpt_minutes * 60:
-                    save(done)
-                    t_last_ckpt = time.time()
-                if stop.agreed(world, dev):
-                    save(done)
-                    if main:
-                        log(f"stopped at iteration {done}; checkpoint saved, continue with: {resume_hint}")
-                    last_logs["signal"] = stop.signum
-                    break
-                if budget.expired():
-                    if main and (cfg.val_every <= 0 or done % cfg.val_every != 0):
-                        validate(done)
-                    save(done)
-                    log(
-                        f"time budget of {cfg.minutes:g} min reached at iteration {done}; checkpoint saved "
-                        f"(continue with: {resume_hint} --minutes M)"
-                    )
-                    break
-            else:
-                done = cfg.iters
-                if main and done > start and (cfg.val_every <= 0 or done % cfg.val_every != 0):
-                    validate(done)
-                save(max(done, start))
-                if main and not (out / "best.safetensors").exists():
-                    _export_best(task, scored, out / "best.safetensors", {"iteration": done})
+        _train_steps(run, batches, model, scaler, autocast, val_items, stop, reuse, progress)
     finally:  # also when the loop raises: the caller's handlers come back
         _close_loader(batches)
         for s, h in old_handlers.items():
             signal.signal(s, h)
-        if metrics_file:
-            metrics_file.close()
+        if run.metrics:
+            run.metrics.close()
     if world > 1:
         import torch.distributed as dist
 
         dist.destroy_process_group()
-    return last_logs
+    return run.last_logs
+
+
+def _micro_step(
+    run: _Run,
+    model: nn.Module,
+    batch: dict,
+    it: int,
+    stepping: bool,
+    scaler: torch.amp.GradScaler,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+) -> tuple[float, dict]:
+    """Forward and backward one micro-batch of iteration ``it`` (the loss scaled by ``1 / accum``);
+    returns its loss and logs. ``stepping``: the micro-batch that ends the iteration."""
+    # DDP averages gradients across ranks only on the micro-batch that ends the step
+    sync = model.no_sync() if run.world > 1 and not stepping else contextlib.nullcontext()
+    with sync:
+        with autocast():
+            out_t = model(run.task.inputs(batch))
+        loss, logs = run.task.loss(out_t, batch, it)
+        scaler.scale(loss / run.cfg.accum).backward()
+    return float(loss.detach()), logs
+
+
+def _train_steps(
+    run: _Run,
+    batches: Iterator,
+    model: nn.Module,
+    scaler: torch.amp.GradScaler,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+    val_items: list[dict],
+    stop: _Stop,
+    reuse: int,
+    progress: bool,
+) -> None:
+    """The loop: iterations ``run.start`` .. ``cfg.iters`` over ``batches`` (``accum`` micro-batches
+    each, through ``model``: ``run.net`` or its DDP wrapper), with validation and checkpoints on their
+    schedules; a stop signal or the time budget ends it early after saving. ``reuse`` > 1: each
+    micro-batch is drawn from a replay pool of the fresh samples."""
+    cfg, start, accum = run.cfg, run.start, run.cfg.accum
+    resume_hint = f"blurvid train {cfg.stage} --resume -o {run.out}"
+    bar_ctx = _progress(progress and run.main)
+    pool: list[dict] = []
+    t_last_ckpt = time.time()
+    t0 = time.time()
+    run.budget.start()
+    run.net.train()
+    with bar_ctx as bar:
+        task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start, rate="-") if bar else None
+        for k, batch in enumerate(batches):
+            it, micro = start + k // accum, k % accum
+            batch = _prepare(batch, run.dev, cfg.channels_last)
+            if reuse > 1:
+                batch = _from_pool(pool, batch, cfg.batch, reuse, run.pool_gen)
+            if micro == 0:
+                run.opt.zero_grad(set_to_none=True)
+                loss_sum, logs_sum = 0.0, {}
+            stepping = micro == accum - 1
+            loss, logs = _micro_step(run, model, batch, it, stepping, scaler, autocast)
+            loss_sum += loss
+            for name, value in logs.items():
+                logs_sum[name] = logs_sum.get(name, 0.0) + value
+            if not stepping:
+                continue
+            # the step's means over its micro-batches, for the log
+            step_loss, logs = loss_sum / accum, {n: v / accum for n, v in logs_sum.items()}
+            run.optimizer_step(scaler)
+            done = it + 1
+            run.report(done, step_loss, logs, bar, task_id, t0)
+            if run.main and cfg.val_every > 0 and done % cfg.val_every == 0:
+                run.validate(done, val_items, autocast)
+            if run.main and (time.time() - t_last_ckpt) > cfg.ckpt_minutes * 60:
+                run.save(done)
+                t_last_ckpt = time.time()
+            if stop.agreed(run.world, run.dev):
+                run.save(done)
+                if run.main:
+                    run.log(f"stopped at iteration {done}; checkpoint saved, continue with: {resume_hint}")
+                run.last_logs["signal"] = stop.signum
+                break
+            if run.budget.expired():
+                if run.main and (cfg.val_every <= 0 or done % cfg.val_every != 0):
+                    run.validate(done, val_items, autocast)
+                run.save(done)
+                run.log(
+                    f"time budget of {cfg.minutes:g} min reached at iteration {done}; checkpoint saved "
+                    f"(continue with: {resume_hint} --minutes M)"
+                )
+                break
+        else:
+            done = cfg.iters
+            if run.main and done > start and (cfg.val_every <= 0 or done % cfg.val_every != 0):
+                run.validate(done, val_items, autocast)
+            run.save(max(done, start))
+            if run.main and not (run.out / "best.safetensors").exists():
+                _export_best(run.task, run.scored, run.out / "best.safetensors", {"iteration": done})
 
 
 def _close_loader(batches: Iterator | None) -> None:
