@@ -610,7 +610,7 @@ def deblur(
     shake_size: ShakeSizeOpt = None,
 ) -> None:
     """Deblur photos: writes <name>_sharp.<ext> beside each input (or into -o), keeping ICC, EXIF, XMP, bit depth."""
-    from .io import IMAGE_SUFFIXES, photo_format, read_photo, write_photo
+    from .io import IMAGE_SUFFIXES, file_warnings, photo_format, read_photo, write_photo
 
     _quiet_logs(quiet)
     report = Report()
@@ -638,7 +638,8 @@ def deblur(
 
     def work(job: Job, prog: Progress) -> None:
         photo = read_photo(job.src)
-        sharp = runtime(photo.pixels, on_tile=prog.on_tile)
+        with file_warnings(job.src):  # e.g. --shake found no shake: the line names the photo
+            sharp = runtime(photo.pixels, on_tile=prog.on_tile)
         write_photo(job.dst, sharp, like=photo, alpha=photo.alpha, quality=quality)
 
     _run_jobs(jobs, report, overwrite, quiet, "deblur", work)
@@ -699,7 +700,7 @@ def animate(
     shake_size: ShakeSizeOpt = None,
 ) -> None:
     """Make a short video of the motion that happened while the shutter was open."""
-    from .io import PhotoError, is_frame_folder, read_photo, to_uint8, video_kind, write_video
+    from .io import PhotoError, file_warnings, is_frame_folder, read_photo, to_uint8, video_kind, write_video
 
     asked = fmt.lower().lstrip(".") if fmt else None
     fmt = asked or "gif"
@@ -751,7 +752,8 @@ def animate(
         # 2.6 GB, and a frame made band by band as uint8 never exists as floats at full size
         made = runtime.frames(pixels, frames, on_tile=prog.on_tile, convert=to_uint8)
         del pixels  # the frames' generator lets the photo go once it has the motion
-        seq = list(made)
+        with file_warnings(job.src):  # the generator does the work, and may warn (--shake found no shake)
+            seq = list(made)
         if reverse:
             seq = seq[::-1]
         if boomerang:  # a loop returns to the first frame by itself; a clip played once ends on it

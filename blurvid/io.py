@@ -60,6 +60,7 @@ __all__ = [
     "Photo",
     "PhotoError",
     "Unsupported",
+    "file_warnings",
     "is_frame_file",
     "is_frame_folder",
     "is_image_path",
@@ -360,7 +361,7 @@ def read_photo(path: str | os.PathLike[str], *, max_pixels: int = 250_000_000) -
     if unsupported(p) is _RAW or _raw_kind(data) is not None:
         # Pillow would open some of them as TIFF and give their embedded thumbnail or CFA garbage
         raise PhotoError(p, RAW_REASON)
-    with _pillow_warnings(p):
+    with file_warnings(p, "Pillow"):
         im = _open_and_load(p, data, max_pixels)
         try:
             return _photo_from_image(p, data, im)
@@ -375,11 +376,12 @@ def read_photo(path: str | os.PathLike[str], *, max_pixels: int = 250_000_000) -
 
 
 @contextlib.contextmanager
-def _pillow_warnings(p: Path) -> Iterator[None]:
+def file_warnings(p: Path, source: str = "") -> Iterator[None]:
     """Turn the Python warnings raised inside (Pillow's "Corrupt EXIF data", ...) into one logged line
-    each, ``'<path>: Pillow: <text>'``, instead of Python's two-line warning text on stderr; repeats
-    are dropped. When the block fails, its error says what matters and they are logged at DEBUG only.
-    Each record carries Python's own text of the warning (file and line) as ``record.detail``."""
+    each, ``'<path>: <source>: <text>'`` (``'<path>: <text>'`` without a source), instead of Python's
+    two-line warning text on stderr; repeats are dropped. When the block fails, its error says what
+    matters and they are logged at DEBUG only. Each record carries Python's own text of the warning
+    (file and line) as ``record.detail``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ok = False
@@ -395,7 +397,9 @@ def _pillow_warnings(p: Path) -> Iterator[None]:
                 seen.add(text)
                 detail = warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
                 level = logging.WARNING if ok else logging.DEBUG
-                _log.log(level, "%s: Pillow: %s", p, text, extra={"detail": detail})
+                _log.log(
+                    level, "%s: %s%s", p, f"{source}: " if source else "", text, extra={"detail": detail}
+                )
 
 
 def _read_bytes(p: Path) -> bytes:

@@ -25,6 +25,7 @@ __all__ = [
     "deconvolve_rgb",
     "estimate_kernel",
     "fft_size",
+    "kernel_core",
     "noise_sigma",
     "otf2psf",
     "pad_periodic",
@@ -332,6 +333,17 @@ def deconvolve_rgb(
     cb = _deconvolve_l2(b - lum, kernel, lam * chroma)
     cr = _deconvolve_l2(r - lum, kernel, lam * chroma)
     return torch.cat([lum_d + cr, lum_d - cr - cb, lum_d + cb], -3)
+
+
+def kernel_core(kernel: torch.Tensor) -> float:
+    """The share of a kernel ``(k, k)``'s mass in its densest 3 x 3 window (anywhere in it): 1.0 for a
+    blur of at most one pixel, about ``3 / L`` for a straight path of ``L`` px."""
+    k = kernel.float()
+    return (
+        float(F.avg_pool2d(k[None, None], 3, 1).max() * 9 / k.sum().clamp_min(1e-12))
+        if k.shape[-1] >= 3
+        else 1.0
+    )
 
 
 def noise_sigma(y: torch.Tensor) -> float:

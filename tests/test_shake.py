@@ -4,6 +4,7 @@ FFT conventions, the periodic padding, kernel pruning, and that a known blur is 
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -157,6 +158,36 @@ def test_shake_remover_keeps_shape_and_range_and_tiles_without_seams(tile):
     assert float((out - whole).abs().max()) < (1e-6 if tile == 1024 else 0.05)
 
 
+def test_kernel_core_is_the_mass_of_the_densest_three_by_three_window():
+    delta = torch.zeros(7, 7)
+    delta[2, 4] = 1.0  # off centre: the window may sit anywhere
+    assert shake.kernel_core(delta) == pytest.approx(1.0)
+    line = torch.zeros(15, 15)
+    line[7, 3:12] = 2.0  # a straight 9 px path, not normalised
+    assert shake.kernel_core(line) == pytest.approx(3 / 9)
+    assert shake.kernel_core(torch.ones(1, 1)) == 1.0
+    assert shake.kernel_core(bent_kernel()) < 0.6
+
+
+def test_shake_remover_leaves_a_sharp_photo_as_it_was():
+    """On an unblurred photo the estimate is a kernel of about a pixel: nothing is deconvolved (it would
+    only over-sharpen), the photo comes back unchanged, with a warning; a shaken photo is deconvolved."""
+    sharp = 0.2 + 0.6 * torch.rand(97, 133, generator=torch.Generator().manual_seed(3))  # fine texture
+    rgb = torch.stack([sharp, sharp * 0.9, sharp * 0.8])[None]
+    remover = ShakeRemover(torch.device("cpu"), max_blur=15)
+    assert shake.kernel_core(remover.kernel(rgb)) >= remover.min_blur_core
+    calls: list[tuple[int, int]] = []
+    with pytest.warns(UserWarning, match="no camera shake found"):
+        out = remover.tensor(rgb, lambda d, t: calls.append((d, t)))
+    assert torch.equal(out, rgb) and out is not rgb
+    assert calls == [(0, 2), (2, 2)]  # the progress bar still completes
+    blurred = blur_valid(sharp.double(), bent_kernel()).float()
+    shaken = torch.stack([blurred, blurred * 0.9, blurred * 0.8])[None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning for real shake
+        assert not torch.equal(remover.tensor(shaken), shaken)
+
+
 def test_shake_remover_scales_the_kernel_to_full_resolution():
     blurred = blur_valid(scene(140, 180, seed=3), bent_kernel()).float()
     rgb = blurred[None, None].expand(1, 3, -1, -1)
@@ -256,6 +287,24 @@ def test_deblur_shake_writes_a_sharper_photo_without_any_checkpoint(no_weights, 
     )
     assert gain > 2, gain
     r.assert_no_traceback()
+
+
+def test_deblur_shake_on_a_sharp_photo_says_so_and_keeps_it(no_weights, tmp_path, capsys):
+    from test_cli import run
+
+    sharp = 0.2 + 0.6 * torch.rand(80, 100, generator=torch.Generator().manual_seed(5))  # fine texture
+    rgb = torch.stack([sharp, sharp * 0.9 + 0.05, sharp * 0.8 + 0.1], -1)
+    src = tmp_path / "steady.png"
+    Image.fromarray((rgb.numpy() * 255).round().astype(np.uint8)).save(src)
+    r = run(capsys, "deblur", src, "--shake", "--shake-size", "15")
+    assert r.code == 0, r
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "steady_sharp.png")), np.asarray(Image.open(src))
+    )
+    assert f"warning: {src}: no camera shake found" in r.err
+    r.assert_no_traceback()
+    quiet = run(capsys, "deblur", src, "--shake", "--shake-size", "15", "--overwrite", "-q")
+    assert quiet.code == 0 and "no camera shake" not in quiet.err
 
 
 def test_deblur_shake_ignores_the_network_precision(no_weights, tmp_path, capsys):
