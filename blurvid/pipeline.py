@@ -306,10 +306,11 @@ class ShakeRemover:
     kernel widths, as long as the luminance's noise at that scale (:func:`blurvid.shake.noise_sigma`)
     stays within ``refine_noise`` (above it the estimate gets worse, not better; then the last
     kernel is only scaled up). An estimated kernel with at least ``min_blur_core`` of its mass in one
-    3 x 3 window (:func:`blurvid.shake.kernel_core`: a blur of about a pixel, which is what the estimate
-    finds on a sharp photo) means there is no shake to remove: the photo is returned as it is, with a
+    3 x 3 window (:func:`blurvid.shake.kernel_core`: a blur of about a pixel, what the estimate finds
+    on some sharp photos) means there is no shake to remove: the photo is returned as it is, with a
     ``UserWarning``, since deconvolving it would only over-sharpen it (a sharp kodak24 scene went from
-    59 to 27 dB). Otherwise the photo is deconvolved with it
+    59 to 27 dB). On most sharp photos the estimate invents a wider kernel, which this does not catch
+    (``benchmarks/shake_on_sharp.py``). Otherwise the photo is deconvolved with it
     (:func:`blurvid.shake.deconvolve_rgb`: luminance under a sparse prior of weight ``strength``,
     raised on noisy photos by :func:`blurvid.shake.prior_weight`, colour differences under a smooth
     one; other channel counts one channel at a time with :func:`blurvid.shake.deconvolve`), in
