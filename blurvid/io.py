@@ -308,6 +308,27 @@ def _unreadable_kind(p: Path, data: bytes) -> Unsupported | None:
     return kind if kind is not None and not _pillow_reads(kind) else None
 
 
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (8, b"WEBP", "WebP"),
+    (0, b"GIF8", "GIF"),
+)
+
+
+def _signature_format(data: bytes) -> str | None:
+    """The image format that ``data``'s first bytes announce (PNG, JPEG, TIFF, WebP, GIF, AVIF), or
+    None: for a file Pillow could not open, it tells a damaged photo from a file that is no photo."""
+    for offset, magic, name in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return name
+    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
+        return "AVIF"
+    return None
+
+
 def photo_format(path: str | os.PathLike[str]) -> str | None:
     """The format :func:`write_photo` writes at ``path`` ('JPEG' for .jpg and .jpeg, ...), or None."""
     return _WRITE_FORMATS.get(Path(path).suffix.lower())
@@ -528,9 +549,14 @@ def _open_and_load(p: Path, data: bytes, max_pixels: int) -> Image.Image:
                     kind = _unreadable_kind(p, data)
                     if kind is not None:
                         raise PhotoError(p, kind.reason) from exc
+                    announced = _signature_format(data)  # the start of a photo: cut short or damaged
+                    damaged = f"truncated or damaged {announced} file"
                     if isinstance(exc, UnidentifiedImageError):
-                        raise PhotoError(p, "not an image file (unknown or unsupported format)") from exc
-                    raise PhotoError(p, f"corrupt image header ({_describe(exc)})") from exc
+                        if announced is None:
+                            raise PhotoError(p, "not an image file (unknown or unsupported format)") from exc
+                        raise PhotoError(p, f"{damaged} (its header cannot be read)") from exc
+                    what = damaged if announced is not None else "corrupt image header"
+                    raise PhotoError(p, f"{what} ({_describe(exc)})") from exc
                 if im.format == "TIFF":
                     try:
                         _seek_full_size_page(p, im)

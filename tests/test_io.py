@@ -553,6 +553,22 @@ def test_error_truncated_image(tmp_path: Path, suffix: str) -> None:
     assert_one_line_naming(err, cut)
 
 
+@pytest.mark.parametrize(("suffix", "name"), [(".png", "PNG"), (".tif", "TIFF"), (".gif", "GIF")])
+def test_error_header_cut_short_names_the_format(tmp_path: Path, suffix: str, name: str) -> None:
+    """A photo cut off inside its header is a damaged photo of that format, not "not an image file"."""
+    full = tmp_path / f"full{suffix}"
+    Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(full)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(full.read_bytes()[:12])
+    with pytest.raises(PhotoError) as err:
+        read_photo(cut)
+    assert_one_line_naming(err, cut)
+    assert f"truncated or damaged {name} file" in str(err.value)
+    (tmp_path / "text.png").write_bytes(b"hello, I am words")
+    with pytest.raises(PhotoError, match="not an image file"):
+        read_photo(tmp_path / "text.png")
+
+
 def test_error_truncated_even_if_pillow_is_told_to_accept_truncation(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from PIL import ImageFile
 
