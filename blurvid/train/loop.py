@@ -307,7 +307,7 @@ class _Stop:
         """Whether the run stops after this step. With several processes every rank must answer the
         same, or the ranks that go on wait forever in their next gradient all-reduce: a stop that any
         rank received (torchrun forwards a signal to all, a scheduler may signal one) stops them all,
-        and each takes its signal number."""
+        and all take the highest signal number received (the exit status)."""
         if world == 1:
             return self.requested
         import torch.distributed as dist
