@@ -10,6 +10,7 @@ the ``--shake`` result against the photo, and a reblur test of the kernel: ``r /
 share of the photo's gradient energy left after blurring it with its own kernel and ``r2`` the same share
 one blur later (a photo really blurred by the kernel loses little more: close to 1; a sharp one much
 less). ``--blurred`` adds photos that are shaken (the examples, real blurred photos) for comparison.
+``--dm`` also scores the installed network (``blurvid deblur`` without ``--shake``) on the sharp photos.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def main() -> None:
         "--blurred", nargs="*", type=Path, default=[], help="shaken photos or folders, for comparison"
     )
     ap.add_argument("--count", type=int, default=4, help="photos per folder")
+    ap.add_argument(
+        "--dm", action="store_true", help="also the installed DM's result against each sharp photo"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -67,6 +71,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     remover = ShakeRemover(torch.device("cpu"))
+    dm = None
+    if args.dm:
+        from blurvid.train.export import evaluation_runtime
+
+        dm = evaluation_runtime(
+            "deblur", None, "cpu", "auto"
+        ).deblur  # the registered default, as deblur runs it
 
     def files(p: Path) -> list[Path]:
         if p.is_file():
@@ -88,8 +99,12 @@ def main() -> None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # "no camera shake found" is the right answer here
                     row["psnr_vs_photo"] = float(psnr(remover.tensor(x).clamp(0, 1), x))
+                if dm is not None:
+                    row["dm_psnr_vs_photo"] = float(psnr(dm(x).clamp(0, 1), x))
             rows.append(row)
             extra = f"  --shake vs photo {row['psnr_vs_photo']:.2f} dB" if kind == "sharp" else ""
+            if "dm_psnr_vs_photo" in row:
+                extra += f"  network vs photo {row['dm_psnr_vs_photo']:.2f} dB"
             print(
                 f"{kind:7s} {f.parent.name}/{f.name}  core {row['core']:.2f}  reblur {row['reblur']:.3f}{extra}",
                 flush=True,
