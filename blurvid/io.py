@@ -550,13 +550,16 @@ def _open_and_load(p: Path, data: bytes, max_pixels: int) -> Image.Image:
                     if kind is not None:
                         raise PhotoError(p, kind.reason) from exc
                     announced = _signature_format(data)  # the start of a photo: cut short or damaged
-                    damaged = f"truncated or damaged {announced} file"
-                    if isinstance(exc, UnidentifiedImageError):
-                        if announced is None:
+                    if announced is None:
+                        if isinstance(exc, UnidentifiedImageError):
                             raise PhotoError(p, "not an image file (unknown or unsupported format)") from exc
-                        raise PhotoError(p, f"{damaged} (its header cannot be read)") from exc
-                    what = damaged if announced is not None else "corrupt image header"
-                    raise PhotoError(p, f"{what} ({_describe(exc)})") from exc
+                        raise PhotoError(p, f"corrupt image header ({_describe(exc)})") from exc
+                    why = (
+                        "its header cannot be read"
+                        if isinstance(exc, UnidentifiedImageError)
+                        else _describe(exc)
+                    )
+                    raise PhotoError(p, f"truncated or damaged {announced} file ({why})") from exc
                 if im.format == "TIFF":
                     try:
                         _seek_full_size_page(p, im)
@@ -646,16 +649,16 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         )
         # The integers are turned upright before they become floats (the same values, and the copy that
         # turning makes is a quarter or half the size); each float plane is made once.
-        if wide is not None:
-            colour16, alpha16 = wide
+        colour16, alpha16 = wide if wide is not None else (None, None)
+        if colour16 is not None:
             colour = _unit_float(_apply_orientation(colour16, orientation), 65535.0)
-            if alpha16 is not None:
-                alpha = _unit_float(_apply_orientation(alpha16, orientation), 65535.0)
         else:
             colour = _unit_float(_apply_orientation(colour8, orientation), 255.0)
-        if alpha8 is not None and (wide is None or wide[1] is None):
+        if alpha16 is not None:  # the source's own alpha at 16 bits
+            alpha = _unit_float(_apply_orientation(alpha16, orientation), 65535.0)
+        elif alpha8 is not None:
             alpha = _unit_float(_apply_orientation(alpha8, orientation), 255.0)
-        del arr8, colour8, alpha8, wide
+        del arr8, colour8, alpha8, wide, colour16, alpha16
         rgb = np.repeat(colour, 3, axis=2) if grey else colour
     return Photo(
         pixels=np.ascontiguousarray(rgb, dtype=np.float32),
