@@ -31,6 +31,7 @@ from . import __version__
 
 if TYPE_CHECKING:  # heavy modules are imported inside the commands
     from .io import Unsupported
+    from .models.deblur import DeblurNet
     from .pipeline import Animator, Deblurrer, ShakeRemover
 
 app = typer.Typer(
@@ -348,18 +349,19 @@ def _runtime(
 ) -> Deblurrer | ShakeRemover | Animator:
     """Load the networks once (a missing or bad checkpoint raises WeightsError, which main() prints as
     one line); ``shake``: the sharp photo comes from the camera-shake deconvolver instead of the DM
-    (which is then not loaded)."""
+    (which then only judges whether there is blur to remove)."""
     from . import pipeline
 
     try:
         dev = pipeline.select_device(device.value)
-        shaker = pipeline.ShakeRemover(dev, shake_size, tile=max(tile, 2048)) if shake else None
-        if shaker is not None and not need_video:
-            return shaker  # no network: --precision does not apply
         dtype = pipeline.resolve_precision(precision, dev)
-        sharpener = shaker or pipeline.Deblurrer(
-            pipeline.load_model("dm", repo_id=repo), dev, dtype, tile=tile
-        )
+        sharpener: Deblurrer | ShakeRemover
+        if shake:
+            dm = _judge(repo)
+            judge = None if dm is None else pipeline.Deblurrer(dm, dev, dtype, tile=tile)
+            sharpener = pipeline.ShakeRemover(dev, shake_size, tile=max(tile, 2048), judge=judge)
+        else:
+            sharpener = pipeline.Deblurrer(pipeline.load_model("dm", repo_id=repo), dev, dtype, tile=tile)
         if not need_video:
             return sharpener
         bie = pipeline.load_model("bie", repo_id=repo)
@@ -367,6 +369,21 @@ def _runtime(
         return pipeline.Animator(sharpener, bie, rvd, dtype=dtype)
     except ValueError as e:  # a checkpoint problem (WeightsError) is reported by main()
         raise UserError(str(e)) from None
+
+
+def _judge(repo: str | None) -> DeblurNet | None:
+    """The DM with which ``--shake`` checks a photo for blur first; ``--shake`` also works without any
+    checkpoint: then it deconvolves every photo, and says so once."""
+    from .pipeline import load_model
+    from .weights import WeightsError
+
+    try:
+        return load_model("dm", repo_id=repo)
+    except WeightsError as e:
+        logging.getLogger("blurvid").warning(
+            "%s; --shake goes on without the network's check for blur (it deconvolves sharp photos too)", e
+        )
+        return None
 
 
 def _run_jobs(

@@ -16,7 +16,7 @@ import torch
 
 from .data.datasets import PhotoSynthDataset, clip_frames, list_images
 from .data.synth import SynthConfig, center_index
-from .metrics import aligned_psnr, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
+from .metrics import aligned_psnr, gaussian_blur, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
 
 
 @dataclass
@@ -277,23 +277,12 @@ def static_blur_baseline(
     for sigma in sigmas:
         vals = []
         for s in seqs:
-            c = _gaussian(s.frames[s.center][None], sigma)
+            c = gaussian_blur(s.frames[s.center][None], sigma)
             vals.append(float(video_psnr(c[:, None].expand(1, *s.frames.shape), s.frames[None])))
         m = float(np.mean(vals))
         if m > best["psnr"]:
             best = {"sigma": sigma, "psnr": m}
     return best
-
-
-def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    r = max(1, int(3 * sigma + 0.5))
-    ax = torch.arange(-r, r + 1, dtype=torch.float32)
-    k = torch.exp(-(ax**2) / (2 * sigma**2))
-    k = k / k.sum()
-    c = x.shape[1]
-    x = torch.nn.functional.pad(x, (r, r, r, r), mode="replicate")
-    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def _summary(rows: list[dict]) -> dict:

@@ -12,6 +12,19 @@ def psnr(x: torch.Tensor, y: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
     return 10 * torch.log10(peak**2 / mse)
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of standard deviation ``sigma`` px (radius ``max(1, round(3 sigma))``),
+    replicate padding: ``(B, C, H, W) -> (B, C, H, W)`` float32 on ``x``'s device."""
+    r = max(1, int(3 * sigma + 0.5))
+    ax = torch.arange(-r, r + 1, dtype=torch.float32, device=x.device)
+    k = torch.exp(-(ax**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x.float(), (r, r, r, r), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
 def _gauss(window: int, sigma: float, device: torch.device) -> torch.Tensor:
     ax = torch.arange(window, dtype=torch.float32, device=device) - (window - 1) / 2
     g = torch.exp(-(ax**2) / (2 * sigma**2))

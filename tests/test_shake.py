@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from blurvid import shake
-from blurvid.metrics import aligned_psnr, psnr
-from blurvid.pipeline import ShakeRemover, texture_crop
+from blurvid.metrics import aligned_psnr, gaussian_blur, psnr
+from blurvid.pipeline import ShakeRemover, network_change_db, texture_crop
 
 
 def scene(h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -265,6 +265,53 @@ def test_deconvolve_rgb_matches_the_grey_path_on_grey_and_keeps_colour():
     assert float((out.mean((-2, -1)) - colour.mean((-2, -1))).abs().max()) < 2e-3
 
 
+class _Judge:
+    """A stand-in deblurring network for :class:`ShakeRemover`'s ``judge``: returns ``change(x)`` and
+    records the shapes it was given."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, change) -> None:
+        self.change, self.seen = change, []
+
+    def tensor(self, x: torch.Tensor, on_tile=None) -> torch.Tensor:
+        self.seen.append(tuple(x.shape))
+        return self.change(x)
+
+
+def test_network_change_db_discounts_noise_and_works_on_a_bounded_copy():
+    x = scene(90, 450).float()[None, None].expand(1, 3, -1, -1)
+    assert network_change_db(_Judge(lambda z: z), x) == 100.0
+    g = torch.Generator().manual_seed(0)
+    noise = _Judge(lambda z: z + 0.02 * torch.randn(z.shape, generator=g))  # 34 dB unfiltered
+    smooth = _Judge(lambda z: z + 0.02 * torch.sin(torch.arange(z.shape[-1]) / 6.0))  # 37 dB unfiltered
+    assert network_change_db(noise, x) > network_change_db(smooth, x) + 5  # low-passed: noise counts less
+    grey = _Judge(lambda z: z + 0.01)
+    assert network_change_db(grey, x[:, :1], side=128) == pytest.approx(40.0, abs=1e-3)
+    assert grey.seen == [(1, 3, 26, 128)]  # one channel repeated; the long side bounded to 128
+
+
+def test_shake_remover_asks_its_judge_before_estimating_a_kernel(monkeypatch):
+    sharp = scene(90, 110, seed=4)
+    blurred = blur_valid(sharp, bent_kernel()).float()
+    rgb = blurred[None, None].expand(1, 3, -1, -1).contiguous()
+    calm = ShakeRemover(torch.device("cpu"), max_blur=15, judge=_Judge(lambda z: z + 1e-3))  # 60 dB
+    monkeypatch.setattr(calm, "_kernel", lambda *a: pytest.fail("no kernel is needed"))
+    calls: list[tuple[int, int]] = []
+    with pytest.warns(UserWarning, match="network finds almost no blur"):
+        out = calm.tensor(rgb, lambda d, t: calls.append((d, t)))
+    assert torch.equal(out, rgb) and calls == [(0, 2), (2, 2)]
+    busy = ShakeRemover(torch.device("cpu"), max_blur=15, judge=_Judge(lambda z: gaussian_blur(z, 2.0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = busy.tensor(rgb)[:, :1]
+    target = sharp[5:-5, 5:-5].float()[None, None]
+    assert float(aligned_psnr(got, target, 4) - aligned_psnr(rgb[:, :1], target, 4)) > 2
+    assert len(busy.judge.seen) == 1
+    busy.tensor(rgb, kernel=bent_kernel().float())  # a given kernel: no judge
+    assert len(busy.judge.seen) == 1
+
+
 # ------------------------------------------------------------------------------------- the command line
 
 
@@ -286,6 +333,8 @@ def test_deblur_shake_writes_a_sharper_photo_without_any_checkpoint(no_weights, 
         aligned_psnr(got[None, None], target, 4) - aligned_psnr(blurred.float()[None, None], target, 4)
     )
     assert gain > 2, gain
+    # without a DM, the network's check for blur is skipped, once, with a warning
+    assert r.err.count("goes on without the network's check for blur") == 1, r.err
     r.assert_no_traceback()
 
 
@@ -307,14 +356,16 @@ def test_deblur_shake_on_a_sharp_photo_says_so_and_keeps_it(no_weights, tmp_path
     assert quiet.code == 0 and "no camera shake" not in quiet.err
 
 
-def test_deblur_shake_ignores_the_network_precision(no_weights, tmp_path, capsys):
+def test_deblur_shake_precision_is_the_judging_networks(no_weights, tmp_path, capsys):
     from conftest import save_image
     from test_cli import run
 
-    # fp16 needs CUDA for a network; --shake runs none, so the option does not apply
-    r = run(
-        capsys, "deblur", save_image(tmp_path / "p.png"), "--shake", "--device", "cpu", "--precision", "fp16"
-    )
+    # the DM that checks each photo for blur runs at --precision: fp16 needs CUDA, as for `deblur`
+    src = save_image(tmp_path / "p.png")
+    r = run(capsys, "deblur", src, "--shake", "--device", "cpu", "--precision", "fp16")
+    assert r.code == 2 and len(r.err_lines) == 1 and "fp16 needs a CUDA device" in r.err, r
+    assert not (tmp_path / "p_sharp.png").exists()
+    r = run(capsys, "deblur", src, "--shake", "--device", "cpu", "--precision", "bf16")
     assert r.code == 0, r
     assert (tmp_path / "p_sharp.png").exists()
 
@@ -369,6 +420,8 @@ def test_animate_shake_warps_the_deconvolved_photo(tiny_weights, tmp_path, capsy
         return real_load(arch, *a, **kw)
 
     monkeypatch.setattr(pipeline, "load_model", load)
+    # the tiny test DM is nearly the identity: as a judge it would find no blur anywhere
+    monkeypatch.setattr(pipeline, "network_change_db", lambda *a, **kw: 0.0)
     blurred = blur_valid(scene(70, 90, seed=5), bent_kernel())
     src = tmp_path / "p.png"
     Image.fromarray((torch.stack([blurred] * 3, -1).numpy() * 255).round().astype(np.uint8)).save(src)
@@ -379,8 +432,9 @@ def test_animate_shake_warps_the_deconvolved_photo(tiny_weights, tmp_path, capsy
         files = sorted((tmp_path / name).glob("*.png"))
         assert len(files) == 3
         got[name] = np.stack([np.asarray(Image.open(f), dtype=np.float32) for f in files])
-        # --shake makes the sharp photo without the DM, so it does not load it
-        assert sorted(loaded) == (["bie", "dm", "rvd"] if name == "net" else ["bie", "rvd"]), loaded
+        # --shake makes the sharp photo without the DM, which only checks the photo for blur first
+        assert sorted(loaded) == ["bie", "dm", "rvd"], loaded
+        assert "no camera shake found" not in r.err, r
         loaded.clear()
     assert got["shake"].shape == got["net"].shape == (3, 60, 80, 3)
     assert np.abs(got["shake"] - got["net"]).mean() > 1  # another sharp photo is warped

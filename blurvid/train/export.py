@@ -184,7 +184,8 @@ class EvalRuntime:
     device: torch.device | None = None
     dtype: torch.dtype = torch.float32
     models: dict[str, str] = field(default_factory=dict)
-    """What measured: ``{arch: registry name, or 'run <path>'}``, ``{"dm": "shake"}`` for --shake."""
+    """What measured: ``{arch: registry name, or 'run <path>'}``; for --shake ``{"dm": "shake"}``, with
+    ``"judge"``: the installed DM that checked each photo for blur (absent when none is installed)."""
 
     @torch.no_grad()
     def autoencode(self, frames: torch.Tensor, center: torch.Tensor, n: int) -> torch.Tensor:
@@ -227,7 +228,14 @@ def evaluation_runtime(
     if shake:
         if task != "deblur" or run is not None:
             raise ValueError("--shake measures `deblur --shake`: use it with eval deblur and without --run")
-        return EvalRuntime(ShakeRemover(dev), None, device=dev, dtype=dtype, models={"dm": "shake"})
+        models = {"dm": "shake"}
+        judge = None
+        try:  # as `deblur --shake` runs it: the installed DM checks each photo for blur first
+            judge = Deblurrer(load_model("dm"), dev, dtype)
+            models["judge"] = weights.default_spec("dm").name
+        except weights.WeightsError:
+            pass
+        return EvalRuntime(ShakeRemover(dev, judge=judge), None, device=dev, dtype=dtype, models=models)
     if task == "autoencoder":
         if run is None:
             raise ValueError("eval autoencoder needs --run (a stage-1 run folder or its best.safetensors)")
