@@ -6,6 +6,7 @@
     python benchmarks/bench_speed.py --tasks deblur shake   # camera-shake mode (deblur --shake) beside the DM
     python benchmarks/bench_speed.py --tasks shake shake-scaled  # the cost of refining its kernel
     python benchmarks/bench_speed.py --tasks shake shake-f64     # its first kernel estimate in float64
+    python benchmarks/bench_speed.py --tasks shake shake-unjudged  # the cost of the DM's check for blur
 
 Each case runs in a fresh subprocess so its peak RSS is its own. Times are the median of --repeat runs
 after one warm-up. "efficiency" = the DM's FLOPs per image / its time, divided by the machine's dense
@@ -13,7 +14,9 @@ fp32 matmul FLOP/s (torch.mm of 4096^2 matrices) measured in the same run — th
 depend on how fast this particular machine is. Uses the installed checkpoints when present, otherwise the
 default architectures with random weights (speed does not depend on weight values; --random forces it).
 The networks run on a random image; the shake tasks on ``examples/astronaut_camera_shake.jpg`` resized
-to the size, since the kernel search depends on content (before 2026-11-27 they used the random image).
+to the size, since the kernel search depends on content (before 2026-11-27 they used the random image);
+since session 24 (2026-12-05) they include the DM's check for blur on a copy of at most 1024 px, as
+``deblur --shake`` runs it.
 ``--compare-dm FILE`` also times deblur with that DM checkpoint (e.g. the previous version), alternating
 the two per case, and prints the ratio of the installed DM's time to it.
 """
@@ -129,7 +132,7 @@ def run_case(
         img = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
 
     def make(dt: torch.dtype, tile: int = 1024):
-        if task.startswith("shake"):  # deblur --shake: no network; its own dtypes whatever the precision
+        if task.startswith("shake"):  # deblur --shake: the DM (at the precision) only checks for blur
             # as the CLI; shake-scaled: the kernel only scaled up from the small copy (no refinement)
             if task == "shake-f64":  # the first kernel estimate in float64, as before session 14
                 import functools
@@ -137,7 +140,10 @@ def run_case(
                 from blurvid import shake
 
                 shake.estimate_kernel = functools.partial(shake.estimate_kernel, dtype=torch.float64)
-            remover = pipeline.ShakeRemover(dev, tile=max(tile, 2048), refine=task != "shake-scaled")
+            judge = None if task == "shake-unjudged" else pipeline.Deblurrer(dm, dev, dt, tile=tile)
+            remover = pipeline.ShakeRemover(
+                dev, tile=max(tile, 2048), refine=task != "shake-scaled", judge=judge
+            )
             return lambda: remover(img)
         deb = pipeline.Deblurrer(dm, dev, dt, tile=tile)
         if task == "deblur":
@@ -191,7 +197,7 @@ def main() -> None:
         "--tasks",
         nargs="+",
         default=["deblur", "animate"],
-        choices=["deblur", "animate", "shake", "shake-scaled", "shake-f64"],
+        choices=["deblur", "animate", "shake", "shake-scaled", "shake-f64", "shake-unjudged"],
     )
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--repeat", type=int, default=3)

@@ -56,7 +56,7 @@ def reblur_ratio(grey: torch.Tensor, k: torch.Tensor) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--photos", nargs="+", type=Path, required=True, help="folders of sharp photos")
+    ap.add_argument("--photos", nargs="*", type=Path, default=[], help="folders of sharp photos")
     ap.add_argument(
         "--blurred", nargs="*", type=Path, default=[], help="shaken photos or folders, for comparison"
     )
@@ -87,7 +87,9 @@ def main() -> None:
     def files(p: Path) -> list[Path]:
         if p.is_file():
             return [p]
-        return sorted(f for f in p.iterdir() if f.suffix.lower() in (".png", ".jpg"))[: args.count]
+        return sorted(
+            f for f in p.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+        )[: args.count]
 
     rows = []
     for kind, sources in (("sharp", args.photos), ("blurred", args.blurred)):

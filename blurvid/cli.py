@@ -531,8 +531,8 @@ ShakeOpt = Annotated[
     typer.Option(
         "--shake",
         help="Camera-shake mode: estimate one blur kernel for the whole photo and invert it. Much sharper "
-        "on hand-held shake of a still scene; wrong for moving subjects (use the default network there) and "
-        "for photos without shake (it over-sharpens them; one whose kernel is about a pixel is left as it was).",
+        "on hand-held shake of a still scene; wrong for moving subjects (use the default network there). "
+        "A photo in which the network finds almost no blur is left as it was, with a warning.",
     ),
 ]
 ShakeSizeOpt = Annotated[

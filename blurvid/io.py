@@ -643,7 +643,7 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         colour8 = arr8[:, :, :1] if grey else arr8[:, :, :3]
         alpha8 = arr8[:, :, -1] if im8.mode in ("LA", "RGBA") else None
         wide = (
-            _decode_16bit(p, fmt, im, colour8, alpha8, grey)
+            _decode_16bit(p, data, fmt, im, colour8, alpha8, grey)
             if bit_depth == 16 and fmt in ("PNG", "TIFF")
             else None
         )
@@ -789,22 +789,38 @@ def _source_bits(im: Image.Image, data: bytes, fmt: str) -> int:
 
 
 def _decode_16bit(
-    p: Path, fmt: str, im: Image.Image, colour8: np.ndarray, alpha8: np.ndarray | None, grey: bool
+    p: Path,
+    data: bytes,
+    fmt: str,
+    im: Image.Image,
+    colour8: np.ndarray,
+    alpha8: np.ndarray | None,
+    grey: bool,
 ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Full-precision colour (and alpha, when the source stores one) of a 16-bit colour PNG/TIFF.
 
-    ``colour8``/``alpha8`` are Pillow's 8-bit decode of the same file, used to check ffmpeg's
-    result. Returns uint16 ``(H, W, C)`` colour (C = 1 if grey else 3) and ``(H, W)`` alpha (None
-    when the source has no alpha channel; then Pillow's alpha, e.g. from tRNS, stays) as stored (not
-    turned upright), or None (with a warning) when ffmpeg could not give a trustworthy 16-bit decode.
+    ``data`` is the file's bytes; ``colour8``/``alpha8`` are Pillow's 8-bit decode of the same page,
+    used to check ffmpeg's result. Returns uint16 ``(H, W, C)`` colour (C = 1 if grey else 3) and
+    ``(H, W)`` alpha (None when the source has no alpha channel; then Pillow's alpha, e.g. from tRNS,
+    stays) as stored (not turned upright), or None (with a warning) when ffmpeg could not give a
+    trustworthy 16-bit decode. ffmpeg decodes a TIFF's first page only: for a later page (after a
+    preview) it decodes a temporary copy whose header points at that page (:func:`_tiff_page_header`).
     """
     stored_alpha = im.mode in ("RGBA", "LA", "La", "RGBa", "PA")
     channels = 4 if stored_alpha else 3
     width, height = im.size
-    if im.tell() != 0:  # ffmpeg decodes a TIFF's first page only
-        _log.warning("%s: 16 bits per channel are read from a first page only; using 8-bit precision", p)
-        return None
-    wide = _ffmpeg_decode(p, fmt, width, height, channels)
+    if im.tell() == 0:
+        wide = _ffmpeg_decode(p, fmt, width, height, channels)
+    else:  # ffmpeg reads a TIFF's first page, and only from a file (it seeks)
+        header = _tiff_page_header(data, im.tell())
+        wide = None
+        if header is not None:
+            with tempfile.TemporaryDirectory(prefix="blurvid-") as tmp:
+                copy = Path(tmp) / "page.tif"
+                with copy.open("wb") as f:
+                    f.write(header)
+                    f.write(memoryview(data)[len(header) :])
+                wide = _ffmpeg_decode(copy, fmt, width, height, channels)
     if wide is None:
         _log.warning("%s: could not decode 16 bits per channel; using 8-bit precision", p)
         return None
@@ -837,6 +853,34 @@ def _agrees(wide: np.ndarray, narrow: np.ndarray) -> bool:
         if int(np.abs(high - narrow[r0 : r0 + rows].astype(np.int16)).max(initial=0)) > 1:
             return False
     return True
+
+
+def _tiff_page_header(data: bytes, index: int) -> bytes | None:
+    """The start of the TIFF (or BigTIFF) ``data``, up to and with the offset of its first IFD, made
+    to name page ``index`` (0-based, along the chain of IFDs) as the first: followed by the rest of
+    ``data`` it is a file whose first page, for a decoder that reads only that, is page ``index`` (the
+    other bytes, which the IFDs point into, stay where they are). None when the chain is broken."""
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if order is None or len(data) < 16:
+        return None
+    big = struct.unpack(order + "H", data[2:4])[0] == 43
+    # classic: 4-byte offsets, 2-byte entry counts, 12-byte entries; BigTIFF: 8, 8 and 20
+    off_fmt, off_at, count_fmt, entry = (
+        (order + "Q", 8, order + "Q", 20) if big else (order + "I", 4, order + "H", 12)
+    )
+    off_size, count_size = struct.calcsize(off_fmt), struct.calcsize(count_fmt)
+    offset = struct.unpack(off_fmt, data[off_at : off_at + off_size])[0]
+    for _ in range(index):
+        if not 0 < offset <= len(data) - count_size:
+            return None
+        (n,) = struct.unpack(count_fmt, data[offset : offset + count_size])
+        link = offset + count_size + n * entry
+        if link + off_size > len(data):
+            return None
+        offset = struct.unpack(off_fmt, data[link : link + off_size])[0]
+    if not 0 < offset <= len(data) - count_size:
+        return None
+    return data[:off_at] + struct.pack(off_fmt, offset)
 
 
 def _ffmpeg_decode(p: Path, fmt: str, width: int, height: int, channels: int) -> np.ndarray | None:

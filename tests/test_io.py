@@ -1130,6 +1130,41 @@ def test_a_tiff_is_read_at_its_first_full_size_page(tmp_path: Path, caplog) -> N
     ]
 
 
+def test_a_16bit_tiff_after_a_preview_keeps_its_16_bits(tmp_path: Path, caplog) -> None:
+    """ffmpeg, which decodes the 16 bits, reads a TIFF's first page only: it is given a copy whose
+    header points at the full-size page (before, such a file was read at 8 bits, with a warning)."""
+    from PIL import TiffTags
+
+    values = u16(RNG.random((8, 12, 3)))
+    ffmpeg_encode_still(tmp_path / "wide.tif", values, ["-pix_fmt", "rgb48le"])
+    preview = tiff_page(10, (6, 4), t254=(TiffTags.LONG, 1))
+    path = tiff_pages(tmp_path / "preview_then_wide.tif", [preview, (tmp_path / "wide.tif").read_bytes()])
+    with caplog.at_level("WARNING", logger="blurvid"):
+        photo = read_photo(path)
+    assert caplog.records == []
+    assert photo.bit_depth == 16 and (photo.width, photo.height) == (12, 8)
+    np.testing.assert_allclose(photo.pixels, values / 65535, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preview_then_wide.tif", "wide.tif"]
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["TIFF", "BigTIFF"])
+def test_tiff_page_header_makes_a_later_page_the_first(big: bool) -> None:
+    from io import BytesIO
+
+    pages = [Image.new("RGB", (5, 4), (v,) * 3) for v in (30, 60, 90)]
+    out = BytesIO()
+    pages[0].save(out, format="TIFF", save_all=True, append_images=pages[1:], big_tiff=big)
+    data = out.getvalue()
+    for index, value in enumerate((30, 60, 90)):
+        header = bio._tiff_page_header(data, index)
+        assert header is not None and len(header) == (16 if big else 8)
+        with Image.open(BytesIO(header + data[len(header) :])) as im:
+            assert im.getpixel((0, 0)) == (value,) * 3
+    assert bio._tiff_page_header(data, 3) is None  # past the last page
+    assert bio._tiff_page_header(data[:40], 2) is None  # the chain runs out of the file
+    assert bio._tiff_page_header(b"\x89PNG\r\n\x1a\n" + bytes(20), 1) is None
+
+
 def test_a_tiff_holding_only_a_preview_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "thumb.tif"
     path.write_bytes(tiff_page(90, t254=(4, 1)))
