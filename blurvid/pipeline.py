@@ -298,9 +298,9 @@ def network_change_db(net: Sharpener, x: torch.Tensor, side: int = 1024, sigma: 
     changes nothing. High means the network found little blur to remove. The low-pass discounts what
     the network does to sensor noise: with dm-v12, 40 sharp photos read 42-67 dB with or without noise
     of 5/255, Levin's 32 camera-shaken ones 26-40, the shaken examples and real photos 26-38
-    (``benchmarks/shake_on_sharp.py``; Levin: ``blurvid eval deblur --shake``). Little change is no
-    proof of sharpness, though: blur far longer than the network handles (say 60 px on a 1024 px
-    copy) moves it little too."""
+    (``benchmarks/shake_on_sharp.py``; Levin's with ``--blurred $DATA/realblur/levin --count 32``).
+    Little change is no proof of sharpness, though: blur far longer than the network handles (say
+    60 px on a 1024 px copy) moves it little too."""
     x = x.float()
     if x.shape[1] != 3:
         x = x.mean(1, keepdim=True).expand(-1, 3, -1, -1)
@@ -331,11 +331,12 @@ class ShakeRemover:
     on some sharp photos) means there is no shake to remove: the photo is returned as it is, with a
     ``UserWarning``, since deconvolving it would only over-sharpen it (a sharp kodak24 scene went from
     59 to 27 dB). On most sharp photos the estimate invents a wider kernel, which that does not catch
-    (``benchmarks/shake_on_sharp.py``: 40 sharp photos came out at 12-40 dB against themselves); hence the
-    ``judge``: a deblurring network (:class:`Deblurrer`, as ``deblur --shake`` passes it) that, when
-    it changes the photo by ``min_change_db`` or more (:func:`network_change_db`: little change, little
-    blur), has the photo returned as it is before any kernel is estimated, with a ``UserWarning``
-    (every sharp photo of that benchmark, also with noise; no Levin photo). Otherwise the photo is deconvolved with it
+    (``benchmarks/shake_on_sharp.py``: 40 sharp photos came out at 12-40 dB against themselves);
+    hence the ``judge``: a deblurring network (:class:`Deblurrer`, as ``deblur --shake`` passes it)
+    that, when it changes the photo by ``min_change_db`` or more (:func:`network_change_db`: little
+    change, little blur), has the photo returned as it is before any kernel is estimated, with a
+    ``UserWarning`` (every sharp photo of that benchmark, also with noise; no Levin photo).
+    Otherwise the photo is deconvolved with it
     (:func:`blurvid.shake.deconvolve_rgb`: luminance under a sparse prior of weight ``strength``,
     raised on noisy photos by :func:`blurvid.shake.prior_weight`, colour differences under a smooth
     one; other channel counts one channel at a time with :func:`blurvid.shake.deconvolve`), in
