@@ -371,6 +371,16 @@ def _runtime(
         raise UserError(str(e)) from None
 
 
+def _result_suffix(src: Path) -> str:
+    """The suffix of ``deblur``'s result for ``src`` when no --format is given: its own where blurvid
+    writes that format; .jpg for a multi-picture JPEG (.mpo, from stereo cameras: its first picture is
+    a JPEG); otherwise (GIF, PSD, no suffix) .png."""
+    from .io import IMAGE_SUFFIXES
+
+    own = src.suffix.lower()
+    return src.suffix if own in IMAGE_SUFFIXES else ".jpg" if own == ".mpo" else ".png"
+
+
 def _judge(repo: str | None) -> DeblurNet | None:
     """The DM with which ``--shake`` checks a photo for blur first; ``--shake`` also works without any
     checkpoint: then it deconvolves every photo, and says so once."""
@@ -645,10 +655,7 @@ def deblur(
         jobs,
         output,
         multi,
-        # a photo in a format blurvid reads but does not write (GIF, no suffix) gets a PNG
-        name=lambda p: (
-            f"{p.stem}{suffix}{ext or (p.suffix if p.suffix.lower() in IMAGE_SUFFIXES else '.png')}"
-        ),
+        name=lambda p: f"{p.stem}{suffix}{ext or _result_suffix(p)}",
         single_ok=lambda o: o.suffix.lower() in IMAGE_SUFFIXES and not o.is_dir(),
     )
     prec = _precision(precision, half)

@@ -937,13 +937,18 @@ def test_a_file_name_of_another_format_is_refused_not_made_a_folder(tiny_weights
         assert not (tmp_path / name).exists()
 
 
-def test_a_gif_or_suffixless_photo_gets_a_png_result(tiny_weights, tmp_path, capsys):
+def test_a_gif_or_suffixless_photo_gets_a_png_result_and_an_mpo_a_jpeg(tiny_weights, tmp_path, capsys):
     gif = save_image(tmp_path / "still.gif")
     bare = tmp_path / "scan"
     save_image(tmp_path / "scan.png").rename(bare)
-    for src, out in ((gif, "still_sharp.png"), (bare, "scan_sharp.png")):
+    mpo = tmp_path / "stereo.mpo"  # a stereo camera's file: two JPEG pictures, the first one the photo
+    first, second = Image.fromarray(image_u8()), Image.fromarray(image_u8(seed=1))
+    first.save(mpo, format="MPO", save_all=True, append_images=[second])
+    for src, out in ((gif, "still_sharp.png"), (bare, "scan_sharp.png"), (mpo, "stereo_sharp.jpg")):
         assert run(capsys, "deblur", src).code == 0
         assert size_of(tmp_path / out) == (W, H)
+    with Image.open(tmp_path / "stereo_sharp.jpg") as im:
+        assert im.format == "JPEG"
 
 
 def test_a_recursive_glob_mirrors_the_tree_below_its_fixed_part(tiny_weights, tmp_path, capsys):
