@@ -5,7 +5,8 @@
 
 For the first ``--count`` photos of each folder (sharp photos: the right answer is the photo itself;
 ``--noise N`` adds Gaussian noise of N/255 to them first, seeded, rounded to 8 bits, like a high-ISO
-file) it prints how much the installed DM changes the photo (:func:`blurvid.pipeline.network_change_db`:
+file; ``--upscale F`` enlarges them first, bicubic, like a big photo that is soft at the pixel level)
+it prints how much the installed DM changes the photo (:func:`blurvid.pipeline.network_change_db`:
 at ``ShakeRemover.min_change_db`` and above, ``--shake`` leaves the photo as it was), the estimated
 kernel's core (:func:`blurvid.shake.kernel_core`: 1.0 for a kernel of one pixel; at
 ``ShakeRemover.min_blur_core`` and above ``--shake`` leaves the photo too), a reblur test of the kernel
@@ -63,6 +64,12 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=4, help="photos per folder")
     ap.add_argument("--noise", type=float, default=0.0, help="noise added to the sharp photos (/255)")
     ap.add_argument(
+        "--upscale",
+        type=float,
+        default=1.0,
+        help="bicubic upscale of the sharp photos first (the pixel-level softness of a big photo)",
+    )
+    ap.add_argument(
         "--dm", action="store_true", help="also the installed DM's result against each sharp photo"
     )
     ap.add_argument("--threads", type=int, default=2)
@@ -95,6 +102,10 @@ def main() -> None:
     for kind, sources in (("sharp", args.photos), ("blurred", args.blurred)):
         for f in [f for src in sources for f in files(src)]:
             x = torch.from_numpy(read_photo(f).pixels.copy()).permute(2, 0, 1)[None].float()
+            if kind == "sharp" and args.upscale != 1:
+                size = [round(n * args.upscale) for n in x.shape[-2:]]
+                x = F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+                x = (x * 255).round() / 255
             if kind == "sharp" and args.noise > 0:
                 x = x + torch.randn(x.shape, generator=gen) * (args.noise / 255)
                 x = (x.clamp(0, 1) * 255).round() / 255
@@ -131,7 +142,8 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         limits = {"min_blur_core": judged.min_blur_core, "min_change_db": judged.min_change_db}
-        args.json.write_text(json.dumps({**limits, "noise": args.noise, "rows": rows}, indent=2))
+        extra = {"noise": args.noise, "upscale": args.upscale}
+        args.json.write_text(json.dumps({**limits, **extra, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -271,12 +271,13 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
-def texture_crop(x: torch.Tensor, size: int, stride: int = 16) -> torch.Tensor:
-    """The ``size`` x ``size`` window of a grey ``(H, W)`` image with the most gradient energy outside
-    clipped highlights (where a blur kernel shows best); the whole image when it is smaller."""
+def texture_window(x: torch.Tensor, size: int, stride: int = 16) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` of the ``size`` x ``size`` window of a grey ``(H, W)`` image with
+    the most gradient energy outside clipped highlights (where a blur kernel shows best); the whole
+    image when it is smaller (a side shorter than ``size`` is taken whole)."""
     h, w = x.shape
     if h <= size and w <= size:
-        return x
+        return 0, 0, h, w
     sh, sw = min(size, h), min(size, w)
     g = (x[1:, :-1] - x[:-1, :-1]).abs() + (x[:-1, 1:] - x[:-1, :-1]).abs()
     g = g * (x[:-1, :-1] < 0.98)
@@ -287,24 +288,33 @@ def texture_crop(x: torch.Tensor, size: int, stride: int = 16) -> torch.Tensor:
     a, b = sh - 1, sw - 1
     score = sat[ys + a][:, xs + b] - sat[ys][:, xs + b] - sat[ys + a][:, xs] + sat[ys][:, xs]
     i = int(score.argmax())
-    y0, x0 = int(ys[i // len(xs)]), int(xs[i % len(xs)])
-    return x[y0 : y0 + sh, x0 : x0 + sw]
+    return int(ys[i // len(xs)]), int(xs[i % len(xs)]), sh, sw
+
+
+def texture_crop(x: torch.Tensor, size: int, stride: int = 16) -> torch.Tensor:
+    """The :func:`texture_window` of a grey ``(H, W)`` image, cropped out (``x`` itself when whole)."""
+    y0, x0, sh, sw = texture_window(x, size, stride)
+    return x if (sh, sw) == tuple(x.shape) else x[y0 : y0 + sh, x0 : x0 + sw]
 
 
 def network_change_db(net: Sharpener, x: torch.Tensor, side: int = 1024, sigma: float = 1.0) -> float:
     """How much the deblurring network changes a photo: ``10 log10(1 / mse)`` (dB) of its change
-    (output minus input) after a Gaussian low-pass of ``sigma`` px, on a copy of ``x`` (``(1, C, H, W)``
-    in [0, 1]; not three channels: its luminance, repeated) bounded to ``side`` px; 100 when it
-    changes nothing. High means the network found little blur to remove. The low-pass discounts what
-    the network does to sensor noise: with dm-v12, 40 sharp photos read 42-67 dB with or without noise
-    of 5/255, Levin's 32 camera-shaken ones 26-40, the shaken examples and real photos 26-38
-    (``benchmarks/shake_on_sharp.py``; Levin's with ``--blurred $DATA/realblur/levin --count 32``).
-    Little change is no proof of sharpness, though: blur far longer than the network handles (say
-    60 px on a 1024 px copy) moves it little too."""
-    x = x.float()
+    (output minus input) after a Gaussian low-pass of ``sigma`` px, on the ``side`` px window of ``x``
+    (``(1, C, H, W)`` in [0, 1]; not three channels: its luminance, repeated) with the most texture
+    (:func:`texture_window`; the whole photo when it is smaller), at full resolution: blur shows at
+    the photo's own scale (the 12 MP photo of ``benchmarks/bench_memory.py``, shaken along 0.4 % of
+    its long side, read 56 dB from a 1024 px copy: no blur; 33 dB from its full-resolution window).
+    100 when it changes nothing. High means the network found little blur to remove. The low-pass
+    discounts what the network does to sensor noise: with dm-v12, 40 sharp photos read 42-67 dB with
+    or without noise of 5/255, Levin's 32 camera-shaken ones 26-40, the shaken examples and real
+    photos 26-38 (``benchmarks/shake_on_sharp.py``; Levin's with ``--blurred $DATA/realblur/levin
+    --count 32``). Little change is no proof of sharpness, though: blur far longer than the network
+    handles (say 60 px) moves it little too."""
+    grey = x.float().mean(1)[0]
+    y0, x0, h, w = texture_window(grey, side)
+    x = x[..., y0 : y0 + h, x0 : x0 + w].float()
     if x.shape[1] != 3:
         x = x.mean(1, keepdim=True).expand(-1, 3, -1, -1)
-    x = resize(x, bounded_size(*x.shape[-2:], side)).clamp(0, 1)
     change = net.tensor(x).float().to(x.device) - x
     mse = float(gaussian_blur(change, sigma).pow(2).mean())
     return 100.0 if mse <= 1e-10 else -10.0 * float(np.log10(mse))

@@ -279,7 +279,7 @@ class _Judge:
         return self.change(x)
 
 
-def test_network_change_db_discounts_noise_and_works_on_a_bounded_copy():
+def test_network_change_db_discounts_noise_and_looks_at_a_full_resolution_window():
     x = scene(90, 450).float()[None, None].expand(1, 3, -1, -1)
     assert network_change_db(_Judge(lambda z: z), x) == 100.0
     g = torch.Generator().manual_seed(0)
@@ -288,7 +288,13 @@ def test_network_change_db_discounts_noise_and_works_on_a_bounded_copy():
     assert network_change_db(noise, x) > network_change_db(smooth, x) + 5  # low-passed: noise counts less
     grey = _Judge(lambda z: z + 0.01)
     assert network_change_db(grey, x[:, :1], side=128) == pytest.approx(40.0, abs=1e-3)
-    assert grey.seen == [(1, 3, 26, 128)]  # one channel repeated; the long side bounded to 128
+    assert grey.seen == [(1, 3, 90, 128)]  # one channel repeated; a 128 px window, not a smaller copy
+    flat_left = torch.cat([torch.full((1, 1, 90, 300), 0.5), scene(90, 150).float()[None, None]], -1)
+    seen = _Judge(lambda z: z)
+    network_change_db(seen, flat_left, side=128)
+    assert seen.seen == [(1, 3, 90, 128)] and network_change_db(_Judge(lambda z: z), flat_left) == 100.0
+    window = _Judge(lambda z: z + (z.std() > 0.1) * 0.01)  # changes only a window with texture in it
+    assert network_change_db(window, flat_left, side=128) == pytest.approx(40.0, abs=1e-3)
 
 
 def test_shake_remover_asks_its_judge_before_estimating_a_kernel(monkeypatch):
