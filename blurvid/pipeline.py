@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
-from .metrics import gaussian_blur
+from .metrics import gaussian_blur, psnr
 from .models.deblur import DeblurNet, DMConfig
 from .models.decoder import RecurrentVideoDecoder
 from .models.encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
@@ -297,7 +297,9 @@ def texture_crop(x: torch.Tensor, size: int, stride: int = 16) -> torch.Tensor:
     return x if (sh, sw) == tuple(x.shape) else x[y0 : y0 + sh, x0 : x0 + sw]
 
 
-def network_change_db(net: Sharpener, x: torch.Tensor, side: int = 1024, sigma: float = 1.0) -> float:
+def network_change_db(
+    net: Sharpener, x: torch.Tensor, side: int = 1024, sigma: float = 1.0, grey: torch.Tensor | None = None
+) -> float:
     """How much the deblurring network changes a photo: ``10 log10(1 / mse)`` (dB) of its change
     (output minus input) after a Gaussian low-pass of ``sigma`` px, on the ``side`` px window of ``x``
     (``(1, C, H, W)`` in [0, 1]; not three channels: its luminance, repeated) with the most texture
@@ -309,15 +311,14 @@ def network_change_db(net: Sharpener, x: torch.Tensor, side: int = 1024, sigma: 
     or without noise of 5/255, Levin's 32 camera-shaken ones 26-40, the shaken examples and real
     photos 26-38 (``benchmarks/shake_on_sharp.py``; Levin's with ``--blurred $DATA/realblur/levin
     --count 32``). Little change is no proof of sharpness, though: blur far longer than the network
-    handles (say 60 px) moves it little too."""
-    grey = x.float().mean(1)[0]
-    y0, x0, h, w = texture_window(grey, side)
+    handles (say 60 px) moves it little too. ``grey``: the photo's luminance ``(H, W)`` (the channels'
+    mean), if computed already."""
+    y0, x0, h, w = texture_window(x.float().mean(1)[0] if grey is None else grey, side)
     x = x[..., y0 : y0 + h, x0 : x0 + w].float()
     if x.shape[1] != 3:
         x = x.mean(1, keepdim=True).expand(-1, 3, -1, -1)
     change = net.tensor(x).float().to(x.device) - x
-    mse = float(gaussian_blur(change, sigma).pow(2).mean())
-    return 100.0 if mse <= 1e-10 else -10.0 * float(np.log10(mse))
+    return float(psnr(gaussian_blur(change, sigma), torch.zeros_like(change)))
 
 
 NO_SHAKE = "no camera shake found (the blur kernel is about one pixel): the photo is left as it was"
@@ -430,10 +431,10 @@ class ShakeRemover:
 
         if on_tile and kernel is None:
             on_tile(0, 2)  # the tile count depends on the kernel's size: known after it
-        if kernel is None and self.judge is not None:
-            if network_change_db(self.judge, x, self.work_side) >= self.min_change_db:
-                return self._unchanged(x, NO_BLUR, on_tile)
         lum = self._luminance(x)
+        if kernel is None and self.judge is not None:
+            if network_change_db(self.judge, x, self.work_side, grey=lum[0, 0]) >= self.min_change_db:
+                return self._unchanged(x, NO_BLUR, on_tile)
         sigma = noise_sigma(lum[0, 0])  # measured once: the refinement's limit and the prior weight
         k = self._kernel(lum, sigma) if kernel is None else kernel.to(self.device)
         del lum
