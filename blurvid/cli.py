@@ -162,14 +162,14 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
             rel = f.relative_to(p)
             if not f.is_file() or any(part.startswith(".") for part in rel.parts):
                 continue
-            if f.suffix.lower() in IMAGE_SUFFIXES:
+            if f.suffix.lower() in IMAGE_SUFFIXES | _PHOTO_SUFFIXES:
                 add(f, rel, expanded=True)
                 found += 1
             else:
                 unread.append(f)
         unread_note = _note_unread(unread, report)
         if not found:  # a mistyped or wrong folder must not look like a successful run
-            kinds = ", ".join(sorted(s[1:] for s in IMAGE_SUFFIXES))
+            kinds = ", ".join(sorted(s[1:] for s in IMAGE_SUFFIXES | _PHOTO_SUFFIXES))
             deeper = not recursive and any(d.is_dir() and not d.name.startswith(".") for d in p.iterdir())
             deeper_hint = "; -r looks in its subfolders too" if deeper else ""
             report.fail(f"{raw}: no photos in this folder ({kinds}){unread_note}{deeper_hint}")
@@ -186,7 +186,8 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
     )
     matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
     # a pattern is the user's own choice of files: it takes every format blurvid reads (GIF too)
-    files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES | _READ_ONLY_SUFFIXES]
+    readable = IMAGE_SUFFIXES | _PHOTO_SUFFIXES | _READ_ONLY_SUFFIXES
+    files = [m for m in matches if m.is_file() and m.suffix.lower() in readable]
     taken = set(files)
     unread_note = _note_unread([m for m in matches if m not in taken and m.is_file()], report)
     if not files:
@@ -265,6 +266,10 @@ def _plan_outputs(
 
 # formats blurvid reads but does not write (a folder run leaves them out: they are seldom photos)
 _READ_ONLY_SUFFIXES = frozenset({".gif"})
+
+# photo formats blurvid reads but does not write, which a folder run takes: a stereo camera's
+# multi-picture JPEG (its first picture is the photo; the result is a JPEG, see _result_suffix)
+_PHOTO_SUFFIXES = frozenset({".mpo"})
 
 # suffixes of files, not folders: `-o x.gif` for one photo is a wrong format, not a folder named x.gif
 _FILE_LIKE = frozenset(

@@ -951,6 +951,20 @@ def test_a_gif_or_suffixless_photo_gets_a_png_result_and_an_mpo_a_jpeg(tiny_weig
         assert im.format == "JPEG"
 
 
+def test_a_folder_run_and_a_glob_take_mpo_photos(tiny_weights, tmp_path, capsys):
+    src = tmp_path / "card"
+    src.mkdir()
+    Image.fromarray(image_u8()).save(
+        src / "L.MPO", format="MPO", save_all=True, append_images=[Image.fromarray(image_u8(seed=1))]
+    )
+    save_image(src / "a.jpg")
+    r = run(capsys, "deblur", src, "-o", tmp_path / "out")
+    assert r.code == 0, r
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["L_sharp.jpg", "a_sharp.jpg"]
+    r = run(capsys, "deblur", f"{src}/*.MPO", "-o", tmp_path / "out2")
+    assert r.code == 0 and [p.name for p in (tmp_path / "out2").iterdir()] == ["L_sharp.jpg"], r
+
+
 def test_a_recursive_glob_mirrors_the_tree_below_its_fixed_part(tiny_weights, tmp_path, capsys):
     for sub in ("", "sub/"):
         save_image(tmp_path / "tree" / f"{sub}x.jpg")
