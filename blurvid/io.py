@@ -1559,12 +1559,16 @@ def write_video(
         dtype = np.asarray(frame).dtype
         if dtype != np.uint8 and dtype.kind != "f":
             raise ValueError(f"frames must be uint8 or float in [0, 1], got {dtype}")
-    if kind == "gif" and fps > GIF_MAX_FPS:
+    limit = {"gif": GIF_MAX_FPS, "webp": WEBP_MAX_FPS}.get(kind)
+    if limit is not None and fps > limit:
+        other = "use .mp4" if kind == "webp" else "use .mp4, or .webp up to 90 fps"
         _log.warning(
-            "%s: a GIF plays at most %g frames per second; %g fps plays slower (use .mp4 or .webp)",
+            "%s: a %s plays at most %.0f frames per second; %g fps plays slower (%s)",
             p,
-            GIF_MAX_FPS,
+            kind.upper() if kind == "gif" else "WebP",
+            math.floor(limit),
             fps,
+            other,
         )
     convert = _srgb_converter(icc)
     if convert is not None:
@@ -1607,6 +1611,9 @@ def _durations(count: int, fps: float, step: int, minimum: int) -> list[int]:
 _BAYER = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]], np.float32) / 16 - 15 / 32
 _DITHER_AMPLITUDE = 6.0
 GIF_MAX_FPS = 50.0  # GIF frame delays below 20 ms are shown as 100 ms by browsers
+# animated WebP frames last whole milliseconds, and players that copy Chrome show 10 ms or less as 100 ms
+WEBP_MIN_FRAME_MS = 11
+WEBP_MAX_FPS = 1000 / WEBP_MIN_FRAME_MS
 
 
 def _encode_gif(tmp: Path, frames: Sequence[np.ndarray], fps: float, loop: bool) -> None:
@@ -1644,8 +1651,7 @@ def _encode_webp(tmp: Path, frames: Sequence[np.ndarray], fps: float, loop: bool
         format="WEBP",
         save_all=True,
         append_images=images[1:],
-        # 11 ms at least: players that copy Chrome show delays of 10 ms or less as 100 ms
-        duration=_durations(len(images), fps, step=1, minimum=11),
+        duration=_durations(len(images), fps, step=1, minimum=WEBP_MIN_FRAME_MS),
         loop=0 if loop else 1,
         lossless=lossless,
         quality=75 if lossless else int(quality),

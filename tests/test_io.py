@@ -1031,9 +1031,27 @@ def test_video_frames_must_be_8_bit_or_float(tmp_path: Path) -> None:
         write_video(tmp_path / "x.gif", [np.full((8, 8, 3), 30000, np.uint16)] * 2)
 
 
-def test_gif_above_50_fps_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    write_video(tmp_path / "fast.gif", [smooth_rgb()] * 2, fps=60)
-    assert "at most 50 frames per second" in caplog.text
+def test_gif_above_50_fps_and_webp_above_90_fps_warn(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    frames = [smooth_rgb(), 1 - smooth_rgb()]
+    with caplog.at_level("WARNING", logger="blurvid"):
+        write_video(tmp_path / "fast.gif", frames, fps=60)
+        write_video(tmp_path / "ok.webp", frames, fps=90)
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        "a GIF plays at most 50 frames per second; 60 fps plays slower (use .mp4, or .webp up to 90 fps)"
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="blurvid"):
+        write_video(tmp_path / "fast.webp", frames, fps=120)
+    assert "a WebP plays at most 90 frames per second; 120 fps plays slower (use .mp4)" in caplog.text
+    with Image.open(tmp_path / "fast.webp") as im:  # what it plays at: 11 ms frames
+        durations = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            im.load()
+            durations.append(im.info["duration"])
+    assert durations == [11, 11]
 
 
 # --- files a photographer has that blurvid does not read: camera RAW, HEIC, JPEG XL; TIFF pages
