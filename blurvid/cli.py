@@ -291,6 +291,14 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
+def _inside(a: Path, folder: Path) -> bool:
+    """Whether ``a`` lies inside the existing folder ``folder`` (at any depth)."""
+    try:
+        return folder.is_dir() and a.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
 # ------------------------------------------------------------------ progress -----------------------------
 class Progress:
     """A rich progress bar over files with a transient per-tile bar; silent when ``quiet`` or when
@@ -440,7 +448,7 @@ def _check_job(
         report.own.append(job.src)
         return False
     first = claimed.setdefault(job.dst.resolve(), job.src)
-    if _same(job.src, job.dst):
+    if _same(job.src, job.dst) or _inside(job.src, job.dst):  # the latter: a folder of frames replaced
         report.fail(f"{job.src}: the output would overwrite the input; choose another -o or --suffix")
     elif first != job.src:
         report.fail(f"{job.src}: same output {job.dst} as {first}; choose another --suffix or --format")

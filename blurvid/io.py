@@ -1527,12 +1527,14 @@ def write_video(
       dither pattern against banding; loops forever when ``loop`` else plays once; frame times are
       rounded to GIF's 10 ms steps without drifting from ``fps`` up to 50 fps (GIF's limit: above
       it, frames last 20 ms and a warning says so). ``quality`` is unused.
-    * WebP: animated, lossy at ``quality`` (lossless at 100); loops forever or plays once.
+    * WebP: animated, lossy at ``quality`` (lossless at 100); loops forever or plays once; frames
+      last 11 ms at least (above 90 fps a warning says so).
     * MP4: H.264 (libx264, yuv420p, BT.709 tags, faststart) by the bundled ffmpeg, ``quality``
       mapped to CRF (90 -> 18); odd sizes are padded to even by repeating the edge. Always plays once
       (``loop`` is for the player).
-    * frames: a folder of ``frame_0001.png`` ... An existing folder is replaced only when it is empty
-      or holds nothing but ``frame_*.png`` files.
+    * frames: a folder of ``frame_0001.png`` ..., each marked as blurvid's (a PNG ``Software`` text
+      chunk). An existing folder is replaced only when it is empty or holds nothing but such frames:
+      frames another program wrote are refused.
 
     ``icc``: the ICC profile the frames' values are in (the photo's); no video format here carries one,
     so frames in another RGB space than sRGB (Display P3, Adobe RGB) are converted to sRGB.
@@ -1710,14 +1712,27 @@ def is_frame_file(path: str | os.PathLike[str]) -> bool:
 
 
 def is_frame_folder(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a non-empty folder of nothing but ``frame_*.png`` files (one that
-    :func:`write_video` made, and replaces)."""
+    """Whether ``path`` is a non-empty folder of nothing but frames :func:`write_video` wrote (which
+    it replaces): ``frame_*.png`` files marked as blurvid's (:func:`_is_own_frame`). Frames extracted
+    by another program (``ffmpeg -i clip.mp4 frame_%04d.png``) are the user's, not blurvid's."""
     p = Path(path)
     try:
         names = list(p.iterdir()) if p.is_dir() else []
     except OSError:
         return False
-    return bool(names) and all(is_frame_file(e) and e.is_file() for e in names)
+    return bool(names) and all(is_frame_file(e) and e.is_file() and _is_own_frame(e) for e in names)
+
+
+_FRAME_MARK = ("Software", "blurvid")  # a PNG text chunk in every frame write_video writes
+
+
+def _is_own_frame(path: Path) -> bool:
+    """Whether the PNG at ``path`` carries :data:`_FRAME_MARK` (reads its header chunks only)."""
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.info.get(_FRAME_MARK[0], "") == _FRAME_MARK[1]
+    except (OSError, UnidentifiedImageError, ValueError):
+        return False
 
 
 def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
@@ -1725,13 +1740,17 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
         raise PhotoError(p, "exists and is not a folder (PNG frames need a folder)")
     if p.is_dir():
         try:
-            others = [e.name for e in p.iterdir() if not (is_frame_file(e) and e.is_file())]
+            entries = sorted(p.iterdir())
         except OSError as exc:
             raise PhotoError(p, f"cannot list folder ({_os_reason(exc)})") from exc
+        others = [e.name for e in entries if not (is_frame_file(e) and e.is_file())]
         if others:
             raise PhotoError(
                 p, f"folder is not empty (holds {others[0]!r}, not only frame_*.png); not replacing it"
             )
+        foreign = next((e.name for e in entries if not _is_own_frame(e)), None)
+        if foreign is not None:  # e.g. frames the user extracted from a video with ffmpeg
+            raise PhotoError(p, f"folder holds {foreign!r}, which blurvid did not write; not replacing it")
     parent = p.absolute().parent
     _make_folder(p, parent)
     token = secrets.token_hex(4)
@@ -1741,9 +1760,11 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
     except OSError as exc:
         raise PhotoError(p, f"cannot write in folder {parent} ({_os_reason(exc)})") from exc
     digits = max(4, len(str(len(frames))))
+    mark = PngImagePlugin.PngInfo()
+    mark.add_text(*_FRAME_MARK)
     try:
         for i, f in enumerate(_frames_uint8(frames), start=1):
-            Image.fromarray(f).save(stage / f"frame_{i:0{digits}d}.png", format="PNG")
+            Image.fromarray(f).save(stage / f"frame_{i:0{digits}d}.png", format="PNG", pnginfo=mark)
         if p.is_dir():
             old = parent / f".{p.name[:40]}.{token}.old"
             os.replace(p, old)

@@ -837,6 +837,27 @@ def test_animate_into_an_existing_folder(tiny_weights, tmp_path, capsys, photo):
     assert frame_count(tmp_path / "clips" / "photo_motion.gif") == 2
 
 
+def test_animate_never_replaces_frames_it_did_not_write_nor_its_input(tiny_weights, tmp_path, capsys, photo):
+    """A folder of frame_NNNN.png files extracted by another program (ffmpeg) is the user's: it receives
+    <name>_motion.gif, even with --overwrite; blurvid's own frames folder is replaced, except when the
+    input lies inside it."""
+    user = tmp_path / "extracted"
+    for i in (1, 2, 3):
+        save_image(user / f"frame_{i:04d}.png", seed=i)
+    before = {p.name: p.read_bytes() for p in user.iterdir()}
+    r = run(capsys, "animate", photo, "-o", user, "--frames", 2, "--overwrite")
+    assert r.code == 0, r
+    assert frame_count(user / "photo_motion.gif") == 2
+    assert {p.name: p.read_bytes() for p in user.iterdir() if p.suffix == ".png"} == before
+    own = tmp_path / "own"
+    assert run(capsys, "animate", photo, "-o", own, "--frames", 2).code == 0
+    src = own / "frame_0001.png"
+    kept = src.read_bytes()
+    r = run(capsys, "animate", src, "-o", own, "--frames", 3, "--overwrite")
+    assert r.code == 1 and "the output would overwrite the input" in r.err, r
+    assert src.read_bytes() == kept and len(list(own.iterdir())) == 2
+
+
 def test_animate_converts_a_wide_gamut_photo_to_srgb(tiny_weights, tmp_path, capsys):
     from conftest import wide_gamut_icc
 

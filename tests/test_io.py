@@ -895,6 +895,15 @@ def test_is_frame_folder(tmp_path: Path) -> None:
     (tmp_path / "f" / "notes.txt").write_text("x")
     assert not bio.is_frame_folder(tmp_path / "f")
     assert not bio.is_frame_folder(tmp_path / "missing")
+    user = tmp_path / "extracted"  # frames another program wrote (ffmpeg -i clip.mp4 frame_%04d.png)
+    user.mkdir()
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(user / "frame_0001.png")
+    assert not bio.is_frame_folder(user)
+    with pytest.raises(
+        bio.PhotoError, match=r"'frame_0001\.png', which blurvid did not write; not replacing it"
+    ):
+        write_video(user, video_frames(2))
+    assert [p.name for p in user.iterdir()] == ["frame_0001.png"]
 
 
 XMP = (
