@@ -821,13 +821,23 @@ def _decode_16bit(
                     f.write(header)
                     f.write(memoryview(data)[len(header) :])
                 wide = _ffmpeg_decode(copy, fmt, width, height, channels)
+    # Pillow misreads 16-bit colour stored plane by plane (PlanarConfiguration 2, Photoshop's "Per
+    # Channel" pixel order) as 8-bit planes: its decode is no reference, and no fallback either.
+    planar = fmt == "TIFF" and getattr(im, "tag_v2", {}).get(284) == 2
     if wide is None:
+        if planar:
+            raise PhotoError(
+                p,
+                "cannot decode this 16-bit TIFF stored plane by plane (PlanarConfiguration 2; ffmpeg "
+                "could not read it); save it with interleaved (per-pixel) order",
+            )
         _log.warning("%s: could not decode 16 bits per channel; using 8-bit precision", p)
         return None
     colour16 = wide[:, :, :1] if grey else wide[:, :, :3]
     # Pillow's 16 -> 8 bit reduction keeps the high byte; allow 1 of slack for rounding reducers.
-    if not _agrees(colour16, colour8) or (
-        stored_alpha and alpha8 is not None and not _agrees(wide[:, :, 3], alpha8)
+    if not planar and (
+        not _agrees(colour16, colour8)
+        or (stored_alpha and alpha8 is not None and not _agrees(wide[:, :, 3], alpha8))
     ):
         _log.warning("%s: 16-bit decode disagrees with the 8-bit one; using 8-bit precision", p)
         return None

@@ -231,6 +231,46 @@ def test_16bit_falls_back_to_8bit_precision_without_ffmpeg(tmp_path: Path, monke
     assert "8-bit precision" in caplog.text
 
 
+def planar_tiff16(v: np.ndarray) -> bytes:
+    """An uncompressed little-endian 16-bit RGB TIFF of ``v`` (H, W, 3) uint16 stored plane by plane
+    (PlanarConfiguration 2, Photoshop's "Per Channel" order): one strip per plane."""
+    import struct
+
+    h, w, _ = v.shape
+    planes = [np.ascontiguousarray(v[:, :, c]).astype("<u2").tobytes() for c in range(3)]
+    bps_at = 8
+    offsets_at, counts_at = bps_at + 6, bps_at + 18
+    data_at = counts_at + 12
+    offsets = [data_at + i * len(planes[0]) for i in range(3)]
+    ifd_at = data_at + 3 * len(planes[0])
+    tags = [  # (tag, type, count, value or offset); SHORT values sit in the low half of the field
+        (256, 3, 1, w), (257, 3, 1, h), (258, 3, 3, bps_at), (259, 3, 1, 1), (262, 3, 1, 2),
+        (273, 4, 3, offsets_at), (277, 3, 1, 3), (278, 3, 1, h), (279, 4, 3, counts_at), (284, 3, 1, 2),
+    ]  # fmt: skip
+    out = b"II*\0" + struct.pack("<I", ifd_at) + struct.pack("<3H", 16, 16, 16)
+    out += struct.pack("<3I", *offsets) + struct.pack("<3I", *(len(q) for q in planes)) + b"".join(planes)
+    out += struct.pack("<H", len(tags))
+    out += b"".join(struct.pack("<HHII", t, ty, n, val) for t, ty, n, val in tags) + struct.pack("<I", 0)
+    return out
+
+
+def test_a_16bit_tiff_stored_plane_by_plane_reads_exactly_or_not_at_all(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Pillow misreads such a file as 8-bit planes (a striped, scrambled picture that once came back with
+    exit 0): ffmpeg's decode is taken as it is, and without ffmpeg the file is refused."""
+    v = random_u16((6, 9, 3))
+    (tmp_path / "planar.tif").write_bytes(planar_tiff16(v))
+    photo = read_photo(tmp_path / "planar.tif")
+    assert photo.bit_depth == 16
+    np.testing.assert_array_equal(np.rint(photo.pixels * 65535).astype(np.uint16), v)
+
+    def no_ffmpeg() -> str:
+        raise RuntimeError("no ffmpeg here")
+
+    monkeypatch.setattr(bio, "_ffmpeg_exe", no_ffmpeg)
+    with pytest.raises(bio.PhotoError, match="stored plane by plane"):
+        read_photo(tmp_path / "planar.tif")
+
+
 def test_bit_depth_defaults_to_like_and_8_for_jpeg(tmp_path: Path) -> None:
     like16 = like_photo(bit_depth=16)
     x = random_u16((24, 36, 3)) / 65535
