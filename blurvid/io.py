@@ -1006,8 +1006,12 @@ def _exif_for_output(exif: bytes, size: tuple[int, int] | None) -> bytes:
     ``size`` = (width, height), the Exif IFD's PixelXDimension / PixelYDimension set to it where
     present (a rotated or resized result would otherwise state the source's size).
 
-    The values are patched in place, so everything else stays byte-exact; a layout this cannot patch
-    (say, a SHORT field too small for the size) is rewritten by Pillow instead."""
+    The IFD1 thumbnail (a small JPEG of the source: blurred, and lying on its side in a photo that
+    was turned upright) is unlinked, so that viewers and cameras that show it do not show the source.
+
+    The values are patched in place, so everything else stays byte-exact (the thumbnail's bytes stay,
+    unreferenced: a maker note may point anywhere, so nothing is moved); a layout this cannot patch
+    (say, a SHORT field too small for the size) is rewritten by Pillow instead, which writes no IFD1."""
     tiff = exif[len(_EXIF_HEADER) :] if exif.startswith(_EXIF_HEADER) else exif
     start = len(exif) - len(tiff)
     wanted: dict[int, int] = {_ORIENTATION_TAG: 1}
@@ -1032,6 +1036,8 @@ def _exif_for_output(exif: bytes, size: tuple[int, int] | None) -> bytes:
                 struct.pack_into(order + "I", out, start + entry + 8, value)
             else:
                 raise ValueError(f"EXIF tag {tag:#x} of type {typ} cannot hold {value}")
+        (count,) = struct.unpack_from(order + "H", tiff, ifd0)
+        struct.pack_into(order + "I", out, start + ifd0 + 2 + 12 * count, 0)  # no IFD1 (thumbnail)
         return bytes(out)
     except (KeyError, ValueError, struct.error):
         pass

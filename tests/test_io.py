@@ -462,6 +462,45 @@ def test_exif_pixel_dimensions_too_wide_for_their_field_are_rewritten() -> None:
     assert (out.get_ifd(0x8769)[0xA002], out.get_ifd(0x8769)[0xA003]) == (70_000, 20)
 
 
+def exif_next_ifd(raw: bytes) -> int:
+    """The offset of IFD1 (the thumbnail's IFD) in raw EXIF with its header; 0 when there is none."""
+    import struct
+
+    tiff = raw[6:]
+    order = "<" if tiff[:2] == b"II" else ">"
+    (ifd0,) = struct.unpack_from(order + "I", tiff, 4)
+    (count,) = struct.unpack_from(order + "H", tiff, ifd0)
+    return struct.unpack_from(order + "I", tiff, ifd0 + 2 + 12 * count)[0]
+
+
+def test_the_exif_thumbnail_of_the_blurred_source_is_not_carried_over(tmp_path: Path) -> None:
+    """A camera's EXIF holds a small JPEG of the photo (IFD1): of the blurred source, and lying on its
+    side once the result is turned upright. Viewers show it; the result's EXIF must not link it."""
+    import struct
+    from io import BytesIO
+
+    thumb = BytesIO()
+    Image.fromarray(u8(smooth_rgb())).resize((16, 12)).save(thumb, format="JPEG")
+    jpeg = thumb.getvalue()
+    make = b"Cam\0"
+
+    def ifd(entries: list[tuple[int, int, int, bytes]], next_ifd: int) -> bytes:
+        body = b"".join(struct.pack("<HHI", t, ty, n) + v for t, ty, n, v in entries)
+        return struct.pack("<H", len(entries)) + body + struct.pack("<I", next_ifd)
+
+    # header 8 | IFD0 (2 entries, 30 bytes) at 8 | "Cam" at 38 | IFD1 (3 entries, 42 bytes) at 42 | JPEG at 84
+    ifd0 = ifd([(271, 2, 4, make), (274, 3, 1, struct.pack("<HH", 6, 0))], 42)
+    thumb_at, thumb_len = struct.pack("<I", 84), struct.pack("<I", len(jpeg))
+    ifd1 = ifd([(259, 3, 1, struct.pack("<HH", 6, 0)), (513, 4, 1, thumb_at), (514, 4, 1, thumb_len)], 0)
+    raw = b"Exif\0\0II*\0" + struct.pack("<I", 8) + ifd0 + make + ifd1 + jpeg
+    assert exif_next_ifd(raw) == 42
+    Image.fromarray(u8(smooth_rgb())).save(tmp_path / "in.jpg", exif=raw)
+    photo = read_photo(tmp_path / "in.jpg")
+    out = read_photo(write_photo(tmp_path / "out.jpg", photo.pixels, like=photo)).exif
+    assert out is not None and exif_next_ifd(out) == 0
+    assert exif_tags(out).get(271) == "Cam" and exif_tags(out).get(274) in (1, None)
+
+
 def test_exif_without_pixel_dimensions_gains_none(tmp_path: Path) -> None:
     raw = make_exif(Orientation=8, Make="Cam")
     out = bio._exif_for_output(raw, (5, 7))
