@@ -626,6 +626,11 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
                 )
         else:
             scale = 65535.0 if im.mode in _INT16_MODES else float(2 ** min(max(source_bits, 16), 32) - 1)
+            if scale > 65535 and values.size and 0 <= int(values.min()) and int(values.max()) <= 65535:
+                # 16-bit data in a 32-bit container (scientific and astro cameras write these): on
+                # the 32-bit scale it would be black (at most 0.0015 % of full scale)
+                _log.warning("%s: 32-bit integer values all within 0..65535; read as 16-bit data", p)
+                scale = 65535.0
             grey_plane = values.astype(np.float32) / np.float32(scale)
             transparent = im.info.get("transparency")
             if isinstance(transparent, int):

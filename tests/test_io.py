@@ -271,6 +271,21 @@ def test_a_16bit_tiff_stored_plane_by_plane_reads_exactly_or_not_at_all(tmp_path
         read_photo(tmp_path / "planar.tif")
 
 
+def test_a_32bit_integer_grey_tiff_of_16bit_values_reads_as_16bit_data(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    v = np.linspace(200, 18500, 6 * 9).reshape(6, 9).astype(np.int32)
+    Image.fromarray(v).save(tmp_path / "sci.tif")  # mode "I": 32 bits per sample
+    with caplog.at_level("WARNING", logger="blurvid"):
+        photo = read_photo(tmp_path / "sci.tif")
+    np.testing.assert_allclose(photo.pixels[:, :, 1], v / 65535, atol=1e-6)
+    assert "32-bit integer values all within 0..65535; read as 16-bit data" in caplog.text
+    caplog.clear()
+    Image.fromarray(v * 65536).save(tmp_path / "full.tif")  # real 32-bit values: the 32-bit scale
+    with caplog.at_level("WARNING", logger="blurvid"):
+        photo = read_photo(tmp_path / "full.tif")
+    np.testing.assert_allclose(photo.pixels[:, :, 1], v * 65536 / (2**32 - 1), atol=1e-6)
+    assert caplog.text == ""
+
+
 def test_bit_depth_defaults_to_like_and_8_for_jpeg(tmp_path: Path) -> None:
     like16 = like_photo(bit_depth=16)
     x = random_u16((24, 36, 3)) / 65535
