@@ -12,6 +12,7 @@ import glob
 import itertools
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -250,11 +251,20 @@ def _plan_outputs(
             names_file = single_ok(output)
         except UserError:  # not a file name single_ok knows: a folder name with a dot
             names_file = False
-        file_like = names_file or output.suffix.lower() in _FILE_LIKE
+        # one photo and `-o x.jgp`: a mistyped file name far more often than a new folder's name
+        typo = not several and not output.exists() and re.fullmatch(r"\.[A-Za-z]{2,4}", output.suffix)
+        file_like = names_file or output.suffix.lower() in _FILE_LIKE or bool(typo)
         if file_like and several:
             raise UserError(f"-o {output}: several inputs need an output folder, not a file name")
         if file_like and not names_file:
-            raise UserError(f"-o {output}: this command does not write {output.suffix} files (see --help)")
+            hint = (
+                "; for a new folder, create it first"
+                if typo and output.suffix.lower() not in _FILE_LIKE
+                else ""
+            )
+            raise UserError(
+                f"-o {output}: this command does not write {output.suffix} files (see --help){hint}"
+            )
     for job in jobs:
         if output is None:
             job.dst = job.src.with_name(name(job.src))
@@ -275,7 +285,7 @@ _PHOTO_SUFFIXES = frozenset({".mpo"})
 _FILE_LIKE = frozenset(
     "." + e
     for e in "jpg jpeg png tif tiff webp bmp gif mp4 mov avi mkv heic heif avif jxl raw dng cr2 cr3 nef arw orf "
-    "rw2 raf pef srw psd pdf txt".split()
+    "rw2 raf pef srw psd pdf txt jp2 j2k jxr tga exr hdr ppm pgm pnm svg ico eps xcf kra apng mpo".split()
 )
 
 

@@ -958,6 +958,27 @@ def test_a_file_name_of_another_format_is_refused_not_made_a_folder(tiny_weights
         assert not (tmp_path / name).exists()
 
 
+def test_a_mistyped_suffix_for_one_photo_is_refused_but_dotted_folder_names_work(
+    tiny_weights, tmp_path, photo, capsys
+):
+    r = run(capsys, "deblur", photo, "-o", tmp_path / "photo.jgp")
+    assert r.code == 2 and r.err_lines == [
+        f"error: -o {tmp_path / 'photo.jgp'}: this command does not write .jgp files (see --help); "
+        "for a new folder, create it first"
+    ]
+    assert not (tmp_path / "photo.jgp").exists()
+    (tmp_path / "made.abc").mkdir()  # an existing folder with a dot is a folder
+    for folder in ("made.abc", "run.v2"):  # so is a new one whose suffix is no file extension
+        assert run(capsys, "deblur", photo, "-o", tmp_path / folder).code == 0
+        assert size_of(tmp_path / folder / "photo_sharp.jpg") == (W, H)
+    second = save_image(tmp_path / "second.png")
+    assert run(capsys, "deblur", photo, second, "-o", tmp_path / "batch.abc").code == 0  # several: a folder
+    assert sorted(p.name for p in (tmp_path / "batch.abc").iterdir()) == [
+        "photo_sharp.jpg",
+        "second_sharp.png",
+    ]
+
+
 def test_a_gif_or_suffixless_photo_gets_a_png_result_and_an_mpo_a_jpeg(tiny_weights, tmp_path, capsys):
     gif = save_image(tmp_path / "still.gif")
     bare = tmp_path / "scan"
