@@ -824,15 +824,24 @@ def models(repo: RepoOpt = None) -> None:
     from .weights import list_checkpoints
 
     rows = list_checkpoints(repo_id=repo)
-    if not rows:
-        out.print(
-            "No trained checkpoint is registered yet: `blurvid deblur` / `animate` cannot run until one is installed."
+    if not rows:  # a health check: nothing can run
+        from .weights import REGISTRY_FILE, package_weights_dir
+
+        err.print(
+            f"no checkpoint is registered ({package_weights_dir() / REGISTRY_FILE} is missing or empty): "
+            "`blurvid deblur` / `animate` cannot run; reinstall blurvid, or register a checkpoint you "
+            "trained (`blurvid train export`)",
+            markup=False,
         )
-        return
+        raise typer.Exit(1)
     table = Table("name", "arch", "default", "found in", "verified", "size", "license")
     for r in rows:
         size = _size_text(r["size"]) if r.get("size") is not None else "-"
-        verified = {True: "yes", False: "NO: corrupt", None: "-"}[r.get("verified")]
+        verified = (
+            "NO: unreadable"
+            if r.get("unreadable")
+            else {True: "yes", False: "NO: corrupt", None: "-"}[r.get("verified")]
+        )
         table.add_row(
             r["name"],
             r["arch"],
@@ -848,10 +857,10 @@ def models(repo: RepoOpt = None) -> None:
             out.print(f"{r['name']}: {r['path']}", markup=False, highlight=False)
     unusable = [r["name"] for r in rows if r["default"] and r.get("verified") is not True]
     if unusable:  # a health check: scripts can test the exit code
-        from .weights import ENV_HF_OFFLINE, hub_offline
+        from .weights import ENV_HF_OFFLINE, cache_dir, hub_offline
 
         how = (
-            f"{ENV_HF_OFFLINE} is set: put the files into the cache, or unset it for `blurvid download`"
+            f"{ENV_HF_OFFLINE} is set: put the files into {cache_dir()}, or unset it for `blurvid download`"
             if hub_offline()
             else f"`blurvid download` fetches them (from {rows[0]['repo_id']})"
         )

@@ -12,7 +12,10 @@ Layout of ``registry.json``::
                                "description": "...", "default": true}}}
 
 Lookup order for a checkpoint file (see :func:`resolve`): the package weights folder, then the user cache
-(:func:`cache_dir`), then the Hugging Face Hub repo (:func:`hub_repo_id`) unless ``HF_HUB_OFFLINE`` is set.
+(:func:`cache_dir`), then the Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE``: a copy fetched with the
+``hf`` tool or kept in a shared cache, found without the network, also offline), then the Hugging Face
+Hub repo (:func:`hub_repo_id`) unless ``HF_HUB_OFFLINE`` is set. A hub that cannot be reached (its name
+does not resolve) is tried once per process, not once per checkpoint.
 
 Checkpoints are only ever read with safetensors: never ``torch.load`` or pickle.
 
@@ -33,6 +36,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import struct
 import tempfile
 import time
@@ -40,6 +44,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -553,13 +558,68 @@ def load_checkpoint(
 # ----------------------------------------------------------------------------------------------- resolve
 
 
-def _local_candidates(spec: CheckpointSpec) -> list[tuple[str, Path]]:
-    """Where a checkpoint may lie on disk, in order; a cache that is the package's folder counts once."""
+def _local_candidates(spec: CheckpointSpec, repo: str | None = None) -> list[tuple[str, Path]]:
+    """Where a checkpoint may lie on disk, in order; a cache that is the package's folder counts once.
+    With ``repo``, last: the Hugging Face cache's copy of the file from that repo, when it holds one."""
     package, cache = package_weights_dir() / spec.file, cache_dir() / spec.file
+    found = [("package", package), ("cache", cache)]
     with contextlib.suppress(OSError):
         if cache.resolve() == package.resolve():
-            return [("package", package)]
-    return [("package", package), ("cache", cache)]
+            found = [("package", package)]
+    hub_copy = _hf_cache_copy(spec, repo) if repo else None
+    return found + ([("hf-cache", hub_copy)] if hub_copy is not None else [])
+
+
+def _hf_cache_copy(spec: CheckpointSpec, repo: str) -> Path | None:
+    """The Hugging Face cache's copy of ``spec.file`` from hub ``repo`` (its latest revision there), found
+    without the network; None when there is none or huggingface_hub cannot say."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        got = try_to_load_from_cache(repo_id=repo, filename=spec.file, cache_dir=_hf_hub_cache())
+    except Exception:  # not installed, a bad repo id, an unreadable cache: no copy
+        return None
+    return Path(got) if isinstance(got, str) and Path(got).is_file() else None
+
+
+def _hf_hub_cache() -> str:
+    """The Hugging Face cache folder as the hub library chooses it (``HF_HUB_CACHE``, else ``HF_HOME``/hub,
+    else its default), read now rather than when the library was imported."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+_UNREACHABLE: dict[str, str] = {}  # hub endpoint -> why it cannot be reached, for this process
+
+
+def _hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co"
+
+
+def _hub_unreachable() -> str | None:
+    """Why the hub surely cannot be reached, or None. Without the network the hub library retries for
+    ~25 s before giving up, once per checkpoint; a host name that does not resolve says the same in
+    milliseconds (not judged behind a proxy, which resolves names itself). A failure is remembered."""
+    endpoint = _hub_endpoint()
+    if endpoint in _UNREACHABLE:
+        return _UNREACHABLE[endpoint]
+    proxies = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+    host = urlsplit(endpoint).hostname
+    if host is None or any(os.environ.get(k) for k in proxies):
+        return None
+    try:
+        socket.getaddrinfo(host, None)
+    except OSError:
+        _UNREACHABLE[endpoint] = (
+            f"the hub could not be reached ({host} does not resolve: no network connection?)"
+        )
+        return _UNREACHABLE[endpoint]
+    return None
 
 
 def _download(spec: CheckpointSpec, repo: str) -> Path:
@@ -572,6 +632,16 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
     except ImportError as e:
         raise WeightsError(f"checkpoint '{spec.name}': cannot download it: {_one_line(e)}") from None
     dest_dir = cache_dir()
+
+    def failed(reason: str) -> WeightsError:
+        return WeightsError(
+            f"checkpoint '{spec.name}': could not download {spec.file} from Hugging Face Hub repo "
+            f"'{repo}': {reason}; put the file into {dest_dir}, or set {ENV_HF_OFFLINE}=1 not to try the hub"
+        )
+
+    unreachable = _hub_unreachable()
+    if unreachable is not None:
+        raise failed(unreachable)
     existed = dest_dir.is_dir()
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -590,11 +660,10 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
         try:
             got_path = hf_hub_download(repo_id=repo, filename=spec.file, local_dir=staging)
         except Exception as e:  # network errors, 404, auth, offline mode, ...
-            raise WeightsError(
-                f"checkpoint '{spec.name}': could not download {spec.file} from Hugging Face Hub repo "
-                f"'{repo}': {_hub_reason(e)}; put the file into {dest_dir}, or set {ENV_HF_OFFLINE}=1 "
-                "not to try the hub"
-            ) from None
+            reason = _hub_reason(e)
+            if reason == _NO_HUB:  # the other checkpoints would wait as long for the same answer
+                _UNREACHABLE[_hub_endpoint()] = reason
+            raise failed(reason) from None
         got_path = Path(got_path)
         if not got_path.is_file():
             raise WeightsError(
@@ -624,11 +693,14 @@ def _sweep_stale_downloads(folder: Path, hours: float = 24.0) -> None:
                 shutil.rmtree(stale, ignore_errors=True)
 
 
+_NO_HUB = "the hub could not be reached (no network connection?)"
+
+
 def _hub_reason(e: BaseException) -> str:
     """What went wrong with a hub download, in words (the hub library's own messages run to paragraphs)."""
     kind = type(e).__name__
     if kind == "LocalEntryNotFoundError" or isinstance(e, (ConnectionError, TimeoutError)):
-        return "the hub could not be reached (no network connection?)"
+        return _NO_HUB
     if kind in ("RepositoryNotFoundError", "GatedRepoError"):
         return "no such repo, or it is private or gated"
     if kind in ("EntryNotFoundError", "RemoteEntryNotFoundError"):
@@ -655,9 +727,10 @@ def resolve(
     """
     spec = _lookup(name_or_spec, registry)
     spec.validate()
+    repo = hub_repo_id(repo_id)
     bad: list[tuple[Path, str]] = []  # (copy, why it is not used): never used
     looked: list[str] = []
-    for origin, path in _local_candidates(spec):
+    for origin, path in _local_candidates(spec, repo):
         looked.append(str(path.parent))
         if not path.is_file():
             continue
@@ -672,10 +745,10 @@ def resolve(
         bad.append((path, _mismatch_message(path, spec.sha256, got, f"checkpoint '{spec.name}'")))
 
     bad_msg = "; ".join(why for _, why in bad)
-    repo = hub_repo_id(repo_id)
     if not download or hub_offline():
         why = (
-            f"{ENV_HF_OFFLINE} is set (offline mode), so it was not downloaded from hub repo '{repo}'"
+            f"{ENV_HF_OFFLINE} is set (offline mode), so it was not downloaded from hub repo '{repo}': put "
+            f"{spec.file} into {cache_dir()}, or unset {ENV_HF_OFFLINE} to download it"
             if download
             else "downloading is disabled"
         )
@@ -729,28 +802,31 @@ def load_pretrained(
 def list_checkpoints(registry: RegistryArg = None, repo_id: str | None = None) -> list[dict[str, Any]]:
     """One dict per registry entry (for ``blurvid models``), sorted by arch then name; never downloads.
 
-    Keys: name, arch, default, origin ('package' | 'cache' | 'missing'), path (str | None), verified
-    (True / False / None when missing), size (bytes | None), license, source, description, file, sha256,
-    repo_id (where a download would come from). The reported copy is the one :func:`resolve` would use
-    offline: the first local copy that verifies, else the first one present (verified False).
+    Keys: name, arch, default, origin ('package' | 'cache' | 'hf-cache' | 'missing'), path (str | None),
+    verified (True / False / None when missing), unreadable (the OS's reason when the reported copy cannot
+    be read at all, else None: not the same as a corrupt file), size (bytes | None), license, source,
+    description, file, sha256, repo_id (where a download would come from). The reported copy is the one
+    :func:`resolve` would use offline: the first local copy that verifies, else the first one present
+    (verified False).
     """
     reg = _as_registry(registry)
     repo = hub_repo_id(repo_id)
     rows = []
     for spec in sorted(reg.values(), key=lambda s: (ARCHS.index(s.arch) if s.arch in ARCHS else 99, s.name)):
         found: tuple[str, Path, bool] | None = None
-        for origin, path in _local_candidates(spec):
+        unreadable = None
+        for origin, path in _local_candidates(spec, repo):
             if not path.is_file():
                 continue
             try:
-                ok = sha256_file(path) == spec.sha256
-            except OSError:
-                ok = False
+                ok, why = sha256_file(path) == spec.sha256, None
+            except OSError as e:
+                ok, why = False, _one_line(e, 120)
             if ok:
-                found = (origin, path, True)
+                found, unreadable = (origin, path, True), None
                 break
             if found is None:
-                found = (origin, path, False)
+                found, unreadable = (origin, path, False), why
         rows.append(
             {
                 "name": spec.name,
@@ -759,6 +835,7 @@ def list_checkpoints(registry: RegistryArg = None, repo_id: str | None = None) -
                 "origin": found[0] if found else "missing",
                 "path": str(found[1]) if found else None,
                 "verified": found[2] if found else None,
+                "unreadable": unreadable,
                 "size": found[1].stat().st_size if found else None,
                 "license": spec.license,
                 "source": spec.source,

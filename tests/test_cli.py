@@ -626,10 +626,10 @@ def test_no_trained_weights_is_exit_2(no_weights, tmp_path, capsys, photo, comma
     r.assert_no_traceback()
 
 
-def test_models_without_weights(no_weights, capsys):
+def test_models_without_weights_is_exit_1(no_weights, capsys):
     r = run(capsys, "models")
-    assert r.code == 0, r
-    assert "No trained checkpoint" in r.out
+    assert r.code == 1 and len(r.err_lines) == 1, r
+    assert "no checkpoint is registered" in r.err_lines[0] and "reinstall blurvid" in r.err_lines[0]
 
 
 def test_models_lists_the_tiny_checkpoints(tiny_weights, capsys):
@@ -655,7 +655,7 @@ def test_models_exits_1_when_a_default_checkpoint_is_unusable(tiny_weights, tmp_
         row = next(line for line in r.out.splitlines() if "tiny-dm" in line)
         assert "0 B" in row  # a 0-byte file has a size
         assert r.err_lines == [  # the tests run offline
-            "not installed or not verified: tiny-dm; HF_HUB_OFFLINE is set: put the files into the cache, "
+            f"not installed or not verified: tiny-dm; HF_HUB_OFFLINE is set: put the files into {weights.cache_dir()}, "
             "or unset it for `blurvid download`"
         ]
         with pytest.MonkeyPatch.context() as mp:
@@ -664,7 +664,14 @@ def test_models_exits_1_when_a_default_checkpoint_is_unusable(tiny_weights, tmp_
         assert r.err_lines == [
             "not installed or not verified: tiny-dm; `blurvid download` fetches them (from blurvid/blurvid-weights)"
         ]
+        shutil.copy(backup, path)
+        path.chmod(0)  # intact but unreadable: not "corrupt", which tells the user to delete it
+        if os.access(path, os.R_OK):
+            pytest.skip("running as root: a file without permissions is still readable")
+        r = run(capsys, "models")
+        assert r.code == 1 and "NO: unreadable" in r.out and "corrupt" not in r.out, r
     finally:
+        path.chmod(0o644)
         shutil.copy(backup, path)
 
 

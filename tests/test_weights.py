@@ -28,6 +28,9 @@ def _state_dict() -> dict[str, torch.Tensor]:
     }
 
 
+PROXIES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """Isolated package dir, cache dir and hub; no env leaks from the host."""
@@ -36,9 +39,12 @@ def env(tmp_path, monkeypatch):
     hub = tmp_path / "fakehub"
     for d in (pkg, cache, hub):
         d.mkdir()
-    for var in ("BLURVID_HF_REPO", "BLURVID_REGISTRY", "HF_HUB_OFFLINE"):
+    for var in ("BLURVID_HF_REPO", "BLURVID_REGISTRY", "HF_HUB_OFFLINE", "HF_HUB_CACHE", *PROXIES):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("BLURVID_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty Hugging Face cache
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # resolves without a network; never contacted
+    monkeypatch.setattr(W, "_UNREACHABLE", {})
     monkeypatch.setattr(W, "package_weights_dir", lambda: pkg)
     return {"pkg": pkg, "cache": cache, "hub": hub, "tmp": tmp_path}
 
@@ -505,6 +511,76 @@ def test_offline_with_only_a_corrupt_copy_says_why_none_was_fetched(env, monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightsError, match="no fresh copy was fetched: HF_HUB_OFFLINE is set"):
         W.resolve(spec)
+
+
+def _put_in_hf_cache(env, repo_id: str, src: Path, content: bytes | None = None) -> Path:
+    """``src`` in a Hugging Face cache under env's HF_HOME, laid out as huggingface_hub writes it."""
+    repo = env["tmp"] / "hf" / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snap = repo / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True, exist_ok=True)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text("a" * 40)
+    (snap / src.name).write_bytes(src.read_bytes() if content is None else content)
+    return snap / src.name
+
+
+def test_a_copy_in_the_hugging_face_cache_is_used_also_offline(env, monkeypatch, fake_hub):
+    """A checkpoint fetched with the `hf` tool, or kept in a shared HF cache, is found without the network."""
+    src, spec = _make(env["tmp"])
+    copy = _put_in_hf_cache(env, W.DEFAULT_HF_REPO, src)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    r = W.resolve(spec)
+    assert (r.origin, r.path) == ("hf-cache", copy) and fake_hub == []
+    row = next(x for x in W.list_checkpoints({spec.name: spec}))
+    assert (row["origin"], row["verified"]) == ("hf-cache", True)
+    copy.write_bytes(b"corrupt")  # a bad copy there is never used, and says so
+    with pytest.raises(WeightsError, match="sha256"):
+        W.resolve(spec)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    _put_on_hub(env, W.DEFAULT_HF_REPO, src)
+    assert W.resolve(spec).origin == "hub" and len(fake_hub) == 1  # online: a verified copy is fetched
+
+
+def test_a_hub_that_cannot_be_reached_is_tried_once(env, monkeypatch, fake_hub):
+    """Without the network the hub library retries for ~25 s per file: a host name that does not resolve
+    fails at once, and a connection failure is remembered for the other checkpoints."""
+    import socket
+
+    _, spec = _make(env["tmp"])
+    _, other = _make(env["tmp"], name="dm-other")
+    lookups: list[str] = []
+
+    def no_dns(host, *a, **kw):
+        lookups.append(host)
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    for s in (spec, other):
+        with pytest.raises(WeightsError, match=r"127\.0\.0\.1 does not resolve: no network connection\?"):
+            W.resolve(s)
+    assert fake_hub == [] and lookups == ["127.0.0.1"]
+    monkeypatch.setattr(W, "_UNREACHABLE", {})
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")  # behind a proxy the name is not judged here
+    with pytest.raises(WeightsError, match="404"):
+        W.resolve(spec)
+    assert len(fake_hub) == 1 and lookups == ["127.0.0.1"]
+
+
+def test_a_connection_failure_is_not_retried_for_the_next_checkpoint(env, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    def down(**kw):
+        calls.append(kw["filename"])
+        raise ConnectionError("Network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", down)
+    for name in ("dm-a", "dm-b"):
+        _, s = _make(env["tmp"], name=name)
+        with pytest.raises(WeightsError, match="the hub could not be reached"):
+            W.resolve(s)
+    assert calls == ["dm-a.safetensors"]
 
 
 def test_a_cache_that_is_the_package_folder_is_checked_once(env, monkeypatch, caplog):
