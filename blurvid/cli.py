@@ -954,7 +954,10 @@ def _stop_signals() -> list[int]:
     if threading.current_thread() is not threading.main_thread():
         return []
     names = ("SIGINT", "SIGTERM", "SIGHUP")
-    return [getattr(signal, n) for n in names if hasattr(signal, n)]
+    # an ignored signal stays ignored: `nohup blurvid ...` must outlive the terminal it was started in
+    return [
+        s for n in names if hasattr(signal, n) and signal.getsignal(s := getattr(signal, n)) != signal.SIG_IGN
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

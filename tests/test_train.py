@@ -174,6 +174,11 @@ def test_bie_stage_uses_the_autoencoder_and_exports(photos, tmp_path):
     specs = export(tmp_path / "bie" / "last.pt", tmp_path / "w2", name="u", fp16=False)
     assert sorted(s.arch for s, _ in specs) == ["bie", "rvd"]
     assert all("run bie," in s.source for s, _ in specs)
+    # ... and it resumes without it: the network's architecture is recorded in last.pt
+    assert torch.load(tmp_path / "bie" / "last.pt", weights_only=True)["video_config"]["hidden"] > 0
+    bie.iters = 3
+    train(bie, resume=True, progress=False, log=lambda m: None)
+    assert torch.load(tmp_path / "bie" / "last.pt", weights_only=True)["iteration"] == 3
 
 
 def test_export_never_replaces_a_checkpoint_file_unless_asked(photos, tmp_path, capsys):
@@ -858,6 +863,57 @@ def test_a_stopped_run_saves_and_exits_128_plus_the_signal(photos, tmp_path, mon
     path.write_text(_cfg("deblur", tmp_path / "run", photos, iters=50).to_json())
     assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 128 + signal.SIGTERM
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["iteration"] == 1
+
+
+def test_a_closed_terminal_saves_the_run_like_ctrl_c_unless_nohup_ignores_it(photos, tmp_path, monkeypatch):
+    """SIGHUP (a closed terminal, a dropped ssh session) stopped a run without saving what it had done since
+    its last periodic checkpoint; under nohup (SIGHUP ignored) the run must go on."""
+    import signal
+
+    from blurvid import cli
+    from blurvid.train import loop
+
+    installed: list[int] = []
+    real_signal = signal.signal
+
+    def recording(signum, handler):
+        if isinstance(handler, loop._Stop):
+            installed.append(signum)
+        return real_signal(signum, handler)
+
+    def hung_up(self):
+        self.requested, self.signum = True, int(signal.SIGHUP)
+
+    monkeypatch.setattr(signal, "signal", recording)
+    monkeypatch.setattr(loop._Stop, "__init__", hung_up)
+    path = tmp_path / "cfg.json"
+    path.write_text(_cfg("deblur", tmp_path / "run", photos, iters=50).to_json())
+    assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 128 + signal.SIGHUP
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["iteration"] == 1
+    assert signal.SIGHUP in installed and signal.SIGTERM in installed
+    previous = real_signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts it
+    try:
+        installed.clear()
+        (tmp_path / "run").rename(tmp_path / "run1")
+        assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 128 + signal.SIGHUP
+        assert signal.SIGHUP not in installed and signal.SIGHUP not in cli._stop_signals()
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        real_signal(signal.SIGHUP, previous)
+
+
+def test_resuming_with_another_network_is_one_line(photos, tmp_path, capsys):
+    cfg = _cfg("deblur", tmp_path / "run", photos, iters=1)
+    train(cfg, progress=False, log=lambda m: None)
+    path = tmp_path / "wider.json"
+    path.write_text(json.dumps({"model": {**TINY_DM, "widths": [w + 4 for w in TINY_DM["widths"]]}}))
+    capsys.readouterr()
+    code = _cli(
+        "train", "deblur", "--resume", "-o", str(tmp_path / "run"), "--iters", "2", "--config", str(path)
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Traceback" not in err[0], err
+    assert "its network does not fit the one this run's options build" in err[0] and "size mismatch" in err[0]
 
 
 def test_clips_with_photos_are_drawn_half_the_time_by_default(photos, clip, tmp_path, capsys):

@@ -54,7 +54,9 @@ def _load_run(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise ValueError(f"{path}: not a blurvid training checkpoint (torch.load cannot read it)") from e
     kind = "ema" if "ema" in ckpt else "model"
     try:
-        task = make_task(TrainConfig.from_dict(ckpt["config"]), references=False)
+        task = make_task(
+            TrainConfig.from_dict(ckpt["config"]), references=False, video_config=ckpt.get("video_config")
+        )
         task.net.load_state_dict(ckpt[kind])
     except Exception as e:
         raise ValueError(f"{path}: not a usable blurvid training checkpoint ({type(e).__name__}: {e})") from e

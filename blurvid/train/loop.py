@@ -7,7 +7,8 @@ Run folder layout (``cfg.out``)::
     best.safetensors   weights of the best validation score so far (what `train export` ships)
     metrics.jsonl      one JSON object per log / validation event
 
-Checkpoints are written atomically every ``cfg.ckpt_minutes``, at the end and on SIGINT/SIGTERM.
+Checkpoints are written atomically every ``cfg.ckpt_minutes``, at the end and on SIGINT/SIGTERM/SIGHUP
+(unless ignored, as under ``nohup``).
 Resuming continues exactly: sample ``i`` of the stream is a pure function of ``(seed, i)`` and all RNG
 states are restored, so 2 + 2 iterations equal 4 (CPU, ``reuse=1``).
 """
@@ -285,15 +286,21 @@ class WeightAverage:
             b_avg.copy_(b)
 
 
+# Ctrl-C, `kill`, and a closed terminal or dropped ssh session: each stops a run after its step, saved
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 def _worker_init(_: int) -> None:
-    """Data workers: one thread each, and leave Ctrl-C / SIGTERM to the main process (which checkpoints)."""
+    """Data workers: one thread each, and leave the stop signals to the main process (which checkpoints)."""
     torch.set_num_threads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for s in _STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
 
 
 class _Stop:
-    """SIGINT / SIGTERM handler: records the request; the loop stops at the end of the step."""
+    """SIGINT / SIGTERM / SIGHUP handler: records the request; the loop stops at the end of the step."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -397,6 +404,7 @@ class _Run:
     start: int = 0  # the iteration this invocation starts at
     best: float = -math.inf  # the best validation score so far
     ema: WeightAverage | None = None  # made after a resume restored `net`: the average copies it
+    scaler: torch.amp.GradScaler | None = None  # fp16's loss scale (disabled otherwise), checkpointed
     metrics: TextIO | None = None  # rank 0's metrics.jsonl, open while the loop runs
     last_logs: dict = dataclasses.field(default_factory=dict)  # what train() returns
 
@@ -424,6 +432,9 @@ class _Run:
             "pool_rng": self.pool_gen.get_state(),
             "val_fingerprint": _val_fingerprint(self.cfg, synth_config(self.cfg)),
             **({"ema": self.ema.net.state_dict()} if self.ema is not None else {}),
+            # the video network as built (stage bie takes it from the stage-1 run, which may move later)
+            **({"video_config": vcfg.to_dict()} if (vcfg := getattr(self.task, "vcfg", None)) else {}),
+            **({"grad_scaler": self.scaler.state_dict()} if self.scaler and self.scaler.is_enabled() else {}),
         }
 
     def save(self, it: int) -> None:
@@ -514,13 +525,15 @@ def _apply_init(net: nn.Module, cfg: TrainConfig, resumed: bool, log: Log) -> No
 
 
 def _build(
-    cfg: TrainConfig, out: Path, main: bool, world: int, dev: torch.device, resumed: bool, log: Log
+    cfg: TrainConfig, out: Path, main: bool, world: int, dev: torch.device, state: dict | None, log: Log
 ) -> _Run:
     """The run at iteration 0: the task's network on ``dev`` (seeded with ``cfg.seed``, then
     :func:`_apply_init`), Adam over its parameter groups and the learning-rate schedule on the time
-    budget. ``resumed``: the weights will come from the checkpoint (:func:`_restore`)."""
+    budget. ``state``: a resumed run's checkpoint, from which the weights will come (:func:`_restore`)
+    and the video network's architecture comes now."""
+    resumed = state is not None
     torch.manual_seed(cfg.seed)
-    task = make_task(cfg)
+    task = make_task(cfg, video_config=state.get("video_config") if state else None)
     net = task.net.to(dev)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -551,7 +564,13 @@ def _restore(run: _Run, state: dict) -> None:
     """Continue ``run`` from ``state`` (its ``last.pt``): weights, optimizer, schedule, iteration, best
     score and RNG states. The best score starts afresh when the validation set changed."""
     cfg, net, opt, sched = run.cfg, run.net, run.opt, run.sched
-    net.load_state_dict(state["model"])
+    try:
+        net.load_state_dict(state["model"])
+    except RuntimeError as e:  # e.g. --config changed the model's widths: one line, not a traceback
+        raise ValueError(
+            f"{run.out / 'last.pt'}: its network does not fit the one this run's options build "
+            f"({str(e).splitlines()[-1].strip()}); resume without changing the model's options"
+        ) from None
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     # the learning rates of this invocation (--lr may have changed), on the restored schedule
@@ -585,7 +604,7 @@ def train(
     cfg: TrainConfig, *, resume: bool = False, progress: bool = True, log: Log = print, device: str = "auto"
 ) -> dict:
     """Run (or resume) the training described by ``cfg``; returns the last logged metrics, with
-    ``"signal"`` (its number) when SIGINT / SIGTERM stopped the run (after saving its checkpoint).
+    ``"signal"`` (its number) when SIGINT / SIGTERM / SIGHUP stopped the run (after saving its checkpoint).
 
     With ``resume`` the state in ``cfg.out/last.pt`` is restored and training continues until
     ``cfg.iters`` (which may be larger than the stored run's).
@@ -596,7 +615,7 @@ def train(
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     cfg, state = _open_run(cfg, out, resume, main, log)
-    run = _build(cfg, out, main, world, dev, state is not None, log)
+    run = _build(cfg, out, main, world, dev, state, log)
     if state is not None:
         _restore(run, state)
     run.ema = _weight_average(run.net, cfg, state)
@@ -608,6 +627,9 @@ def train(
     autocast = autocast_factory(cfg.precision, dev)
     # fp16 (asked for, or 'auto' on a GPU without bf16) needs gradient scaling, or small gradients vanish
     scaler = torch.amp.GradScaler(dev.type, enabled=training_dtype(cfg.precision, dev) is torch.float16)
+    if state is not None and "grad_scaler" in state and scaler.is_enabled():
+        scaler.load_state_dict(state["grad_scaler"])  # the loss scale it had reached, not 65536 again
+    run.scaler = scaler
 
     scfg = synth_config(cfg)
     dataset = build_dataset(cfg, scfg)
@@ -624,7 +646,8 @@ def train(
     stop = _Stop()
     batches: Iterator | None = None
     run.metrics = (out / "metrics.jsonl").open("a") if main else None
-    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    # an ignored signal stays ignored (`nohup blurvid train ...` outlives its terminal)
+    old_handlers = {s: signal.signal(s, stop) for s in _STOP_SIGNALS if signal.getsignal(s) != signal.SIG_IGN}
     try:
         batches = iter(loader)
         _train_steps(run, batches, model, scaler, autocast, val_items, stop, reuse, progress)

@@ -122,11 +122,15 @@ class DeblurTask:
         return [Exportable("dm", net.dm, self.dm_config.to_dict())]
 
 
-def make_task(cfg: TrainConfig, references: bool = True) -> Task:
+def make_task(cfg: TrainConfig, references: bool = True, video_config: dict | None = None) -> Task:
     """The task object for ``cfg.stage``; ``references=False`` builds it only to hold a finished run's
-    weights, without the files training reads beside them (stage bie's autoencoder and ``centre_dm``)."""
+    weights, without the files training reads beside them (stage bie's autoencoder and ``centre_dm``).
+    ``video_config``: stage bie's network as a checkpoint recorded it (``last.pt``'s ``video_config``):
+    then the stage-1 run, which only gave its architecture and starting weights, is not read."""
     if cfg.stage == "deblur":
         return DeblurTask(cfg)
     from .video_tasks import AutoencoderTask, BIETask
 
-    return AutoencoderTask(cfg) if cfg.stage == "autoencoder" else BIETask(cfg, references)
+    if cfg.stage == "autoencoder":
+        return AutoencoderTask(cfg)
+    return BIETask(cfg, references, video_config)

@@ -249,14 +249,19 @@ class BIETask(_VideoTask):
 
     invariant = True
 
-    def __init__(self, cfg: TrainConfig, references: bool = True) -> None:
+    def __init__(self, cfg: TrainConfig, references: bool = True, video_config: dict | None = None) -> None:
         """``references=False`` (to read a finished run's weights): the stage-1 run is not needed (its
-        architecture is read from it when it is still there) and no ``centre_dm`` is loaded."""
+        architecture is read from it when it is still there) and no ``centre_dm`` is loaded.
+        ``video_config`` (a resumed or exported run's own record of its network): the stage-1 run is
+        not read at all; its weights come from the checkpoint."""
         super().__init__(cfg)
         stage1_file = Path(cfg.autoencoder or "")
         if stage1_file.is_dir():
             stage1_file = stage1_file / "best.safetensors"
-        if cfg.autoencoder and (references or stage1_file.is_file()):
+        if video_config is not None:
+            self.vcfg = VideoConfig.from_dict(video_config)
+            self.net = BIENet(self.vcfg)
+        elif cfg.autoencoder and (references or stage1_file.is_file()):
             from ..weights import load_checkpoint
 
             path = stage1_file
