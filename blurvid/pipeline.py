@@ -482,6 +482,9 @@ class Sharpener(Protocol):
         ...
 
 
+MIN_MOTION_SIDE = 64  # px: the motion copy is padded to at least this on each side (see Animator.motion)
+
+
 class Animator:
     """Extract ``frames`` sharp frames of the motion inside a blurred photo (paper Sec. 2, test time).
 
@@ -528,13 +531,25 @@ class Animator:
         hs, ws = bounded_size(h, w, self.motion_size, 8)
         b = resize(blurred.to(self.device), (hs, ws))
         s = resize(sharp.to(self.device), (hs, ws))
-        bp, _ = pad_to_multiple(b, 8, "replicate")
-        sp, _ = pad_to_multiple(s, 8, "replicate")
-        with autocast(self.device, self.dtype):
+        # padded (replicating the edge) to a multiple of 8 and at least MIN_MOTION_SIDE: on a strip a few
+        # pixels wide the encoders' deepest maps would be narrower than their kernels, and in bf16 the
+        # flows came out NaN at random (a 500x1 photo, 9 runs of 12)
+        grow = [max(MIN_MOTION_SIDE, -(-n // 8) * 8) - n for n in (hs, ws)]
+        bp, sp = (F.pad(t, (0, grow[1], 0, grow[0]), mode="replicate") for t in (b, s))
+        steps = self.native_frames or frames
+        flows = self._motion_flows(bp, sp, steps, self.dtype)
+        if not torch.isfinite(flows).all() and self.dtype is not torch.float32:
+            flows = self._motion_flows(bp, sp, steps, torch.float32)  # the half-precision run overflowed
+        if not torch.isfinite(flows).all():
+            raise ValueError("the motion networks gave non-finite flows for this photo")
+        return resample_in_time(crop_to(flows, (hs, ws)), frames)
+
+    def _motion_flows(self, bp: torch.Tensor, sp: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.Tensor:
+        """BIE -> RVD on the padded motion copy in ``dtype``: the finest flows ``(steps, 2, h, w)`` float32."""
+        with autocast(self.device, dtype):
             emb = self.bie(bp, sp)
-            steps = self.native_frames or frames
             res = self.rvd(emb, sp, steps, warp_frames=False)
-        return resample_in_time(crop_to(res.flows[-1][0].float(), (hs, ws)), frames)
+        return res.flows[-1][0].float()
 
     def flows(self, blurred: torch.Tensor, sharp: torch.Tensor, frames: int) -> torch.Tensor:
         """Full-resolution flows ``(N, 2, H, W)`` on the inputs' device for ``(1, 3, H, W)`` inputs."""
