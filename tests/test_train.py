@@ -1025,3 +1025,23 @@ def test_video_exports_record_the_frame_count_they_were_trained_with(photos, tmp
     for spec, _ in specs:
         _, meta = weights.load_checkpoint(tmp_path / "w" / spec.file)
         assert meta["config"]["frames"] == 5, spec.arch
+
+
+def test_an_fp16_run_keeps_its_loss_scale_across_a_resume(photos, tmp_path, monkeypatch):
+    """fp16 training scales its loss (GradScaler); the scale it reached is checkpointed and restored, not
+    reset to 65536 on every resume. (fp16 itself needs a GPU: here the scaler is switched on over fp32.)"""
+    from blurvid.train import loop
+
+    monkeypatch.setattr(loop, "training_dtype", lambda precision, dev: torch.float16)
+    cfg = _cfg("deblur", tmp_path / "run", photos, iters=2)
+    train(cfg, progress=False, log=lambda m: None)
+    saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["grad_scaler"]
+    assert saved["scale"] > 0 and set(saved) >= {"scale", "_growth_tracker"}
+    restored = []
+    real = torch.amp.GradScaler.load_state_dict
+    monkeypatch.setattr(
+        torch.amp.GradScaler, "load_state_dict", lambda self, sd: restored.append(sd) or real(self, sd)
+    )
+    cfg.iters = 3
+    train(cfg, resume=True, progress=False, log=lambda m: None)
+    assert restored == [saved]
