@@ -423,6 +423,8 @@ def _evaluate(
         for k, seqs in groups.items():
             sets[k] = ev.eval_video(run_fn, seqs, center_fn, out_frames, inputs)
             sets[k]["blurred_static_baseline"] = ev.static_blur_baseline(seqs)
+            counts = sorted({int(q.frames.shape[0]) for q in seqs})  # a --pairs set has its own N
+            sets[k]["frames"] = counts[0] if len(counts) == 1 else counts
         columns = ["psnr", "ppsnr", "oie", "static_psnr", "static_oie"]
     else:
         raise ValueError(f"unknown eval task {task!r}: use deblur, video or autoencoder")
@@ -431,7 +433,7 @@ def _evaluate(
     video = task in ("video", "autoencoder")
     return {
         "task": task,
-        **({"center": center, "frames": frames} if video else {"target": target}),
+        **({"center": center, "frames": frames, "out_frames": out_frames} if video else {"target": target}),
         "columns": columns,
         "sets": sets,
     }

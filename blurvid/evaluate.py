@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,7 @@ def levin_pairs(root: str | Path) -> list[Pair]:
         m = re.match(r"(im\d+)_kernel\d+_img", f.stem)
         gt = root / "gt" / f"{m.group(1)}.png" if m else None
         if gt and gt.exists():
-            pairs.append(Pair(f.stem, _img(f), _img(gt)))
+            pairs.append(_pair(f.stem, f, gt))
     if not pairs:
         raise FileNotFoundError(f"{root}: no Levin-layout pairs (imX_kernelY_img.png + gt/imX.png)")
     return pairs
@@ -76,26 +77,31 @@ def folder_pairs(root: str | Path) -> list[Pair]:
     if (root / "blurred").is_dir():
         if not (root / "sharp").is_dir():
             raise FileNotFoundError(f"{root}: has blurred/ but no sharp/ folder of targets")
-        targets = {g.stem: g for g in list_images([root / "sharp"])}
+        targets: dict[Path, Path] = {}  # the path below sharp/ without its suffix -> the file
+        for g in list_images([root / "sharp"]):
+            key = g.relative_to(root / "sharp").with_suffix("")
+            if key in targets:
+                raise ValueError(f"{targets[key]} and {g}: two targets for one name; keep one")
+            targets[key] = g
         blurred = list_images([root / "blurred"])
         pairs, unmatched = [], []
         for f in blurred:
-            gt = targets.get(f.stem)
+            key = f.relative_to(root / "blurred").with_suffix("")
+            gt = targets.get(key)
             if gt is None:
-                unmatched.append(f.name)
+                unmatched.append(f.relative_to(root / "blurred").as_posix())
                 continue
-            pair = Pair(f.stem, _img(f), _img(gt))
-            if pair.blurred.shape != pair.sharp.shape:
-                raise ValueError(
-                    f"{f} is {_size(pair.blurred)} but {gt} is {_size(pair.sharp)}: a pair must match in size"
-                )
-            pairs.append(pair)
+            pairs.append(_pair(key.as_posix(), f, gt))
         if not blurred:
             raise FileNotFoundError(f"{root / 'blurred'}: holds no images")
+        names = ", ".join(unmatched[:3]) + ("..." if len(unmatched) > 3 else "")
         if not pairs:
-            names = ", ".join(unmatched[:3]) + ("..." if len(unmatched) > 3 else "")
             raise FileNotFoundError(
                 f"{root}: no pairs (blurred/NAME.* with sharp/NAME.*): none of {names} has a target"
+            )
+        if unmatched:
+            warnings.warn(
+                f"{root}: {len(unmatched)} blurred image(s) without a target left out ({names})", stacklevel=2
             )
         return pairs
     return [s.center_pair() for s in folder_sequences(root)]
@@ -106,12 +112,32 @@ def _size(image: torch.Tensor) -> str:
     return f"{image.shape[-1]}x{image.shape[-2]}"
 
 
+def _pair(name: str, blurred: Path, sharp: Path) -> Pair:
+    """The pair read from two files; ValueError naming both when their sizes differ."""
+    pair = Pair(name, _img(blurred), _img(sharp))
+    if pair.blurred.shape != pair.sharp.shape:
+        raise ValueError(
+            f"{blurred} is {_size(pair.blurred)} but {sharp} is {_size(pair.sharp)}: a pair must match in size"
+        )
+    return pair
+
+
 def folder_sequences(root: str | Path) -> list[Sequence_]:
     """A `blurvid synth` set: ``root/<sample>/blurred.png`` and ``root/<sample>/frames/*.png``."""
     out = []
     for d in sorted(p for p in Path(root).iterdir() if p.is_dir() and (p / "blurred.png").exists()):
-        frames = torch.stack([_img(f) for f in list_images([d / "frames"])])
-        out.append(Sequence_(d.name, _img(d / "blurred.png"), frames))
+        files = list_images([d / "frames"])
+        if not files:
+            raise ValueError(f"{d / 'frames'}: holds no frames")
+        blurred = _img(d / "blurred.png")
+        images = [_img(f) for f in files]
+        for f, image in zip(files, images, strict=True):
+            if image.shape != blurred.shape:
+                raise ValueError(
+                    f"{d / 'blurred.png'} is {_size(blurred)} but {f} is {_size(image)}: a sample's images "
+                    "must match in size"
+                )
+        out.append(Sequence_(d.name, blurred, torch.stack(images)))
     if not out:
         raise FileNotFoundError(f"{root}: no samples (expected <sample>/blurred.png and <sample>/frames/)")
     return out

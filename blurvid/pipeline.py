@@ -544,7 +544,9 @@ class Animator:
             raise ValueError("the motion networks gave non-finite flows for this photo")
         return resample_in_time(crop_to(flows, (hs, ws)), frames)
 
-    def _motion_flows(self, bp: torch.Tensor, sp: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.Tensor:
+    def _motion_flows(
+        self, bp: torch.Tensor, sp: torch.Tensor, steps: int, dtype: torch.dtype
+    ) -> torch.Tensor:
         """BIE -> RVD on the padded motion copy in ``dtype``: the finest flows ``(steps, 2, h, w)`` float32."""
         with autocast(self.device, dtype):
             emb = self.bie(bp, sp)

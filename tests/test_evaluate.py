@@ -281,6 +281,8 @@ def _pairs_folder(root, names, sizes=None):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for name in names:
         h, w = (sizes or {}).get(name, (24, 32))
+        for sub in ("blurred", "sharp"):
+            (root / sub / name).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray((rng.random((24, 32, 3)) * 255).astype(np.uint8)).save(
             root / "blurred" / f"{name}.png"
         )
@@ -304,6 +306,38 @@ def test_folder_pairs_match_names_literally_and_refuse_what_cannot_be_scored(tmp
     (root / "sharp").rmdir()
     with pytest.raises(FileNotFoundError, match="no sharp/ folder"):
         ev.folder_pairs(root)
+
+
+def test_folder_pairs_match_by_path_below_the_folders_and_say_what_they_leave_out(tmp_path):
+    """Files of one name in two subfolders were paired across them (the last one won), a second target
+    of one name was picked silently, and blurred images without a target were dropped without a word."""
+    root = _pairs_folder(tmp_path / "tree", ["s1/f", "s2/f"])
+    by_name = {p.name: p for p in ev.folder_pairs(root)}
+    assert sorted(by_name) == ["s1/f", "s2/f"]
+    for name, p in by_name.items():
+        assert torch.equal(p.sharp, ev._img(root / "sharp" / f"{name}.png"))
+    Image.open(root / "blurred" / "s1" / "f.png").save(root / "blurred" / "lonely.png")
+    with pytest.warns(UserWarning, match=r"1 blurred image\(s\) without a target left out \(lonely\.png\)"):
+        assert len(ev.folder_pairs(root)) == 2
+    Image.open(root / "sharp" / "s1" / "f.png").save(root / "sharp" / "s1" / "f.tif")
+    with pytest.raises(ValueError, match=r"f\.png and .*f\.tif: two targets for one name"):
+        ev.folder_pairs(root)
+
+
+def test_levin_and_synth_sets_of_mismatched_sizes_are_one_line(tmp_path):
+    levin = tmp_path / "levin"
+    (levin / "gt").mkdir(parents=True)
+    Image.fromarray(np.zeros((80, 80), np.uint8)).save(levin / "gt" / "im1.png")
+    Image.fromarray(np.zeros((80, 96), np.uint8)).save(levin / "im1_kernel1_img.png")
+    with pytest.raises(ValueError, match=r"im1_kernel1_img\.png is 96x80 but .*im1\.png is 80x80"):
+        ev.levin_pairs(levin)
+    sample = tmp_path / "synth" / "sample_00000"
+    (sample / "frames").mkdir(parents=True)
+    Image.fromarray(np.zeros((64, 72, 3), np.uint8)).save(sample / "blurred.png")
+    for i in range(3):
+        Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(sample / "frames" / f"{i:03d}.png")
+    with pytest.raises(ValueError, match=r"blurred\.png is 72x64 but .*000\.png is 64x64"):
+        ev.folder_sequences(tmp_path / "synth")
 
 
 @pytest.mark.parametrize(
@@ -332,6 +366,22 @@ def test_eval_json_records_what_measured_and_an_unwritable_path_fails_first(tmp_
     )
     assert res["synth"] == {"count": 1, "seed": 1234, "size": 32, "noise": True} and res["target"] == "time"
     assert "center" not in res
+
+
+def test_eval_video_json_records_the_frames_each_set_has_and_out_frames(tmp_path, tiny_weights):
+    """The JSON said "frames": 9 (the --frames default) for a --pairs set of 5-frame samples, and a run
+    scored at --out-frames 3 did not say so."""
+    src = _photo_folder(tmp_path, seed=2, side=64)
+    assert _run(
+        ["synth", str(src), "-o", str(tmp_path / "s"), "--size", "32", "--count", "1", "--frames", "5"]
+    ) in (
+        0,
+        None,
+    )
+    args = ["eval", "video", "--pairs", str(tmp_path / "s"), "--precision", "fp32", "--out-frames", "3"]
+    assert _run([*args, "--json", str(tmp_path / "v.json")]) in (0, None)
+    res = json.loads((tmp_path / "v.json").read_text())
+    assert res["out_frames"] == 3 and res["sets"][str(tmp_path / "s")]["frames"] == 5
 
 
 def test_synth_never_mixes_two_runs_and_checks_its_options(tmp_path, capsys):
