@@ -270,7 +270,10 @@ def eval_command(
         Path | None, typer.Option(help="Levin et al. folder (imX_kernelY_img.png + gt/).")
     ] = None,
     pairs: Annotated[
-        Path | None, typer.Option(help="Folder with blurred/ + sharp/, or a `blurvid synth` set.")
+        Path | None,
+        typer.Option(
+            help="Folder with blurred/ + sharp/ (paired by their path below each), or a `blurvid synth` set."
+        ),
     ] = None,
     synth: Annotated[
         list[str] | None, typer.Option(help="Photos to synthesise a fixed set from (e.g. kodak24).")
