@@ -15,7 +15,7 @@ Lookup order for a checkpoint file (see :func:`resolve`): the package weights fo
 (:func:`cache_dir`), then the Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE``: a copy fetched with the
 ``hf`` tool or kept in a shared cache, found without the network, also offline), then the Hugging Face
 Hub repo (:func:`hub_repo_id`) unless ``HF_HUB_OFFLINE`` is set. A hub that cannot be reached (its name
-does not resolve) is tried once per process, not once per checkpoint.
+does not resolve, or a connection that failed) is not tried again for 5 minutes, not once per checkpoint.
 
 Checkpoints are only ever read with safetensors: never ``torch.load`` or pickle.
 
@@ -594,7 +594,9 @@ def _hf_hub_cache() -> str:
     return str(constants.HF_HUB_CACHE)
 
 
-_UNREACHABLE: dict[str, str] = {}  # hub endpoint -> why it cannot be reached, for this process
+# hub endpoint -> (why it cannot be reached, time.monotonic() of the failure); trusted for UNREACHABLE_S
+_UNREACHABLE: dict[str, tuple[str, float]] = {}
+UNREACHABLE_S = 300.0  # a network that comes back (a notebook's long-lived process) is tried again
 
 
 def _hub_endpoint() -> str:
@@ -604,10 +606,12 @@ def _hub_endpoint() -> str:
 def _hub_unreachable() -> str | None:
     """Why the hub surely cannot be reached, or None. Without the network the hub library retries for
     ~25 s before giving up, once per checkpoint; a host name that does not resolve says the same in
-    milliseconds (not judged behind a proxy, which resolves names itself). A failure is remembered."""
+    milliseconds (not judged behind a proxy, which resolves names itself). A failure is remembered
+    for :data:`UNREACHABLE_S` seconds."""
     endpoint = _hub_endpoint()
-    if endpoint in _UNREACHABLE:
-        return _UNREACHABLE[endpoint]
+    known = _UNREACHABLE.get(endpoint)
+    if known is not None and time.monotonic() - known[1] < UNREACHABLE_S:
+        return known[0]
     proxies = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
     host = urlsplit(endpoint).hostname
     if host is None or any(os.environ.get(k) for k in proxies):
@@ -615,10 +619,9 @@ def _hub_unreachable() -> str | None:
     try:
         socket.getaddrinfo(host, None)
     except OSError:
-        _UNREACHABLE[endpoint] = (
-            f"the hub could not be reached ({host} does not resolve: no network connection?)"
-        )
-        return _UNREACHABLE[endpoint]
+        reason = f"the hub could not be reached ({host} does not resolve: no network connection?)"
+        _UNREACHABLE[endpoint] = (reason, time.monotonic())
+        return reason
     return None
 
 
@@ -662,7 +665,7 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
         except Exception as e:  # network errors, 404, auth, offline mode, ...
             reason = _hub_reason(e)
             if reason == _NO_HUB:  # the other checkpoints would wait as long for the same answer
-                _UNREACHABLE[_hub_endpoint()] = reason
+                _UNREACHABLE[_hub_endpoint()] = (reason, time.monotonic())
             raise failed(reason) from None
         got_path = Path(got_path)
         if not got_path.is_file():

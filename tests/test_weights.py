@@ -581,6 +581,13 @@ def test_a_connection_failure_is_not_retried_for_the_next_checkpoint(env, monkey
         with pytest.raises(WeightsError, match="the hub could not be reached"):
             W.resolve(s)
     assert calls == ["dm-a.safetensors"]
+    import time
+
+    later = time.monotonic() + W.UNREACHABLE_S + 1  # a network that comes back is tried again
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    with pytest.raises(WeightsError, match="the hub could not be reached"):
+        W.resolve(s)
+    assert calls == ["dm-a.safetensors", "dm-b.safetensors"]
 
 
 def test_a_cache_that_is_the_package_folder_is_checked_once(env, monkeypatch, caplog):
