@@ -401,7 +401,7 @@ def _result_suffix(src: Path) -> str:
     from .io import IMAGE_SUFFIXES
 
     own = src.suffix.lower()
-    return src.suffix if own in IMAGE_SUFFIXES else ".jpg" if own == ".mpo" else ".png"
+    return src.suffix if own in IMAGE_SUFFIXES else ".jpg" if own in _PHOTO_SUFFIXES else ".png"
 
 
 def _judge(repo: str | None) -> DeblurNet | None:

@@ -86,10 +86,11 @@ def folder_pairs(root: str | Path) -> list[Pair]:
         blurred = list_images([root / "blurred"])
         pairs, unmatched = [], []
         for f in blurred:
-            key = f.relative_to(root / "blurred").with_suffix("")
+            rel = f.relative_to(root / "blurred")
+            key = rel.with_suffix("")
             gt = targets.get(key)
             if gt is None:
-                unmatched.append(f.relative_to(root / "blurred").as_posix())
+                unmatched.append(rel.as_posix())
                 continue
             pairs.append(_pair(key.as_posix(), f, gt))
         if not blurred:
@@ -112,13 +113,16 @@ def _size(image: torch.Tensor) -> str:
     return f"{image.shape[-1]}x{image.shape[-2]}"
 
 
+def _same_size(path_a: Path, a: torch.Tensor, path_b: Path, b: torch.Tensor, what: str) -> None:
+    """ValueError naming both files when images ``a`` and ``b`` (read from them) differ in size."""
+    if a.shape != b.shape:
+        raise ValueError(f"{path_a} is {_size(a)} but {path_b} is {_size(b)}: {what} must match in size")
+
+
 def _pair(name: str, blurred: Path, sharp: Path) -> Pair:
     """The pair read from two files; ValueError naming both when their sizes differ."""
     pair = Pair(name, _img(blurred), _img(sharp))
-    if pair.blurred.shape != pair.sharp.shape:
-        raise ValueError(
-            f"{blurred} is {_size(pair.blurred)} but {sharp} is {_size(pair.sharp)}: a pair must match in size"
-        )
+    _same_size(blurred, pair.blurred, sharp, pair.sharp, "a pair")
     return pair
 
 
@@ -132,11 +136,7 @@ def folder_sequences(root: str | Path) -> list[Sequence_]:
         blurred = _img(d / "blurred.png")
         images = [_img(f) for f in files]
         for f, image in zip(files, images, strict=True):
-            if image.shape != blurred.shape:
-                raise ValueError(
-                    f"{d / 'blurred.png'} is {_size(blurred)} but {f} is {_size(image)}: a sample's images "
-                    "must match in size"
-                )
+            _same_size(d / "blurred.png", blurred, f, image, "a sample's images")
         out.append(Sequence_(d.name, blurred, torch.stack(images)))
     if not out:
         raise FileNotFoundError(f"{root}: no samples (expected <sample>/blurred.png and <sample>/frames/)")

@@ -1027,6 +1027,7 @@ def _exif_for_output(exif: bytes, size: tuple[int, int] | None) -> bytes:
         order = {b"II": "<", b"MM": ">"}[tiff[:2]]
         (ifd0,) = struct.unpack_from(order + "I", tiff, 4)
         entries = list(_ifd_entries(tiff, order, ifd0))
+        ifd0_count = len(entries)
         sub = [e for e in entries if e[1] == _EXIF_IFD_TAG and e[2] in (4, 13) and e[3] == 1]
         if size is not None and sub:
             (offset,) = struct.unpack_from(order + "I", tiff, sub[0][0] + 8)
@@ -1041,8 +1042,7 @@ def _exif_for_output(exif: bytes, size: tuple[int, int] | None) -> bytes:
                 struct.pack_into(order + "I", out, start + entry + 8, value)
             else:
                 raise ValueError(f"EXIF tag {tag:#x} of type {typ} cannot hold {value}")
-        (count,) = struct.unpack_from(order + "H", tiff, ifd0)
-        struct.pack_into(order + "I", out, start + ifd0 + 2 + 12 * count, 0)  # no IFD1 (thumbnail)
+        struct.pack_into(order + "I", out, start + ifd0 + 2 + 12 * ifd0_count, 0)  # no IFD1 (thumbnail)
         return bytes(out)
     except (KeyError, ValueError, struct.error):
         pass
