@@ -577,6 +577,7 @@ def _open_and_load(p: Path, data: bytes, max_pixels: int) -> Image.Image:
                 if width <= 0 or height <= 0:
                     im.close()
                     raise PhotoError(p, "image has no pixels")
+                stored = im.tag_v2.get(_ORIENTATION_TAG) if im.format == "TIFF" else None
                 try:
                     im.load()
                 except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -588,10 +589,16 @@ def _open_and_load(p: Path, data: bytes, max_pixels: int) -> Image.Image:
                 except Exception as exc:
                     im.close()
                     raise PhotoError(p, f"truncated or corrupt image data ({_describe(exc)})") from exc
+                if stored in range(2, 9) and _ORIENTATION_TAG not in im.tag_v2:
+                    im.info[_TURNED] = int(stored)  # Pillow (>= 11) turned the page upright as it loaded
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
             ImageFile.LOAD_TRUNCATED_IMAGES = saved_truncated
     return im
+
+
+# im.info key: the EXIF orientation Pillow applied itself while loading (TIFF), whose tag it then dropped
+_TURNED = "blurvid.turned"
 
 
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
@@ -606,6 +613,7 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
     if icc is not None and not isinstance(icc, bytes):
         icc = None
     orientation = _orientation_of(im)
+    turned = int(im.info.get(_TURNED, 1))  # already applied to Pillow's pixels, not to ffmpeg's
     exif = _exif_of(im, fmt)
     source_bits = _source_bits(im, data, fmt)
     bit_depth = 16 if source_bits > 8 else 8
@@ -648,7 +656,7 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         colour8 = arr8[:, :, :1] if grey else arr8[:, :, :3]
         alpha8 = arr8[:, :, -1] if im8.mode in ("LA", "RGBA") else None
         wide = (
-            _decode_16bit(p, data, fmt, im, colour8, alpha8, grey)
+            _decode_16bit(p, data, fmt, im, colour8, alpha8, grey, turned)
             if bit_depth == 16 and fmt in ("PNG", "TIFF")
             else None
         )
@@ -675,7 +683,7 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         format=fmt,
         path=p,
         xmp=_xmp_of(im),
-        dpi=_dpi_of(im, orientation),
+        dpi=_dpi_of(im, orientation if turned == 1 else turned),
         compression=_compression_of(im, data, fmt),
     )
 
@@ -801,6 +809,7 @@ def _decode_16bit(
     colour8: np.ndarray,
     alpha8: np.ndarray | None,
     grey: bool,
+    turned: int = 1,
 ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Full-precision colour (and alpha, when the source stores one) of a 16-bit colour PNG/TIFF.
 
@@ -810,10 +819,12 @@ def _decode_16bit(
     stays) as stored (not turned upright), or None (with a warning) when ffmpeg could not give a
     trustworthy 16-bit decode. ffmpeg decodes a TIFF's first page only: for a later page (after a
     preview) it decodes a temporary copy whose header points at that page (:func:`_tiff_page_header`).
+    ``turned``: the EXIF orientation Pillow has applied to ``im`` already (its TIFF reader turns pages
+    upright); ffmpeg's raster is as stored, so it is turned the same way to compare and return.
     """
     stored_alpha = im.mode in ("RGBA", "LA", "La", "RGBa", "PA")
     channels = 4 if stored_alpha else 3
-    width, height = im.size
+    width, height = im.size if turned < 5 else im.size[::-1]  # ffmpeg's size: the stored raster's
     if im.tell() == 0:
         wide = _ffmpeg_decode(p, fmt, width, height, channels)
     else:  # ffmpeg reads a TIFF's first page, and only from a file (it seeks)
@@ -838,6 +849,7 @@ def _decode_16bit(
             )
         _log.warning("%s: could not decode 16 bits per channel; using 8-bit precision", p)
         return None
+    wide = _apply_orientation(wide, turned) if turned != 1 else wide
     colour16 = wide[:, :, :1] if grey else wide[:, :, :3]
     # Pillow's 16 -> 8 bit reduction keeps the high byte; allow 1 of slack for rounding reducers.
     if not planar and (

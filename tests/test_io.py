@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import subprocess
 from pathlib import Path
 
@@ -340,6 +341,33 @@ def test_orientation_of_jpeg_and_of_16bit_png(tmp_path: Path) -> None:
     photo16 = read_photo(tmp_path / "o16.png")
     np.testing.assert_array_equal(u16(photo16.pixels), np.rot90(v, 1))
     assert exif_tags(photo16.exif).get(274) in (1, None)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_16bit_tiff_orientation_keeps_16_bits(
+    tmp_path: Path, orientation: int, channels: int, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """Pillow turns a TIFF upright as it loads it and drops the tag; ffmpeg's 16-bit raster is as
+    stored. It was compared unturned, "disagreed", and the photo was read at 8 bits."""
+    v = random_u16((4, 6, channels))
+    with open(tmp_path / "o.tif", "wb") as fh:  # blurvid writes upright files: orientation 1, set below
+        bio._encode_tiff16(fh, v, None, make_exif(Orientation=1), dpi=(300.0, 150.0))
+    data = bytearray((tmp_path / "o.tif").read_bytes())
+    (ifd0,) = struct.unpack_from("<I", data, 4)
+    entries = [ifd0 + 2 + 12 * i for i in range(struct.unpack_from("<H", data, ifd0)[0])]
+    (at,) = [e for e in entries if struct.unpack_from("<H", data, e)[0] == 274]
+    struct.pack_into("<H", data, at + 8, orientation)
+    (tmp_path / "o.tif").write_bytes(data)
+    with caplog.at_level("WARNING"):
+        photo = read_photo(tmp_path / "o.tif")
+    assert "8-bit precision" not in caplog.text
+    upright = bio._apply_orientation(v, orientation)
+    np.testing.assert_array_equal(u16(photo.pixels), upright[:, :, :3])
+    if channels == 4:
+        assert photo.alpha is not None
+        np.testing.assert_array_equal(np.rint(photo.alpha * 65535).astype(np.uint16), upright[:, :, 3])
+    assert photo.dpi == ((150.0, 300.0) if orientation >= 5 else (300.0, 150.0))
 
 
 def test_pixels_are_the_float_of_the_stored_integers_turned_upright(tmp_path: Path) -> None:
