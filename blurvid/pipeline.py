@@ -16,7 +16,7 @@ import dataclasses
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -113,10 +113,19 @@ def to_tensor(image: np.ndarray | torch.Tensor, device: torch.device) -> torch.T
     return torch.from_numpy(scaled).permute(2, 0, 1)[None].to(device)
 
 
-def check_image_tensor(x: torch.Tensor) -> None:
-    """Raise ValueError unless ``x`` is one ``(1, 3, H, W)`` float image with values in [0, 1]."""
-    if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3 or x.shape[2] < 1 or x.shape[3] < 1:
-        raise ValueError(f"expected one (1, 3, H, W) image, got shape {tuple(x.shape)}")
+def check_image_tensor(x: torch.Tensor, channels: int | None = 3) -> None:
+    """Raise ValueError unless ``x`` is one ``(1, C, H, W)`` float image with values in [0, 1] and
+    ``C == channels`` (``None``: any number of channels)."""
+    if (
+        x.dim() != 4
+        or x.shape[0] != 1
+        or x.shape[1] < 1
+        or x.shape[2] < 1
+        or x.shape[3] < 1
+        or (channels is not None and x.shape[1] != channels)
+    ):
+        c = "C" if channels is None else channels
+        raise ValueError(f"expected one (1, {c}, H, W) image, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"expected a float image in [0, 1], got dtype {x.dtype} (divide by 255 first)")
     lo, hi = float(x.min()), float(x.max())
@@ -189,15 +198,17 @@ class Deblurrer:
         """``(B, 3, H, W)`` in [0, 1] -> sharp ``(B, 3, H, W)`` float32 on the pipeline's device, in one
         untiled pass (small images, e.g. training crops); the result is an inference tensor: clone it
         outside inference mode to use it where autograd records."""
-        xp, size = pad_to_multiple(x.to(self.device), self.dm.multiple)
+        # float32 whatever the caller's float type: an fp32 network cannot take half or double input
+        xp, size = pad_to_multiple(x.to(self.device, torch.float32), self.dm.multiple)
         with autocast(self.device, self.dtype):
             y = self.dm(xp.contiguous(memory_format=torch.channels_last))
         return crop_to(y.float(), size).clamp(0, 1)
 
     @torch.inference_mode()
     def tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
-        """``(1, 3, H, W)`` float in [0, 1] (any device) -> sharp ``(1, 3, H, W)`` on the input's device.
-        Raises ValueError for another shape or dtype, or values outside [0, 1] (say, 0-255)."""
+        """``(1, 3, H, W)`` float in [0, 1] (any device, any float type) -> sharp ``(1, 3, H, W)``
+        float32 on the input's device. Raises ValueError for another shape or dtype, or values outside
+        [0, 1] (say, 0-255)."""
         check_image_tensor(x)
         return run_tiled(
             self.batch, x, self.tile, self.overlap, on_tile, out_device=x.device, max_pixels=2 * self.tile**2
@@ -379,7 +390,9 @@ class ShakeRemover:
 
     @torch.inference_mode()
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
-        """``(1, C, H, W)`` in [0, 1] -> the blur kernel at full resolution ``(k, k)`` (odd k, sum 1)."""
+        """``(1, C, H, W)`` in [0, 1] -> the blur kernel at full resolution ``(k, k)`` (odd k, sum 1).
+        Raises ValueError for another shape or dtype, or values outside [0, 1]."""
+        check_image_tensor(x, channels=None)
         return self._kernel(self._luminance(x))
 
     def _luminance(self, x: torch.Tensor) -> torch.Tensor:
@@ -426,9 +439,10 @@ class ShakeRemover:
         """``(1, C, H, W)`` in [0, 1] -> sharp ``(1, C, H, W)`` on the input's device (``kernel``:
         a full-resolution kernel to use instead of estimating one). ``on_tile(done, total)`` counts
         the kernel estimate as the first step: ``(0, 2)`` before it, then ``(1 + tiles done, 1 +
-        tiles)``."""
+        tiles)``. Raises ValueError for another shape or dtype, or values outside [0, 1] (say, 0-255)."""
         from .shake import deconvolve, deconvolve_rgb, kernel_core, noise_sigma, prior_weight
 
+        check_image_tensor(x, channels=None)
         if on_tile and kernel is None:
             on_tile(0, 2)  # the tile count depends on the kernel's size: known after it
         lum = self._luminance(x)
@@ -554,7 +568,14 @@ class Animator:
         return res.flows[-1][0].float()
 
     def flows(self, blurred: torch.Tensor, sharp: torch.Tensor, frames: int) -> torch.Tensor:
-        """Full-resolution flows ``(N, 2, H, W)`` on the inputs' device for ``(1, 3, H, W)`` inputs."""
+        """Full-resolution flows ``(N, 2, H, W)`` on the inputs' device for ``(1, 3, H, W)`` float
+        inputs in [0, 1] (ValueError otherwise, or when their sizes differ)."""
+        for t in (blurred, sharp):
+            check_image_tensor(t)
+        if blurred.shape != sharp.shape:
+            raise ValueError(
+                f"blurred is {tuple(blurred.shape)} but sharp {tuple(sharp.shape)}: they must match"
+            )
         f = self.motion(blurred, sharp, frames)
         return resize_flow(f, tuple(blurred.shape[-2:])).to(blurred.device)
 
@@ -641,9 +662,47 @@ def build_from_checkpoint(arch: str, state: dict[str, torch.Tensor], config: dic
     blurvid's checkpoint: building without them would make another network) or of the wrong kind, and
     for weights that do not fit the network the config describes.
     """
+    network, _ = _ARCHS[arch]
+    settings = parse_config(arch, config)
+    try:
+        model = network(settings)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"its architecture settings are invalid ({e})") from None
+    prefix = f"{arch}."
+    if any(k.startswith(prefix) for k in state):
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or extra or wrong:  # one short line, not torch's list of every key
+        raise ValueError(
+            "its weights do not fit the architecture it stores ("
+            + "; ".join(
+                f"{len(keys)} {what}: {_first(keys)}"
+                for what, keys in (("missing", missing), ("unexpected", extra), ("of another shape", wrong))
+                if keys
+            )
+            + ")"
+        )
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def _first(keys: list[str], n: int = 3) -> str:
+    """The first ``n`` of ``keys``, then how many more."""
+    more = f" and {len(keys) - n} more" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def parse_config(arch: str, config: dict) -> Any:
+    """An ``arch`` network's config dataclass from its stored dict (a training export's
+    ``{arch: config}`` too). Raises ValueError (one line) for settings this version does not know (a
+    newer blurvid's checkpoint: building without them would make another network) or invalid ones."""
     if arch in config and isinstance(config[arch], dict):  # training exports store {arch: config}
         config = config[arch]
-    network, config_class = _ARCHS[arch]
+    _, config_class = _ARCHS[arch]
     known = {f.name for f in dataclasses.fields(config_class)}
     unknown = sorted(set(config) - known)
     if unknown:
@@ -652,18 +711,9 @@ def build_from_checkpoint(arch: str, state: dict[str, torch.Tensor], config: dic
             "was it made by a newer version?"
         )
     try:
-        model = network(config_class.from_dict(config))
+        return config_class.from_dict(config)
     except (TypeError, ValueError) as e:
         raise ValueError(f"its architecture settings are invalid ({e})") from None
-    prefix = f"{arch}."
-    if any(k.startswith(prefix) for k in state):
-        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except RuntimeError as e:
-        detail = " ".join(str(e).split("\n", 2)[1:2]).strip().rstrip(".")
-        raise ValueError(f"its weights do not fit the architecture it stores ({detail})") from None
-    return model.eval()
 
 
 _load_lock = threading.Lock()
@@ -699,8 +749,17 @@ def _load(arch: str, name: str, repo_id: str | None, download: bool) -> nn.Modul
     state, meta, resolved = weights.load_pretrained(name, repo_id=repo_id, download=download)
     if resolved.spec.arch != arch:
         raise weights.WeightsError(f"{name} is a '{resolved.spec.arch}' checkpoint, not a '{arch}' one")
+    stored, registered = meta.get("config"), resolved.spec.config
     try:
-        model = build_from_checkpoint(arch, state, meta.get("config") or resolved.spec.config)
+        if stored and registered:  # the file must hold the network its registry entry describes
+            a, b = parse_config(arch, stored), parse_config(arch, registered)
+            if a != b:
+                differ = [f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
+                raise ValueError(
+                    f"the file stores another architecture than its registry entry describes "
+                    f"(they differ in {', '.join(differ)})"
+                )
+        model = build_from_checkpoint(arch, state, stored or registered)
     except ValueError as e:
         raise weights.WeightsError(f"checkpoint {name} ({resolved.path}): {e}") from None
     return model.to(memory_format=torch.channels_last) if arch == "dm" else model
