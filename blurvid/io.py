@@ -663,6 +663,12 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         # The integers are turned upright before they become floats (the same values, and the copy that
         # turning makes is a quarter or half the size); each float plane is made once.
         colour16, alpha16 = wide if wide is not None else (None, None)
+        key = im.info.get("transparency")
+        if colour16 is not None and alpha16 is None and isinstance(key, tuple) and len(key) == 3 and not grey:
+            # a 16-bit PNG's tRNS colour is 16-bit: Pillow compared it with its 8-bit decode (no match)
+            alpha16 = np.where((colour16 == np.asarray(key, np.uint16)).all(axis=2), 0, 65535).astype(
+                np.uint16
+            )
         if colour16 is not None:
             colour = _unit_float(_apply_orientation(colour16, orientation), 65535.0)
         else:

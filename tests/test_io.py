@@ -6,6 +6,7 @@ import os
 import re
 import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -591,6 +592,26 @@ def test_palette_with_transparency_gives_alpha(tmp_path: Path) -> None:
     assert photo.alpha is not None and not photo.grey
     index = np.asarray(Image.open(tmp_path / "p.png"))
     np.testing.assert_array_equal(photo.alpha == 0, index == 3)
+
+
+def test_16bit_png_transparent_colour_gives_alpha(tmp_path: Path) -> None:
+    """A 16-bit RGB PNG's tRNS colour is a 16-bit value: Pillow matched it against its 8-bit decode,
+    so no pixel came out transparent."""
+    v = random_u16((5, 7, 3))
+    v[1, 2] = v[3, 4] = (29649, 28372, 22510)
+    v[0, 0] = (29649, 28372, 22511)  # one level off in blue: opaque
+    with open(tmp_path / "t.png", "wb") as fh:
+        bio._encode_png16(fh, v, None, None)
+    data = (tmp_path / "t.png").read_bytes()
+    at = data.index(b"IDAT") - 4
+    payload = struct.pack(">3H", 29649, 28372, 22510)
+    chunk = struct.pack(">I", 6) + b"tRNS" + payload + struct.pack(">I", zlib.crc32(b"tRNS" + payload))
+    (tmp_path / "t.png").write_bytes(data[:at] + chunk + data[at:])
+    photo = read_photo(tmp_path / "t.png")
+    assert photo.bit_depth == 16 and photo.alpha is not None
+    assert sorted(zip(*np.nonzero(photo.alpha == 0), strict=True)) == [(1, 2), (3, 4)]
+    assert photo.alpha.max() == 1.0
+    np.testing.assert_array_equal(u16(photo.pixels), v)
 
 
 def test_cmyk_jpeg_is_converted_to_rgb(tmp_path: Path) -> None:
