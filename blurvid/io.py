@@ -1105,7 +1105,8 @@ def write_photo(
     where the format holds 16 bits (PNG, TIFF; 8 elsewhere), grey is written as grey when
     ``like.grey``, ``like.alpha`` is carried when ``alpha`` is None and the sizes match, and the ICC
     profile, EXIF and XMP (orientation 1) are copied where the format holds them and the profile fits
-    the output colour space. Alpha is kept in PNG/TIFF/WebP/AVIF and dropped silently in JPEG/BMP.
+    the output colour space. Alpha is kept in PNG/TIFF/WebP/AVIF and dropped in JPEG/BMP, and 16 bits
+    become 8 outside PNG/TIFF, each with a warning (logged) naming ``path``.
 
     The write is atomic: a hidden temporary file in the destination folder is renamed over
     ``path``; on any failure nothing is left behind. Missing parent folders are created. Whether to
@@ -1140,8 +1141,12 @@ def write_photo(
     if depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {depth}")
     if fmt not in _SIXTEEN_BIT_FORMATS:
+        if depth == 16:
+            _log.warning("%s: %s holds 8 bits per channel; the 16-bit photo is written at 8 bits", p, fmt)
         depth = 8
     if fmt in ("JPEG", "BMP"):
+        if alpha is not None and float(alpha.min(initial=1.0)) < 1.0:
+            _log.warning("%s: %s holds no transparency; the alpha channel is dropped", p, fmt)
         alpha = None
     grey = bool(like.grey) if like is not None else False
     if fmt in ("WEBP", "AVIF"):

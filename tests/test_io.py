@@ -1478,3 +1478,30 @@ def test_exif_too_large_for_jpeg_is_copied_without_its_maker_note(tmp_path: Path
         out = write_photo(tmp_path / "d.jpg", smooth_rgb(), like=like_photo(exif=exif.tobytes()))
     assert read_photo(out).exif is None
     assert caplog.records[0].getMessage().endswith("bytes); not copied")
+
+
+@pytest.mark.parametrize(
+    ("suffix", "depth", "transparent", "warned"),
+    [
+        (".jpg", 16, False, ["holds 8 bits per channel"]),
+        (".webp", 16, False, ["holds 8 bits per channel"]),
+        (".jpg", 8, True, ["holds no transparency"]),
+        (".bmp", 16, True, ["holds 8 bits per channel", "holds no transparency"]),
+        (".jpg", 8, False, []),  # opaque alpha: nothing is lost
+        (".png", 16, True, []),
+        (".tif", 16, True, []),
+    ],
+)
+def test_a_format_that_loses_bits_or_alpha_says_so(
+    tmp_path: Path, caplog, suffix, depth, transparent, warned
+) -> None:  # type: ignore[no-untyped-def]
+    """A 16-bit or transparent photo written as JPEG / WebP / BMP lost its 16 bits or its alpha silently."""
+    alpha = np.ones((24, 36), np.float32)
+    if transparent:
+        alpha[3:9, 4:12] = 0.0
+    with caplog.at_level("WARNING"):
+        write_photo(tmp_path / f"o{suffix}", smooth_rgb(), like=like_photo(bit_depth=depth, alpha=alpha))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == len(warned)
+    for text in warned:
+        assert any(text in line and f"o{suffix}" in line for line in lines)
