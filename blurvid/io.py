@@ -231,6 +231,8 @@ class Photo:
         dpi: the print resolution (horizontal, vertical) in pixels per inch the file states, or None.
         compression: a TIFF's compression as Pillow names it ('tiff_lzw', 'tiff_adobe_deflate',
             'packbits', ...; 'raw' for none); for a WebP 'lossless' or 'lossy'; else None.
+        png_colour: a PNG's gAMA and cHRM chunks (type + payload each), kept when it has no ICC
+            profile or sRGB chunk (then viewers read its tones from them); else None.
     """
 
     pixels: np.ndarray
@@ -244,6 +246,7 @@ class Photo:
     xmp: bytes | None = None
     dpi: tuple[float, float] | None = None
     compression: str | None = None
+    png_colour: tuple[tuple[bytes, bytes], ...] | None = None
 
     @property
     def height(self) -> int:
@@ -691,7 +694,38 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         xmp=_xmp_of(im),
         dpi=_dpi_of(im, orientation if turned == 1 else turned),
         compression=_compression_of(im, data, fmt),
+        png_colour=_png_colour_of(data) if fmt == "PNG" and icc is None else None,
     )
+
+
+# a gAMA that differs from sRGB's tones by less than this (the usual 1/2.2) is not worth a warning
+_SRGB_GAMMA, _GAMMA_SLACK = 0.45455, 0.02
+
+
+def _png_colour_of(data: bytes) -> tuple[tuple[bytes, bytes], ...] | None:
+    """The gAMA and cHRM chunks of the PNG ``data`` (type, payload), or None when it has neither or an
+    sRGB / iCCP chunk (which take precedence over them)."""
+    found: list[tuple[bytes, bytes]] = []
+    at = len(_PNG_SIGNATURE)
+    while at + 8 <= len(data):
+        (size,) = struct.unpack_from(">I", data, at)
+        kind = bytes(data[at + 4 : at + 8])
+        if kind in (b"IDAT", b"IEND", b"PLTE"):  # the colour chunks come before these
+            break
+        if kind in (b"sRGB", b"iCCP"):
+            return None
+        if kind in (b"gAMA", b"cHRM") and at + 8 + size <= len(data):
+            found.append((kind, bytes(data[at + 8 : at + 8 + size])))
+        at += 12 + size
+    return tuple(found) or None
+
+
+def _png_gamma(chunks: tuple[tuple[bytes, bytes], ...] | None) -> float | None:
+    """The gamma a PNG's gAMA chunk states (0.45455 for sRGB-like tones), or None."""
+    for kind, payload in chunks or ():
+        if kind == b"gAMA" and len(payload) == 4:
+            return struct.unpack(">I", payload)[0] / 100000
+    return None
 
 
 def _compression_of(im: Image.Image, data: bytes, fmt: str) -> str | None:
@@ -1155,6 +1189,16 @@ def write_photo(
     exif = like.exif if like is not None and fmt != "BMP" else None
     xmp = like.xmp if like is not None and fmt != "BMP" else None
     dpi = like.dpi if like is not None and fmt not in ("WEBP", "AVIF") else None
+    png_colour = like.png_colour if like is not None and icc is None else None
+    gamma = _png_gamma(png_colour)
+    if fmt != "PNG" and gamma is not None and abs(gamma - _SRGB_GAMMA) > _GAMMA_SLACK * _SRGB_GAMMA:
+        _log.warning(
+            "%s: %s cannot state the source PNG's gamma (%.3g, not sRGB's tones): it will look different; "
+            "write PNG to keep it",
+            p,
+            fmt,
+            gamma,
+        )
     from_tiff = like is not None and like.format == "TIFF" and like.compression != "raw"
     squeeze = like.compression if like is not None and from_tiff and fmt == "TIFF" else None
     if squeeze not in (None, *_TIFF_COMPRESSIONS):
@@ -1200,7 +1244,7 @@ def write_photo(
             values16 = quantized(16)
             with open(tmp, "wb") as fh:
                 if fmt == "PNG":
-                    _encode_png16(fh, values16, icc, exif, xmp, dpi)
+                    _encode_png16(fh, values16, icc, exif, xmp, dpi, png_colour)
                 elif values16.shape[2] == 2:
                     # Pillow (so read_photo, and much other software) cannot open 16-bit grey+alpha
                     # TIFF: write it as RGBA with three equal channels instead.
@@ -1228,12 +1272,14 @@ def write_photo(
             options["exif"] = tags
         elif exif is not None:
             options["exif"] = exif
-        if xmp is not None and fmt != "TIFF":
-            if fmt == "PNG":
-                options["pnginfo"] = PngImagePlugin.PngInfo()
+        if fmt == "PNG" and (xmp is not None or png_colour):
+            options["pnginfo"] = PngImagePlugin.PngInfo()
+            for kind, payload in png_colour or ():
+                options["pnginfo"].add(kind, payload)
+            if xmp is not None:
                 options["pnginfo"].add_itxt(_PNG_XMP_KEY, xmp.decode("utf-8", "replace"))
-            else:
-                options["xmp"] = xmp
+        elif xmp is not None and fmt != "TIFF":
+            options["xmp"] = xmp
         if fmt == "JPEG":
             _save_jpeg(image, tmp, quality=int(quality), subsampling=0 if quality >= 90 else 2, **options)
             return
@@ -1425,14 +1471,18 @@ def _encode_png16(
     exif: bytes | None,
     xmp: bytes | None = None,
     dpi: tuple[float, float] | None = None,
+    colour: tuple[tuple[bytes, bytes], ...] | None = None,
 ) -> None:
-    """Write uint16 ``(H, W, C)`` (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) as a 16-bit PNG."""
+    """Write uint16 ``(H, W, C)`` (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) as a 16-bit PNG
+    (``colour``: gAMA / cHRM chunks to write, type and payload)."""
     height, width, channels = values.shape
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     fh.write(_PNG_SIGNATURE)
     _png_chunk(fh, b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))
     if icc is not None:
         _png_chunk(fh, b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
+    for kind, payload in colour or ():
+        _png_chunk(fh, kind, payload)
     if exif is not None:
         _png_chunk(fh, b"eXIf", exif[len(_EXIF_HEADER) :] if exif.startswith(_EXIF_HEADER) else exif)
     if dpi is not None:  # pixels per metre

@@ -12,7 +12,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 import blurvid.io as bio
 from blurvid.io import Photo, PhotoError, read_photo, write_photo, write_video
@@ -1505,3 +1505,47 @@ def test_a_format_that_loses_bits_or_alpha_says_so(
     assert len(lines) == len(warned)
     for text in warned:
         assert any(text in line and f"o{suffix}" in line for line in lines)
+
+
+def _png_with(tmp_path: Path, name: str, chunks: list[tuple[bytes, bytes]], depth: int = 8) -> Path:
+    rgb = smooth_rgb()
+    path = tmp_path / name
+    if depth == 16:
+        with open(path, "wb") as fh:
+            bio._encode_png16(fh, np.rint(rgb * 65535).astype(np.uint16), None, None, colour=tuple(chunks))
+    else:
+        info = PngImagePlugin.PngInfo()
+        for kind, payload in chunks:
+            info.add(kind, payload)
+        Image.fromarray(np.rint(rgb * 255).astype(np.uint8)).save(path, pnginfo=info)
+    return path
+
+
+LINEAR = (b"gAMA", struct.pack(">I", 100000))
+CHRM = (b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000))
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_png_gamma_and_chromaticities_are_carried_to_png(tmp_path: Path, depth: int) -> None:
+    """A PNG's gAMA (here linear tones) was dropped, so viewers showed the result with other tones."""
+    photo = read_photo(_png_with(tmp_path, "g.png", [LINEAR, CHRM], depth))
+    assert photo.png_colour == (LINEAR, CHRM)
+    out = write_photo(tmp_path / "out.png", photo.pixels, like=photo)
+    with Image.open(out) as im:
+        assert im.info.get("gamma") == 1.0 and im.info.get("chromaticity") is not None
+    assert read_photo(out).png_colour == (LINEAR, CHRM)
+
+
+def test_png_gamma_is_ignored_under_srgb_and_warned_about_in_other_formats(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    srgb = (b"sRGB", b"\x00")
+    assert (
+        read_photo(_png_with(tmp_path, "s.png", [(b"gAMA", struct.pack(">I", 45455)), srgb])).png_colour
+        is None
+    )
+    usual = read_photo(_png_with(tmp_path, "u.png", [(b"gAMA", struct.pack(">I", 45455))]))
+    linear = read_photo(_png_with(tmp_path, "l.png", [LINEAR]))
+    with caplog.at_level("WARNING"):
+        write_photo(tmp_path / "u.jpg", usual.pixels, like=usual)  # sRGB's tones anyway: nothing to say
+        assert not caplog.records
+        write_photo(tmp_path / "l.jpg", linear.pixels, like=linear)
+    assert len(caplog.records) == 1 and "gamma (1, not" in caplog.records[0].getMessage()
