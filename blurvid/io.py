@@ -233,6 +233,9 @@ class Photo:
             'packbits', ...; 'raw' for none); for a WebP 'lossless' or 'lossy'; else None.
         png_colour: a PNG's gAMA and cHRM chunks (type + payload each), kept when it has no ICC
             profile or sRGB chunk (then viewers read its tones from them); else None.
+        iptc: a JPEG's IPTC-IIM record (caption, keywords, copyright, as Photo Mechanic and older
+            Photoshop write it; the payload of Photoshop's resource 0x0404), or None.
+        comment: a JPEG's comment (COM segment), or None.
     """
 
     pixels: np.ndarray
@@ -247,6 +250,8 @@ class Photo:
     dpi: tuple[float, float] | None = None
     compression: str | None = None
     png_colour: tuple[tuple[bytes, bytes], ...] | None = None
+    iptc: bytes | None = None
+    comment: bytes | None = None
 
     @property
     def height(self) -> int:
@@ -695,7 +700,43 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         dpi=_dpi_of(im, orientation if turned == 1 else turned),
         compression=_compression_of(im, data, fmt),
         png_colour=_png_colour_of(data) if fmt == "PNG" and icc is None else None,
+        iptc=_iptc_of(im) if fmt == "JPEG" else None,
+        comment=(im.info.get("comment") or None) if fmt == "JPEG" else None,
     )
+
+
+_PHOTOSHOP_IRB = b"Photoshop 3.0\x00"
+_IPTC_RESOURCE = 0x0404
+
+
+def _iptc_of(im: Image.Image) -> bytes | None:
+    """The IPTC-IIM record in a JPEG's Photoshop APP13 segments (resource 0x0404), or None. Only it is
+    read: the segments' other resources (a thumbnail of the blurred photo, Photoshop's own state) are
+    left behind."""
+    irb = b"".join(
+        payload[len(_PHOTOSHOP_IRB) :]
+        for marker, payload in getattr(im, "applist", [])
+        if marker == "APP13" and payload.startswith(_PHOTOSHOP_IRB)
+    )
+    at = 0
+    while at + 12 <= len(irb) and irb[at : at + 4] == b"8BIM":
+        (resource,) = struct.unpack_from(">H", irb, at + 4)
+        name = irb[at + 6]
+        at += 6 + ((name + 2) & ~1)  # the Pascal name, padded to an even length
+        if at + 4 > len(irb):
+            break
+        (size,) = struct.unpack_from(">I", irb, at)
+        if resource == _IPTC_RESOURCE:
+            return bytes(irb[at + 4 : at + 4 + size]) or None
+        at += 4 + size + (size & 1)
+    return None
+
+
+def _iptc_segment(iptc: bytes) -> bytes:
+    """A JPEG APP13 segment holding ``iptc`` as Photoshop's resource 0x0404 (marker and length too)."""
+    resource = b"8BIM" + struct.pack(">HHI", _IPTC_RESOURCE, 0, len(iptc)) + iptc + b"\x00" * (len(iptc) & 1)
+    payload = _PHOTOSHOP_IRB + resource
+    return b"\xff\xed" + struct.pack(">H", len(payload) + 2) + payload
 
 
 # a gAMA that differs from sRGB's tones by less than this (the usual 1/2.2) is not worth a warning
@@ -1190,6 +1231,11 @@ def write_photo(
     xmp = like.xmp if like is not None and fmt != "BMP" else None
     dpi = like.dpi if like is not None and fmt not in ("WEBP", "AVIF") else None
     png_colour = like.png_colour if like is not None and icc is None else None
+    iptc = like.iptc if like is not None else None
+    comment = like.comment if like is not None else None
+    if iptc is not None and (fmt != "JPEG" or len(iptc) > _JPEG_MAX_XMP):
+        _log.warning("%s: the source's IPTC record (captions, copyright) is copied only to JPEG results", p)
+        iptc = None
     gamma = _png_gamma(png_colour)
     if fmt != "PNG" and gamma is not None and abs(gamma - _SRGB_GAMMA) > _GAMMA_SLACK * _SRGB_GAMMA:
         _log.warning(
@@ -1281,6 +1327,10 @@ def write_photo(
         elif xmp is not None and fmt != "TIFF":
             options["xmp"] = xmp
         if fmt == "JPEG":
+            if iptc is not None:
+                options["extra"] = _iptc_segment(iptc)
+            if comment is not None:
+                options["comment"] = comment
             _save_jpeg(image, tmp, quality=int(quality), subsampling=0 if quality >= 90 else 2, **options)
             return
         convert = _srgb_converter(like.icc_profile) if fmt == "BMP" and like and image.mode == "RGB" else None

@@ -7,6 +7,7 @@ import re
 import struct
 import subprocess
 import zlib
+from io import BytesIO
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -1549,3 +1550,46 @@ def test_png_gamma_is_ignored_under_srgb_and_warned_about_in_other_formats(tmp_p
         assert not caplog.records
         write_photo(tmp_path / "l.jpg", linear.pixels, like=linear)
     assert len(caplog.records) == 1 and "gamma (1, not" in caplog.records[0].getMessage()
+
+
+def _iptc_jpeg(path: Path) -> bytes:
+    """A JPEG with a Photoshop APP13 segment (an IPTC record and a thumbnail resource) and a comment."""
+
+    def dataset(number: int, value: bytes) -> bytes:
+        return b"\x1c\x02" + bytes([number]) + struct.pack(">H", len(value)) + value
+
+    record = dataset(120, b"Heron at dawn") + dataset(116, "© Ana Pérez".encode())
+    resources = b""
+    for resource, payload in ((0x040C, b"thumbnail of the blurred photo"), (0x0404, record)):
+        resources += (
+            b"8BIM" + struct.pack(">HHI", resource, 0, len(payload)) + payload + b"\0" * (len(payload) & 1)
+        )
+    body = b"Photoshop 3.0\0" + resources
+    buf = BytesIO()
+    Image.fromarray(np.rint(smooth_rgb() * 255).astype(np.uint8)).save(
+        buf, "JPEG", quality=90, comment=b"shot by me"
+    )
+    data = buf.getvalue()
+    path.write_bytes(data[:2] + b"\xff\xed" + struct.pack(">H", len(body) + 2) + body + data[2:])
+    return record
+
+
+def test_iptc_record_and_comment_are_carried_to_jpeg(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """IPTC captions / copyright and the JPEG comment were dropped silently."""
+    from PIL import IptcImagePlugin
+
+    record = _iptc_jpeg(tmp_path / "in.jpg")
+    photo = read_photo(tmp_path / "in.jpg")
+    assert photo.iptc == record and photo.comment == b"shot by me"
+    out = write_photo(tmp_path / "out.jpg", photo.pixels, like=photo)
+    with Image.open(out) as im:
+        info = IptcImagePlugin.getiptcinfo(im)
+        assert info[(2, 120)] == b"Heron at dawn" and info[(2, 116)] == "© Ana Pérez".encode()
+        assert im.info.get("comment") == b"shot by me"
+        assert b"thumbnail of the blurred photo" not in out.read_bytes()  # only the IPTC resource
+    assert read_photo(out).iptc == record
+    with caplog.at_level("WARNING"):
+        write_photo(tmp_path / "out.png", photo.pixels, like=photo)
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        "the source's IPTC record (captions, copyright) is copied only to JPEG results"
+    ]
