@@ -1899,14 +1899,16 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
     _make_folder(p, parent)
     token = secrets.token_hex(4)
     stage = parent / f".{p.name[:40]}.{token}.tmp"
-    try:
-        os.mkdir(stage)
-    except OSError as exc:
-        raise PhotoError(p, f"cannot write in folder {parent} ({_os_reason(exc)})") from exc
     digits = max(4, len(str(len(frames))))
     mark = PngImagePlugin.PngInfo()
     mark.add_text(*_FRAME_MARK)
+    not_ours = False  # as in _atomic_write: one try from the folder's creation on
     try:
+        try:
+            os.mkdir(stage)
+        except OSError as exc:
+            not_ours = True
+            raise PhotoError(p, f"cannot write in folder {parent} ({_os_reason(exc)})") from exc
         for i, f in enumerate(_frames_uint8(frames), start=1):
             Image.fromarray(f).save(stage / f"frame_{i:0{digits}d}.png", format="PNG", pnginfo=mark)
         if p.is_dir():
@@ -1921,7 +1923,8 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
         else:
             os.replace(stage, p)
     except BaseException as exc:
-        shutil.rmtree(stage, ignore_errors=True)
+        if not not_ours:
+            shutil.rmtree(stage, ignore_errors=True)
         if isinstance(exc, OSError):
             raise PhotoError(p, f"cannot write frames ({_os_reason(exc)})") from exc
         raise
@@ -1941,20 +1944,24 @@ def _atomic_write(p: Path, write: Callable[[Path], None]) -> None:
     parent = p.absolute().parent
     _make_folder(p, parent)
     tmp = parent / f".{p.stem[:40]}.{secrets.token_hex(4)}.tmp{p.suffix}"
-    try:  # reserve the name; 0o666 lets the umask decide the final file's permissions
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
-    except OSError as exc:
-        raise PhotoError(p, f"cannot write in folder {parent} ({_os_reason(exc)})") from exc
+    not_ours = False  # the name could not be reserved: whatever has it is not this call's to remove
+    # one try from the reservation on: a Ctrl-C just after the file was made removes it too
     try:
+        try:  # reserve the name; 0o666 lets the umask decide the final file's permissions
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+        except OSError as exc:
+            not_ours = True
+            raise PhotoError(p, f"cannot write in folder {parent} ({_os_reason(exc)})") from exc
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, p)
     except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if not not_ours:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         if isinstance(exc, OSError):
             raise PhotoError(p, f"cannot write ({_os_reason(exc)})") from exc
         raise
