@@ -156,6 +156,9 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
     wildcard), so that ``-o`` mirrors the tree."""
     from .io import IMAGE_SUFFIXES
 
+    if not raw.strip():  # Path("") is the current folder: an unset shell variable must not process it
+        report.fail(f"{raw!r}: an empty path (an unset variable in a script?); name a file or a folder")
+        return False
     p = Path(raw).expanduser()
     if p.is_dir():
         found, unread = 0, []
@@ -664,6 +667,9 @@ def deblur(
     from .io import IMAGE_SUFFIXES, file_warnings, photo_format, read_photo, write_photo
 
     _quiet_logs(quiet)
+    if any(sep and sep in suffix for sep in ("/", os.sep, os.altsep, "\0")):
+        # a separator would put outputs in other folders, even outside -o (--suffix /../../x)
+        raise UserError(f"--suffix {suffix!r}: must be part of a file name (no '/')")
     report = Report()
     jobs, multi = collect_inputs(paths, recursive, report, is_output=lambda f: own_output(f, suffix))
     ext = ("." + fmt.lower().lstrip(".")) if fmt else None
@@ -817,8 +823,7 @@ def animate(
 
 @app.command()
 def models(repo: RepoOpt = None) -> None:
-    """List the registered checkpoints, where each was found and whether its sha256 verifies (exit 1 when
-    a default one is missing or corrupt)."""
+    """List the registered checkpoints, where each was found and whether its sha256 verifies (exit 1 when a default one is missing or corrupt)."""  # noqa: E501 (one line: --help shows the docstring's breaks)
     from rich.table import Table
 
     from .weights import list_checkpoints

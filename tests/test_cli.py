@@ -1150,3 +1150,29 @@ def test_jfif_and_jpe_are_jpegs_in_folders_and_out(tiny_weights, tmp_path, capsy
     for name in ("old_sharp.JPE", "web_sharp.jfif"):
         with Image.open(tmp_path / "out" / name) as im:
             assert im.format == "JPEG" and im.size == (W, H)
+
+
+@pytest.mark.parametrize("suffix", ["/", "../x", "/../../pwned", "a\\b" if os.sep == "\\" else "a/b"])
+def test_a_suffix_holding_a_folder_separator_is_refused(tiny_weights, tmp_path, capsys, suffix):
+    """``--suffix /../../pwned`` wrote outside the -o folder; ``--suffix /`` gave a traceback."""
+    (tmp_path / "in").mkdir()
+    save_image(tmp_path / "in" / "a.jpg")
+    r = run(capsys, "deblur", tmp_path / "in", "-o", tmp_path / "out" / "deep", "--suffix", suffix)
+    assert r.code == 2 and r.err_lines == [
+        f"error: --suffix {suffix!r}: must be part of a file name (no '/')"
+    ]
+    r.assert_no_traceback()
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["in", "in/a.jpg"]
+
+
+@pytest.mark.parametrize("command", ["deblur", "animate"])
+def test_an_empty_path_is_an_error_not_the_current_folder(
+    tiny_weights, tmp_path, capsys, monkeypatch, command
+):
+    """``blurvid deblur "$UNSET"`` processed every photo in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    save_image(tmp_path / "p1.jpg")
+    r = run(capsys, command, "")
+    assert r.code == 1 and "'': an empty path" in r.err_lines[0]
+    r.assert_no_traceback()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p1.jpg"]
