@@ -144,7 +144,7 @@ def _stage_command(stage: str) -> Callable[..., None]:
             ),
         ] = None,
         crop: Annotated[int | None, typer.Option(help="Training crop size (px).")] = None,
-        frames: Annotated[int | None, typer.Option(help="Frames N per sequence.")] = None,
+        frames: Annotated[int | None, typer.Option(min=2, help="Frames N per sequence.")] = None,
         init: Annotated[
             list[str] | None,
             typer.Option(help="Start from these weights (.safetensors; repeatable, e.g. bie + rvd)."),

@@ -2,6 +2,8 @@
 
 import json
 import math
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -803,6 +805,12 @@ def test_a_new_run_never_replaces_an_existing_one(photos, tmp_path, capsys):
         ({"lambdas": []}, "lambdas []: give four weights"),
         ({"workers": -1}, "workers -1: use 0"),
         ({"synth": {"blur_px": ["a", "b"]}}, "each item of config key 'synth.blur_px' must be a number"),
+        # these failed in a data worker's traceback, or were taken as "no limit"
+        ({"synth": {"frames": 0}}, "synth frames 0: use a whole number, at least 2"),
+        ({"synth": {"frames": 1}}, "synth frames 1: use a whole number, at least 2"),
+        ({"synth": {"subframes": 0}}, "synth subframes 0: use a whole number, at least 1"),
+        ({"minutes": -1.0}, "minutes -1.0: use a number, 0 or more"),
+        ({"flow_sup": float("nan")}, "flow_sup nan: use a number, 0 or more"),
     ],
 )
 def test_cli_config_values_of_the_wrong_kind_are_one_line(photos, tmp_path, capsys, doc, message):
@@ -829,6 +837,13 @@ def test_a_file_that_is_no_image_in_the_data_stops_before_training(photos, tmp_p
     (data / "broken.png").write_bytes(whole[: len(whole) // 2])  # a PNG cut short: its header is fine
     assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 2
     assert f"{data / 'broken.png'}: not a readable image" in capsys.readouterr().err
+    # a decompression bomb: a 60000 x 60000 header (Pillow's error is no OSError: it was a traceback)
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    (data / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
+    assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert f"{data / 'broken.png'}: not a readable image" in err and "Traceback" not in err
 
 
 def test_bie_without_a_stage_1_decoder_is_refused(photos, tmp_path):

@@ -65,7 +65,7 @@ def _check_header(path: Path) -> None:
                 raise ValueError("no pixels")
             if im.format == "PNG":
                 im.verify()  # chunk checksums: finds a cut-off PNG without decoding it
-    except (OSError, ValueError) as e:  # UnidentifiedImageError is an OSError
+    except (OSError, ValueError, Image.DecompressionBombError) as e:  # UnidentifiedImageError is an OSError
         raise ValueError(f"{path}: not a readable image ({e}); remove it from the training data") from None
 
 
@@ -76,7 +76,7 @@ def load_rgb(path: Path) -> torch.Tensor:
     try:
         with Image.open(path) as im:
             arr = np.asarray(im.convert("RGB")).copy()
-    except OSError as e:  # truncated or corrupt data that its header did not show
+    except (OSError, Image.DecompressionBombError) as e:  # truncated or corrupt data its header did not show
         raise ValueError(f"{path}: cannot decode ({e}); remove it from the training data") from None
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 from ..config import Config
@@ -99,6 +100,19 @@ class TrainConfig(Config):
             raise ValueError(
                 f"lr must be positive and iters not negative (got lr {self.lr}, iters {self.iters})"
             )
+        for what, value in (
+            ("minutes", self.minutes),
+            ("ckpt_minutes", self.ckpt_minutes),
+            ("flow_sup", self.flow_sup),
+        ):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{what} {value!r}: use a number, 0 or more")
+        synth = self.synth if isinstance(self.synth, dict) else {}
+        for what in ("frames", "subframes"):  # checked here, not in a data worker's traceback
+            least = 2 if what == "frames" else 1  # a sequence of one frame holds no motion
+            value = synth.get(what, least)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"synth {what} {value!r}: use a whole number, at least {least}")
         if not 0 <= self.align_loss <= 8:
             raise ValueError(f"align_loss {self.align_loss}: use 0 (off) to 8 px")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
