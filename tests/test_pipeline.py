@@ -1,5 +1,7 @@
 """Inference pipeline: any size, tiling equivalence, motion on a bounded copy, devices, loading once."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -433,3 +435,24 @@ def test_animator_checks_its_arguments_when_called_not_when_iterated():
     with pytest.raises(ValueError, match="sharp is 30x20 but the image 56x40"):
         an.frames(img, 3, sharp=img[:20, :30])
     assert len(an(img, np.int64(3))) == 3
+
+
+def test_the_readme_python_api_runs_as_written(tiny_weights):
+    """README's three calls: blurvid.deblur, blurvid.animate and ShakeRemover with the DM as judge."""
+    import blurvid
+    from blurvid.pipeline import Deblurrer, ShakeRemover, load_model
+
+    rng = np.random.default_rng(3)
+    image = rng.random((37, 53, 3), dtype=np.float32)
+    sharp = blurvid.deblur(image)
+    assert sharp.shape == image.shape and sharp.dtype == np.float32 and 0 <= sharp.min() <= sharp.max() <= 1
+    want = pipeline.Deblurrer(load_model("dm"), CPU, pipeline.resolve_precision("auto", CPU))(image)
+    np.testing.assert_array_equal(sharp, want)
+    np.testing.assert_array_equal(blurvid.deblur((image * 255).round().astype(np.uint8)).shape, image.shape)
+    frames = blurvid.animate(image, frames=9)
+    assert len(frames) == 9 and all(f.shape == image.shape and f.dtype == np.float32 for f in frames)
+    device = "cpu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a tiny untrained judge may call the photo sharp
+        out = ShakeRemover(device, judge=Deblurrer(load_model("dm"), device))(image)
+    assert out.shape == image.shape and out.dtype == np.float32
