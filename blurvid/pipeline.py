@@ -334,6 +334,11 @@ def network_change_db(
 
 NO_SHAKE = "no camera shake found (the blur kernel is about one pixel): the photo is left as it was"
 NO_BLUR = "no camera shake found (the network finds almost no blur to remove): the photo is left as it was"
+TOO_SMALL = (
+    "too small to estimate camera shake in (a side under {} px, twice the longest blur looked for): "
+    "the photo is left as it was"
+)
+MIN_SHAKE_TILE = 64
 
 
 class ShakeRemover:
@@ -358,7 +363,8 @@ class ShakeRemover:
     that, when it changes the photo by ``min_change_db`` or more (:func:`network_change_db`: little
     change, little blur), has the photo returned as it is before any kernel is estimated, with a
     ``UserWarning`` (every sharp photo of that benchmark, also with noise; no Levin photo).
-    Otherwise the photo is deconvolved with it
+    A photo with a side under twice that longest blur (62 px by default) is returned as it is, with a
+    ``UserWarning``: it cannot hold a kernel estimate. Otherwise the photo is deconvolved with it
     (:func:`blurvid.shake.deconvolve_rgb`: luminance under a sparse prior of weight ``strength``,
     raised on noisy photos by :func:`blurvid.shake.prior_weight`, colour differences under a smooth
     one; other channel counts one channel at a time with :func:`blurvid.shake.deconvolve`), in
@@ -383,6 +389,10 @@ class ShakeRemover:
         judge: Sharpener | None = None,
         min_change_db: float = 41.0,
     ) -> None:
+        if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_SHAKE_TILE:
+            raise ValueError(
+                f"tile must be a whole number of pixels, at least {MIN_SHAKE_TILE}, got {tile!r}"
+            )
         device = select_device(device)
         self.device, self.max_blur, self.work_side, self.crop = device, max_blur, work_side, crop
         self.strength, self.tile, self.refine, self.refine_noise = strength, tile, refine, refine_noise
@@ -404,10 +414,9 @@ class ShakeRemover:
         from .shake import estimate_kernel, noise_sigma, refine_kernel
 
         h, w = lum.shape[-2:]
-        size = bounded_size(h, w, self.work_side)
+        size, blur = self._search_size(h, w)
         scale = size[0] / h
         grey = resize(lum, size)[0, 0]
-        blur = 31 if self.max_blur is None else max(5, min(95, round(self.max_blur * scale)))
         k = estimate_kernel(texture_crop(grey, self.crop), blur)
         s = scale
         while s < 1:
@@ -424,6 +433,13 @@ class ShakeRemover:
                 # the window grows with the kernel: at least 4 kernel widths of photo around it
                 k = refine_kernel(texture_crop(grey, max(self.crop, 4 * k.shape[0])), k)
         return k
+
+    def _search_size(self, h: int, w: int) -> tuple[tuple[int, int], int]:
+        """The size of the copy an ``h`` x ``w`` photo's kernel is estimated on, and the longest blur
+        (px of that copy) looked for."""
+        size = bounded_size(h, w, self.work_side)
+        blur = 31 if self.max_blur is None else max(5, min(95, round(self.max_blur * size[0] / h)))
+        return size, blur
 
     @staticmethod
     def _scaled(k: torch.Tensor, factor: float) -> torch.Tensor:
@@ -445,6 +461,12 @@ class ShakeRemover:
         check_image_tensor(x, channels=None)
         if on_tile and kernel is None:
             on_tile(0, 2)  # the tile count depends on the kernel's size: known after it
+        if kernel is None:
+            # a 7x7 photo came out 15 dB from itself, deconvolved with a kernel larger than itself
+            h, w = x.shape[-2:]
+            least = 2 * self._search_size(h, w)[1]
+            if min(h, w) < least:
+                return self._unchanged(x, TOO_SMALL.format(least), on_tile)
         lum = self._luminance(x)
         if kernel is None and self.judge is not None:
             if network_change_db(self.judge, x, self.work_side, grey=lum[0, 0]) >= self.min_change_db:

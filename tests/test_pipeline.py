@@ -456,3 +456,18 @@ def test_the_readme_python_api_runs_as_written(tiny_weights):
         warnings.simplefilter("ignore")  # a tiny untrained judge may call the photo sharp
         out = ShakeRemover(device, judge=Deblurrer(load_model("dm"), device))(image)
     assert out.shape == image.shape and out.dtype == np.float32
+
+
+@pytest.mark.parametrize("size", [(7, 7), (2, 3), (2, 3000), (61, 200)])
+def test_shake_leaves_a_photo_too_small_for_a_kernel_as_it_was(size):
+    """A 7x7 photo was deconvolved with a kernel larger than itself (15 dB from the input)."""
+    x = torch.rand(1, 3, *size)
+    with pytest.warns(UserWarning, match="too small to estimate camera shake in .a side under 62 px"):
+        y = pipeline.ShakeRemover(CPU).tensor(x)
+    assert torch.equal(y, x)
+
+
+@pytest.mark.parametrize("tile", [0, -3, 16, 100.5, True])
+def test_shake_remover_tile_must_be_a_size(tile):
+    with pytest.raises(ValueError, match="tile must be"):
+        pipeline.ShakeRemover(CPU, tile=tile)
