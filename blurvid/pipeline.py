@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -340,8 +341,8 @@ def network_change_db(
 NO_SHAKE = "no camera shake found (the blur kernel is about one pixel): the photo is left as it was"
 NO_BLUR = "no camera shake found (the network finds almost no blur to remove): the photo is left as it was"
 TOO_SMALL = (
-    "too small to estimate camera shake in (a side under {} px, twice the longest blur looked for): "
-    "the photo is left as it was"
+    "too small to estimate camera shake in (its short side is under twice the longest blur looked for, "
+    "{} px; look for shorter blur, e.g. a smaller --shake-size): the photo is left as it was"
 )
 MIN_SHAKE_TILE = 64
 
@@ -368,8 +369,8 @@ class ShakeRemover:
     that, when it changes the photo by ``min_change_db`` or more (:func:`network_change_db`: little
     change, little blur), has the photo returned as it is before any kernel is estimated, with a
     ``UserWarning`` (every sharp photo of that benchmark, also with noise; no Levin photo).
-    A photo with a side under twice that longest blur (62 px by default) is returned as it is, with a
-    ``UserWarning``: it cannot hold a kernel estimate. Otherwise the photo is deconvolved with it
+    A photo whose copy has a side under twice that longest blur (62 px by default) is returned as it
+    is, with a ``UserWarning``: it cannot hold a kernel estimate. Otherwise the photo is deconvolved with it
     (:func:`blurvid.shake.deconvolve_rgb`: luminance under a sparse prior of weight ``strength``,
     raised on noisy photos by :func:`blurvid.shake.prior_weight`, colour differences under a smooth
     one; other channel counts one channel at a time with :func:`blurvid.shake.deconvolve`), in
@@ -408,21 +409,24 @@ class ShakeRemover:
         """``(1, C, H, W)`` in [0, 1] -> the blur kernel at full resolution ``(k, k)`` (odd k, sum 1).
         Raises ValueError for another shape or dtype, or values outside [0, 1]."""
         check_image_tensor(x, channels=None)
-        return self._kernel(self._luminance(x))
+        return self._kernel(self._luminance(x))[0]
 
     def _luminance(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device).float().mean(1, keepdim=True)
 
-    def _kernel(self, lum: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+    def _kernel(self, lum: torch.Tensor, sigma: float | None = None) -> tuple[torch.Tensor, float]:
         """:meth:`kernel` from the photo's luminance ``(1, 1, H, W)`` on the device (``sigma``: its
-        :func:`blurvid.shake.noise_sigma`, if measured already)."""
-        from .shake import estimate_kernel, noise_sigma, refine_kernel
+        :func:`blurvid.shake.noise_sigma`, if measured already), and the
+        :func:`~blurvid.shake.kernel_core` of the last kernel estimated (at the scale it was estimated
+        at: only scaling it up would spread a one-pixel kernel over several pixels)."""
+        from .shake import estimate_kernel, kernel_core, noise_sigma, refine_kernel
 
         h, w = lum.shape[-2:]
         size, blur = self._search_size(h, w)
         scale = size[0] / h
         grey = resize(lum, size)[0, 0]
         k = estimate_kernel(texture_crop(grey, self.crop), blur)
+        core = kernel_core(k)
         s = scale
         while s < 1:
             step = min(1.0, 2 * s) if self.refine else 1.0  # refine: re-estimate at each doubling
@@ -437,7 +441,8 @@ class ShakeRemover:
             if grey is not None:
                 # the window grows with the kernel: at least 4 kernel widths of photo around it
                 k = refine_kernel(texture_crop(grey, max(self.crop, 4 * k.shape[0])), k)
-        return k
+                core = kernel_core(k)
+        return k, core
 
     def _search_size(self, h: int, w: int) -> tuple[tuple[int, int], int]:
         """The size of the copy an ``h`` x ``w`` photo's kernel is estimated on, and the longest blur
@@ -461,25 +466,26 @@ class ShakeRemover:
         a full-resolution kernel to use instead of estimating one). ``on_tile(done, total)`` counts
         the kernel estimate as the first step: ``(0, 2)`` before it, then ``(1 + tiles done, 1 +
         tiles)``. Raises ValueError for another shape or dtype, or values outside [0, 1] (say, 0-255)."""
-        from .shake import deconvolve, deconvolve_rgb, kernel_core, noise_sigma, prior_weight
+        from .shake import deconvolve, deconvolve_rgb, noise_sigma, prior_weight
 
         check_image_tensor(x, channels=None)
         if on_tile and kernel is None:
             on_tile(0, 2)  # the tile count depends on the kernel's size: known after it
         if kernel is None:
-            # a 7x7 photo came out 15 dB from itself, deconvolved with a kernel larger than itself
+            # a 7x7 photo came out 15 dB from itself, deconvolved with a kernel larger than itself; the
+            # kernel is estimated on a copy of at most work_side px: the copy's short side counts
             h, w = x.shape[-2:]
-            least = 2 * self._search_size(h, w)[1]
-            if min(h, w) < least:
-                return self._unchanged(x, TOO_SMALL.format(least), on_tile)
+            size, blur = self._search_size(h, w)
+            if min(size) < 2 * blur:
+                return self._unchanged(x, TOO_SMALL.format(math.ceil(blur * h / size[0])), on_tile)
         lum = self._luminance(x)
         if kernel is None and self.judge is not None:
             if network_change_db(self.judge, x, self.work_side, grey=lum[0, 0]) >= self.min_change_db:
                 return self._unchanged(x, NO_BLUR, on_tile)
         sigma = noise_sigma(lum[0, 0])  # measured once: the refinement's limit and the prior weight
-        k = self._kernel(lum, sigma) if kernel is None else kernel.to(self.device)
+        k, core = self._kernel(lum, sigma) if kernel is None else (kernel.to(self.device), 0.0)
         del lum
-        if kernel is None and kernel_core(k) >= self.min_blur_core:
+        if kernel is None and core >= self.min_blur_core:
             return self._unchanged(x, NO_SHAKE, on_tile)
         strength = prior_weight(sigma, self.strength)  # more prior on noisier photos
         overlap = min(self.tile // 2 - 1, 4 * k.shape[0])

@@ -338,7 +338,9 @@ def test_deblur_shake_writes_a_sharper_photo_without_any_checkpoint(no_weights, 
     gain = float(
         aligned_psnr(got[None, None], target, 4) - aligned_psnr(blurred.float()[None, None], target, 4)
     )
-    assert gain > 2, gain
+    assert gain > 1.5, (
+        gain
+    )  # 1.93 (2.34 while the kernel's centring wrapped mass round: worse on the tune set)
     # without a DM, the network's check for blur is skipped, once, with a warning
     assert r.err.count("goes on without the network's check for blur") == 1, r.err
     r.assert_no_traceback()
@@ -444,3 +446,45 @@ def test_animate_shake_warps_the_deconvolved_photo(tiny_weights, tmp_path, capsy
         loaded.clear()
     assert got["shake"].shape == got["net"].shape == (3, 60, 80, 3)
     assert np.abs(got["shake"] - got["net"]).mean() > 1  # another sharp photo is warped
+
+
+def test_centring_a_kernel_drops_what_leaves_its_support_instead_of_wrapping_it():
+    """A circular shift moved a line kernel's tail to the other side: another kernel."""
+    k = torch.zeros(9, 9)
+    k[4] = torch.tensor([0.04] * 6 + [0.15, 0.31, 0.31])
+    c = shake._center(k)
+    assert float(c[4, -2:].sum()) == 0.0 and abs(float(c.sum()) - 1) < 1e-6  # nothing wrapped round
+    row = c[4] / c[4].sum()
+    centre = float((row * torch.arange(9.0)).sum())
+    assert abs(centre - 4) < 1 and torch.equal(c[:4], torch.zeros(4, 9))  # one whole-pixel shift
+
+
+def test_a_flat_photo_gives_no_kernel_of_specks_and_is_left_as_it_was():
+    """FFT round-off on a flat photo was normalised into a kernel of scattered specks."""
+    flat = torch.full((80, 80), 0.5)
+    k = shake.estimate_kernel(flat, 31)
+    assert shake.kernel_core(k) >= 0.85
+    with pytest.warns(UserWarning, match="no camera shake found"):
+        out = ShakeRemover("cpu").tensor(flat.expand(1, 3, -1, -1).clone())
+    assert torch.equal(out, flat.expand(1, 3, -1, -1))
+
+
+def test_too_small_is_judged_on_the_copy_the_kernel_is_estimated_on():
+    """A 70x512 strip estimated on a 128 px copy (18 rows) passed the size check and got a kernel
+    larger than the photo."""
+    x = scene(70, 512, seed=2).float().expand(1, 3, -1, -1).clone()
+    with pytest.warns(UserWarning, match=r"too small to estimate camera shake in .* 121 px"):
+        out = ShakeRemover("cpu", work_side=128).tensor(x)
+    assert torch.equal(out, x)
+
+
+def test_no_shake_is_judged_on_the_kernel_as_estimated_not_as_scaled_up(monkeypatch):
+    """A one-pixel kernel on a 4x smaller copy, only scaled up to full resolution (refine off, or a
+    noisy photo), spread over several pixels and no longer counted as "no shake"."""
+    dot = torch.zeros(31, 31)
+    dot[15, 15] = 1.0
+    monkeypatch.setattr(shake, "estimate_kernel", lambda *a, **kw: dot.clone())
+    x = scene(128, 128, seed=4).float().expand(1, 3, -1, -1).clone()
+    with pytest.warns(UserWarning, match="the blur kernel is about one pixel"):
+        out = ShakeRemover("cpu", work_side=32, max_blur=20, refine=False).tensor(x)
+    assert torch.equal(out, x)
