@@ -1060,3 +1060,18 @@ def test_an_fp16_run_keeps_its_loss_scale_across_a_resume(photos, tmp_path, monk
     cfg.iters = 3
     train(cfg, resume=True, progress=False, log=lambda m: None)
     assert restored == [saved]
+
+
+def test_without_validation_best_is_the_latest_weights_after_a_resume(photos, tmp_path):
+    """Without --val, best.safetensors kept the first invocation's weights: a resumed run exported them."""
+    from blurvid import weights
+
+    cfg = _cfg("deblur", tmp_path / "r", photos, iters=2, val=[], ema=0.0)
+    train(cfg, progress=False, log=lambda m: None)
+    cfg.iters = 4
+    train(cfg, resume=True, progress=False, log=lambda m: None)
+    best, meta = weights.load_checkpoint(tmp_path / "r" / "best.safetensors")
+    last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    assert last["iteration"] == 4 and meta["train"]["iteration"] == 4
+    for k, v in last["model"].items():
+        assert torch.equal(v.float(), best[f"dm.{k}"] if f"dm.{k}" in best else best[k]), k

@@ -4,7 +4,8 @@ Run folder layout (``cfg.out``)::
 
     config.json        the TrainConfig of the run
     last.pt            resumable state: model, optimizer, scheduler, RNG, iteration, best score
-    best.safetensors   weights of the best validation score so far (what `train export` ships)
+    best.safetensors   weights of the best validation score so far (what `train export` ships); with no
+                       validation set, the latest weights, rewritten each time the run stops
     metrics.jsonl      one JSON object per log / validation event
 
 Checkpoints are written atomically every ``cfg.ckpt_minutes``, at the end and on SIGINT/SIGTERM/SIGHUP
@@ -737,6 +738,7 @@ def _train_steps(
                 t_last_ckpt = time.time()
             if stop.agreed(run.world, run.dev):
                 run.save(done)
+                _latest_as_best(run, done, val_items)
                 if run.main:
                     run.log(f"stopped at iteration {done}; checkpoint saved, continue with: {resume_hint}")
                 run.last_logs["signal"] = stop.signum
@@ -745,6 +747,7 @@ def _train_steps(
                 if run.main and (cfg.val_every <= 0 or done % cfg.val_every != 0):
                     run.validate(done, val_items, autocast)
                 run.save(done)
+                _latest_as_best(run, done, val_items)
                 run.log(
                     f"time budget of {cfg.minutes:g} min reached at iteration {done}; checkpoint saved "
                     f"(continue with: {resume_hint} --minutes M)"
@@ -757,6 +760,16 @@ def _train_steps(
             run.save(max(done, start))
             if run.main and not (run.out / "best.safetensors").exists():
                 _export_best(run.task, run.scored, run.out / "best.safetensors", {"iteration": done})
+            else:
+                _latest_as_best(run, max(done, start), val_items)
+
+
+def _latest_as_best(run: _Run, done: int, val_items: list[dict]) -> None:
+    """With no validation set there is no best score: ``best.safetensors`` (what ``train export``
+    ships) is the latest weights, rewritten whenever the run stops (it kept the first invocation's:
+    a resumed run exported its old weights)."""
+    if run.main and not val_items:
+        _export_best(run.task, run.scored, run.out / "best.safetensors", {"iteration": done})
 
 
 def _close_loader(batches: Iterator | None) -> None:
