@@ -7,7 +7,8 @@
 (its weight average), as ``blurvid eval --run`` takes them. The sets are the model card's:
 ``levin`` (aligned PSNR, 32 real camera-shake images), ``kodak`` (kodak24, synthesis defaults, seed
 1234, 256 px), ``kodak_clean`` (the same scenes without sensor noise) and ``clips`` (the DAVIS clips
-averaged GoPro-style, centre frame as target). For each set: both means, the mean per-image
+averaged GoPro-style, centre frame as target; in-sample: the DM's training draws windows from the same
+clips). For each set: both means, the mean per-image
 difference A - B with its standard error, and on how many images A is better. Levin is also split into
 its small (1, 2, 3, 5) and large (4, 6, 7, 8) kernels. CPU, bf16 as ``blurvid deblur`` runs.
 """
