@@ -284,7 +284,13 @@ def eval_command(
     size: Annotated[int, typer.Option(min=16, help="Synthesised crop size.")] = 256,
     frames: Annotated[int, typer.Option(min=2, help="Frames N of synthesised/clip sequences.")] = 9,
     out_frames: Annotated[
-        int | None, typer.Option("--out-frames", min=2, help="video: frames to predict (default N).")
+        int | None,
+        typer.Option(
+            "--out-frames",
+            min=2,
+            help="video: frames to predict (default N), scored against the true frames at the same moments: "
+            "N divided by an odd number (9: 3 or 9).",
+        ),
     ] = None,
     center: Annotated[
         Centre, typer.Option(help="video: centre frame from 'gt' or 'dm' (end to end).")
@@ -425,7 +431,9 @@ def _evaluate(
             groups[str(pairs)] = ev.folder_sequences(pairs)
         for k, seqs in groups.items():
             sets[k] = ev.eval_video(run_fn, seqs, center_fn, out_frames, inputs)
-            sets[k]["blurred_static_baseline"] = ev.static_blur_baseline(seqs)
+            sets[k]["blurred_static_baseline"] = ev.static_blur_baseline(
+                seqs, frames=out_frames, inputs=inputs
+            )
             counts = sorted({int(q.frames.shape[0]) for q in seqs})  # a --pairs set has its own N
             sets[k]["frames"] = counts[0] if len(counts) == 1 else counts
         columns = ["psnr", "ppsnr", "oie", "static_psnr", "static_oie"]

@@ -265,15 +265,15 @@ def eval_video(
     autoencoder).
 
     The centre is the ground-truth central frame, or ``center_fn(blurred)`` (e.g. the DM: end to end).
-    Static baseline: every frame = that same centre. ``frames`` subsamples the N ground-truth frames
-    evenly (to test N other than the training N).
+    Static baseline: every frame = that same centre. ``frames`` scores that many frames against the
+    ground-truth frames at the same moments (:func:`out_frame_index`; to test N other than the
+    training N).
     """
     rows = []
     for s in seqs:
         tgt = s.frames
         if frames is not None and frames != tgt.shape[0]:
-            idx = torch.linspace(0, tgt.shape[0] - 1, frames).round().long()
-            tgt = tgt[idx]
+            tgt = tgt[out_frame_index(tgt.shape[0], frames, inputs)]
         tgt = tgt[None]
         n = tgt.shape[1]
         center = (
@@ -295,16 +295,44 @@ def eval_video(
     return _summary(rows)
 
 
+def out_frame_index(n: int, out: int, inputs: str = "blurred") -> torch.Tensor:
+    """Which of ``n`` ground-truth frames ``out`` predicted frames are scored against.
+
+    From a blurred photo, the frames sit at the centres of ``out`` equal slices of the exposure, as the
+    ``n`` true frames sit at the centres of ``n`` (:func:`blurvid.models.warp.resample_in_time`): they
+    line up only when ``out`` divides ``n`` an odd number of times (9 -> 3: frames 1, 4, 7), and any
+    other ``out`` is a ValueError (frames 0, 4, 8 were taken: a perfect prediction scored 17.8 dB).
+    ``inputs='frames'`` (the autoencoder reads the frames it is scored on): ``out`` evenly spread.
+    """
+    if inputs == "frames":
+        return torch.linspace(0, n - 1, out).round().long()
+    t = (torch.arange(out, dtype=torch.float64) + 0.5) * n / out - 0.5
+    if not torch.equal(t, t.round()):
+        fits = [k for k in range(2, n + 1) if n % k == 0 and (n // k) % 2 == 1]
+        raise ValueError(
+            f"{out} frames fall between the {n} true frames of each sequence, so they cannot be scored; "
+            f"use {' or '.join(map(str, fits)) or n}"
+        )
+    return t.round().long()
+
+
 def static_blur_baseline(
-    seqs: Sequence[Sequence_], sigmas: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 3.0)
+    seqs: Sequence[Sequence_],
+    sigmas: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 3.0),
+    frames: int | None = None,
+    inputs: str = "blurred",
 ) -> dict:
-    """Best 'blurred static' baseline: every frame = the central frame Gaussian-blurred (best sigma)."""
+    """Best 'blurred static' baseline: every frame = the central frame Gaussian-blurred (best sigma),
+    scored against the ground-truth frames :func:`eval_video` scores with the same ``frames``."""
     best = {"sigma": 0.0, "psnr": -1.0}
     for sigma in sigmas:
         vals = []
         for s in seqs:
             c = gaussian_blur(s.frames[s.center][None], sigma)
-            vals.append(float(video_psnr(c[:, None].expand(1, *s.frames.shape), s.frames[None])))
+            tgt = s.frames
+            if frames is not None and frames != tgt.shape[0]:
+                tgt = tgt[out_frame_index(tgt.shape[0], frames, inputs)]
+            vals.append(float(video_psnr(c[:, None].expand(1, *tgt.shape), tgt[None])))
         m = float(np.mean(vals))
         if m > best["psnr"]:
             best = {"sigma": sigma, "psnr": m}

@@ -47,9 +47,14 @@ def test_eval_video_hand_case():
     assert truth["mean"]["ppsnr"] == 100.0 and truth["mean"]["oie"] < 1e-6
     assert reverse["mean"]["ppsnr"] == 100.0 and reverse["mean"]["psnr"] < 30  # order-invariant metric
     assert truth["mean"]["static_psnr"] < 30
-    # fewer output frames than ground truth: evenly subsampled
-    sub = ev.eval_video(lambda b, c, n: frames[[0, 2, 4]][None], [seq], frames=3)
-    assert sub["mean"]["ppsnr"] == 100.0
+    # fewer output frames than ground truth: the true frames at the same moments (slice centres)
+    nine = torch.rand(9, 3, 8, 8)
+    seq9 = ev.Sequence_("s", nine.mean(0), nine)
+    sub = ev.eval_video(lambda b, c, n: nine[[1, 4, 7]][None], [seq9], frames=3)
+    assert sub["mean"]["psnr"] == 100.0
+    # the autoencoder reads the frames it is scored on: evenly spread
+    auto = ev.eval_video(lambda b, c, n: b, [seq], frames=3, inputs="frames")
+    assert auto["mean"]["psnr"] == 100.0
 
 
 def test_levin_layout(tmp_path):
@@ -373,7 +378,7 @@ def test_eval_video_json_records_the_frames_each_set_has_and_out_frames(tmp_path
     scored at --out-frames 3 did not say so."""
     src = _photo_folder(tmp_path, seed=2, side=64)
     assert _run(
-        ["synth", str(src), "-o", str(tmp_path / "s"), "--size", "32", "--count", "1", "--frames", "5"]
+        ["synth", str(src), "-o", str(tmp_path / "s"), "--size", "32", "--count", "1", "--frames", "9"]
     ) in (
         0,
         None,
@@ -381,7 +386,26 @@ def test_eval_video_json_records_the_frames_each_set_has_and_out_frames(tmp_path
     args = ["eval", "video", "--pairs", str(tmp_path / "s"), "--precision", "fp32", "--out-frames", "3"]
     assert _run([*args, "--json", str(tmp_path / "v.json")]) in (0, None)
     res = json.loads((tmp_path / "v.json").read_text())
-    assert res["out_frames"] == 3 and res["sets"][str(tmp_path / "s")]["frames"] == 5
+    assert res["out_frames"] == 3 and res["sets"][str(tmp_path / "s")]["frames"] == 9
+    # 5 of 9 frames fall between the true ones: refused, one line
+    assert _run([*args[:-1], "5"]) == 2
+
+
+def test_out_frames_are_scored_against_the_true_frames_at_the_same_moments():
+    """Predicted frames sit at slice centres: 3 of 9 at true frames 1, 4, 7, not 0, 4, 8 (a perfect
+    prediction scored 17.8 dB)."""
+    assert ev.out_frame_index(9, 3).tolist() == [1, 4, 7]
+    assert ev.out_frame_index(9, 9).tolist() == list(range(9))
+    assert ev.out_frame_index(15, 5).tolist() == [1, 4, 7, 10, 13]
+    assert ev.out_frame_index(9, 3, inputs="frames").tolist() == [0, 4, 8]  # the autoencoder reads these
+    with pytest.raises(ValueError, match=r"5 frames fall between the 9 true frames .* use 3 or 9"):
+        ev.out_frame_index(9, 5)
+    # an oracle that samples a linear motion the way the Animator does scores its frames exactly
+    from blurvid.models.warp import resample_in_time
+
+    true = torch.arange(9, dtype=torch.float32).view(9, 1, 1, 1).expand(9, 1, 2, 2)
+    pred = resample_in_time(true, 3)
+    assert torch.equal(pred, true[ev.out_frame_index(9, 3)])
 
 
 def test_synth_never_mixes_two_runs_and_checks_its_options(tmp_path, capsys):
