@@ -1075,3 +1075,32 @@ def test_without_validation_best_is_the_latest_weights_after_a_resume(photos, tm
     assert last["iteration"] == 4 and meta["train"]["iteration"] == 4
     for k, v in last["model"].items():
         assert torch.equal(v.float(), best[f"dm.{k}"] if f"dm.{k}" in best else best[k]), k
+
+
+def test_order_invariant_flow_supervision_takes_one_order_per_video():
+    """The better order was taken per frame: a video that was neither order (-8, +4, 0, -4, +8 px
+    against -8, -4, 0, 4, 8) scored 0."""
+    from blurvid.models.decoder import DecodeResult
+    from blurvid.train.video_tasks import BIETask, flows_at_scale
+
+    task = object.__new__(BIETask)
+    task.cfg = TrainConfig(
+        stage="bie", flow_sup=1.0, mu_tv=0.0, lambdas=(0.0,) * 4, synth={"size": 32, "frames": 5}, val_size=32
+    )
+    assert task.invariant
+    truth = torch.zeros(1, 5, 2, 32, 32)
+    for n, v in enumerate((-8.0, -4.0, 0.0, 4.0, 8.0)):
+        truth[:, n, 0] = v
+
+    def sup(pred: torch.Tensor) -> float:
+        out = DecodeResult(
+            flows=[flows_at_scale(pred, s) for s in (8, 4, 2, 1)],
+            frames=[torch.zeros(1, 5, 3, 32 // s, 32 // s) for s in (8, 4, 2, 1)],
+        )
+        batch = {"frames": torch.zeros(1, 5, 3, 32, 32), "flows": truth, "has_flow": torch.tensor([True])}
+        return task.loss(out, batch, 0)[1]["flow_sup"]
+
+    scrambled = truth.clone()
+    scrambled[:, 1, 0], scrambled[:, 3, 0] = 4.0, -4.0
+    assert sup(truth) == 0.0 and sup(truth.flip(1)) == 0.0
+    assert sup(scrambled) > 1.0

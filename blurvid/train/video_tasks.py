@@ -131,18 +131,16 @@ class _VideoTask:
             has = batch["has_flow"]
             if bool(has.any()):
                 gt = batch["flows"][has]
-                sup = 0.0
-                for j in range(4):
-                    g = flows_at_scale(gt, 2 ** (3 - j)).flatten(0, 1)
-                    p = out.flows[j][has].flatten(0, 1).float()
-                    if self.invariant:  # the direction is ambiguous: the better of both orders
-                        rev = out.flows[j][has].flip(1).flatten(0, 1).float()
-                        err = torch.minimum(
-                            (p - g).abs().mean(dim=(1, 2, 3)), (rev - g).abs().mean(dim=(1, 2, 3))
-                        ).mean()
-                    else:
-                        err = (p - g).abs().mean()
-                    sup = sup + err
+                forward = backward = torch.zeros((), device=gt.device)
+                for j in range(4):  # per sample: mean error over frames and pixels, summed over scales
+                    g = flows_at_scale(gt, 2 ** (3 - j))  # (B, N, 2, h, w)
+                    p = out.flows[j][has].float()
+                    forward = forward + (p - g).abs().mean(dim=(1, 2, 3, 4))
+                    if self.invariant:
+                        backward = backward + (p.flip(1) - g).abs().mean(dim=(1, 2, 3, 4))
+                # the direction is ambiguous: the better of both orders of each whole video (per frame,
+                # a video that was neither order could match, one frame of each pair either way)
+                sup = (torch.minimum(forward, backward) if self.invariant else forward).mean()
                 total = total + self.cfg.flow_sup * sup
                 logs["flow_sup"] = float(sup.detach())
         return total, logs
