@@ -462,7 +462,9 @@ def test_the_readme_python_api_runs_as_written(tiny_weights):
 def test_shake_leaves_a_photo_too_small_for_a_kernel_as_it_was(size):
     """A 7x7 photo was deconvolved with a kernel larger than itself (15 dB from the input)."""
     x = torch.rand(1, 3, *size)
-    with pytest.warns(UserWarning, match=r"too small to estimate camera shake in .*longest blur looked for, \d+ px"):
+    with pytest.warns(
+        UserWarning, match=r"too small to estimate camera shake in .*longest blur looked for, \d+ px"
+    ):
         y = pipeline.ShakeRemover(CPU).tensor(x)
     assert torch.equal(y, x)
 
