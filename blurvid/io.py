@@ -1902,13 +1902,7 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
     digits = max(4, len(str(len(frames))))
     mark = PngImagePlugin.PngInfo()
     mark.add_text(*_FRAME_MARK)
-    not_ours = False  # as in _atomic_write: one try from the folder's creation on
-    try:
-        try:
-            os.mkdir(stage)
-        except OSError as exc:
-            not_ours = True
-            raise PhotoError(p, f"cannot write in folder {parent} ({_os_reason(exc)})") from exc
+    with _staged(p, stage, os.mkdir, lambda d: shutil.rmtree(d, ignore_errors=True), "cannot write frames"):
         for i, f in enumerate(_frames_uint8(frames), start=1):
             Image.fromarray(f).save(stage / f"frame_{i:0{digits}d}.png", format="PNG", pnginfo=mark)
         if p.is_dir():
@@ -1922,12 +1916,6 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(stage, p)
-    except BaseException as exc:
-        if not not_ours:
-            shutil.rmtree(stage, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise PhotoError(p, f"cannot write frames ({_os_reason(exc)})") from exc
-        raise
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1944,26 +1932,42 @@ def _atomic_write(p: Path, write: Callable[[Path], None]) -> None:
     parent = p.absolute().parent
     _make_folder(p, parent)
     tmp = parent / f".{p.stem[:40]}.{secrets.token_hex(4)}.tmp{p.suffix}"
-    not_ours = False  # the name could not be reserved: whatever has it is not this call's to remove
-    # one try from the reservation on: a Ctrl-C just after the file was made removes it too
-    try:
-        try:  # reserve the name; 0o666 lets the umask decide the final file's permissions
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
-        except OSError as exc:
-            not_ours = True
-            raise PhotoError(p, f"cannot write in folder {parent} ({_os_reason(exc)})") from exc
+
+    def reserve(path: Path) -> None:  # 0o666 lets the umask decide the final file's permissions
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+
+    def remove(path: Path) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+    with _staged(p, tmp, reserve, remove, "cannot write"):
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, p)
+
+
+@contextlib.contextmanager
+def _staged(
+    p: Path, stage: Path, make: Callable[[Path], object], remove: Callable[[Path], None], failed: str
+) -> Iterator[None]:
+    """Make the hidden ``stage`` (``make(stage)``) that becomes ``p``, and run the ``with`` body; on any
+    failure, a Ctrl-C just after the making too, ``remove(stage)`` (not when making it failed: whatever
+    has that name is not this call's) and raise an OSError as PhotoError ``'<failed> (<reason>)'``. One
+    try from the making on: a Ctrl-C between making the stage and a try that removes it left it behind."""
+    not_ours = False
+    try:
+        try:
+            make(stage)
+        except OSError as exc:
+            not_ours = True
+            raise PhotoError(p, f"cannot write in folder {stage.parent} ({_os_reason(exc)})") from exc
+        yield
     except BaseException as exc:
         if not not_ours:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            remove(stage)
         if isinstance(exc, OSError):
-            raise PhotoError(p, f"cannot write ({_os_reason(exc)})") from exc
+            raise PhotoError(p, f"{failed} ({_os_reason(exc)})") from exc
         raise
 
 
