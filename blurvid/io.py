@@ -707,6 +707,9 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
 
 _PHOTOSHOP_IRB = b"Photoshop 3.0\x00"
 _IPTC_RESOURCE = 0x0404
+# one APP13 segment (65,533 bytes after its length field), less the IRB name, the resource's 12-byte
+# header (8BIM, id, empty name, size) and its padding byte
+_JPEG_MAX_IPTC = 65_533 - len(_PHOTOSHOP_IRB) - 12 - 1
 
 
 def _iptc_of(im: Image.Image) -> bytes | None:
@@ -1233,8 +1236,13 @@ def write_photo(
     png_colour = like.png_colour if like is not None and icc is None else None
     iptc = like.iptc if like is not None else None
     comment = like.comment if like is not None else None
-    if iptc is not None and (fmt != "JPEG" or len(iptc) > _JPEG_MAX_XMP):
+    if iptc is not None and fmt != "JPEG":
         _log.warning("%s: the source's IPTC record (captions, copyright) is copied only to JPEG results", p)
+        iptc = None
+    if iptc is not None and len(iptc) > _JPEG_MAX_IPTC:
+        _log.warning(
+            "%s: the IPTC record is too large for one JPEG segment (%d bytes); not copied", p, len(iptc)
+        )
         iptc = None
     gamma = _png_gamma(png_colour)
     if fmt != "PNG" and gamma is not None and abs(gamma - _SRGB_GAMMA) > _GAMMA_SLACK * _SRGB_GAMMA:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import struct
@@ -1592,6 +1593,27 @@ def test_iptc_record_and_comment_are_carried_to_jpeg(tmp_path: Path, caplog) -> 
         write_photo(tmp_path / "out.png", photo.pixels, like=photo)
     assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
         "the source's IPTC record (captions, copyright) is copied only to JPEG results"
+    ]
+
+
+def test_iptc_record_fills_one_app13_segment_at_most(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """The bound used to be XMP's (a few bytes off), and an oversized record was said to be for JPEG only."""
+    from blurvid.io import _JPEG_MAX_IPTC
+
+    _iptc_jpeg(tmp_path / "in.jpg")
+    photo = read_photo(tmp_path / "in.jpg")
+    for size in (_JPEG_MAX_IPTC - 1, _JPEG_MAX_IPTC):  # odd and even: the resource's padding byte
+        record = b"\x1c\x02\x78" + struct.pack(">H", size - 5) + b"x" * (size - 5)
+        out = write_photo(
+            tmp_path / f"{size}.jpg", photo.pixels, like=dataclasses.replace(photo, iptc=record)
+        )
+        assert read_photo(out).iptc == record
+    big = dataclasses.replace(photo, iptc=b"x" * (_JPEG_MAX_IPTC + 1))
+    with caplog.at_level("WARNING"):
+        out = write_photo(tmp_path / "big.jpg", photo.pixels, like=big)
+    assert read_photo(out).iptc is None
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        f"the IPTC record is too large for one JPEG segment ({_JPEG_MAX_IPTC + 1} bytes); not copied"
     ]
 
 
