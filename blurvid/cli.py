@@ -42,8 +42,32 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+class _Output(Console):
+    """stdout: when whatever reads it goes away (``blurvid deblur photos/ | head -1``), the rest of the
+    output goes nowhere and the exit code still says how the work went (rich's own would exit 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+out = _Output(highlight=False, soft_wrap=True)
+
+# control characters in a file name (an escape sequence, a newline) are shown as \\x.., not sent to the
+# terminal; so are the bytes of a name that is not UTF-8 (Python keeps them as lone surrogates)
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters written as ``\\xNN``: one line, no terminal escape codes."""
+    return text.translate(_CONTROL)
 
 
 class UserError(Exception):
@@ -74,6 +98,8 @@ class Job:
 
     src: Path
     rel: Path
+    named: bool = False  # named by the user (not only found in a folder or by a pattern)
+    expanded: bool = False  # found in a folder or by a pattern
     dst: Path | None = None
 
 
@@ -95,7 +121,7 @@ class Report:
 
 def print_error(message: str) -> None:
     """One ``error: ...`` line on stderr (the message's own brackets are not markup)."""
-    err.print(f"[red]error[/red]: {escape(message)}", markup=True)
+    err.print(f"[red]error[/red]: {escape(printable(message))}", markup=True)
 
 
 def _is_glob(s: str) -> bool:
@@ -120,34 +146,55 @@ def collect_inputs(
 ) -> tuple[list[Job], bool]:
     """Expand files, folders (``recursive``: subfolders too) and globs into jobs.
 
-    Returns (jobs, multi): ``multi`` is True when the inputs are a folder, a glob or several paths
-    (then ``-o`` names a folder). Missing paths are reported as failures. Files found by expanding a
-    folder or glob for which ``is_output`` is true (blurvid's own earlier results) are left out and
-    listed in ``report.own``; a file named explicitly is always processed. Hidden files and folders
-    are skipped; a file reached twice (named twice, or by a folder and a glob) is processed once.
+    Returns (jobs, multi): ``multi`` is True when the inputs are a folder, a glob or several different
+    files (then ``-o`` names a folder). Missing paths, broken links and folders that cannot be read are
+    reported as failures. Files found by expanding a folder or glob for which ``is_output`` is true
+    (blurvid's own earlier results) are left out and listed in ``report.own``; a file named explicitly
+    is always processed. Hidden files and folders are skipped, and links to folders are not followed.
+    A file reached twice (named twice, or by a folder and a glob) is processed once; when a folder or
+    glob reaches it, its place below that folder decides where its result goes, whatever the order of
+    the arguments.
     """
 
-    jobs: list[Job] = []
-    seen: set[Path] = set()
+    found: dict[Path, Job] = {}  # resolved path -> its job, in the order first reached
 
     def add(f: Path, rel: Path, expanded: bool) -> None:
-        key = f.resolve()
-        if key in seen:
-            return
-        seen.add(key)
-        if expanded and is_output(f):
-            report.own.append(f)
-        else:
-            jobs.append(Job(f, rel))
+        job = found.setdefault(f.resolve(), Job(f, rel))
+        if expanded and not job.expanded:  # a folder's (or pattern's) place wins over a flat one
+            job.src, job.rel, job.expanded = f, rel, True
+        job.named = job.named or not expanded
 
-    items = list(paths)
-    multi = len(items) > 1
-    for raw in items:
+    groups = False
+    for raw in paths:
         try:
-            multi = _collect_one(raw, recursive, report, add) or multi
+            groups = _collect_one(raw, recursive, report, add) or groups
         except OSError as e:  # e.g. a name longer than the file system allows
             report.fail(f"{raw}: {e.strerror or e}")
-    return jobs, multi
+    jobs = []
+    for job in found.values():
+        if not job.named and is_output(job.src):
+            report.own.append(job.src)
+        else:
+            jobs.append(job)
+    return jobs, groups or len(found) > 1
+
+
+def _folder_files(folder: Path, recursive: bool, report: Report) -> list[Path] | None:
+    """The files (and broken links) in ``folder`` (``recursive``: below it too), hidden ones and those
+    in hidden folders left out, sorted; None when ``folder`` itself cannot be read. Each folder that
+    cannot be read is reported as a failure (a glob would pass over it in silence). Links to folders
+    are not followed."""
+    files: list[Path] = []
+    failed: list[str] = []
+
+    def unreadable(e: OSError) -> None:
+        failed.append(e.filename)
+        report.fail(f"{e.filename}: cannot read this folder: {e.strerror or e}")
+
+    for top, dirs, names in os.walk(folder, onerror=unreadable):
+        dirs[:] = [d for d in dirs if not d.startswith(".")] if recursive else []
+        files.extend(Path(top, n) for n in names if not n.startswith("."))
+    return None if str(folder) in failed else sorted(files)
 
 
 def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path, Path, bool], None]) -> bool:
@@ -161,15 +208,17 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
         return False
     p = Path(raw).expanduser()
     if p.is_dir():
-        found, unread = 0, []
-        for f in sorted(p.glob("**/*" if recursive else "*")):
-            rel = f.relative_to(p)
-            if not f.is_file() or any(part.startswith(".") for part in rel.parts):
-                continue
-            if f.suffix.lower() in IMAGE_SUFFIXES | _PHOTO_SUFFIXES:
-                add(f, rel, expanded=True)
+        found, unread, files = 0, [], _folder_files(p, recursive, report)
+        if files is None:
+            return True
+        for f in files:
+            photo = f.suffix.lower() in IMAGE_SUFFIXES | _PHOTO_SUFFIXES
+            if photo and not f.exists():
+                report.fail(f"{f}: a broken link (what it points to, {os.readlink(f)}, is missing)")
+            elif photo:
+                add(f, f.relative_to(p), expanded=True)
                 found += 1
-            else:
+            elif f.is_file():
                 unread.append(f)
         unread_note = _note_unread(unread, report)
         if not found:  # a mistyped or wrong folder must not look like a successful run
@@ -181,10 +230,18 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
     if p.exists():
         add(p, Path(p.name), expanded=False)
         return False
+    if p.is_symlink():
+        report.fail(f"{raw}: a broken link (what it points to, {os.readlink(p)}, is missing)")
+        return False
     if not _is_glob(raw):
         report.fail(f"{raw}: no such file or folder")
         return False
     pattern = os.path.expanduser(raw)
+    if recursive and "**" not in pattern:
+        logging.getLogger("blurvid").warning(
+            "%s: -r does not reach into subfolders through a pattern; write ** for that (quoted: 'photos/**/*.jpg')",
+            raw,
+        )
     base = Path(
         *[part for part in itertools.takewhile(lambda q: not _is_glob(q), Path(pattern).parts)] or ["."]
     )
@@ -346,7 +403,7 @@ class Progress:
 
     def file(self, path: Path) -> None:
         if self.bar:
-            self.bar.update(self.files, description=escape(path.name))
+            self.bar.update(self.files, description=escape(printable(path.name)))
 
     def advance(self) -> None:
         if self.bar:
@@ -431,11 +488,11 @@ def _run_jobs(
     work: Callable[[Job, Progress], None],
 ) -> None:
     todo = []
-    claimed: dict[Path, Path] = {}  # output -> the input that writes it in this run
+    claimed: dict[str, Job] = {}  # output, case folded -> the job that writes it in this run
     # an input that is another input's output (`blurvid deblur *.jpg` after a first run) is that
     # input's result: left out, and never overwritten by it
     results = {job.dst.resolve() for job in jobs if job.dst is not None and not _same(job.src, job.dst)}
-    named = {job.src.resolve() for job in jobs}
+    named = {job.src.resolve() for job in jobs if job.named}
     for job in jobs:
         try:
             ready = _check_job(job, report, overwrite, results, named, claimed)
@@ -453,18 +510,25 @@ def _run_jobs(
 
 
 def _check_job(
-    job: Job, report: Report, overwrite: bool, results: set[Path], named: set[Path], claimed: dict[Path, Path]
+    job: Job, report: Report, overwrite: bool, results: set[Path], named: set[Path], claimed: dict[str, Job]
 ) -> bool:
     """Whether ``job`` is to run; if not, it is recorded in ``report`` (left out, skipped or failed)."""
     assert job.dst is not None
     if job.src.resolve() in results:
         report.own.append(job.src)
         return False
-    first = claimed.setdefault(job.dst.resolve(), job.src)
+    # case folded: on the file systems of macOS, Windows and memory cards x_sharp.JPG is x_sharp.jpg
+    first = claimed.setdefault(str(job.dst.resolve()).casefold(), job)
     if _same(job.src, job.dst) or _inside(job.src, job.dst):  # the latter: a folder of frames replaced
         report.fail(f"{job.src}: the output would overwrite the input; choose another -o or --suffix")
-    elif first != job.src:
-        report.fail(f"{job.src}: same output {job.dst} as {first}; choose another --suffix or --format")
+    elif first is not job:
+        flat = not (job.expanded or first.expanded) and not _same(job.src.parent, first.src.parent)
+        hint = "give it a run of its own, with another -o"
+        if flat:  # files the shell expanded from several folders: a quoted pattern keeps their folders
+            hint = (
+                f"quote the pattern (e.g. '*/*{job.src.suffix}'), so that -o mirrors their folders, or {hint}"
+            )
+        report.fail(f"{job.src}: same output {job.dst} as {first.src}; {hint}")
     elif job.dst.exists() and not _empty_folder(job.dst) and not overwrite:
         report.skipped.append(job.dst)
     elif job.dst.resolve() in named:
@@ -530,7 +594,7 @@ def _finish(report: Report, quiet: bool) -> None:
             parts.append(f"{len(report.failed)} failed")
         out.print(", ".join(parts))
         for p in report.written if len(report.written) <= 20 else []:
-            out.print(f"  {p}", markup=False)
+            out.print(f"  {printable(str(p))}", markup=False)
     if report.failed:
         raise typer.Exit(1)
 
@@ -603,7 +667,7 @@ class _LogLines(logging.Handler):
     from) follows its line."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage()
+        msg = printable(record.getMessage())
         err.print(f"warning: {msg}" if record.levelno >= logging.WARNING else msg, markup=False)
         detail = getattr(record, "detail", None)
         if detail and os.environ.get("BLURVID_DEBUG"):
@@ -633,7 +697,10 @@ def _quiet_logs(quiet: bool) -> None:
 
 @app.command()
 def deblur(
-    paths: Annotated[list[str], typer.Argument(help="Photos, folders or glob patterns.", show_default=False)],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Photos, folders or glob patterns.", show_default=False, metavar="PATHS"),
+    ],
     output: OutputOpt = None,
     suffix: Annotated[str, typer.Option(help="Added to the file name of each output.")] = "_sharp",
     fmt: Annotated[
@@ -702,7 +769,10 @@ def deblur(
 
 @app.command()
 def animate(
-    paths: Annotated[list[str], typer.Argument(help="Photos, folders or glob patterns.", show_default=False)],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Photos, folders or glob patterns.", show_default=False, metavar="PATHS"),
+    ],
     output: Annotated[
         Path | None,
         typer.Option(

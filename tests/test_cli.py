@@ -1176,3 +1176,155 @@ def test_an_empty_path_is_an_error_not_the_current_folder(
     assert r.code == 1 and "'': an empty path" in r.err_lines[0]
     r.assert_no_traceback()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p1.jpg"]
+
+
+# ============================================================================ folder runs: audit of session 27
+
+
+def test_an_unreadable_subfolder_is_reported_not_passed_over(tiny_weights, tmp_path, capsys, monkeypatch):
+    """-r passed over a subfolder it could not read (Path.glob swallows the error) and exited 0."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    save_image(photos / "a.png")
+    save_image(photos / "locked" / "b.png")
+    real = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    r = run(capsys, "deblur", photos, "-r", "-o", out)
+    assert r.code == 1, r
+    assert r.err_lines == [f"error: {photos / 'locked'}: cannot read this folder: Permission denied"]
+    assert [p.name for p in out.iterdir()] == ["a_sharp.png"]
+    assert "1 written" in r.out and "1 failed" in r.out
+
+
+def test_a_broken_link_in_a_folder_is_reported(tiny_weights, tmp_path, capsys):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    save_image(photos / "a.png")
+    (photos / "gone.jpg").symlink_to("nothere.jpg")
+    (photos / "notes.txt").symlink_to("nothere.txt")  # not a photo: not worth a line
+    r = run(capsys, "deblur", photos, "-o", out)
+    assert r.code == 1, r
+    assert r.err_lines == [
+        f"error: {photos / 'gone.jpg'}: a broken link (what it points to, nothere.jpg, is missing)"
+    ]
+    assert [p.name for p in out.iterdir()] == ["a_sharp.png"]
+    r = run(capsys, "deblur", photos / "gone.jpg")
+    assert r.code == 1 and "a broken link" in r.err_lines[0], r
+
+
+@pytest.mark.parametrize("order", ["folder first", "file first"])
+def test_a_file_also_in_a_given_folder_does_not_depend_on_the_order(tiny_weights, tmp_path, capsys, order):
+    """A file named explicitly is always processed and goes below its folder in -o, in either order:
+    'in in/x_sharp.png' left x_sharp.png out, and 'in/sub/c.png in -r' put c's result flat into -o."""
+    photos, out = tmp_path / "in", tmp_path / "out"
+    save_image(photos / "a.png")
+    save_image(photos / "x_sharp.png")
+    save_image(photos / "sub" / "c.png")
+    named = [photos / "x_sharp.png", photos / "sub" / "c.png"]
+    args = [photos, *named] if order == "folder first" else [*named, photos]
+    r = run(capsys, "deblur", *args, "-r", "-o", out)
+    assert r.code == 0, r
+    got = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert got == ["a_sharp.png", "sub/c_sharp.png", "x_sharp_sharp.png"]
+
+
+def test_one_photo_named_twice_may_go_to_one_output_file(tiny_weights, tmp_path, capsys):
+    photo = save_image(tmp_path / "a.png")
+    r = run(capsys, "deblur", photo, photo, "-o", tmp_path / "x.png")
+    assert r.code == 0, r
+    assert (tmp_path / "x.png").is_file()
+
+
+def test_results_found_in_the_folder_are_redone_with_overwrite(tiny_weights, tmp_path, capsys):
+    """--suffix '' into a subfolder of the input: the second run's --overwrite failed on every photo,
+    saying its output was named as an input (it had only been found in the folder)."""
+    photos = tmp_path / "in"
+    save_image(photos / "a.png", seed=1)
+    clean = photos / "clean"
+    assert run(capsys, "deblur", photos, "-r", "-o", clean, "--suffix", "").code == 0
+    (clean / "a.png").write_bytes(b"stale")
+    r = run(capsys, "deblur", photos, "-r", "-o", clean, "--suffix", "", "--overwrite")
+    assert r.code == 0, r
+    assert "1 written" in r.out and "1 left out (blurvid's own results)" in r.out
+    assert read_photo(clean / "a.png").pixels.shape[:2] == (H, W)
+
+
+def test_same_output_hints_at_what_works(tiny_weights, tmp_path, capsys):
+    """The hint said 'choose another --suffix or --format', which cannot part two photos of one name."""
+    x, y, out = tmp_path / "x", tmp_path / "y", tmp_path / "out"
+    save_image(x / "s.png", seed=1)
+    save_image(y / "s.png", seed=2)
+    r = run(capsys, "deblur", x / "s.png", y / "s.png", "-o", out)
+    assert r.code == 1, r
+    assert r.err_lines == [
+        f"error: {y / 's.png'}: same output {out / 's_sharp.png'} as {x / 's.png'}; quote the pattern "
+        "(e.g. '*/*.png'), so that -o mirrors their folders, or give it a run of its own, with another -o"
+    ]
+    r = run(capsys, "deblur", f"{tmp_path}/*/*.png", "-o", tmp_path / "mirrored")  # what the hint says
+    assert r.code == 0, r
+    got = sorted(str(p.relative_to(tmp_path / "mirrored")) for p in (tmp_path / "mirrored").rglob("*.png"))
+    assert got == ["x/s_sharp.png", "y/s_sharp.png"]
+    r = run(capsys, "deblur", x, y, "-o", out)  # two folders: each mirrored into -o itself
+    assert r.code == 1 and r.err_lines[0].endswith("; give it a run of its own, with another -o"), r
+
+
+def test_outputs_that_differ_only_in_case_are_one_output(tiny_weights, tmp_path, capsys):
+    """B.JPG and B.mpo gave B_sharp.JPG and B_sharp.jpg: one file on macOS, Windows and memory cards."""
+    photos, out = tmp_path / "in", tmp_path / "out"
+    save_image(photos / "B.JPG", seed=1)
+    shutil.copy(save_image(tmp_path / "b.jpg", seed=2), photos / "B.mpo")
+    r = run(capsys, "deblur", photos, "-o", out)
+    assert r.code == 1, r
+    assert (
+        len(r.err_lines) == 1
+        and "same output" in r.err_lines[0]
+        and "give it a run of its own" in r.err_lines[0]
+    )
+    assert [p.name for p in out.iterdir()] == ["B_sharp.JPG"]
+
+
+def test_recursive_with_a_pattern_without_double_star_is_said(tiny_weights, tmp_path, capsys, monkeypatch):
+    save_image(tmp_path / "in" / "a.png")
+    save_image(tmp_path / "in" / "sub" / "c.png")
+    monkeypatch.chdir(tmp_path)
+    r = run(capsys, "deblur", "in/*.png", "-r", "-o", "out")
+    assert r.code == 0, r
+    assert r.err_lines == [
+        "warning: in/*.png: -r does not reach into subfolders through a pattern; write ** for that "
+        "(quoted: 'photos/**/*.jpg')"
+    ]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a_sharp.png"]
+
+
+def test_control_characters_in_names_do_not_reach_the_terminal(tiny_weights, tmp_path, capsys):
+    photos, out = tmp_path / "in", tmp_path / "out"
+    save_image(photos / "esc\x1b[31mred.png")
+    (photos / "new\nline.png").write_bytes(b"not a png")
+    r = run(capsys, "deblur", photos, "-o", out)
+    assert r.code == 1, r
+    assert "\x1b" not in r.out + r.err and "esc\\x1b[31mred_sharp.png" in r.out
+    assert r.err_lines == [  # a file's error is one line (PhotoError)
+        f"error: {photos}/new line.png: not an image file (unknown or unsupported format)"
+    ]
+
+
+def test_a_closed_stdout_does_not_turn_success_into_failure(tiny_weights, tmp_path):
+    """`blurvid deblur photos/ | head -1`: rich's broken-pipe handling exited 1 after every photo was written."""
+    photos, out = tmp_path / "in", tmp_path / "out"
+    for i in range(3):
+        save_image(photos / f"{i}.png", seed=i)
+    proc = subprocess.Popen(  # the tiny checkpoints: through the registry and cache the fixture names
+        [sys.executable, "-m", "blurvid", "deblur", str(photos), "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the summary is printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["0_sharp.png", "1_sharp.png", "2_sharp.png"]
+    assert "Traceback" not in err
