@@ -495,7 +495,7 @@ def _run_jobs(
     named = {job.src.resolve() for job in jobs if job.named}
     for job in jobs:
         try:
-            ready = _check_job(job, report, overwrite, results, named, claimed)
+            ready = _check_job(job, report, overwrite, results, named, claimed, label)
         except OSError as e:  # e.g. an output name longer than the file system allows
             report.fail(f"{job.src}: cannot write {job.dst}: {e.strerror or e}")
             continue
@@ -510,7 +510,13 @@ def _run_jobs(
 
 
 def _check_job(
-    job: Job, report: Report, overwrite: bool, results: set[Path], named: set[Path], claimed: dict[str, Job]
+    job: Job,
+    report: Report,
+    overwrite: bool,
+    results: set[Path],
+    named: set[Path],
+    claimed: dict[str, Job],
+    command: str,
 ) -> bool:
     """Whether ``job`` is to run; if not, it is recorded in ``report`` (left out, skipped or failed)."""
     assert job.dst is not None
@@ -520,7 +526,8 @@ def _check_job(
     # case folded: on the file systems of macOS, Windows and memory cards x_sharp.JPG is x_sharp.jpg
     first = claimed.setdefault(str(job.dst.resolve()).casefold(), job)
     if _same(job.src, job.dst) or _inside(job.src, job.dst):  # the latter: a folder of frames replaced
-        report.fail(f"{job.src}: the output would overwrite the input; choose another -o or --suffix")
+        choose = "-o or --suffix" if command == "deblur" else "-o"  # animate names its results itself
+        report.fail(f"{job.src}: the output would overwrite the input; choose another {choose}")
     elif first is not job:
         flat = not (job.expanded or first.expanded) and not _same(job.src.parent, first.src.parent)
         hint = "give it a run of its own, with another -o"

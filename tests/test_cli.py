@@ -1328,3 +1328,14 @@ def test_a_closed_stdout_does_not_turn_success_into_failure(tiny_weights, tmp_pa
     assert proc.wait(timeout=120) == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["0_sharp.png", "1_sharp.png", "2_sharp.png"]
     assert "Traceback" not in err
+
+
+def test_animate_over_its_input_hints_only_at_its_own_options(tiny_weights, tmp_path, capsys):
+    """The hint named --suffix, which animate does not have."""
+    clip = tmp_path / "x.gif"
+    Image.open(save_image(tmp_path / "x.png")).save(clip)
+    before = clip.read_bytes()
+    r = run(capsys, "animate", clip, "-o", clip, "--frames", "3")
+    assert r.code == 1, r
+    assert r.err_lines == [f"error: {clip}: the output would overwrite the input; choose another -o"]
+    assert clip.read_bytes() == before
