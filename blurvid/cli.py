@@ -541,7 +541,7 @@ def _check_job(
     elif job.dst.resolve() in named:
         report.fail(
             f"{job.src}: its output {job.dst} is named as an input; not overwriting it (to redo results, "
-            "give the folder or quote the pattern: blurvid deblur '*.jpg' --overwrite)"
+            f"give the folder or quote the pattern: blurvid {command} '*.jpg' --overwrite)"
         )
     elif (why := unwritable(job.dst)) is not None:  # say so now, not after minutes of work
         report.fail(f"{job.src}: cannot write {job.dst}: {why}")
@@ -831,7 +831,16 @@ def animate(
     shake_size: ShakeSizeOpt = None,
 ) -> None:
     """Make a short video of the motion that happened while the shutter was open."""
-    from .io import PhotoError, file_warnings, is_frame_folder, read_photo, to_uint8, video_kind, write_video
+    from .io import (
+        PhotoError,
+        check_video_size,
+        file_warnings,
+        is_frame_folder,
+        read_photo,
+        to_uint8,
+        video_kind,
+        write_video,
+    )
 
     asked = fmt.lower().lstrip(".") if fmt else None
     fmt = asked or "gif"
@@ -853,8 +862,8 @@ def animate(
             return asked in (None, "frames") and (is_frame_folder(o) or _empty_folder(o))
         try:
             kind = video_kind(o)
-        except PhotoError as e:
-            raise UserError(str(e)) from None
+        except PhotoError:  # no video suffix (`-o run.v2`): a new folder (a typo is refused before this)
+            return False
         return asked in (None, kind)  # `-o new --format mp4`: a folder new/ for <name>_motion.mp4
 
     plan_outputs(
@@ -875,9 +884,16 @@ def animate(
         from . import pipeline
 
         photo = read_photo(job.src)
-        icc = photo.icc_profile
-        pixels = pipeline.fit_image(photo.pixels, size)
+        icc, pixels = photo.icc_profile, photo.pixels
+        if photo.alpha is not None:  # what lies under transparent pixels is arbitrary (often a loud colour)
+            logging.getLogger("blurvid").warning(
+                "%s: transparency is flattened onto white (the videos hold no alpha)", job.src
+            )
+            pixels = pixels * photo.alpha[:, :, None] + (1 - photo.alpha[:, :, None])
+        pixels = pipeline.fit_image(pixels, size)
         del photo  # with --size, only the fitted copy is used: the full-size photo goes now
+        h, w = pixels.shape[:2]
+        check_video_size(job.dst, h, 2 * w if side_by_side else w)  # before minutes of work
         left = to_uint8(pixels) if side_by_side else None
         # 8-bit as they are made: every video format stores 8 bits, 9 float frames of a 24 MP photo are
         # 2.6 GB, and a frame made band by band as uint8 never exists as floats at full size

@@ -342,6 +342,25 @@ def photo_format(path: str | os.PathLike[str]) -> str | None:
     return _WRITE_FORMATS.get(Path(path).suffix.lower())
 
 
+# the largest side each video format takes: libwebp's limit; libx264's (after padding to even); GIF's
+VIDEO_MAX_SIDE = {"webp": 16383, "mp4": 16384, "gif": 65535}
+
+
+def check_video_size(path: str | os.PathLike[str], height: int, width: int) -> None:
+    """Raise PhotoError when the video :func:`video_kind` names at ``path`` cannot hold ``height`` x
+    ``width`` frames (a WebP side over 16,383 px, an MP4 side over 16,384 after padding to even);
+    cheap, so that a command can check before it makes the frames."""
+    kind = video_kind(path)
+    limit = VIDEO_MAX_SIDE.get(kind)
+    side = max(height + height % 2, width + width % 2) if kind == "mp4" else max(height, width)
+    if limit is not None and side > limit:
+        raise PhotoError(
+            path,
+            f"a{'n' if kind == 'mp4' else ''} {kind.upper() if kind != 'webp' else 'WebP'} holds at most "
+            f"{limit} px a side, these frames are {width} x {height}; use a smaller --size or another format",
+        )
+
+
 def video_kind(path: str | os.PathLike[str]) -> str:
     """Which kind of video :func:`write_video` makes at ``path``: 'gif', 'mp4', 'webp' or 'frames'.
 
@@ -1709,6 +1728,7 @@ def write_video(
             raise ValueError(f"frames must be (H, W, 3) arrays of one size; got {np.shape(frame)} vs {shape}")
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be positive, got {fps}")
+    check_video_size(p, shape[0], shape[1])
     for frame in clips:  # 16-bit or integer frames would all read as white (>= 1 after clipping)
         dtype = np.asarray(frame).dtype
         if dtype != np.uint8 and dtype.kind != "f":
@@ -1854,8 +1874,11 @@ def _encode_mp4(target: Path, tmp: Path, frames: Sequence[np.ndarray], fps: floa
         if code != 0:
             errors.seek(0)
             text = errors.read().decode("utf-8", "replace").strip().splitlines()
-            last = text[-1] if text else f"exit status {code}"
-            raise PhotoError(target, f"ffmpeg could not encode the MP4 ({last})")
+            # the first line that names a problem is its cause; the last is often only "nothing was written"
+            cause = next(
+                (t for t in text if re.search(r"error|invalid|failed", t, re.I)), text[-1] if text else ""
+            )
+            raise PhotoError(target, f"ffmpeg could not encode the MP4 ({cause or f'exit status {code}'})")
 
 
 def is_frame_file(path: str | os.PathLike[str]) -> bool:

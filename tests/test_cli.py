@@ -613,6 +613,51 @@ def test_animate_unknown_video_suffix_is_exit_2(tiny_weights, tmp_path, capsys, 
     r.assert_no_traceback()
 
 
+@pytest.mark.parametrize("name", ["run.v2", "2024.06.01"])
+def test_animate_into_a_new_folder_with_a_dot_in_its_name(tiny_weights, tmp_path, capsys, photo, name):
+    """`-o run.v2` was refused as an unknown video format, though only 2-4 letter suffixes are typos."""
+    r = run(capsys, "animate", photo, "-n", 3, "-o", tmp_path / name, "--format", "mp4")
+    assert r.code == 0, r
+    assert [p.name for p in (tmp_path / name).iterdir()] == ["photo_motion.mp4"]
+
+
+def test_animate_flattens_transparency_onto_white(tiny_weights, tmp_path, capsys):
+    """Transparent pixels came out as whatever colour was stored under them (green here)."""
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[..., 1] = 255  # hidden green
+    rgba[8:24, 8:24] = (200, 30, 30, 255)
+    src = tmp_path / "logo.png"
+    Image.fromarray(rgba).save(src)
+    r = run(capsys, "animate", src, "-n", 3, "-o", tmp_path / "f")
+    assert r.code == 0, r
+    assert r.err_lines == [f"warning: {src}: transparency is flattened onto white (the videos hold no alpha)"]
+    frame = np.asarray(Image.open(tmp_path / "f" / "frame_0002.png")).astype(int)
+    assert (np.abs(frame[-4:, -4:] - 255) <= 8).all()  # a transparent corner: white, not green
+    assert frame[16, 16, 0] > 150 and frame[16, 16, 1] < 90
+
+
+@pytest.mark.parametrize(("suffix", "w", "limit"), [(".webp", 16384, 16383), (".mp4", 16385, 16384)])
+def test_animate_refuses_too_wide_videos_before_the_work(
+    tiny_weights, tmp_path, capsys, monkeypatch, suffix, w, limit
+):
+    """A 17,000 px WebP failed with 'WebPEncodingError: 5' after all the frames were made; an MP4 one
+    with ffmpeg's last line, not its cause."""
+    src = save_image(tmp_path / "pano.png", h=4, w=w)
+
+    class NoWork:
+        def frames(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            pytest.fail("the frames were made")
+
+    monkeypatch.setattr(cli, "_runtime", lambda *a, **k: NoWork())
+    r = run(capsys, "animate", src, "--size", 0, "-n", 3, "-o", tmp_path / f"pano{suffix}")
+    assert r.code == 1, r
+    kind = "WebP" if suffix == ".webp" else "an MP4"
+    assert r.err_lines == [
+        f"error: {tmp_path / f'pano{suffix}'}: {'a ' if suffix == '.webp' else ''}{kind} holds at most {limit} px "
+        f"a side, these frames are {w} x 4; use a smaller --size or another format"
+    ]
+
+
 # ============================================================================ set-up problems, misc
 
 

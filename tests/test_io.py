@@ -1640,3 +1640,13 @@ def test_an_interrupt_just_after_the_temporary_is_made_leaves_nothing(
             bio.write_video(tmp_path / "frames", [np.zeros((4, 6, 3), np.float32)] * 2)
     monkeypatch.undo()
     assert calls and sorted(tmp_path.iterdir()) == []
+
+
+def test_an_ffmpeg_failure_names_its_cause_not_its_last_line(tmp_path: Path) -> None:
+    """The message quoted ffmpeg's last line ('Nothing was written into output file...'), not libx264's reason."""
+    frames = [np.zeros((2, 16386, 3), np.uint8)] * 2  # past libx264's limit; write_video refuses it earlier
+    with pytest.raises(bio.PhotoError, match=r"invalid width x height \(16386x2\)"):
+        bio._encode_mp4(tmp_path / "x.mp4", tmp_path / "x.tmp.mp4", frames, 12.0, 90)
+    with pytest.raises(bio.PhotoError, match="an MP4 holds at most 16384 px a side"):
+        bio.write_video(tmp_path / "x.mp4", frames)
+    assert list(tmp_path.iterdir()) == []
