@@ -29,6 +29,7 @@ directory of the same name would shadow this module.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -228,13 +229,21 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("blurvid")) / "weights"
 
 
+# a Hub repo id: a namespace and a name of letters, digits, '-', '_' and '.', at most 96 characters each
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
+
+
 def hub_repo_id(override: str | None = None) -> str:
     """The Hugging Face Hub repo to download checkpoints from: ``override`` if given, else env
-    ``BLURVID_HF_REPO`` if set and non-empty, else :data:`DEFAULT_HF_REPO`."""
-    if override:
-        return override
-    env = os.environ.get(ENV_HF_REPO, "").strip()
-    return env or DEFAULT_HF_REPO
+    ``BLURVID_HF_REPO`` if set and non-empty, else :data:`DEFAULT_HF_REPO`; surrounding spaces are
+    dropped. Raises WeightsError for text that is no repo id (``owner/name``; a URL, say)."""
+    repo = (override or "").strip() or os.environ.get(ENV_HF_REPO, "").strip() or DEFAULT_HF_REPO
+    if not _REPO_ID.fullmatch(repo):
+        raise WeightsError(
+            f"{repo!r} is not a Hugging Face Hub repo id (owner/name, e.g. {DEFAULT_HF_REPO}); "
+            f"check --repo / {ENV_HF_REPO}"
+        )
+    return repo
 
 
 def hub_offline() -> bool:
@@ -614,14 +623,46 @@ def _hub_unreachable() -> str | None:
         return known[0]
     proxies = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
     host = urlsplit(endpoint).hostname
-    if host is None or any(os.environ.get(k) for k in proxies):
+    if host is None:
         return None
-    try:
-        socket.getaddrinfo(host, None)
-    except OSError:
-        reason = f"the hub could not be reached ({host} does not resolve: no network connection?)"
+    reason = None
+    if not any(os.environ.get(k) for k in proxies):
+        try:
+            socket.getaddrinfo(host, None)
+        except OSError:
+            reason = f"the hub could not be reached ({host} does not resolve: no network connection?)"
+    if reason is None:
+        reason = _probe_hub(endpoint)
+    if reason is not None:
         _UNREACHABLE[endpoint] = (reason, time.monotonic())
-        return reason
+    return reason
+
+
+HUB_PROBE_S = 8.0  # a hub (or proxy) that does not answer a HEAD request within this is given up
+
+
+def _probe_hub(endpoint: str) -> str | None:
+    """Why the hub at ``endpoint`` does not answer, or None when it answers anything (an HTTP error
+    too). Where a firewall drops the traffic or a proxy is dead but names resolve, the hub library's
+    retries under long timeouts kept a command silent for 6.5 minutes per checkpoint; this asks once,
+    through the same proxies, and waits :data:`HUB_PROBE_S` at most for each step."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=HUB_PROBE_S).close()
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except (urllib.error.URLError, OSError) as e:
+        why = e.reason if isinstance(e, urllib.error.URLError) else e
+        if isinstance(why, (TimeoutError, socket.timeout)):
+            return f"the hub could not be reached (no answer within {HUB_PROBE_S:g} s)"
+        if isinstance(why, (ConnectionRefusedError, socket.gaierror)) or getattr(why, "errno", None) in (
+            errno.ENETUNREACH,
+            errno.EHOSTUNREACH,
+        ):
+            return f"the hub could not be reached ({_one_line(why, 120)})"
+        return None  # another failure (TLS, say): the hub library's own message says more
     return None
 
 
@@ -672,7 +713,12 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
             raise WeightsError(
                 f"checkpoint '{spec.name}': the hub download of {spec.file} from '{repo}' produced no file"
             )
-        got = sha256_file(got_path)
+        try:
+            got = sha256_file(got_path)
+        except OSError as e:
+            raise WeightsError(
+                f"checkpoint '{spec.name}': cannot read the download: {_one_line(e)}"
+            ) from None
         if got != spec.sha256:
             raise WeightsError(
                 f"checkpoint '{spec.name}': {spec.file} downloaded from hub repo '{repo}' does not match the "
@@ -680,7 +726,12 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
                 f"(check {ENV_HF_REPO} / the registry entry)"
             )
         final = dest_dir / spec.file
-        os.replace(got_path, final)  # the staging folder is inside the cache: an atomic rename
+        try:
+            os.replace(got_path, final)  # the staging folder is inside the cache: an atomic rename
+        except OSError as e:  # a folder of that name, a file another process holds open (Windows)
+            raise WeightsError(
+                f"checkpoint '{spec.name}': cannot put it at {final}: {_one_line(e)}"
+            ) from None
         return final
     finally:
         hub_log.setLevel(hub_level)

@@ -1384,3 +1384,15 @@ def test_animate_over_its_input_hints_only_at_its_own_options(tiny_weights, tmp_
     assert r.code == 1, r
     assert r.err_lines == [f"error: {clip}: the output would overwrite the input; choose another -o"]
     assert clip.read_bytes() == before
+
+
+def test_a_bad_training_checkpoint_is_one_short_line(tmp_path, capsys):
+    """eval --run on a training checkpoint without weights printed torch's list of ~100 missing keys."""
+    import torch
+
+    bad = tmp_path / "last.pt"
+    torch.save({"config": {}, "model": {}, "iteration": 3}, bad)
+    r = run(capsys, "eval", "deblur", "--synth", tmp_path, "--count", 1, "--size", 64, "--run", bad)
+    assert r.code == 2, r
+    assert len(r.err_lines) == 1 and len(r.err_lines[0]) < len(str(bad)) + 420, r.err_lines
+    assert r.err_lines[0].startswith(f"error: {bad}: not a usable blurvid training checkpoint"), r.err_lines

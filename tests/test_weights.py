@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 import time
 from pathlib import Path
@@ -31,6 +32,9 @@ def _state_dict() -> dict[str, torch.Tensor]:
 PROXIES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
+_REAL_PROBE = W._probe_hub
+
+
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """Isolated package dir, cache dir and hub; no env leaks from the host."""
@@ -45,6 +49,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty Hugging Face cache
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # resolves without a network; never contacted
     monkeypatch.setattr(W, "_UNREACHABLE", {})
+    monkeypatch.setattr(W, "_probe_hub", lambda endpoint: None)  # the fake hubs below do not listen
     monkeypatch.setattr(W, "package_weights_dir", lambda: pkg)
     return {"pkg": pkg, "cache": cache, "hub": hub, "tmp": tmp_path}
 
@@ -566,6 +571,36 @@ def test_a_hub_that_cannot_be_reached_is_tried_once(env, monkeypatch, fake_hub):
     assert len(fake_hub) == 1 and lookups == ["127.0.0.1"]
 
 
+def test_a_hub_that_never_answers_is_given_up_in_seconds(env, monkeypatch):
+    """A firewall that drops traffic (names still resolve) kept `blurvid download` silent for 6.5 minutes
+    per checkpoint in the hub library's retries."""
+    import socket
+    import time
+
+    import huggingface_hub
+
+    monkeypatch.setattr(W, "_probe_hub", _REAL_PROBE)
+    monkeypatch.setattr(W, "HUB_PROBE_S", 0.5)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: pytest.fail("the hub was asked"))
+    _, spec = _make(env["tmp"])
+    silent = socket.socket()  # listens (the kernel completes the connection) but never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    refusing = socket.socket()
+    refusing.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    try:
+        for sock, why in ((silent, r"no answer within 0\.5 s"), (refusing, "Connection refused")):
+            monkeypatch.setattr(W, "_UNREACHABLE", {})
+            monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{sock.getsockname()[1]}")
+            start = time.monotonic()
+            with pytest.raises(WeightsError, match=f"the hub could not be reached \\(.*{why}"):
+                W.resolve(spec)
+            assert time.monotonic() - start < 5
+    finally:
+        silent.close()
+        refusing.close()
+
+
 def test_a_connection_failure_is_not_retried_for_the_next_checkpoint(env, monkeypatch):
     import huggingface_hub
 
@@ -675,3 +710,28 @@ def test_saved_checkpoints_get_the_umask_s_permissions(tmp_path):
     finally:
         os.umask(old)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.safetensors"]  # no temporary file left
+
+
+def test_a_download_that_cannot_be_put_in_place_is_one_line(env, fake_hub):
+    """A folder with the checkpoint's name in the cache: os.replace raised IsADirectoryError (a traceback)."""
+    src, spec = _make(env["tmp"])
+    _put_on_hub(env, W.DEFAULT_HF_REPO, src)
+    (env["cache"] / spec.file / "sub").mkdir(parents=True)
+    with pytest.raises(
+        WeightsError, match=rf"checkpoint 'dm-test': cannot put it at {env['cache'] / spec.file}: "
+    ):
+        W.resolve(spec)
+    assert sorted(p.name for p in env["cache"].iterdir()) == [spec.file]  # no staging folder left
+
+
+@pytest.mark.parametrize("bad", ["https://huggingface.co/me/w", "bad repo!!", "me", "me/w/x"])
+def test_a_repo_id_is_checked_and_trimmed(env, monkeypatch, bad):
+    """A URL or a typo reached the hub library (its validation text under a 'downloading' line), and
+    `BLURVID_HF_REPO=" me/w "` was not trimmed when it came in through the --repo option's envvar."""
+    assert W.hub_repo_id(" me/w ") == "me/w"
+    monkeypatch.setenv("BLURVID_HF_REPO", " me/w.v2 ")
+    assert W.hub_repo_id() == "me/w.v2"
+    with pytest.raises(
+        WeightsError, match=rf"^'{re.escape(bad)}' is not a Hugging Face Hub repo id \(owner/name"
+    ):
+        W.hub_repo_id(bad)

@@ -59,7 +59,9 @@ def _load_run(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
         )
         task.net.load_state_dict(ckpt[kind])
     except Exception as e:
-        raise ValueError(f"{path}: not a usable blurvid training checkpoint ({type(e).__name__}: {e})") from e
+        raise ValueError(
+            f"{path}: not a usable blurvid training checkpoint ({type(e).__name__}: {weights._one_line(e)})"
+        ) from e
     state, configs, arch = exportable_state(task, task.net)
     train = {"iteration": int(ckpt["iteration"]), "weights": "average" if kind == "ema" else "raw"}
     return state, {"config": configs, "arch": arch, "train": train}
