@@ -1784,6 +1784,10 @@ def _durations(count: int, fps: float, step: int, minimum: int) -> list[int]:
 # 16-40, and files 24-40 % smaller.
 _BAYER = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]], np.float32) / 16 - 15 / 32
 _DITHER_AMPLITUDE = 6.0
+# Pillow maps a colour to a palette entry through a lookup at 6 bits per channel: 4k..4k+3 all look up
+# as 4k, which darkened every GIF by ~1.5 levels (0-255). Adding half a cell centres the lookup
+# (session 27, benchmarks/gif_palette.py: bias -1.4 -> ~0, mean |error| lower on every example).
+_PALETTE_CELL_CENTRE = 1.5
 GIF_MAX_FPS = 50.0  # GIF frame delays below 20 ms are shown as 100 ms by browsers
 # animated WebP frames last whole milliseconds, and players that copy Chrome show 10 ms or less as 100 ms
 WEBP_MIN_FRAME_MS = 11
@@ -1799,7 +1803,10 @@ def _encode_gif(tmp: Path, frames: Sequence[np.ndarray], fps: float, loop: bool)
     palette = Image.fromarray(sample).quantize(
         colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
     )
-    pattern = np.tile(_BAYER * _DITHER_AMPLITUDE, (height // 4 + 1, width // 4 + 1))[:height, :width, None]
+    pattern = (
+        _PALETTE_CELL_CENTRE
+        + np.tile(_BAYER * _DITHER_AMPLITUDE, (height // 4 + 1, width // 4 + 1))[:height, :width, None]
+    )
     images = []
     for f in frames8:
         dithered = np.clip(np.rint(f.astype(np.float32) + pattern), 0, 255).astype(np.uint8)
