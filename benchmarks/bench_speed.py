@@ -8,8 +8,10 @@
     python benchmarks/bench_speed.py --tasks shake shake-f64     # its first kernel estimate in float64
     python benchmarks/bench_speed.py --tasks shake shake-unjudged  # the cost of the DM's check for blur
 
-Each case runs in a fresh subprocess so its peak RSS is its own. Times are the median of --repeat runs
-after one warm-up. "efficiency" = the DM's FLOPs per image / its time, divided by the machine's dense
+Each case runs in a fresh subprocess so its peak RSS is its own (read before the 720p rows' fp32
+reference pass; until session 27 it was read after it, which inflated the 720p rows' peak). Times are
+the median of --repeat runs after one warm-up (two on CUDA) at 720p; larger sizes run once after the
+warm-up. "efficiency" = the DM's FLOPs per image / its time, divided by the machine's dense
 fp32 matmul FLOP/s (torch.mm of 4096^2 matrices) measured in the same run — the number that does not
 depend on how fast this particular machine is. Uses the installed checkpoints when present, otherwise the
 default architectures with random weights (speed does not depend on weight values; --random forces it).
@@ -173,6 +175,7 @@ def run_case(
     }
     if cuda:
         res["peak_cuda_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
+    res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the timed runs'
     if size == "720p":  # the reference: fp32, one untiled pass, on the same device
         ref = make(torch.float32, tile=4096)()
         o, r = (np.stack(out), np.stack(ref)) if task == "animate" else (out, ref)
@@ -180,7 +183,6 @@ def run_case(
         res["mean_abs_diff_vs_fp32_untiled"] = float(np.abs(o - r).mean())
         if task == "deblur":
             res["dm_gflops"] = dm_flops(dm.float().cpu(), h, w) / 1e9
-    res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return res
 
 
@@ -200,7 +202,7 @@ def main() -> None:
         choices=["deblur", "animate", "shake", "shake-scaled", "shake-f64", "shake-unjudged"],
     )
     ap.add_argument("--precision", default="auto")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs at 720p (larger sizes: one)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu | cuda (GPU rows add peak CUDA memory)")
     ap.add_argument("--random", action="store_true", help="random weights even if checkpoints are installed")

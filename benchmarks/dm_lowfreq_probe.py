@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from blurvid import pipeline
-from blurvid.evaluate import _gaussian, deblur_sets, eval_synth_config
-from blurvid.metrics import aligned_psnr, psnr
+from blurvid.evaluate import deblur_sets, eval_synth_config
+from blurvid.metrics import aligned_psnr, gaussian_blur, psnr
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
         for p in pairs:
             x, t = p.blurred[None], p.sharp[None]
             y = dm.tensor(x)
-            outs = {"dm": y} | {f"sigma_{s:g}": (y + _gaussian(x - y, s)).clamp(0, 1) for s in a.sigmas}
+            outs = {"dm": y} | {f"sigma_{s:g}": (y + gaussian_blur(x - y, s)).clamp(0, 1) for s in a.sigmas}
             grey = torch.equal(x[:, 0], x[:, 1])
             for key, o in outs.items():
                 o, tt = (o.mean(1, keepdim=True), t[:, :1]) if grey else (o, t)

@@ -75,6 +75,10 @@ def score(frames: list[np.ndarray], data: bytes) -> dict:
     decoded = [
         np.asarray(f.convert("RGB")).astype(int) for f in ImageSequence.Iterator(Image.open(io.BytesIO(data)))
     ]
+    if len(decoded) != len(frames):  # identical consecutive frames were merged (tiny or still clips)
+        raise SystemExit(
+            f"the GIF holds {len(decoded)} of {len(frames)} frames (merged); use a larger --size"
+        )
     signed = np.stack([d - f.astype(int) for d, f in zip(decoded, frames, strict=True)])
     err = np.abs(signed)
     seen = np.mean([np.abs(_box3(d) - _box3(f)).mean() for d, f in zip(decoded, frames, strict=True)])

@@ -102,10 +102,18 @@ def main() -> None:
     ap.add_argument("--data", action="append", default=None, help="overrides the config's photo folders")
     ap.add_argument("--clips", action="append", default=None, help="overrides the config's clip folders")
     ap.add_argument(
-        "--workers", type=int, nargs="*", default=None, help="loader worker counts to time (none: skip)"
+        "--workers",
+        type=int,
+        nargs="*",
+        default=None,
+        help="loader worker counts to time (not given: the config's; given with no value: skip)",
     )
     ap.add_argument(
-        "--batch", type=int, nargs="*", default=None, help="batch sizes to time the step at (none: skip)"
+        "--batch",
+        type=int,
+        nargs="*",
+        default=None,
+        help="batch sizes to time the step at (not given: the config's; given with no value: skip)",
     )
     ap.add_argument("--compile", action="store_true", help="also time the step through torch.compile")
     ap.add_argument(
