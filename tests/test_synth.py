@@ -401,3 +401,27 @@ def test_the_decode_cache_keeps_the_most_recent_images_within_its_budget():
     cache.get(1, image(1))  # dropped: decoded again
     cache.get(0, image(0))  # kept
     assert loads == [0, 1, 2, 3, 1]
+
+
+def test_training_photos_are_read_as_blurvid_reads_photos(tmp_path):
+    """load_rgb used Pillow's convert('RGB'): a 16-bit grey photo came out 99.6 % white, and EXIF
+    orientation was ignored (training and evaluation decoded one file two ways)."""
+    import numpy as np
+    from PIL import Image
+
+    from blurvid.data.datasets import load_rgb
+
+    ramp = np.tile(np.linspace(0, 65535, 40).astype(np.uint16), (24, 1))  # (24, 40), 0 .. 65535
+    Image.fromarray(ramp).save(tmp_path / "grey16.png")
+    got = load_rgb(tmp_path / "grey16.png")
+    assert got.shape == (3, 24, 40) and got.dtype == torch.uint8
+    assert torch.equal(got[0], got[2]) and got[0, 0].tolist() == np.rint(ramp[0] / 257).astype(int).tolist()
+
+    wide = np.zeros((20, 30, 3), np.uint8)
+    wide[:, :10] = 255  # white on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: tall, white at the top
+    Image.fromarray(wide).save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    got = load_rgb(tmp_path / "turned.jpg")
+    assert got.shape == (3, 30, 20)
+    assert got[:, :8].float().mean() > 240 and got[:, 12:].float().mean() < 15

@@ -70,15 +70,16 @@ def _check_header(path: Path) -> None:
 
 
 def load_rgb(path: Path) -> torch.Tensor:
-    """Decode an 8-bit RGB image as a ``(3, H, W)`` uint8 tensor (greyscale is replicated)."""
-    from PIL import Image
+    """Decode an image as a ``(3, H, W)`` uint8 tensor, read as blurvid reads photos
+    (:func:`blurvid.io.read_photo`): EXIF orientation applied, greyscale replicated, alpha dropped,
+    16 bits rounded to 8 (Pillow's own conversion turned a 16-bit grey photo almost all white)."""
+    from ..io import PhotoError, read_photo, to_uint8
 
     try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB")).copy()
-    except (OSError, Image.DecompressionBombError) as e:  # truncated or corrupt data its header did not show
-        raise ValueError(f"{path}: cannot decode ({e}); remove it from the training data") from None
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+        pixels = read_photo(path).pixels
+    except PhotoError as e:  # truncated or corrupt data its header did not show, a decompression bomb
+        raise ValueError(f"{path}: cannot decode ({e.reason}); remove it from the training data") from None
+    return torch.from_numpy(to_uint8(pixels)).permute(2, 0, 1).contiguous()
 
 
 class DecodeCache:
