@@ -84,6 +84,20 @@ def test_deblur_writes_sharp_photo_beside_the_input(tiny_weights, tmp_path, caps
     r.assert_no_traceback()
 
 
+def test_deblur_writes_what_the_network_makes(tiny_weights, tmp_path, capsys):
+    """No test looked at the pixels the CLI writes: writing the input back unchanged passed them all."""
+    import torch
+
+    photo = save_image(tmp_path / "photo.png")
+    r = run(capsys, "deblur", photo, "--precision", "fp32")
+    assert r.code == 0, r
+    got = np.asarray(Image.open(tmp_path / "photo_sharp.png")).astype(int)
+    pixels = read_photo(photo).pixels
+    want = blurvid.io.to_uint8(pipeline.Deblurrer(pipeline.load_model("dm"), torch.device("cpu"))(pixels))
+    assert np.abs(got - want).max() <= 1
+    assert np.abs(got - blurvid.io.to_uint8(pixels)).mean() > 1  # it did change the photo
+
+
 def test_deblur_to_a_single_output_file(tiny_weights, tmp_path, capsys):
     photo = save_image(tmp_path / "photo.jpg")
     out = tmp_path / "result" / "out.png"  # the missing folder is created
