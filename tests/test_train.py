@@ -3,6 +3,7 @@
 import json
 import math
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -1104,3 +1105,17 @@ def test_order_invariant_flow_supervision_takes_one_order_per_video():
     scrambled[:, 1, 0], scrambled[:, 3, 0] = 4.0, -4.0
     assert sup(truth) == 0.0 and sup(truth.flip(1)) == 0.0
     assert sup(scrambled) > 1.0
+
+
+def test_clips_that_would_never_be_drawn_are_warned_about(photos, clip, tmp_path):
+    """The CLI sets clip_p 0.5 when clips come beside photos; from Python clip_p stayed 0 in silence."""
+    from blurvid.train.loop import build_dataset, synth_config
+
+    five = {**SYNTH, "frames": 5}
+    cfg = _cfg("deblur", tmp_path, photos, clips=[str(clip)], synth=five)
+    with pytest.warns(UserWarning, match="the clips are never drawn: clip_p is 0"):
+        build_dataset(cfg, synth_config(cfg))
+    cfg = _cfg("deblur", tmp_path, photos, clips=[str(clip)], clip_p=0.5, synth=five)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_dataset(cfg, synth_config(cfg))

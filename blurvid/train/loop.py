@@ -23,6 +23,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -84,6 +85,10 @@ def build_dataset(cfg: TrainConfig, scfg: SynthConfig) -> torch.utils.data.Datas
         raise ValueError("no training data: give --data photo folders and/or --clips frame folders")
     if photos is None:
         return clips
+    if clips is not None and cfg.clip_p <= 0:  # `blurvid train` sets 0.5 here; a config from Python may not
+        warnings.warn(
+            "the clips are never drawn: clip_p is 0 beside photo data (set clip_p, e.g. 0.5)", UserWarning, 2
+        )
     return MixedDataset(photos, clips, cfg.clip_p if clips is not None else 0.0, seed=cfg.seed)
 
 
