@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import sys
-import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterable
@@ -1047,25 +1046,15 @@ def _raise_stopped(signum: int, frame: object) -> None:
     raise _Stopped(signum)
 
 
-def _stop_signals() -> list[int]:
-    """The signals main() turns into :class:`_Stopped` (handlers can be set in the main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        return []
-    names = ("SIGINT", "SIGTERM", "SIGHUP")
-    # an ignored signal stays ignored: `nohup blurvid ...` must outlive the terminal it was started in
-    return [
-        s for n in names if hasattr(signal, n) and signal.getsignal(s := getattr(signal, n)) != signal.SIG_IGN
-    ]
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning user errors (and missing, corrupt or foreign checkpoint
     files) into one line and exit code 2; Ctrl-C, SIGTERM and SIGHUP stop it with one line, nothing
     half-written left behind, and exit code 128 + the signal number (130 for Ctrl-C)."""
-    from .weights import WeightsError  # stdlib-only module: cheap at start-up
+    from .stopping import catchable_stop_signals  # stdlib-only modules: cheap at start-up
+    from .weights import WeightsError
 
     _register_subcommands()
-    previous = {s: signal.signal(s, _raise_stopped) for s in _stop_signals()}
+    previous = {s: signal.signal(s, _raise_stopped) for s in catchable_stop_signals()}
     logger, handler = logging.getLogger("blurvid"), _LogLines()
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from blurvid.stopping import catchable_stop_signals
 from blurvid.train.config import TrainConfig
 from blurvid.train.loop import train
 
@@ -886,7 +887,6 @@ def test_a_closed_terminal_saves_the_run_like_ctrl_c_unless_nohup_ignores_it(pho
     its last periodic checkpoint; under nohup (SIGHUP ignored) the run must go on."""
     import signal
 
-    from blurvid import cli
     from blurvid.train import loop
 
     installed: list[int] = []
@@ -912,7 +912,7 @@ def test_a_closed_terminal_saves_the_run_like_ctrl_c_unless_nohup_ignores_it(pho
         installed.clear()
         (tmp_path / "run").rename(tmp_path / "run1")
         assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 128 + signal.SIGHUP
-        assert signal.SIGHUP not in installed and signal.SIGHUP not in cli._stop_signals()
+        assert signal.SIGHUP not in installed and signal.SIGHUP not in catchable_stop_signals()
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
     finally:
         real_signal(signal.SIGHUP, previous)
@@ -1119,3 +1119,23 @@ def test_clips_that_would_never_be_drawn_are_warned_about(photos, clip, tmp_path
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         build_dataset(cfg, synth_config(cfg))
+
+
+def test_training_runs_in_another_thread(photos, tmp_path):
+    """train() set signal handlers from any thread: in a notebook's or a service's worker thread it
+    raised ValueError (after writing config.json and opening metrics.jsonl)."""
+    import threading
+
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            outcome["logs"] = train(_cfg("deblur", tmp_path / "run", photos, iters=2))
+        except BaseException as e:  # reported to the test's thread
+            outcome["error"] = e
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(timeout=300)
+    assert "error" not in outcome, outcome.get("error")
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["iteration"] == 2

@@ -36,6 +36,7 @@ from ..data.datasets import ClipDataset, MixedDataset, PhotoSynthDataset, collat
 from ..data.synth import SynthConfig
 from ..models.deblur import DMConfig
 from ..pipeline import select_device
+from ..stopping import catchable_stop_signals, stop_signals
 from .config import TrainConfig
 from .tasks import Task, make_task
 
@@ -293,15 +294,10 @@ class WeightAverage:
 
 
 # Ctrl-C, `kill`, and a closed terminal or dropped ssh session: each stops a run after its step, saved
-_STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-
-
 def _worker_init(_: int) -> None:
     """Data workers: one thread each, and leave the stop signals to the main process (which checkpoints)."""
     torch.set_num_threads(1)
-    for s in _STOP_SIGNALS:
+    for s in stop_signals():
         signal.signal(s, signal.SIG_IGN)
 
 
@@ -651,10 +647,10 @@ def train(
         (out / "config.json").write_text(cfg.to_json())
     stop = _Stop()
     batches: Iterator | None = None
-    run.metrics = (out / "metrics.jsonl").open("a") if main else None
-    # an ignored signal stays ignored (`nohup blurvid train ...` outlives its terminal)
-    old_handlers = {s: signal.signal(s, stop) for s in _STOP_SIGNALS if signal.getsignal(s) != signal.SIG_IGN}
+    # not from another thread (a notebook's, a service's), and an ignored signal stays ignored
+    old_handlers = {s: signal.signal(s, stop) for s in catchable_stop_signals()}
     try:
+        run.metrics = (out / "metrics.jsonl").open("a") if main else None
         batches = iter(loader)
         _train_steps(run, batches, model, scaler, autocast, val_items, stop, reuse, progress)
     finally:  # also when the loop raises: the caller's handlers come back
