@@ -134,12 +134,29 @@ def check_image_tensor(x: torch.Tensor, channels: int | None = 3) -> None:
         raise ValueError(f"image values must lie in [0, 1], got {lo:.4g} to {hi:.4g}")
 
 
+def _check_frames(frames: object) -> None:
+    """ValueError unless ``frames`` is a whole number >= 1 (-1 gave torch's own error, 0 no frames)."""
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+        raise ValueError(f"frames must be a whole number >= 1, got {frames!r}")
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether ``a`` and ``b`` are one device: ``cuda`` is the current CUDA device, so it is ``cuda:0``
+    there (``torch.device('cuda') == torch.device('cuda:0')`` is False)."""
+    if a.type != b.type:
+        return False
+    if a.index == b.index or a.type != "cuda":
+        return True
+    current = torch.cuda.current_device()
+    return (current if a.index is None else a.index) == (current if b.index is None else b.index)
+
+
 def _on(module: nn.Module, device: torch.device, channels_last: bool = False) -> nn.Module:
     """``module`` on ``device`` in eval mode (with channels-last weights if asked), as a copy unless it is
     so already: the caller's module (e.g. :func:`load_model`'s cached one) is never moved, switched to
     eval mode or re-laid out (channels-last weights cannot be saved as safetensors)."""
     params = list(module.parameters())
-    ready = not module.training and all(p.device == device for p in params)
+    ready = not module.training and all(_same_device(p.device, device) for p in params)
     if channels_last:
         ready = ready and all(
             p.dim() != 4 or p.is_contiguous(memory_format=torch.channels_last) for p in params
@@ -508,7 +525,8 @@ class ShakeRemover:
     @staticmethod
     def _unchanged(x: torch.Tensor, why: str, on_tile: TileCallback | None) -> torch.Tensor:
         """``x`` as float32, with ``why`` as a ``UserWarning`` (raised from :meth:`tensor`'s caller)."""
-        warnings.warn(why, UserWarning, stacklevel=3)
+        # the caller of tensor(): past this method, tensor() and torch's inference_mode wrapper
+        warnings.warn(why, UserWarning, stacklevel=4)
         if on_tile:
             on_tile(2, 2)
         return x.float().clone()
@@ -567,13 +585,15 @@ class Animator:
     @torch.inference_mode()
     def motion(self, blurred: torch.Tensor, sharp: torch.Tensor, frames: int) -> torch.Tensor:
         """Flows at the bounded motion size: ``(N, 2, hs, ws)`` float32 on the compute device, in pixels
-        of that size (upsample one with :func:`resize_flow` to the photo's size to use it).
+        of that size (upsample one with :func:`resize_flow` to the photo's size to use it). ValueError
+        for a ``frames`` that is no whole number >= 1.
 
         The RVD is recurrent: run for its training length (``native_frames``; by default the N its
         config records) its steps span the exposure; run longer it would extrapolate past the end. So
         other frame counts are sampled from the native trajectory (linear in time);
         ``native_frames=None`` runs the RVD for ``frames`` steps.
         """
+        _check_frames(frames)
         h, w = blurred.shape[-2:]
         hs, ws = bounded_size(h, w, self.motion_size, 8)
         b = resize(blurred.to(self.device), (hs, ws))
@@ -603,6 +623,7 @@ class Animator:
     def flows(self, blurred: torch.Tensor, sharp: torch.Tensor, frames: int) -> torch.Tensor:
         """Full-resolution flows ``(N, 2, H, W)`` on the inputs' device for ``(1, 3, H, W)`` float
         inputs in [0, 1] (ValueError otherwise, or when their sizes differ)."""
+        _check_frames(frames)
         for t in (blurred, sharp):
             check_image_tensor(t)
         if blurred.shape != sharp.shape:
@@ -632,8 +653,7 @@ class Animator:
         whole frame) and keep the shape. The arguments are checked here (ValueError), not when the
         first frame is drawn.
         """
-        if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
-            raise ValueError(f"frames must be a whole number >= 1, got {frames!r}")
+        _check_frames(frames)
         cpu = torch.device("cpu")
         x = to_tensor(image, cpu)
         s = to_tensor(sharp, cpu) if sharp is not None else None
@@ -688,14 +708,21 @@ _ARCHS: dict[str, tuple[Callable[..., nn.Module], type]] = {
 }
 
 
+def _arch(arch: str) -> tuple[Callable[..., nn.Module], type]:
+    """The network and config class of ``arch``; ValueError for a name not in :data:`_ARCHS`."""
+    if arch not in _ARCHS:
+        raise ValueError(f"unknown network {arch!r} (known: {', '.join(_ARCHS)})")
+    return _ARCHS[arch]
+
+
 def build_from_checkpoint(arch: str, state: dict[str, torch.Tensor], config: dict) -> nn.Module:
     """Rebuild an ``arch`` network from its stored config and load the weights (strict), in eval mode.
 
-    Raises ValueError (one line) for a config with settings this version does not know (a newer
-    blurvid's checkpoint: building without them would make another network) or of the wrong kind, and
-    for weights that do not fit the network the config describes.
+    Raises ValueError (one line) for an unknown ``arch``, a config with settings this version does not
+    know (a newer blurvid's checkpoint: building without them would make another network) or of the
+    wrong kind, and for weights that do not fit the network the config describes.
     """
-    network, _ = _ARCHS[arch]
+    network, _ = _arch(arch)
     settings = parse_config(arch, config)
     try:
         model = network(settings)
@@ -731,11 +758,12 @@ def _first(keys: list[str], n: int = 3) -> str:
 
 def parse_config(arch: str, config: dict) -> Any:
     """An ``arch`` network's config dataclass from its stored dict (a training export's
-    ``{arch: config}`` too). Raises ValueError (one line) for settings this version does not know (a
-    newer blurvid's checkpoint: building without them would make another network) or invalid ones."""
+    ``{arch: config}`` too). Raises ValueError (one line) for an unknown ``arch``, settings this version
+    does not know (a newer blurvid's checkpoint: building without them would make another network) or
+    invalid ones."""
     if arch in config and isinstance(config[arch], dict):  # training exports store {arch: config}
         config = config[arch]
-    _, config_class = _ARCHS[arch]
+    _, config_class = _arch(arch)
     known = {f.name for f in dataclasses.fields(config_class)}
     unknown = sorted(set(config) - known)
     if unknown:

@@ -464,9 +464,10 @@ def test_shake_leaves_a_photo_too_small_for_a_kernel_as_it_was(size):
     x = torch.rand(1, 3, *size)
     with pytest.warns(
         UserWarning, match=r"too small to estimate camera shake in .*longest blur looked for, \d+ px"
-    ):
+    ) as caught:
         y = pipeline.ShakeRemover(CPU).tensor(x)
     assert torch.equal(y, x)
+    assert caught[0].filename == __file__  # the caller's line (it named torch's inference_mode wrapper)
 
 
 @pytest.mark.parametrize("tile", [0, -3, 16, 100.5, True])
@@ -480,3 +481,24 @@ def test_deblurrer_tile_is_a_multiple_of_the_dm_padding(asked, used):
     """A 300 px tile, padded inside the DM, blended at 38.6 dB against one pass, against 51.9 at 288."""
     deb = pipeline.Deblurrer(_dm(), CPU, tile=asked)
     assert deb.tile == used and deb.overlap <= used // 4
+
+
+@pytest.mark.parametrize("frames", [0, -1, 2.5, True])
+def test_animator_flows_and_motion_check_frames(frames):
+    """flows()/motion() took any frames: -1 gave torch's own RuntimeError, 0 an empty tensor."""
+    an = _tiny_animator()
+    x = torch.rand(1, 3, 24, 32)
+    for call in (an.flows, an.motion):
+        with pytest.raises(ValueError, match="frames must be a whole number >= 1"):
+            call(x, x, frames)
+
+
+def test_a_module_already_on_the_current_cuda_device_is_not_copied(monkeypatch):
+    """cuda and cuda:0 compared unequal, so a network already on the GPU was copied (twice the memory)."""
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    same = pipeline._same_device
+    assert same(torch.device("cuda:0"), torch.device("cuda"))
+    assert same(torch.device("cuda"), torch.device("cuda:0"))
+    assert not same(torch.device("cuda:1"), torch.device("cuda"))
+    assert not same(torch.device("cuda:0"), torch.device("cpu"))
+    assert same(torch.device("cpu"), torch.device("cpu"))

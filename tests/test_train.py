@@ -1139,3 +1139,15 @@ def test_training_runs_in_another_thread(photos, tmp_path):
     t.join(timeout=300)
     assert "error" not in outcome, outcome.get("error")
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["iteration"] == 2
+
+
+def test_the_fp16_check_refuses_an_architecture_it_does_not_know():
+    """It returned 0.0 for an unknown network, which reads as "fp16 is lossless"."""
+    from blurvid.models import RecurrentVideoEncoder, VideoConfig
+    from blurvid.train import export
+
+    rve = RecurrentVideoEncoder(VideoConfig(**TINY_V))  # loadable for evaluation, never shipped
+    with pytest.raises(ValueError, match="no fp16 check for a 'rve' network"):
+        export._max_output_diff("rve", rve.state_dict(), TINY_V)
+    with pytest.raises(ValueError, match=r"unknown network 'new' \(known: dm, bie, rve, rvd\)"):
+        export._max_output_diff("new", {}, {})  # was a KeyError, where the docstrings say ValueError
