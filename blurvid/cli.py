@@ -888,7 +888,7 @@ def animate(
             logging.getLogger("blurvid").warning(
                 "%s: transparency is flattened onto white (the videos hold no alpha)", job.src
             )
-            pixels = pixels * photo.alpha[:, :, None] + (1 - photo.alpha[:, :, None])
+            pixels = pipeline.flatten_alpha(pixels, photo.alpha)
         pixels = pipeline.fit_image(pixels, size)
         del photo  # with --size, only the fitted copy is used: the full-size photo goes now
         h, w = pixels.shape[:2]

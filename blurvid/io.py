@@ -1449,8 +1449,12 @@ def _as_float_image(pixels: np.ndarray) -> np.ndarray:
 
 def to_uint8(frame: np.ndarray) -> np.ndarray:
     """A float ``(H, W, 3)`` image in [0, 1] as uint8 (clipped, rounded; NaN -> 0): what every video
-    format stores. :func:`write_video` takes such frames as they are, at a quarter of the memory."""
-    return _quantize(np.asarray(frame), 8)
+    format stores. :func:`write_video` takes such frames as they are, at a quarter of the memory.
+    uint8 comes back as it is; other integer types are a ValueError (uint16 1000 read as white)."""
+    values = np.asarray(frame)
+    if values.dtype != np.uint8 and values.dtype.kind != "f":
+        raise ValueError(f"expected a float image in [0, 1] or uint8, got {values.dtype}")
+    return _quantize(values, 8)
 
 
 # Full-size conversions work in bands of rows of about this many array elements (16 MB of float32):

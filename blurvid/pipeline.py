@@ -248,6 +248,14 @@ def bounded_size(h: int, w: int, max_side: int, multiple: int = 1) -> tuple[int,
     return max(multiple, round(h * s)), max(multiple, round(w * s))
 
 
+def flatten_alpha(image: np.ndarray, alpha: np.ndarray, background: float = 1.0) -> np.ndarray:
+    """``(H, W, 3)`` float in [0, 1] with its ``(H, W)`` alpha in [0, 1] composited over a flat
+    ``background`` (1 = white): what the photo shows, without the colour stored under its transparent
+    pixels. Returns a new float32 array."""
+    a = np.asarray(alpha, np.float32)[:, :, None]
+    return (np.asarray(image, np.float32) * a + np.float32(background) * (1 - a)).astype(np.float32)
+
+
 def fit_image(image: np.ndarray, max_side: int) -> np.ndarray:
     """``(H, W, 3)`` float in [0, 1] shrunk (antialiased, never enlarged) so that its longer side is at
     most ``max_side`` px; returned as it is when it fits or ``max_side`` is 0."""

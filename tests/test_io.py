@@ -1666,3 +1666,12 @@ def test_gif_colours_are_not_darkened(tmp_path: Path) -> None:
     error = np.stack(decoded) - np.stack(frames).astype(np.float64)
     assert abs(error.mean()) < 0.4, error.mean()  # it was -1.1 (-1.2 to -1.5 on the examples' clips)
     assert np.abs(error.mean(axis=(0, 1, 2))).max() < 0.8, error.mean(axis=(0, 1, 2))
+
+
+def test_to_uint8_refuses_other_integer_types() -> None:
+    """uint16 1000 came out as 255 (white): it was clipped as if it were a float in [0, 1]."""
+    assert bio.to_uint8(np.array([[[0.0, 0.5, 1.0]]], np.float32)).tolist() == [[[0, 128, 255]]]
+    assert bio.to_uint8(np.full((1, 1, 3), 7, np.uint8)).tolist() == [[[7, 7, 7]]]
+    for dtype in (np.uint16, np.int32, bool):
+        with pytest.raises(ValueError, match="expected a float image in \\[0, 1\\] or uint8"):
+            bio.to_uint8(np.ones((1, 1, 3), dtype))

@@ -502,3 +502,15 @@ def test_a_module_already_on_the_current_cuda_device_is_not_copied(monkeypatch):
     assert not same(torch.device("cuda:1"), torch.device("cuda"))
     assert not same(torch.device("cuda:0"), torch.device("cpu"))
     assert same(torch.device("cpu"), torch.device("cpu"))
+
+
+def test_flatten_alpha_composites_over_the_background():
+    image = np.zeros((2, 2, 3), np.float32)
+    image[..., 1] = 1.0  # green everywhere, also under transparent pixels
+    alpha = np.array([[0.0, 1.0], [0.5, 0.25]], np.float32)
+    out = pipeline.flatten_alpha(image, alpha)
+    assert out.dtype == np.float32 and out.shape == (2, 2, 3)
+    np.testing.assert_allclose(out[0, 0], [1, 1, 1])  # transparent: the white background
+    np.testing.assert_allclose(out[0, 1], [0, 1, 0])  # opaque: the photo
+    np.testing.assert_allclose(out[1, 0], [0.5, 1, 0.5])
+    np.testing.assert_allclose(pipeline.flatten_alpha(image, alpha, background=0.0)[1, 1], [0, 0.25, 0])
