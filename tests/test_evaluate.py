@@ -121,8 +121,10 @@ def test_synth_command_is_reproducible_and_eval_reads_it(tmp_path, tiny_weights)
     assert only["count"] == 2 and 0 < only["mean"]["psnr"] < 100
 
 
-def test_eval_without_anything_is_a_clear_error(tiny_weights):
+def test_eval_without_anything_is_a_clear_error(tiny_weights, capsys):
+    capsys.readouterr()
     assert _run(["eval", "deblur"]) == 2
+    assert "nothing to evaluate: give --levin, --pairs, --synth or --clips" in capsys.readouterr().err
 
 
 def test_eval_deblur_synth_target_time_or_mean(tmp_path, tiny_weights, capsys):
@@ -349,9 +351,11 @@ def test_levin_and_synth_sets_of_mismatched_sizes_are_one_line(tmp_path):
     "extra",
     [["--count", "0"], ["--size", "0"], ["--frames", "1"], ["--center", "nope"], ["--out-frames", "0"]],
 )
-def test_eval_options_out_of_range_are_set_up_errors(tmp_path, tiny_weights, extra):
+def test_eval_options_out_of_range_are_set_up_errors(tmp_path, tiny_weights, capsys, extra):
     src = _photo_folder(tmp_path, seed=2, side=64)
+    capsys.readouterr()
     assert _run(["eval", "video", "--synth", str(src), "--size", "32", *extra]) == 2
+    assert f"Invalid value for '{extra[0]}'" in capsys.readouterr().err  # that option, not another error
 
 
 def test_eval_json_records_what_measured_and_an_unwritable_path_fails_first(tmp_path, tiny_weights, capsys):

@@ -579,10 +579,11 @@ def test_rgba_alpha_round_trip(tmp_path: Path, suffix: str) -> None:
         np.testing.assert_array_equal(np.asarray(im)[:, :, 3], rgba[:, :, 3])
 
 
-def test_jpeg_drops_alpha_silently(tmp_path: Path) -> None:
-    out = write_photo(tmp_path / "a.jpg", smooth_rgb(), alpha=np.full((24, 36), 0.5, np.float32))
-    photo = read_photo(out)
-    assert photo.alpha is None
+def test_jpeg_drops_alpha_with_a_warning(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    with caplog.at_level("WARNING"):
+        out = write_photo(tmp_path / "a.jpg", smooth_rgb(), alpha=np.full((24, 36), 0.5, np.float32))
+    assert read_photo(out).alpha is None
+    assert len(caplog.records) == 1 and "transparen" in caplog.records[0].getMessage()
 
 
 def test_palette_with_transparency_gives_alpha(tmp_path: Path) -> None:
