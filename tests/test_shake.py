@@ -410,6 +410,8 @@ def test_eval_shake_measures_the_deconvolver_and_refuses_a_run(no_weights, tmp_p
     assert r.code == 0, r
     res = json.loads(out.read_text())
     assert 0 < res["sets"]["synthetic"]["mean"]["psnr"] < 100
+    assert "judge" not in res["models"]  # no DM installed: measured unjudged, and said so
+    assert any("measured without the network's check for blur" in line for line in r.err_lines), r.err_lines
     r = run(capsys, "eval", "deblur", "--shake", "--run", tmp_path / "x.safetensors", "--synth", src.parent)
     assert r.code == 2 and len(r.err_lines) == 1 and "--shake" in r.err_lines[0], r
     r.assert_no_traceback()

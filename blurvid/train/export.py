@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -237,8 +238,11 @@ def evaluation_runtime(
         try:  # as `deblur --shake` runs it: the installed DM checks each photo for blur first
             judge = Deblurrer(load_model("dm"), dev, dtype)
             models["judge"] = weights.default_spec("dm").name
-        except weights.WeightsError:
-            pass
+        except weights.WeightsError as e:  # measured unjudged, and the JSON's models say so (no "judge")
+            logging.getLogger("blurvid").warning(
+                "%s; --shake is measured without the network's check for blur (it deconvolves sharp photos too)",
+                e,
+            )
         return EvalRuntime(ShakeRemover(dev, judge=judge), None, device=dev, dtype=dtype, models=models)
     if task == "autoencoder":
         if run is None:
