@@ -785,8 +785,10 @@ def parse_config(arch: str, config: dict) -> Any:
         raise ValueError(f"its architecture settings are invalid ({e})") from None
 
 
-_load_lock = threading.Lock()
+_load_lock = threading.Lock()  # guards the two dicts below, held only for a lookup
 _loaded: dict[tuple[str, str], nn.Module] = {}  # (arch, checkpoint name) -> the shared module
+# one lock per checkpoint, held while it loads (a download may take minutes): the others stay free
+_loading: dict[tuple[str, str], threading.Lock] = {}
 
 
 def load_model(
@@ -804,11 +806,18 @@ def load_model(
     from . import weights
 
     spec = weights.default_spec(arch) if name is None else weights.find_spec(name)
+    key = (arch, spec.name)
     with _load_lock:
-        key = (arch, spec.name)
-        if key not in _loaded:
-            _loaded[key] = _load(arch, spec.name, repo_id, download)
-        return _loaded[key]
+        if key in _loaded:
+            return _loaded[key]
+        one = _loading.setdefault(key, threading.Lock())
+    with one:  # a second caller of this checkpoint waits for the first one's load, not the others'
+        with _load_lock:
+            if key in _loaded:
+                return _loaded[key]
+        model = _load(arch, spec.name, repo_id, download)
+        with _load_lock:
+            return _loaded.setdefault(key, model)
 
 
 def _load(arch: str, name: str, repo_id: str | None, download: bool) -> nn.Module:

@@ -279,6 +279,34 @@ def test_load_model_shares_one_ready_module_per_checkpoint(tiny_weights):
     assert pipeline.Deblurrer(dm, CPU).dm is dm  # eval, CPU, channels-last already: no copy per call
 
 
+def test_a_slow_load_does_not_hold_up_the_other_checkpoints(tiny_weights, monkeypatch):
+    """One lock was held for every load: a DM download of minutes blocked loading the BIE (cached too)."""
+    import threading
+
+    real, started, release = pipeline._load, threading.Event(), threading.Event()
+
+    def load(arch, name, repo_id, download):  # type: ignore[no-untyped-def]
+        if arch == "dm":
+            started.set()
+            assert release.wait(30)
+        return real(arch, name, repo_id, download)
+
+    monkeypatch.setattr(pipeline, "_load", load)
+    got: dict = {}
+    slow = [
+        threading.Thread(target=lambda i=i: got.setdefault(i, pipeline.load_model("dm"))) for i in range(2)
+    ]
+    for t in slow:
+        t.start()
+    assert started.wait(30)
+    bie = pipeline.load_model("bie")  # returns while the DM is still loading
+    assert "dm" not in str(got) and isinstance(bie, torch.nn.Module)
+    release.set()
+    for t in slow:
+        t.join(30)
+    assert got[0] is got[1] is pipeline.load_model("dm")  # both waiting callers got the one module
+
+
 WIDER = {**TINY_DM.to_dict(), "widths": (8, 8, 8, 16)}
 
 
