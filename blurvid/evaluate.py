@@ -1,6 +1,6 @@
 """Evaluation: deblurring PSNR/SSIM on pairs (folders, synthesised sets, the Levin layout) and video
-metrics (per-frame PSNR, pPSNR, Eq. 6 error, static baselines) on sequences. Pure computation; the CLI
-prints and writes JSON.
+metrics (per-frame PSNR, pPSNR, Eq. 6 error, static baselines) on sequences. It reads the evaluation
+files, warns about the ones it leaves out, and writes the result JSON (:func:`write_json`); the CLI prints.
 """
 
 from __future__ import annotations

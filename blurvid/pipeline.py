@@ -172,8 +172,9 @@ def to_numpy(x: torch.Tensor, inplace: bool = False) -> np.ndarray:
     """``(1, 3, H, W)`` -> ``(H, W, 3)`` float32 in [0, 1] on the CPU (clamped; a channels-last view of
     the clamped values, not a contiguous copy).
 
-    ``inplace``: clamp ``x`` itself where it is float32 on the CPU (then the array shares its memory)
-    instead of a full-size copy of it: for a result the caller does not use again. Same values either way.
+    ``inplace``: clamp ``x`` itself where it is float32 (on the CPU the array then shares its memory; on a
+    GPU ``x`` is clamped too before the copy to the CPU) instead of a full-size copy of it: for a result the
+    caller does not use again. Same values either way.
     """
     y = x[0].float()
     if inplace:

@@ -196,8 +196,8 @@ RegistryArg = Mapping[str, CheckpointSpec] | str | os.PathLike | None
 class Resolved:
     """A checkpoint file found on disk and verified against ``spec.sha256``.
 
-    ``origin`` is where it was found: 'package' (the installed weights folder), 'cache' (:func:`cache_dir`)
-    or 'hub' (downloaded just now into the cache).
+    ``origin`` is where it was found: 'package' (the installed weights folder), 'cache' (:func:`cache_dir`),
+    'hf-cache' (a copy in the Hugging Face cache) or 'hub' (downloaded just now into the cache).
     """
 
     spec: CheckpointSpec
@@ -512,7 +512,8 @@ def load_checkpoint(
 
     Only safetensors is used (never ``torch.load``/pickle). If ``expected_sha256`` is given the file is
     hashed first and a mismatch raises WeightsError before anything is parsed. ``metadata`` has ``arch``
-    (str), ``format_version`` (str), ``config`` parsed to a dict, and every other key JSON-decoded when it is
+    (str), ``format_version`` (str, where the file records one: files without it are version 1),
+    ``config`` parsed to a dict, and every other key JSON-decoded when it is
     valid JSON (else the raw string). WeightsError (naming the file) for a missing, unreadable, corrupt or
     non-safetensors file, missing blurvid metadata, or a newer format version.
     """

@@ -77,7 +77,9 @@ class UpBlock(nn.Module):
 class DeblurNet(nn.Module):
     """The deblurring module: ``blurred (B, 3, H, W) in [0, 1] -> sharp (B, 3, H, W)``.
 
-    H and W must be multiples of ``multiple`` (32). The output is not clamped (the caller clamps).
+    H and W must be multiples of ``multiple`` (32; the deepest scale, 1/16, would need 16: 32 is what
+    the shipped networks were trained and measured with, and what the pipeline's tiles are rounded to).
+    The output is not clamped (the caller clamps).
     """
 
     multiple = 32

@@ -122,7 +122,7 @@ class TrainConfig(Config):
         if len(self.lambdas) != 4:  # the flow losses' four scales, 1/8 to 1
             raise ValueError(f"lambdas {list(self.lambdas)!r}: give four weights, coarse (1/8) to fine (1)")
         size = self.synth.get("size", 32) if isinstance(self.synth, dict) else 32
-        step = 32 if self.stage == "deblur" else 8  # the DM works at 1/32 scale, the video nets at 1/8
+        step = 32 if self.stage == "deblur" else 8  # DeblurNet.multiple; the video nets work down to 1/8
         for what, side in (("crop size", size), ("val_size", self.val_size)):
             if not isinstance(side, int) or side < 32 or side % step:
                 raise ValueError(f"{what} {side!r}: use a multiple of {step}, at least 32")
