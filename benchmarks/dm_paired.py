@@ -1,14 +1,15 @@
 """Two DM checkpoints paired per image on the deblurring sets: the A/B behind every "paired" number.
 
     python benchmarks/dm_paired.py --data $DATA --a weights/dm-v12.safetensors --b old/dm-v8.safetensors \
-        [--sets levin kodak kodak_clean clips] [--json out.json]
+        [--sets levin kodak kodak_clean clips] [--clips-holdout 0.25] [--json out.json]
 
 ``--a`` / ``--b``: an exported checkpoint, a run folder (its best.safetensors) or a run's ``last.pt``
 (its weight average), as ``blurvid eval --run`` takes them. The sets are the model card's:
 ``levin`` (aligned PSNR, 32 real camera-shake images), ``kodak`` (kodak24, synthesis defaults, seed
 1234, 256 px), ``kodak_clean`` (the same scenes without sensor noise) and ``clips`` (the DAVIS clips
 averaged GoPro-style, centre frame as target; in-sample: the DM's training draws windows from the same
-clips). For each set: both means, the mean per-image
+clips, unless both DMs were trained with ``clip_holdout`` and ``--clips-holdout`` names that share: then
+only the held-out end of each clip is scored). For each set: both means, the mean per-image
 difference A - B with its standard error, and on how many images A is better. Levin is also split into
 its small (1, 2, 3, 5) and large (4, 6, 7, 8) kernels. CPU, bf16 as ``blurvid deblur`` runs.
 """
@@ -25,8 +26,8 @@ import torch
 SETS = ("levin", "kodak", "kodak_clean", "clips")
 
 
-def eval_sets(data: Path, names: list[str]) -> dict[str, tuple[list, int, str]]:
-    """``{name: (pairs, align, score key)}`` for the chosen names."""
+def eval_sets(data: Path, names: list[str], clip_holdout: float = 0.0) -> dict[str, tuple[list, int, str]]:
+    """``{name: (pairs, align, score key)}`` for the chosen names (``clip_holdout``: the clips' held-out end)."""
     from blurvid import evaluate as ev
 
     out = {}
@@ -40,7 +41,7 @@ def eval_sets(data: Path, names: list[str]) -> dict[str, tuple[list, int, str]]:
             out[name] = (pairs, align, "psnr")
         elif name == "clips":
             clips = [data / "video" / "bmx-trees", data / "video" / "tennis"]
-            (pairs, align) = ev.deblur_sets(clips=clips)["clips"]
+            (pairs, align) = ev.deblur_sets(clips=clips, clip_holdout=clip_holdout)["clips"]
             out[name] = (pairs, align, "psnr")
     return out
 
@@ -73,6 +74,9 @@ def main() -> None:
     ap.add_argument("--b", type=Path, required=True)
     ap.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--clips-holdout", type=float, default=0.0, help="score only the clips' last share of frames"
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -81,8 +85,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     runtimes = {k: evaluation_runtime("deblur", getattr(args, k), "cpu", "auto").deblur for k in ("a", "b")}
-    result: dict = {"a": str(args.a), "b": str(args.b), "sets": {}}
-    for name, (pairs, align, key) in eval_sets(args.data, args.sets).items():
+    result: dict = {"a": str(args.a), "b": str(args.b), "clips_holdout": args.clips_holdout, "sets": {}}
+    for name, (pairs, align, key) in eval_sets(args.data, args.sets, args.clips_holdout).items():
         items = {k: ev.eval_deblur(fn, pairs, align=align)["items"] for k, fn in runtimes.items()}
         row = compare([r[key] for r in items["a"]], [r[key] for r in items["b"]])
         line = (

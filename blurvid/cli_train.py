@@ -143,6 +143,14 @@ def _stage_command(stage: str) -> Callable[..., None]:
                 min=0, max=1, help="Share of samples from --clips when --data is given too (default 0.5)."
             ),
         ] = None,
+        clip_holdout: Annotated[
+            float | None,
+            typer.Option(
+                min=0,
+                max=0.99,
+                help="Never train on the last share of each clip's frames (score them with eval --clips-holdout).",
+            ),
+        ] = None,
         crop: Annotated[int | None, typer.Option(help="Training crop size (px).")] = None,
         frames: Annotated[int | None, typer.Option(min=2, help="Frames N per sequence.")] = None,
         init: Annotated[
@@ -185,6 +193,7 @@ def _stage_command(stage: str) -> Callable[..., None]:
             accum=accum,
             lr=lr,
             clip_p=clip_p,
+            clip_holdout=clip_holdout,
             init=tuple(init) if init else None,
             autoencoder=autoencoder,
             flow_sup=flow_sup,
@@ -279,6 +288,15 @@ def eval_command(
         list[str] | None, typer.Option(help="Photos to synthesise a fixed set from (e.g. kodak24).")
     ] = None,
     clips: ClipsOpt = None,
+    clips_holdout: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=0.99,
+            help="--clips: score only the last share of each clip's frames, which a run trained with that "
+            "clip_holdout never read (0: all frames).",
+        ),
+    ] = 0.0,
     count: Annotated[int, typer.Option(min=1, help="Synthesised samples.")] = 24,
     seed: Annotated[int, typer.Option(help="Seed of the synthesised set.")] = 1234,
     size: Annotated[int, typer.Option(min=16, help="Synthesised crop size.")] = 256,
@@ -358,6 +376,7 @@ def eval_command(
             center.value,
             target,
             noise,
+            clips_holdout,
         )
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
@@ -367,6 +386,7 @@ def eval_command(
         "device": str(rt.device),
         "precision": str(rt.dtype).removeprefix("torch."),
         **({"synth": {"count": count, "seed": seed, "size": size, "noise": noise}} if synth else {}),
+        **({"clips_holdout": clips_holdout} if clips else {}),
     }
     table = Table()
     for c in ("set", "count", *result["columns"]):
@@ -398,6 +418,7 @@ def _evaluate(
     center: str,
     target: str = "time",
     noise: bool = True,
+    clip_holdout: float = 0.0,
 ) -> dict:
     from . import evaluate as ev
 
@@ -413,6 +434,7 @@ def _evaluate(
             seed=seed,
             clips=clips or (),
             frames=frames,
+            clip_holdout=clip_holdout,
         )
         for name, (items, align) in chosen.items():
             sets[name] = ev.eval_deblur(rt.deblur, items, align=align)
@@ -426,7 +448,7 @@ def _evaluate(
         if synth:
             groups["synthetic"] = ev.synthetic_sequences(synth, scfg, count, seed)
         if clips:
-            groups["clips"] = ev.clip_sequences(clips, frames)
+            groups["clips"] = ev.clip_sequences(clips, frames, holdout=clip_holdout)
         if pairs:
             groups[str(pairs)] = ev.folder_sequences(pairs)
         for k, seqs in groups.items():

@@ -152,22 +152,28 @@ def synthetic_sequences(
 
 
 def clip_sequences(
-    clips: Iterable[str | Path], frames: int = 9, stride: int | None = None
+    clips: Iterable[str | Path], frames: int = 9, stride: int | None = None, holdout: float = 0.0
 ) -> list[Sequence_]:
     """GoPro-style sequences from frame folders: windows of ``frames`` consecutive frames (every
-    ``stride``, default ``frames``), blurred = their linear-light average (8-bit quantised). Raises
-    ``ValueError`` when no clip has ``frames`` frames."""
+    ``stride``, default ``frames``), blurred = their linear-light average (8-bit quantised); with
+    ``holdout``, only from the last share of each clip's frames, which training with the same
+    ``clip_holdout`` never reads (:func:`blurvid.data.datasets.clip_parts`). Raises ``ValueError``
+    when no clip (part) has ``frames`` frames."""
+    from .data.datasets import clip_parts
     from .data.synth import average_frames
 
     out = []
-    for files in clip_frames(clips):
+    for whole in clip_frames(clips):
+        files = clip_parts(whole, holdout)[1] if holdout else whole
+        first = len(whole) - len(files)  # windows are named by their first frame's place in the clip
         step = stride or frames
         for s in range(0, len(files) - frames + 1, step):
             seq = torch.stack([_img(f) for f in files[s : s + frames]])
             blurred = torch.round(average_frames(seq) * 255) / 255
-            out.append(Sequence_(f"{files[0].parent.name}_{s:04d}", blurred, seq))
+            out.append(Sequence_(f"{files[0].parent.name}_{first + s:04d}", blurred, seq))
     if not out:
-        raise ValueError(f"no clip with >= {frames} frames in {', '.join(map(str, clips))}")
+        part = f" in its last {holdout:g} share" if holdout else ""
+        raise ValueError(f"no clip with >= {frames} frames{part} in {', '.join(map(str, clips))}")
     return out
 
 
@@ -196,12 +202,14 @@ def deblur_sets(
     seed: int = 1234,
     clips: Sequence[str | Path] = (),
     frames: int = 9,
+    clip_holdout: float = 0.0,
 ) -> dict[str, tuple[list[Pair], int]]:
     """The deblurring evaluation sets that are asked for, by name: ``{name: (pairs, align px)}``.
 
     ``levin``: the real camera-shake set, scored with up to 8 px alignment; ``folder``: blurred/sharp
     pairs (named by the path); ``synth``: ``count`` samples of ``synth_cfg`` (seeded) with the central
-    frame as target; ``clips``: GoPro-style averages of ``frames`` video frames against the centre frame.
+    frame as target; ``clips``: GoPro-style averages of ``frames`` video frames against the centre frame
+    (with ``clip_holdout``, from the last share of each clip only: see :func:`clip_sequences`).
     """
     sets: dict[str, tuple[list[Pair], int]] = {}
     if levin:
@@ -212,7 +220,7 @@ def deblur_sets(
         seqs = synthetic_sequences(synth, synth_cfg or SynthConfig(), count, seed)
         sets["synthetic"] = ([s.center_pair() for s in seqs], 0)
     if clips:
-        sets["clips"] = ([s.center_pair() for s in clip_sequences(clips, frames)], 0)
+        sets["clips"] = ([s.center_pair() for s in clip_sequences(clips, frames, holdout=clip_holdout)], 0)
     return sets
 
 

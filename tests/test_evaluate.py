@@ -446,3 +446,49 @@ def test_a_folder_of_clip_folders_gives_one_clip_each(tmp_path):
     assert len(ClipDataset([tmp_path / "clips"], frames=3, size=16).clips) == 2
     names = [s.name for s in ev.clip_sequences([tmp_path / "clips"], frames=3, stride=1)]
     assert names == ["c1_0000", "c1_0001", "c2_0000", "c2_0001"]  # no window across the cut
+
+
+def test_a_held_out_clip_end_is_never_trained_on_and_is_what_eval_scores(tmp_path, tiny_weights):
+    """The real-clip numbers were in-sample: training drew windows from every frame eval scored."""
+    from blurvid.data.datasets import ClipDataset, clip_parts
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i in range(12):  # frame i is flat grey i * 20: each frame is known by its value
+        Image.fromarray(np.full((40, 36, 3), i * 20, np.uint8)).save(clip / f"{i:03d}.png")
+    files = sorted(clip.iterdir())
+    train, held = clip_parts(files, 0.25)
+    assert [p.name for p in held] == ["009.png", "010.png", "011.png"] and train + held == files
+    with pytest.raises(ValueError, match="clip holdout 1"):
+        clip_parts(files, 1)
+    ds = ClipDataset([clip], frames=3, size=32, zoom=(1.0, 1.0), holdout=0.25)
+    seen = {round(float(v) * 255 / 20) for i in range(60) for v in ds[i]["frames"].mean((1, 2, 3))}
+    assert seen <= set(range(9)) and len(seen) > 4  # frames 0-8 only, and several of them
+    seqs = ev.clip_sequences([clip], frames=3, holdout=0.25)
+    assert [s.name for s in seqs] == ["clip_0009"]  # named by the window's first frame in the clip
+    assert torch.equal(seqs[0].frames[:, 0, 0, 0] * 255 / 20, torch.tensor([9.0, 10, 11]))
+    out = tmp_path / "r.json"
+    args = [
+        "eval",
+        "deblur",
+        "--clips",
+        str(clip),
+        "--frames",
+        "3",
+        "--clips-holdout",
+        "0.25",
+        "--json",
+        str(out),
+    ]
+    assert _run([*args, "--precision", "fp32"]) in (0, None)
+    res = json.loads(out.read_text())
+    assert res["clips_holdout"] == 0.25 and res["sets"]["clips"]["count"] == 1
+
+
+def test_clip_holdout_is_checked_in_the_training_config():
+    from blurvid.train.config import TrainConfig
+
+    assert TrainConfig(clip_holdout=0.25).clip_holdout == 0.25
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="clip_holdout"):
+            TrainConfig(clip_holdout=bad)

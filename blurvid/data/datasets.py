@@ -198,13 +198,24 @@ def clip_frames(sources: Iterable[str | os.PathLike]) -> list[list[Path]]:
     return list(clips.values())
 
 
+def clip_parts(files: Sequence[Path], holdout: float) -> tuple[list[Path], list[Path]]:
+    """A clip's frames split in time: ``(training part, held-out part)``, the held-out part being the
+    last ``holdout`` share of them (rounded to whole frames). Training reads only the first part and
+    evaluation with the same ``holdout`` only the second, so its real-motion numbers are out of sample."""
+    if not 0 <= holdout < 1:
+        raise ValueError(f"clip holdout {holdout!r}: use a share from 0 to under 1")
+    cut = len(files) - round(len(files) * holdout)
+    return list(files[:cut]), list(files[cut:])
+
+
 class ClipDataset(Dataset):
     """GoPro-style samples from folders of consecutive video frames (one folder per clip; a folder of
     such folders gives each as a clip).
 
     Sample: ``frames`` consecutive frames from a random clip and start, a random ``size`` crop (after a
     random zoom within ``zoom`` that keeps the crop inside the frame) and horizontal flip; the blurred
-    image is their linear-light average.
+    image is their linear-light average. ``holdout``: the last share of each clip's frames is never
+    read (:func:`clip_parts`), for evaluation.
     """
 
     def __init__(
@@ -218,8 +229,10 @@ class ClipDataset(Dataset):
         length: int = 10**9,
         stride: int = 1,
         center_only: bool = False,
+        holdout: float = 0.0,
     ) -> None:
-        self.clips = [c for c in clip_frames(clips) if len(c) >= frames * stride]
+        parts = [clip_parts(c, holdout)[0] for c in clip_frames(clips)]
+        self.clips = [c for c in parts if len(c) >= frames * stride]
         if not self.clips:
             raise FileNotFoundError(f"no clip with >= {frames} frames in {list(map(str, clips))}")
         self.frames, self.size, self.zoom, self.seed, self.length, self.stride = (

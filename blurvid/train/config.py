@@ -29,6 +29,8 @@ class TrainConfig(Config):
     data: list[str] = field(default_factory=list)  # sharp photo files/folders for synthesis
     clips: list[str] = field(default_factory=list)  # folders of consecutive video frames (GoPro-style)
     clip_p: float = 0.0  # share of samples drawn from clips
+    # the last share of each clip's frames is never trained on (`blurvid eval --clips-holdout` scores it)
+    clip_holdout: float = 0.0
     val: list[str] = field(default_factory=list)  # photos of the fixed validation set (e.g. kodak24)
     val_count: int = 24
     val_seed: int = 1234
@@ -113,6 +115,8 @@ class TrainConfig(Config):
             value = synth.get(what, least)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"synth {what} {value!r}: use a whole number, at least {least}")
+        if not (isinstance(self.clip_holdout, (int, float)) and 0 <= self.clip_holdout < 1):
+            raise ValueError(f"clip_holdout {self.clip_holdout!r}: use a share from 0 to under 1")
         if not 0 <= self.align_loss <= 8:
             raise ValueError(f"align_loss {self.align_loss}: use 0 (off) to 8 px")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):

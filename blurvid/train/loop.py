@@ -78,7 +78,14 @@ def build_dataset(cfg: TrainConfig, scfg: SynthConfig) -> torch.utils.data.Datas
         else None
     )
     clips = (
-        ClipDataset(cfg.clips, frames=scfg.frames, size=scfg.size, seed=cfg.seed, center_only=only)
+        ClipDataset(
+            cfg.clips,
+            frames=scfg.frames,
+            size=scfg.size,
+            seed=cfg.seed,
+            center_only=only,
+            holdout=cfg.clip_holdout,
+        )
         if cfg.clips
         else None
     )
