@@ -1,0 +1,64 @@
+"""How much the default network changes a photo's colour and tone: the mean change per channel.
+
+    python benchmarks/colour_shift.py [--data $DATA] [--json benchmarks/results/colour_shift.json]
+
+Deblurs the shipped examples (and, with ``--data``, ``realblur/photos``) as ``blurvid deblur`` does (the
+installed DM, CPU, its default precision) and reports, per photo, the mean of output - input per channel
+in levels of 255 over the whole photo, over its flat areas (gradient magnitude of the input under 2 levels
+per pixel, where deblurring has nothing to change) and over its shadows (input luminance under 32 levels).
+A deblurring network should leave the mean of a flat area as it was: a negative number is darkening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shift(before: np.ndarray, after: np.ndarray) -> dict:
+    """Mean per-channel change (levels of 255) over the whole photo, its flat areas and its shadows."""
+    diff = (after.astype(np.float64) - before.astype(np.float64)) * 255
+    lum = before.mean(2) * 255
+    gy, gx = np.gradient(lum)
+    areas = {"all": np.ones(lum.shape, bool), "flat": np.hypot(gx, gy) < 2, "shadows": lum < 32}
+    out = {}
+    for name, mask in areas.items():
+        out[name] = [round(float(diff[..., c][mask].mean()), 3) for c in range(3)] if mask.any() else None
+        out[f"{name}_share"] = round(float(mask.mean()), 4)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, help="the shared data folder: adds realblur/photos")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    import torch
+
+    from blurvid import pipeline
+    from blurvid.io import read_photo
+
+    dev = torch.device("cpu")
+    deblur = pipeline.Deblurrer(pipeline.load_model("dm"), dev, pipeline.resolve_precision("auto", dev))
+    photos = sorted((ROOT / "examples").glob("*.jpg"))
+    if args.data:
+        photos += sorted((args.data / "realblur" / "photos").glob("*.jpg"))
+    from blurvid.weights import default_spec
+
+    result: dict = {"weights": default_spec("dm").name, "precision": str(deblur.dtype), "photos": {}}
+    for p in photos:
+        before = read_photo(p).pixels
+        row = shift(before, deblur(before))
+        result["photos"][p.name] = row
+        print(f"{p.name:34s} all {row['all']}  flat {row['flat']} ({row['flat_share']:.0%})", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
