@@ -210,10 +210,12 @@ class Resolved:
 
 def package_weights_dir() -> Path:
     """The weights folder shipped with the package: the installed ``blurvid/weights/`` if it exists, else
-    ``<repo>/weights`` next to the ``blurvid/`` source folder (source checkout). It may not exist."""
+    ``<repo>/weights`` next to the ``blurvid/`` source folder in a source checkout (beside its
+    ``pyproject.toml``: an installed package's parent is site-packages, whose ``weights`` folder would
+    be another package's). It may not exist."""
     here = Path(__file__).resolve().parent
     installed = here / "weights"
-    if installed.is_dir():
+    if installed.is_dir() or not (here.parent / "pyproject.toml").is_file():
         return installed
     return here.parent / "weights"
 
