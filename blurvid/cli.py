@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import traceback
 import warnings
 from collections.abc import Callable, Iterable
@@ -558,6 +559,11 @@ def unwritable(dst: Path) -> str | None:
         return f"{folder} is not a folder"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"no permission to write into {folder}"
+    try:  # os.access sees neither Windows' ACLs and Controlled Folder Access nor macOS's privacy rules
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        return f"cannot write into {folder} ({e.strerror or e})"
     return None
 
 
@@ -1054,6 +1060,10 @@ def main(argv: list[str] | None = None) -> None:
     from .weights import WeightsError
 
     _register_subcommands()
+    # a file name the console's code page lacks (stdout redirected on Windows is cp1252, strict) is
+    # written escaped, not a UnicodeEncodeError after all the work
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     previous = {s: signal.signal(s, _raise_stopped) for s in catchable_stop_signals()}
     logger, handler = logging.getLogger("blurvid"), _LogLines()
     logger.addHandler(handler)
@@ -1061,7 +1071,9 @@ def main(argv: list[str] | None = None) -> None:
     logger.propagate = False  # not twice through the root logger's last-resort handler
     previous_show_warning, warnings.showwarning = warnings.showwarning, _show_warning
     try:
-        app(args=argv, prog_name="blurvid", standalone_mode=True)
+        # Windows' shell leaves patterns to the program: blurvid expands them itself (a folder's place
+        # for -o, its own results left out), so click must not expand them first
+        app(args=argv, prog_name="blurvid", standalone_mode=True, windows_expand_args=False)
     except (UserError, WeightsError) as e:
         print_error(str(e))
         _debug_trace(e.__context__ or e)  # what a one-line message was made from

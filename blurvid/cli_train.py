@@ -39,8 +39,8 @@ def _train(
     base: dict = {}
     if config is not None:
         try:
-            base = json.loads(config.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+            base = json.loads(config.read_text(encoding="utf-8-sig"))  # UTF-8, a BOM (Notepad) too
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise UserError(f"{config}: cannot read the config: {e}") from None
         if not isinstance(base, dict):
             raise UserError(f"{config}: a config file must hold a JSON object of TrainConfig fields")

@@ -29,6 +29,7 @@ ffmpeg binary is already required for MP4.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import math
@@ -1874,7 +1875,11 @@ def _encode_mp4(target: Path, tmp: Path, frames: Sequence[np.ndarray], fps: floa
                 proc.stdin.write(np.ascontiguousarray(f).data)  # the frame's own bytes, not a copy
             proc.stdin.close()
             code = proc.wait(timeout=_FFMPEG_TIMEOUT_S)
-        except BrokenPipeError:  # ffmpeg stopped early: its stderr says why
+        except OSError as exc:  # ffmpeg stopped early (Windows: EINVAL, not EPIPE): its stderr says why
+            if not isinstance(exc, BrokenPipeError) and exc.errno not in (errno.EPIPE, errno.EINVAL):
+                proc.kill()
+                proc.wait()
+                raise
             with contextlib.suppress(OSError):
                 proc.stdin.close()
             code = proc.wait(timeout=_FFMPEG_TIMEOUT_S)
@@ -1897,13 +1902,24 @@ def is_frame_file(path: str | os.PathLike[str]) -> bool:
     return _FRAME_NAME.fullmatch(Path(path).name) is not None
 
 
+# what file browsers leave in a folder someone looked at: not content (Finder, macOS on FAT/exFAT/SMB
+# drives, Windows Explorer)
+_BROWSER_FILES = re.compile(r"\.DS_Store|\._.*|Thumbs\.db|desktop\.ini", re.IGNORECASE)
+
+
+def _content(folder: Path) -> list[Path]:
+    """The entries of ``folder`` less the file browsers' own files (:data:`_BROWSER_FILES`)."""
+    return [e for e in folder.iterdir() if not _BROWSER_FILES.fullmatch(e.name)]
+
+
 def is_frame_folder(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a non-empty folder of nothing but frames :func:`write_video` wrote (which
-    it replaces): ``frame_*.png`` files marked as blurvid's (:func:`_is_own_frame`). Frames extracted
-    by another program (``ffmpeg -i clip.mp4 frame_%04d.png``) are the user's, not blurvid's."""
+    it replaces): ``frame_*.png`` files marked as blurvid's (:func:`_is_own_frame`), beside which only
+    a file browser's own files (``.DS_Store``, ``Thumbs.db``...) may lie. Frames extracted by another
+    program (``ffmpeg -i clip.mp4 frame_%04d.png``) are the user's, not blurvid's."""
     p = Path(path)
     try:
-        names = list(p.iterdir()) if p.is_dir() else []
+        names = _content(p) if p.is_dir() else []
     except OSError:
         return False
     return bool(names) and all(is_frame_file(e) and e.is_file() and _is_own_frame(e) for e in names)
@@ -1926,7 +1942,7 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
         raise PhotoError(p, "exists and is not a folder (PNG frames need a folder)")
     if p.is_dir():
         try:
-            entries = sorted(p.iterdir())
+            entries = sorted(_content(p))  # a Finder's .DS_Store goes with the old frames
         except OSError as exc:
             raise PhotoError(p, f"cannot list folder ({_os_reason(exc)})") from exc
         others = [e.name for e in entries if not (is_frame_file(e) and e.is_file())]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import signal
 import threading
 
-STOP_SIGNAL_NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+STOP_SIGNAL_NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")  # SIGBREAK: Windows' Ctrl-Break
 
 
 def stop_signals() -> list[int]:
-    """SIGINT, SIGTERM and SIGHUP, those this platform has."""
+    """SIGINT, SIGTERM, SIGHUP and SIGBREAK, those this platform has."""
     return [getattr(signal, n) for n in STOP_SIGNAL_NAMES if hasattr(signal, n)]
 
 

@@ -259,7 +259,7 @@ def hub_offline() -> bool:
 def _read_registry_file(path: Path) -> dict[str, CheckpointSpec]:
     """Parse one registry.json; WeightsError naming the file on any problem. Enforces one default per arch."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors) too
     except FileNotFoundError:
         raise WeightsError(f"weights registry {path} does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -374,7 +374,7 @@ def register_checkpoint(spec: CheckpointSpec, registry_path: PathLike) -> None:
     path = Path(registry_path)
     if path.exists():
         _read_registry_file(path)  # validates the existing content
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
         data.setdefault("checkpoints", {})
     else:
         data = {"checkpoints": {}}
@@ -597,10 +597,14 @@ def _hf_cache_copy(spec: CheckpointSpec, repo: str) -> Path | None:
 def _hf_hub_cache() -> str:
     """The Hugging Face cache folder as the hub library chooses it (``HF_HUB_CACHE``, else ``HF_HOME``/hub,
     else its default), read now rather than when the library was imported."""
+
+    def expanded(value: str) -> str:  # as the hub library reads them: `~` and $VAR / %VAR% expanded
+        return os.path.expandvars(os.path.expanduser(value))
+
     if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
+        return expanded(os.environ["HF_HUB_CACHE"])
     if os.environ.get("HF_HOME"):
-        return os.path.join(os.environ["HF_HOME"], "hub")
+        return os.path.join(expanded(os.environ["HF_HOME"]), "hub")
     from huggingface_hub import constants
 
     return str(constants.HF_HUB_CACHE)

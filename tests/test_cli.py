@@ -1410,3 +1410,57 @@ def test_a_bad_training_checkpoint_is_one_short_line(tmp_path, capsys):
     assert r.code == 2, r
     assert len(r.err_lines) == 1 and len(r.err_lines[0]) < len(str(bad)) + 420, r.err_lines
     assert r.err_lines[0].startswith(f"error: {bad}: not a usable blurvid training checkpoint"), r.err_lines
+
+
+def test_a_folder_that_refuses_files_is_found_before_the_work(tiny_weights, tmp_path, capsys, monkeypatch):
+    """os.access says yes where Windows' Controlled Folder Access or macOS's privacy rules say no:
+    each photo was processed for minutes and then failed."""
+    import tempfile
+
+    import blurvid.io
+
+    photo = save_image(tmp_path / "a.jpg")
+    guarded = tmp_path / "Pictures"
+    guarded.mkdir()
+    real = tempfile.TemporaryFile
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(kwargs.get("dir", "")) == guarded:
+            raise PermissionError(1, "Operation not permitted")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    monkeypatch.setattr(blurvid.io, "read_photo", lambda p: pytest.fail("a photo was read"))
+    r = run(capsys, "deblur", photo, "-o", guarded / "a.jpg")
+    assert r.code == 2, r
+    assert r.err_lines == [
+        f"error: -o {guarded / 'a.jpg'}: cannot write there: cannot write into {guarded} (Operation not permitted)"
+    ]
+
+
+def test_a_name_the_console_cannot_encode_is_escaped_not_a_crash(tiny_weights, tmp_path):
+    """stdout redirected on Windows is cp1252 (strict): listing 'Łódź_sharp.png' raised UnicodeEncodeError
+    after all the work, with a traceback and exit 1."""
+    photo = save_image(tmp_path / "Łódź.png")
+    proc = subprocess.run(
+        [sys.executable, "-m", "blurvid", "deblur", str(photo)],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "cp1252"},
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode("cp1252", "replace")
+    assert b"\\u0141\xf3d\\u017a_sharp.png" in proc.stdout  # \xf3: cp1252's own ó
+    assert (tmp_path / "Łódź_sharp.png").is_file()
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path, capsys):
+    """Notepad saves UTF-8 with a BOM: 'Expecting value'; a config in another encoding gave a traceback."""
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"iters": "many"}', encoding="utf-8-sig")
+    r = run(capsys, "train", "deblur", "--config", cfg, "--no-progress")
+    assert r.code == 2 and "Expecting value" not in r.err, r  # read: its bad value is what is refused
+    cfg.write_bytes('{"data": ["Łódź"]}'.encode("utf-16"))
+    r = run(capsys, "train", "deblur", "--config", cfg, "--no-progress")
+    assert r.code == 2 and len(r.err_lines) == 1 and "cannot read the config" in r.err_lines[0], r
+    r.assert_no_traceback()

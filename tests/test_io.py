@@ -1676,3 +1676,16 @@ def test_to_uint8_refuses_other_integer_types() -> None:
     for dtype in (np.uint16, np.int32, bool):
         with pytest.raises(ValueError, match="expected a float image in \\[0, 1\\] or uint8"):
             bio.to_uint8(np.ones((1, 1, 3), dtype))
+
+
+def test_a_file_browsers_own_files_do_not_keep_frames_from_being_replaced(tmp_path: Path) -> None:
+    """Finder's .DS_Store (or Windows' Thumbs.db) in a frames folder made `animate --overwrite` refuse it."""
+    frames = [np.full((8, 8, 3), v, np.uint8) for v in (10, 200)]
+    out = bio.write_video(tmp_path / "clip_motion", frames)
+    (out / ".DS_Store").write_bytes(b"\\0\\0\\0\\1Bud1")
+    (out / "Thumbs.db").write_bytes(b"x")
+    assert bio.is_frame_folder(out)
+    bio.write_video(out, frames[:1])
+    assert sorted(p.name for p in out.iterdir()) == ["frame_0001.png"]
+    (out / "notes.txt").write_text("mine")
+    assert not bio.is_frame_folder(out)

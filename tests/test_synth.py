@@ -425,3 +425,17 @@ def test_training_photos_are_read_as_blurvid_reads_photos(tmp_path):
     got = load_rgb(tmp_path / "turned.jpg")
     assert got.shape == (3, 30, 20)
     assert got[:, :8].float().mean() > 240 and got[:, 12:].float().mean() < 15
+
+
+def test_training_data_leaves_out_hidden_files(tmp_path):
+    """macOS writes ._IMG.jpg (AppleDouble) files on FAT/exFAT/SMB drives: they stopped training."""
+    import numpy as np
+    from PIL import Image
+
+    from blurvid.data.datasets import list_images
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "IMG_1.jpg")
+    (tmp_path / "._IMG_1.jpg").write_bytes(b"\\0\\5\\x16\\7 AppleDouble")
+    (tmp_path / ".thumbs").mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / ".thumbs" / "t.jpg")
+    assert [p.name for p in list_images([tmp_path])] == ["IMG_1.jpg"]

@@ -735,3 +735,21 @@ def test_a_repo_id_is_checked_and_trimmed(env, monkeypatch, bad):
         WeightsError, match=rf"^'{re.escape(bad)}' is not a Hugging Face Hub repo id \(owner/name"
     ):
         W.hub_repo_id(bad)
+
+
+def test_a_registry_and_a_config_with_a_byte_order_mark_are_read(env, tmp_path):
+    """Windows editors (Notepad, PowerShell 5) start UTF-8 files with a BOM: 'registry unreadable'."""
+    _, spec = _make(env["tmp"])
+    reg = tmp_path / "reg.json"
+    reg.write_text(json.dumps({"checkpoints": {spec.name: spec.to_json()}}), encoding="utf-8-sig")
+    assert list(W.load_registry(reg)) == [spec.name]
+
+
+def test_the_hugging_face_cache_folder_is_expanded_as_the_hub_library_does(monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HOME", "~/hf")
+    assert W._hf_hub_cache() == str(tmp_path / "hf" / "hub")
+    monkeypatch.setenv("WHERE", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("HF_HUB_CACHE", "$WHERE/hub")
+    assert W._hf_hub_cache() == str(tmp_path / "elsewhere" / "hub")

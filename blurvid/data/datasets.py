@@ -44,8 +44,12 @@ def list_images(sources: Iterable[str | os.PathLike]) -> list[Path]:
     for src in sources:
         p = Path(src)
         if p.is_dir():
-            out += sorted(
-                q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTS and "_mask" not in q.parent.name
+            out += sorted(  # not hidden ones: macOS's ._IMG.jpg (AppleDouble) files are no images
+                q
+                for q in p.rglob("*")
+                if q.suffix.lower() in IMAGE_EXTS
+                and "_mask" not in q.parent.name
+                and not any(part.startswith(".") for part in q.relative_to(p).parts)
             )
         elif p.suffix.lower() in IMAGE_EXTS and p.exists():
             out.append(p)

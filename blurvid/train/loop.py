@@ -363,7 +363,8 @@ def _distributed(device: str) -> tuple[int, int, torch.device]:
     if world > 1:
         import torch.distributed as dist
 
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        nccl = dev.type == "cuda" and dist.is_nccl_available()  # no NCCL on Windows
+        dist.init_process_group("nccl" if nccl else "gloo")
         if dev.type == "cuda":
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(dev)
