@@ -570,7 +570,7 @@ def unwritable(dst: Path) -> str | None:
 def _work_through(
     todo: list[Job], report: Report, quiet: bool, label: str, work: Callable[[Job, Progress], None]
 ) -> None:
-    from .io import PhotoError
+    from .io import OutputExists, PhotoError
 
     with Progress(len(todo), quiet, label) as prog:
         for job in todo:
@@ -578,6 +578,8 @@ def _work_through(
             try:
                 work(job, prog)
                 report.written.append(job.dst)
+            except OutputExists:  # another run wrote it while this one worked: as if it had been there
+                report.skipped.append(job.dst)
             except PhotoError as e:
                 report.fail(str(e))
                 _debug_trace(e)
@@ -773,7 +775,8 @@ def deblur(
         photo = read_photo(job.src)
         with file_warnings(job.src):  # e.g. --shake found no shake: the line names the photo
             sharp = runtime(photo.pixels, on_tile=prog.on_tile)
-        write_photo(job.dst, sharp, like=photo, alpha=photo.alpha, quality=quality)
+        # without --overwrite, a result another run wrote meanwhile stays (counted as skipped)
+        write_photo(job.dst, sharp, like=photo, alpha=photo.alpha, quality=quality, replace=overwrite)
 
     _run_jobs(jobs, report, overwrite, quiet, "deblur", work)
     _finish(report, quiet)
@@ -913,7 +916,7 @@ def animate(
             seq = seq + (seq[-2::-1] if ends_on_first else seq[-2:0:-1])
         if left is not None:
             seq = pipeline.side_by_side(left, seq)
-        write_video(job.dst, seq, fps=fps, loop=loop, icc=icc)
+        write_video(job.dst, seq, fps=fps, loop=loop, icc=icc, replace=overwrite)
 
     _run_jobs(jobs, report, overwrite, quiet, "animate", work)
     _finish(report, quiet)

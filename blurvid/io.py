@@ -41,6 +41,7 @@ import struct
 import subprocess
 import tempfile
 import threading
+import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -58,14 +59,17 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "RAW_REASON",
     "RAW_SUFFIXES",
+    "OutputExists",
     "Photo",
     "PhotoError",
     "Unsupported",
+    "check_video_size",
     "file_warnings",
     "is_frame_file",
     "is_frame_folder",
     "is_image_path",
     "read_photo",
+    "to_uint8",
     "unsupported",
     "video_kind",
     "write_photo",
@@ -211,6 +215,11 @@ class PhotoError(Exception):
             self.reason = _one_line(reason)
             message = self.reason if path is None else f"{_one_line(str(path))}: {self.reason}"
         super().__init__(message)
+
+
+class OutputExists(PhotoError):
+    """A write that must not replace its target (``replace=False``) found it there when its result was
+    ready: another run wrote it meanwhile. Nothing was changed."""
 
 
 @dataclass(eq=False, repr=False)
@@ -1190,6 +1199,7 @@ def write_photo(
     alpha: np.ndarray | None = None,
     quality: int | None = None,
     bit_depth: int | None = None,
+    replace: bool = True,
 ) -> Path:
     """Write ``pixels`` (float ``(H, W, 3)`` in [0, 1]; values are clipped and rounded) to ``path``.
 
@@ -1208,9 +1218,12 @@ def write_photo(
 
     The write is atomic: a hidden temporary file in the destination folder is renamed over
     ``path``; on any failure nothing is left behind. Missing parent folders are created. Whether to
-    overwrite an existing ``path`` is the caller's decision.
+    overwrite an existing ``path`` is the caller's decision; with ``replace=False`` a ``path`` that
+    exists when the result is ready (another run wrote it meanwhile) is left as it is:
+    :class:`OutputExists`.
 
     Raises:
+        OutputExists: ``replace=False`` and ``path`` exists.
         PhotoError: unknown suffix, ``path`` is ``like.path`` (never overwrite the input), a
             directory, the folder cannot be created or written, the image is too big for the format.
         ValueError: malformed arguments (shapes, quality, bit_depth).
@@ -1374,7 +1387,7 @@ def write_photo(
             )
         image.save(tmp, format=fmt, **options)
 
-    _atomic_write(p, encode)
+    _atomic_write(p, encode, replace)
     return p
 
 
@@ -1695,9 +1708,12 @@ def write_video(
     loop: bool = True,
     quality: int = 90,
     icc: bytes | None = None,
+    replace: bool = True,
 ) -> Path:
     """Write ``frames`` (``(H, W, 3)``, float in [0, 1] or uint8, one size) as the video :func:`video_kind`
-    names. Every format stores 8 bits per channel.
+    names. Every format stores 8 bits per channel. ``replace=False``: a target that exists when the
+    frames are ready (another run wrote it meanwhile; an empty folder does not count) is left as it is:
+    :class:`OutputExists`.
 
     * GIF: one adaptive 256-colour palette shared by all frames (no flicker), a fixed ordered
       dither pattern against banding; loops forever when ``loop`` else plays once; frame times are
@@ -1753,16 +1769,16 @@ def write_video(
     if convert is not None:
         clips = [np.asarray(convert(Image.fromarray(f))) for f in _frames_uint8(clips)]
     if kind == "frames":
-        _write_frame_folder(p, clips)
+        _write_frame_folder(p, clips, replace)
         return p
     if p.is_dir():
         raise PhotoError(p, "is a directory")
     if kind == "gif":
-        _atomic_write(p, lambda tmp: _encode_gif(tmp, clips, fps, loop))
+        _atomic_write(p, lambda tmp: _encode_gif(tmp, clips, fps, loop), replace)
     elif kind == "webp":
-        _atomic_write(p, lambda tmp: _encode_webp(tmp, clips, fps, loop, quality))
+        _atomic_write(p, lambda tmp: _encode_webp(tmp, clips, fps, loop, quality), replace)
     else:
-        _atomic_write(p, lambda tmp: _encode_mp4(p, tmp, clips, fps, quality))
+        _atomic_write(p, lambda tmp: _encode_mp4(p, tmp, clips, fps, quality), replace)
     return p
 
 
@@ -1937,9 +1953,11 @@ def _is_own_frame(path: Path) -> bool:
         return False
 
 
-def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
+def _write_frame_folder(p: Path, frames: Sequence[np.ndarray], replace: bool = True) -> None:
     if p.exists() and not p.is_dir():
         raise PhotoError(p, "exists and is not a folder (PNG frames need a folder)")
+    if not replace and p.is_dir() and _content(p):
+        raise OutputExists(p, "exists; left as it is")
     if p.is_dir():
         try:
             entries = sorted(_content(p))  # a Finder's .DS_Store goes with the old frames
@@ -1955,6 +1973,7 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
             raise PhotoError(p, f"folder holds {foreign!r}, which blurvid did not write; not replacing it")
     parent = p.absolute().parent
     _make_folder(p, parent)
+    _sweep_stale(parent, p.name[:40])
     token = secrets.token_hex(4)
     stage = parent / f".{p.name[:40]}.{token}.tmp"
     digits = max(4, len(str(len(frames))))
@@ -1963,25 +1982,49 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray]) -> None:
     with _staged(p, stage, os.mkdir, lambda d: shutil.rmtree(d, ignore_errors=True), "cannot write frames"):
         for i, f in enumerate(_frames_uint8(frames), start=1):
             Image.fromarray(f).save(stage / f"frame_{i:0{digits}d}.png", format="PNG", pnginfo=mark)
-        if p.is_dir():
+        if not replace:
+            _publish_new_folder(stage, p)
+        elif p.is_dir():
             old = parent / f".{p.name[:40]}.{token}.old"
-            os.replace(p, old)
-            try:
+            try:  # the first rename inside: a Ctrl-C just after it must still put the old frames back
+                os.replace(p, old)
                 os.replace(stage, p)
             except BaseException:
-                os.replace(old, p)
+                with contextlib.suppress(OSError):
+                    if old.is_dir() and not p.exists():
+                        os.replace(old, p)
                 raise
-            shutil.rmtree(old, ignore_errors=True)
+            finally:  # the old frames, once the folder holds others (this call's or another run's)
+                if old.is_dir() and p.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(stage, p)
+
+
+def _publish_new_folder(stage: Path, p: Path) -> None:
+    """Rename the finished folder ``stage`` to ``p``, which may be missing or an empty folder, not one
+    that another run filled meanwhile (:class:`OutputExists`)."""
+    with contextlib.suppress(FileNotFoundError, OSError):
+        if p.is_dir() and not _content(p):
+            shutil.rmtree(p)  # empty (or a file browser's files only): Windows renames onto nothing else
+    try:
+        os.rename(stage, p)  # onto a folder with files it fails: ENOTEMPTY / EEXIST (Windows: always)
+    except OSError as exc:
+        if p.exists():
+            raise OutputExists(p, _TAKEN) from exc
+        raise
 
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
 
 
-def _atomic_write(p: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a hidden file beside ``p`` with p's suffix, then rename it to ``p``.
+_TAKEN = "appeared while this one was made (another run?); left as it is"
+
+
+def _atomic_write(p: Path, write: Callable[[Path], None], replace: bool = True) -> None:
+    """Call ``write(tmp)`` on a hidden file beside ``p`` with p's suffix, then rename it to ``p``
+    (``replace=False``: link it there, which fails where ``p`` exists: :class:`OutputExists`).
 
     On any failure the temporary file is removed and ``p`` is untouched; OSErrors become PhotoError.
     """
@@ -1989,6 +2032,7 @@ def _atomic_write(p: Path, write: Callable[[Path], None]) -> None:
         raise PhotoError(p, "is a directory")
     parent = p.absolute().parent
     _make_folder(p, parent)
+    _sweep_stale(parent, p.stem[:40])
     tmp = parent / f".{p.stem[:40]}.{secrets.token_hex(4)}.tmp{p.suffix}"
 
     def reserve(path: Path) -> None:  # 0o666 lets the umask decide the final file's permissions
@@ -2002,7 +2046,48 @@ def _atomic_write(p: Path, write: Callable[[Path], None]) -> None:
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        if replace:
+            os.replace(tmp, p)
+        else:
+            _publish_new(tmp, p)
+
+
+STALE_S = 24 * 3600.0  # a hidden temporary this old is a killed run's (SIGKILL, power loss), not a live one's
+
+
+def _sweep_stale(parent: Path, prefix: str) -> None:
+    """Remove the hidden temporaries of the output named ``prefix`` in ``parent`` that a killed run left
+    (``.<prefix>.<8 hex>.tmp...`` files and folders, ``.old`` frame folders), once older than
+    :data:`STALE_S`; a live run's are fresh. Best effort: errors are ignored."""
+    pattern = re.compile(rf"\.{re.escape(prefix)}\.[0-9a-f]{{8}}\.(tmp.*|old)")
+    cutoff = time.time() - STALE_S
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(parent):
+            if not pattern.fullmatch(entry.name):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+
+
+def _publish_new(tmp: Path, p: Path) -> None:
+    """Rename the finished ``tmp`` to ``p`` unless ``p`` exists (:class:`OutputExists`): a hard link
+    fails atomically where it does; where the file system has none (FAT, exFAT, some network drives),
+    a check just before the rename is as close as it gets."""
+    try:
+        os.link(tmp, p)
+    except FileExistsError:
+        raise OutputExists(p, _TAKEN) from None
+    except OSError:
+        if os.path.lexists(p):
+            raise OutputExists(p, _TAKEN) from None
         os.replace(tmp, p)
+        return
+    os.unlink(tmp)
 
 
 @contextlib.contextmanager

@@ -1464,3 +1464,25 @@ def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path, capsys):
     r = run(capsys, "train", "deblur", "--config", cfg, "--no-progress")
     assert r.code == 2 and len(r.err_lines) == 1 and "cannot read the config" in r.err_lines[0], r
     r.assert_no_traceback()
+
+
+def test_a_result_another_run_wrote_meanwhile_is_skipped_not_replaced(
+    tiny_weights, tmp_path, capsys, monkeypatch
+):
+    """Two runs into one folder without --overwrite: each replaced the other's results and said 'written'."""
+    photo = save_image(tmp_path / "a.png")
+    target = tmp_path / "out" / "a_sharp.png"
+    real = pipeline.Deblurrer.__call__
+
+    def other_run_first(self, image, *args, **kwargs):  # type: ignore[no-untyped-def]
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(b"the other run's result")
+        return real(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.Deblurrer, "__call__", other_run_first)
+    r = run(capsys, "deblur", photo, "-o", tmp_path / "out")
+    assert r.code == 0, r
+    assert "0 written, 1 skipped" in r.out
+    assert target.read_bytes() == b"the other run's result"
+    r = run(capsys, "deblur", photo, "-o", tmp_path / "out", "--overwrite")  # asked for: replaced
+    assert r.code == 0 and "1 written" in r.out and read_photo(target).pixels.shape == (H, W, 3)

@@ -7,6 +7,7 @@ import os
 import re
 import struct
 import subprocess
+import time
 import zlib
 from io import BytesIO
 from pathlib import Path
@@ -1689,3 +1690,69 @@ def test_a_file_browsers_own_files_do_not_keep_frames_from_being_replaced(tmp_pa
     assert sorted(p.name for p in out.iterdir()) == ["frame_0001.png"]
     (out / "notes.txt").write_text("mine")
     assert not bio.is_frame_folder(out)
+
+
+def test_a_write_that_must_not_replace_leaves_what_appeared_meanwhile(tmp_path: Path) -> None:
+    """Two runs into one folder without --overwrite replaced each other's results, both saying 'written'."""
+    target = tmp_path / "a_sharp.png"
+    assert bio.write_photo(target, smooth_rgb(), replace=False) == target  # a new file: written
+    before = target.read_bytes()
+    with pytest.raises(bio.OutputExists, match="appeared while this one was made"):
+        bio.write_photo(target, 1 - smooth_rgb(), replace=False)
+    assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a_sharp.png"]
+    frames = [np.full((8, 8, 3), v, np.uint8) for v in (10, 200)]
+    gif = bio.write_video(tmp_path / "c.gif", frames, replace=False)
+    with pytest.raises(bio.OutputExists):
+        bio.write_video(gif, frames[::-1], replace=False)
+    folder = tmp_path / "f"
+    folder.mkdir()  # an empty folder is a target to fill
+    bio.write_video(folder, frames, replace=False)
+    with pytest.raises(bio.OutputExists, match="exists; left as it is"):
+        bio.write_video(folder, frames[:1], replace=False)
+    assert sorted(p.name for p in folder.iterdir()) == ["frame_0001.png", "frame_0002.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_sharp.png", "c.gif", "f"]  # nothing hidden left
+
+
+def test_an_interrupt_while_frames_are_swapped_puts_the_old_ones_back(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A stop just after the old frames were moved aside removed the output folder (the old frames left
+    in a hidden folder) while the CLI said nothing was left half-written."""
+    frames = [np.full((8, 8, 3), v, np.uint8) for v in (10, 200)]
+    out = bio.write_video(tmp_path / "clip_motion", frames)
+    real, calls = os.replace, []
+
+    def replace(a, b):  # type: ignore[no-untyped-def]
+        real(a, b)
+        calls.append(b)
+        if len(calls) == 1:  # the old frames have just been moved aside
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(bio.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        bio.write_video(out, frames[:1])
+    monkeypatch.setattr(bio.os, "replace", real)
+    assert sorted(p.name for p in out.iterdir()) == ["frame_0001.png", "frame_0002.png"]  # the old frames
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip_motion"]
+
+
+def test_a_killed_runs_hidden_temporaries_are_swept_once_stale(tmp_path: Path) -> None:
+    """SIGKILL mid-write left .a_sharp.<hex>.tmp.png (a full-size file) and frame folders for good."""
+    old = time.time() - bio.STALE_S - 60
+    stale = [
+        tmp_path / ".a_sharp.0123abcd.tmp.png",
+        tmp_path / ".clip.89abcdef.tmp",
+        tmp_path / ".clip.89abcdef.old",
+    ]
+    stale[0].write_bytes(b"half")
+    for d in stale[1:]:
+        d.mkdir()
+        (d / "frame_0001.png").write_bytes(b"x")
+    fresh = tmp_path / ".a_sharp.feedbeef.tmp.png"  # a live run's
+    fresh.write_bytes(b"live")
+    other = tmp_path / ".b_sharp.0123abcd.tmp.png"  # another output's: not this write's to judge
+    other.write_bytes(b"other")
+    for p in [*stale, other]:
+        os.utime(p, (old, old))
+    bio.write_photo(tmp_path / "a_sharp.png", smooth_rgb())
+    bio.write_video(tmp_path / "clip", [np.zeros((8, 8, 3), np.uint8)] * 2)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".a_sharp.feedbeef.tmp.png", ".b_sharp.0123abcd.tmp.png", "a_sharp.png", "clip"]
