@@ -345,13 +345,17 @@ _PHOTO_SUFFIXES = frozenset({".mpo"})
 _FILE_LIKE = frozenset(
     "." + e
     for e in "jpg jpeg png tif tiff webp bmp gif mp4 mov avi mkv heic heif avif jxl raw dng cr2 cr3 nef arw orf "
-    "rw2 raf pef srw psd pdf txt jp2 j2k jxr tga exr hdr ppm pgm pnm svg ico eps xcf kra apng mpo".split()
+    "rw2 raf pef srw psd pdf txt jp2 j2k jxr tga exr hdr ppm pgm pnm svg ico eps xcf kra apng mpo "
+    "3gp 3g2 m2ts mts mp4v h264 h265 m4v webm ogv wmv flv".split()
 )
 
 
 def _empty_folder(p: Path) -> bool:
-    """An existing empty folder: a frames target to fill, not an output that exists."""
-    return p.is_dir() and not any(p.iterdir())
+    """An existing empty folder (a file browser's own files aside): a frames target to fill, not an
+    output that exists."""
+    from .io import folder_content
+
+    return p.is_dir() and not folder_content(p)
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -509,6 +513,10 @@ def _run_jobs(
         raise
 
 
+# where the usual file systems fold case (macOS, Windows), x_sharp.JPG and x_sharp.jpg are one file
+CASE_INSENSITIVE = sys.platform in ("darwin", "win32")
+
+
 def _check_job(
     job: Job,
     report: Report,
@@ -523,8 +531,8 @@ def _check_job(
     if job.src.resolve() in results:
         report.own.append(job.src)
         return False
-    # case folded: on the file systems of macOS, Windows and memory cards x_sharp.JPG is x_sharp.jpg
-    first = claimed.setdefault(str(job.dst.resolve()).casefold(), job)
+    key = str(job.dst.resolve())
+    first = claimed.setdefault(key.casefold() if CASE_INSENSITIVE else key, job)
     if _same(job.src, job.dst) or _inside(job.src, job.dst):  # the latter: a folder of frames replaced
         choose = "-o or --suffix" if command == "deblur" else "-o"  # animate names its results itself
         report.fail(f"{job.src}: the output would overwrite the input; choose another {choose}")
@@ -559,12 +567,18 @@ def unwritable(dst: Path) -> str | None:
         return f"{folder} is not a folder"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"no permission to write into {folder}"
-    try:  # os.access sees neither Windows' ACLs and Controlled Folder Access nor macOS's privacy rules
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        return f"cannot write into {folder} ({e.strerror or e})"
-    return None
+    key = str(folder)
+    if key not in _PROBED:  # once per folder and command, not per photo
+        try:  # os.access sees neither Windows' ACLs and Controlled Folder Access nor macOS's privacy rules
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+            _PROBED[key] = None
+        except OSError as e:
+            _PROBED[key] = f"cannot write into {folder} ({e.strerror or e})"
+    return _PROBED[key]
+
+
+_PROBED: dict[str, str | None] = {}  # folder -> why a file cannot be made in it (None: it can), per command
 
 
 def _work_through(
@@ -893,7 +907,7 @@ def animate(
 
         photo = read_photo(job.src)
         icc, pixels = photo.icc_profile, photo.pixels
-        if photo.alpha is not None:  # what lies under transparent pixels is arbitrary (often a loud colour)
+        if photo.alpha is not None and float(photo.alpha.min()) < 1:  # what lies under it is arbitrary
             logging.getLogger("blurvid").warning(
                 "%s: transparency is flattened onto white (the videos hold no alpha)", job.src
             )
@@ -1063,6 +1077,7 @@ def main(argv: list[str] | None = None) -> None:
     from .weights import WeightsError
 
     _register_subcommands()
+    _PROBED.clear()  # main() may run several times in one process (tests, a notebook)
     # a file name the console's code page lacks (stdout redirected on Windows is cp1252, strict) is
     # written escaped, not a UnicodeEncodeError after all the work
     with contextlib.suppress(AttributeError, ValueError, OSError):

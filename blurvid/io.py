@@ -65,6 +65,7 @@ __all__ = [
     "Unsupported",
     "check_video_size",
     "file_warnings",
+    "folder_content",
     "is_frame_file",
     "is_frame_folder",
     "is_image_path",
@@ -1906,11 +1907,11 @@ def _encode_mp4(target: Path, tmp: Path, frames: Sequence[np.ndarray], fps: floa
         if code != 0:
             errors.seek(0)
             text = errors.read().decode("utf-8", "replace").strip().splitlines()
-            # the first line that names a problem is its cause; the last is often only "nothing was written"
-            cause = next(
-                (t for t in text if re.search(r"error|invalid|failed", t, re.I)), text[-1] if text else ""
-            )
-            raise PhotoError(target, f"ffmpeg could not encode the MP4 ({cause or f'exit status {code}'})")
+            # under -loglevel error every line is an error and the first is the cause (the last is often
+            # only "nothing was written"), less its "[libx264 @ 0x55...] " prefix
+            first = next((t.strip() for t in text if t.strip()), f"exit status {code}")
+            cause = re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", first)
+            raise PhotoError(target, f"ffmpeg could not encode the MP4 ({cause})")
 
 
 def is_frame_file(path: str | os.PathLike[str]) -> bool:
@@ -1923,7 +1924,7 @@ def is_frame_file(path: str | os.PathLike[str]) -> bool:
 _BROWSER_FILES = re.compile(r"\.DS_Store|\._.*|Thumbs\.db|desktop\.ini", re.IGNORECASE)
 
 
-def _content(folder: Path) -> list[Path]:
+def folder_content(folder: Path) -> list[Path]:
     """The entries of ``folder`` less the file browsers' own files (:data:`_BROWSER_FILES`)."""
     return [e for e in folder.iterdir() if not _BROWSER_FILES.fullmatch(e.name)]
 
@@ -1935,7 +1936,7 @@ def is_frame_folder(path: str | os.PathLike[str]) -> bool:
     program (``ffmpeg -i clip.mp4 frame_%04d.png``) are the user's, not blurvid's."""
     p = Path(path)
     try:
-        names = _content(p) if p.is_dir() else []
+        names = folder_content(p) if p.is_dir() else []
     except OSError:
         return False
     return bool(names) and all(is_frame_file(e) and e.is_file() and _is_own_frame(e) for e in names)
@@ -1956,11 +1957,11 @@ def _is_own_frame(path: Path) -> bool:
 def _write_frame_folder(p: Path, frames: Sequence[np.ndarray], replace: bool = True) -> None:
     if p.exists() and not p.is_dir():
         raise PhotoError(p, "exists and is not a folder (PNG frames need a folder)")
-    if not replace and p.is_dir() and _content(p):
+    if not replace and p.is_dir() and folder_content(p):
         raise OutputExists(p, "exists; left as it is")
     if p.is_dir():
         try:
-            entries = sorted(_content(p))  # a Finder's .DS_Store goes with the old frames
+            entries = sorted(folder_content(p))  # a Finder's .DS_Store goes with the old frames
         except OSError as exc:
             raise PhotoError(p, f"cannot list folder ({_os_reason(exc)})") from exc
         others = [e.name for e in entries if not (is_frame_file(e) and e.is_file())]
@@ -1973,7 +1974,7 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray], replace: bool = T
             raise PhotoError(p, f"folder holds {foreign!r}, which blurvid did not write; not replacing it")
     parent = p.absolute().parent
     _make_folder(p, parent)
-    _sweep_stale(parent, p.name[:40])
+    _sweep_stale(parent)
     token = secrets.token_hex(4)
     stage = parent / f".{p.name[:40]}.{token}.tmp"
     digits = max(4, len(str(len(frames))))
@@ -2004,14 +2005,17 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray], replace: bool = T
 def _publish_new_folder(stage: Path, p: Path) -> None:
     """Rename the finished folder ``stage`` to ``p``, which may be missing or an empty folder, not one
     that another run filled meanwhile (:class:`OutputExists`)."""
-    with contextlib.suppress(FileNotFoundError, OSError):
-        if p.is_dir() and not _content(p):
-            shutil.rmtree(p)  # empty (or a file browser's files only): Windows renames onto nothing else
+    with contextlib.suppress(OSError):  # Windows renames onto nothing but a missing name
+        if p.is_dir() and not folder_content(p):
+            for e in p.iterdir():  # a file browser's own files only
+                e.unlink()
+            os.rmdir(p)  # fails, and leaves it, where another run has filled it meanwhile
     try:
-        os.rename(stage, p)  # onto a folder with files it fails: ENOTEMPTY / EEXIST (Windows: always)
+        os.rename(stage, p)  # onto a folder with files it fails: ENOTEMPTY / EEXIST
     except OSError as exc:
-        if p.exists():
-            raise OutputExists(p, _TAKEN) from exc
+        with contextlib.suppress(OSError):
+            if p.is_dir() and folder_content(p):  # filled by another run: not a failure of this one
+                raise OutputExists(p, _TAKEN) from exc
         raise
 
 
@@ -2032,7 +2036,7 @@ def _atomic_write(p: Path, write: Callable[[Path], None], replace: bool = True) 
         raise PhotoError(p, "is a directory")
     parent = p.absolute().parent
     _make_folder(p, parent)
-    _sweep_stale(parent, p.stem[:40])
+    _sweep_stale(parent)
     tmp = parent / f".{p.stem[:40]}.{secrets.token_hex(4)}.tmp{p.suffix}"
 
     def reserve(path: Path) -> None:  # 0o666 lets the umask decide the final file's permissions
@@ -2055,18 +2059,27 @@ def _atomic_write(p: Path, write: Callable[[Path], None], replace: bool = True) 
 STALE_S = 24 * 3600.0  # a hidden temporary this old is a killed run's (SIGKILL, power loss), not a live one's
 
 
-def _sweep_stale(parent: Path, prefix: str) -> None:
-    """Remove the hidden temporaries of the output named ``prefix`` in ``parent`` that a killed run left
-    (``.<prefix>.<8 hex>.tmp...`` files and folders, ``.old`` frame folders), once older than
-    :data:`STALE_S`; a live run's are fresh. Best effort: errors are ignored."""
-    pattern = re.compile(rf"\.{re.escape(prefix)}\.[0-9a-f]{{8}}\.(tmp.*|old)")
+_SWEPT: set[str] = set()  # folders swept in this process: once each, not at every write (a folder run)
+_STALE_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.(tmp.*|old)")
+
+
+def _sweep_stale(parent: Path) -> None:
+    """Remove the hidden temporaries in ``parent`` that a killed run left (``.<name>.<8 hex>.tmp...``
+    files and folders, ``.old`` frame folders), once older than :data:`STALE_S` (by the later of their
+    modification and status-change times: a folder renamed aside keeps its old mtime); a live run's are
+    fresh. Once per folder and process; best effort: errors are ignored."""
+    key = str(parent)
+    if key in _SWEPT:
+        return
+    _SWEPT.add(key)
     cutoff = time.time() - STALE_S
     with contextlib.suppress(OSError):
         for entry in os.scandir(parent):
-            if not pattern.fullmatch(entry.name):
+            if not _STALE_NAME.fullmatch(entry.name):
                 continue
             with contextlib.suppress(OSError):
-                if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                st = entry.stat(follow_symlinks=False)
+                if max(st.st_mtime, st.st_ctime) >= cutoff:
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path, ignore_errors=True)
@@ -2087,7 +2100,8 @@ def _publish_new(tmp: Path, p: Path) -> None:
             raise OutputExists(p, _TAKEN) from None
         os.replace(tmp, p)
         return
-    os.unlink(tmp)
+    with contextlib.suppress(OSError):  # the result is in place; a temporary name held open stays hidden
+        os.unlink(tmp)
 
 
 @contextlib.contextmanager

@@ -248,6 +248,15 @@ def hub_repo_id(override: str | None = None) -> str:
     return repo
 
 
+def _hub_repo_or_error(override: str | None) -> tuple[str, WeightsError | None]:
+    """:func:`hub_repo_id`, or the text given and why it is no repo id: a bad id matters only where the
+    hub is needed (a download), not for the copies on disk."""
+    try:
+        return hub_repo_id(override), None
+    except WeightsError as e:
+        return (override or "").strip() or os.environ.get(ENV_HF_REPO, "").strip(), e
+
+
 def hub_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` is truthy (same values huggingface_hub accepts: 1/ON/YES/TRUE)."""
     return os.environ.get(ENV_HF_OFFLINE, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
@@ -638,7 +647,11 @@ def _hub_unreachable() -> str | None:
             socket.getaddrinfo(host, None)
         except OSError:
             reason = f"the hub could not be reached ({host} does not resolve: no network connection?)"
-    if reason is None:
+    # urllib (the probe's) ignores ALL_PROXY and SOCKS proxies, which the hub library follows
+    other_route = any(os.environ.get(k) for k in ("ALL_PROXY", "all_proxy")) or any(
+        os.environ.get(k, "").lower().startswith("socks") for k in proxies
+    )
+    if reason is None and not other_route:
         reason = _probe_hub(endpoint)
     if reason is not None:
         _UNREACHABLE[endpoint] = (reason, time.monotonic())
@@ -788,10 +801,10 @@ def resolve(
     """
     spec = _lookup(name_or_spec, registry)
     spec.validate()
-    repo = hub_repo_id(repo_id)
+    repo, repo_error = _hub_repo_or_error(repo_id)
     bad: list[tuple[Path, str]] = []  # (copy, why it is not used): never used
     looked: list[str] = []
-    for origin, path in _local_candidates(spec, repo):
+    for origin, path in _local_candidates(spec, None if repo_error else repo):
         looked.append(str(path.parent))
         if not path.is_file():
             continue
@@ -819,6 +832,8 @@ def resolve(
             f"checkpoint '{spec.name}' ({spec.file}) not found; looked in {', '.join(looked)}; {why}"
         )
     try:
+        if repo_error is not None:
+            raise repo_error
         path = _download(spec, repo)
     except WeightsError as e:
         if bad:
@@ -871,12 +886,12 @@ def list_checkpoints(registry: RegistryArg = None, repo_id: str | None = None) -
     (verified False).
     """
     reg = _as_registry(registry)
-    repo = hub_repo_id(repo_id)
+    repo, repo_error = _hub_repo_or_error(repo_id)
     rows = []
     for spec in sorted(reg.values(), key=lambda s: (ARCHS.index(s.arch) if s.arch in ARCHS else 99, s.name)):
         found: tuple[str, Path, bool] | None = None
         unreadable = None
-        for origin, path in _local_candidates(spec, repo):
+        for origin, path in _local_candidates(spec, None if repo_error else repo):
             if not path.is_file():
                 continue
             try:

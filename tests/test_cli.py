@@ -1331,12 +1331,20 @@ def test_same_output_hints_at_what_works(tiny_weights, tmp_path, capsys):
     assert r.code == 1 and r.err_lines[0].endswith("; give it a run of its own, with another -o"), r
 
 
-def test_outputs_that_differ_only_in_case_are_one_output(tiny_weights, tmp_path, capsys):
-    """B.JPG and B.mpo gave B_sharp.JPG and B_sharp.jpg: one file on macOS, Windows and memory cards."""
+@pytest.mark.parametrize("platform", ["darwin", "win32", "linux"])
+def test_outputs_that_differ_only_in_case_are_one_output_where_the_file_system_says_so(
+    tiny_weights, tmp_path, capsys, monkeypatch, platform
+):
+    """B.JPG and B.mpo give B_sharp.JPG and B_sharp.jpg: one file on macOS and Windows (the second
+    replaced the first), two on Linux (where refusing the second would be a false conflict)."""
+    monkeypatch.setattr(cli, "CASE_INSENSITIVE", platform != "linux")
     photos, out = tmp_path / "in", tmp_path / "out"
     save_image(photos / "B.JPG", seed=1)
     shutil.copy(save_image(tmp_path / "b.jpg", seed=2), photos / "B.mpo")
     r = run(capsys, "deblur", photos, "-o", out)
+    if platform == "linux":
+        assert r.code == 0 and sorted(p.name for p in out.iterdir()) == ["B_sharp.JPG", "B_sharp.jpg"], r
+        return
     assert r.code == 1, r
     assert (
         len(r.err_lines) == 1
@@ -1486,3 +1494,28 @@ def test_a_result_another_run_wrote_meanwhile_is_skipped_not_replaced(
     assert target.read_bytes() == b"the other run's result"
     r = run(capsys, "deblur", photo, "-o", tmp_path / "out", "--overwrite")  # asked for: replaced
     assert r.code == 0 and "1 written" in r.out and read_photo(target).pixels.shape == (H, W, 3)
+
+
+def test_animate_says_nothing_of_transparency_an_opaque_photo_lacks(tiny_weights, tmp_path, capsys):
+    rgba = np.dstack([image_u8(H, W), np.full((H, W), 255, np.uint8)])  # RGBA, every pixel opaque
+    Image.fromarray(rgba).save(tmp_path / "opaque.png")
+    r = run(capsys, "animate", tmp_path / "opaque.png", "-n", 3, "-o", tmp_path / "f")
+    assert r.code == 0 and r.err_lines == [], r
+
+
+@pytest.mark.parametrize("name", ["clip.3gp", "clip.webm", "clip.wmv"])
+def test_animate_to_a_video_format_it_does_not_write_is_refused_not_a_folder(
+    tiny_weights, tmp_path, capsys, photo, name
+):
+    r = run(capsys, "animate", photo, "-n", 3, "-o", tmp_path / name)
+    assert r.code == 2 and "does not write" in r.err_lines[0], r
+    assert not (tmp_path / name).exists()
+
+
+def test_a_frames_folder_holding_only_a_finder_file_counts_as_empty(tiny_weights, tmp_path, capsys, photo):
+    target = tmp_path / "frames"
+    target.mkdir()
+    (target / ".DS_Store").write_bytes(b"Bud1")
+    r = run(capsys, "animate", photo, "-n", 3, "-o", target)
+    assert r.code == 0 and "1 written" in r.out, r
+    assert sorted(p.name for p in target.iterdir()) == ["frame_0001.png", "frame_0002.png", "frame_0003.png"]

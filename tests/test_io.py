@@ -1734,9 +1734,9 @@ def test_an_interrupt_while_frames_are_swapped_puts_the_old_ones_back(tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip_motion"]
 
 
-def test_a_killed_runs_hidden_temporaries_are_swept_once_stale(tmp_path: Path) -> None:
+def test_a_killed_runs_hidden_temporaries_are_swept_once_stale(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """SIGKILL mid-write left .a_sharp.<hex>.tmp.png (a full-size file) and frame folders for good."""
-    old = time.time() - bio.STALE_S - 60
+    monkeypatch.setattr(bio, "STALE_S", 1.0)  # a day in use; the status-change time cannot be set back
     stale = [
         tmp_path / ".a_sharp.0123abcd.tmp.png",
         tmp_path / ".clip.89abcdef.tmp",
@@ -1746,13 +1746,12 @@ def test_a_killed_runs_hidden_temporaries_are_swept_once_stale(tmp_path: Path) -
     for d in stale[1:]:
         d.mkdir()
         (d / "frame_0001.png").write_bytes(b"x")
+    (tmp_path / ".b_sharp.0123abcd.tmp.png").write_bytes(b"another output's")  # the folder is swept whole
+    (tmp_path / ".hidden.jpg").write_bytes(b"the user's")  # no temporary's name: never touched
+    time.sleep(1.2)
     fresh = tmp_path / ".a_sharp.feedbeef.tmp.png"  # a live run's
     fresh.write_bytes(b"live")
-    other = tmp_path / ".b_sharp.0123abcd.tmp.png"  # another output's: not this write's to judge
-    other.write_bytes(b"other")
-    for p in [*stale, other]:
-        os.utime(p, (old, old))
     bio.write_photo(tmp_path / "a_sharp.png", smooth_rgb())
     bio.write_video(tmp_path / "clip", [np.zeros((8, 8, 3), np.uint8)] * 2)
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == [".a_sharp.feedbeef.tmp.png", ".b_sharp.0123abcd.tmp.png", "a_sharp.png", "clip"]
+    assert left == [".a_sharp.feedbeef.tmp.png", ".hidden.jpg", "a_sharp.png", "clip"]

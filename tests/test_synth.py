@@ -439,3 +439,30 @@ def test_training_data_leaves_out_hidden_files(tmp_path):
     (tmp_path / ".thumbs").mkdir()
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / ".thumbs" / "t.jpg")
     assert [p.name for p in list_images([tmp_path])] == ["IMG_1.jpg"]
+
+
+def test_training_data_reads_patterns_and_the_fast_path_matches_read_photo(tmp_path, monkeypatch):
+    """Windows shells pass `photos\\*.jpg` as typed (blurvid no longer lets click expand it); an 8-bit
+    upright photo skips read_photo (3x faster) with the same pixels."""
+    import numpy as np
+    from PIL import Image
+
+    from blurvid.data import datasets
+    from blurvid.data.datasets import list_images, load_rgb
+
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png", "c.txt"):
+        if name.endswith(".png"):
+            Image.fromarray((rng.random((12, 16, 3)) * 255).astype(np.uint8)).save(tmp_path / name)
+        else:
+            (tmp_path / name).write_text("notes")
+    assert [p.name for p in list_images([str(tmp_path / "*")])] == ["a.png", "b.png"]
+    with pytest.raises(FileNotFoundError, match="no image matches this pattern"):
+        list_images([str(tmp_path / "*.jpg")])
+    import blurvid.io
+
+    monkeypatch.setattr(blurvid.io, "read_photo", lambda p: pytest.fail("the fast path was not taken"))
+    fast = load_rgb(tmp_path / "a.png")
+    monkeypatch.undo()
+    assert torch.equal(fast, torch.from_numpy(np.array(Image.open(tmp_path / "a.png"))).permute(2, 0, 1))
+    assert datasets.load_rgb is load_rgb

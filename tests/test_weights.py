@@ -735,6 +735,14 @@ def test_a_repo_id_is_checked_and_trimmed(env, monkeypatch, bad):
         WeightsError, match=rf"^'{re.escape(bad)}' is not a Hugging Face Hub repo id \(owner/name"
     ):
         W.hub_repo_id(bad)
+    # the copies on disk do not need the hub: a bad id is an error only where a download is needed
+    src, spec = _make(env["tmp"])
+    monkeypatch.setenv("BLURVID_HF_REPO", bad)
+    with pytest.raises(WeightsError, match="is not a Hugging Face Hub repo id"):
+        W.resolve(spec)
+    shutil.copy(src, env["pkg"])
+    assert W.resolve(spec).origin == "package"
+    assert [r["origin"] for r in W.list_checkpoints({spec.name: spec})] == ["package"]
 
 
 def test_a_registry_and_a_config_with_a_byte_order_mark_are_read(env, tmp_path):

@@ -18,6 +18,8 @@ it on the training device (GPU runs are then no longer bound by the CPU's synthe
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import io
 import os
 from collections import OrderedDict
@@ -43,6 +45,12 @@ def list_images(sources: Iterable[str | os.PathLike]) -> list[Path]:
     out: list[Path] = []
     for src in sources:
         p = Path(src)
+        if not p.exists() and any(c in str(src) for c in "*?["):  # a pattern (Windows shells pass them)
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(str(src)), recursive=True))
+            out += [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_EXTS]
+            if not any(m.is_file() for m in matches):
+                raise FileNotFoundError(f"{src}: no image matches this pattern")
+            continue
         if p.is_dir():
             out += sorted(  # not hidden ones: macOS's ._IMG.jpg (AppleDouble) files are no images
                 q
@@ -77,8 +85,18 @@ def load_rgb(path: Path) -> torch.Tensor:
     """Decode an image as a ``(3, H, W)`` uint8 tensor, read as blurvid reads photos
     (:func:`blurvid.io.read_photo`): EXIF orientation applied, greyscale replicated, alpha dropped,
     16 bits rounded to 8 (Pillow's own conversion turned a 16-bit grey photo almost all white)."""
+    from PIL import Image
+
     from ..io import PhotoError, read_photo, to_uint8
 
+    with contextlib.suppress(OSError, Image.DecompressionBombError):  # the common case, 3x faster
+        with Image.open(path) as im:  # 8-bit RGB or grey, upright as stored, one frame
+            if (
+                im.mode in ("RGB", "L")
+                and im.getexif().get(0x0112, 1) == 1
+                and getattr(im, "n_frames", 1) == 1
+            ):
+                return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1).contiguous()
     try:
         pixels = read_photo(path).pixels
     except PhotoError as e:  # truncated or corrupt data its header did not show, a decompression bomb
