@@ -54,6 +54,8 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageFile, PngImagePlugin, TiffImagePlugin, TiffTags, UnidentifiedImageError, features
 
+from . import fsutil
+
 __all__ = [
     "AVIF_SUPPORTED",
     "IMAGE_SUFFIXES",
@@ -1988,18 +1990,18 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray], replace: bool = T
         elif p.is_dir():
             old = parent / f".{p.name[:40]}.{token}.old"
             try:  # the first rename inside: a Ctrl-C just after it must still put the old frames back
-                os.replace(p, old)
-                os.replace(stage, p)
+                fsutil.replace(p, old)
+                fsutil.replace(stage, p)
             except BaseException:
                 with contextlib.suppress(OSError):
                     if old.is_dir() and not p.exists():
-                        os.replace(old, p)
+                        fsutil.replace(old, p)
                 raise
             finally:  # the old frames, once the folder holds others (this call's or another run's)
                 if old.is_dir() and p.is_dir():
                     shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(stage, p)
+            fsutil.replace(stage, p)
 
 
 def _publish_new_folder(stage: Path, p: Path) -> None:
@@ -2051,7 +2053,7 @@ def _atomic_write(p: Path, write: Callable[[Path], None], replace: bool = True) 
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         if replace:
-            os.replace(tmp, p)
+            fsutil.replace(tmp, p)
         else:
             _publish_new(tmp, p)
 
@@ -2098,7 +2100,7 @@ def _publish_new(tmp: Path, p: Path) -> None:
     except OSError:
         if os.path.lexists(p):
             raise OutputExists(p, _TAKEN) from None
-        os.replace(tmp, p)
+        fsutil.replace(tmp, p)
         return
     with contextlib.suppress(OSError):  # the result is in place; a temporary name held open stays hidden
         os.unlink(tmp)

@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from . import fsutil
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -424,7 +426,7 @@ def _atomic_path(path: Path) -> Iterator[Path]:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)  # a writer that recreated the file (safetensors does) made it 0600
-        os.replace(tmp, path)
+        fsutil.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -747,7 +749,7 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
             )
         final = dest_dir / spec.file
         try:
-            os.replace(got_path, final)  # the staging folder is inside the cache: an atomic rename
+            fsutil.replace(got_path, final)  # the staging folder is inside the cache: an atomic rename
         except OSError as e:  # a folder of that name, a file another process holds open (Windows)
             raise WeightsError(
                 f"checkpoint '{spec.name}': cannot put it at {final}: {_one_line(e)}"

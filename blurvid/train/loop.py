@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from .. import fsutil
 from ..data.datasets import ClipDataset, MixedDataset, PhotoSynthDataset, collate, fixed_set, render_collated
 from ..data.synth import SynthConfig
 from ..models.deblur import DMConfig
@@ -174,7 +175,7 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], conte
 def _atomic_save(obj: object, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
-    os.replace(tmp, path)
+    fsutil.replace(tmp, path)
 
 
 class _TimeBudget:
@@ -838,7 +839,7 @@ def _export_best(task: Task, net: nn.Module, path: Path, extra: dict) -> None:
     state, configs, arch = exportable_state(task, net)
     tmp = path.with_name(f".{path.name}.tmp.safetensors")
     save_checkpoint(tmp, state, arch=arch, config=configs, extra={"train": extra})
-    os.replace(tmp, path)
+    fsutil.replace(tmp, path)
 
 
 class _NoBar:
