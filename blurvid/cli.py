@@ -17,6 +17,7 @@ import signal
 import sys
 import tempfile
 import traceback
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -214,7 +215,7 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
         for f in files:
             photo = f.suffix.lower() in IMAGE_SUFFIXES | _PHOTO_SUFFIXES
             if photo and not f.exists():
-                report.fail(f"{f}: a broken link (what it points to, {os.readlink(f)}, is missing)")
+                report.fail(_broken_link(f))
             elif photo:
                 add(f, f.relative_to(p), expanded=True)
                 found += 1
@@ -231,7 +232,7 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
         add(p, Path(p.name), expanded=False)
         return False
     if p.is_symlink():
-        report.fail(f"{raw}: a broken link (what it points to, {os.readlink(p)}, is missing)")
+        report.fail(_broken_link(p, raw))
         return False
     if not _is_glob(raw):
         report.fail(f"{raw}: no such file or folder")
@@ -249,6 +250,9 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
     # a pattern is the user's own choice of files: it takes every format blurvid reads (GIF too)
     readable = IMAGE_SUFFIXES | _PHOTO_SUFFIXES | _READ_ONLY_SUFFIXES
     files = [m for m in matches if m.is_file() and m.suffix.lower() in readable]
+    for m in matches:  # as in a folder: a link to nothing is a failure, not a silence
+        if m.is_symlink() and not m.exists() and m.suffix.lower() in readable:
+            report.fail(_broken_link(m))
     taken = set(files)
     unread_note = _note_unread([m for m in matches if m not in taken and m.is_file()], report)
     if not files:
@@ -256,6 +260,16 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
     for m in files:
         add(m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name), expanded=True)
     return True
+
+
+def _broken_link(link: Path, shown: str | None = None) -> str:
+    """The failure line for a link to nothing: ``'<link>: a broken link (what it points to, <target>, is
+    missing)'`` (without the target where it cannot be read: the link went meanwhile)."""
+    try:
+        target = f", {os.readlink(link)},"
+    except OSError:
+        target = ""
+    return f"{shown or link}: a broken link (what it points to{target} is missing)"
 
 
 def _note_unread(files: Iterable[Path], report: Report) -> str:
@@ -532,7 +546,8 @@ def _check_job(
         report.own.append(job.src)
         return False
     key = str(job.dst.resolve())
-    first = claimed.setdefault(key.casefold() if CASE_INSENSITIVE else key, job)
+    # macOS also takes a name's two Unicode spellings (é as one character or as e + accent) as one
+    first = claimed.setdefault(unicodedata.normalize("NFC", key).casefold() if CASE_INSENSITIVE else key, job)
     if _same(job.src, job.dst) or _inside(job.src, job.dst):  # the latter: a folder of frames replaced
         choose = "-o or --suffix" if command == "deblur" else "-o"  # animate names its results itself
         report.fail(f"{job.src}: the output would overwrite the input; choose another {choose}")

@@ -1519,3 +1519,28 @@ def test_a_frames_folder_holding_only_a_finder_file_counts_as_empty(tiny_weights
     r = run(capsys, "animate", photo, "-n", 3, "-o", target)
     assert r.code == 0 and "1 written" in r.out, r
     assert sorted(p.name for p in target.iterdir()) == ["frame_0001.png", "frame_0002.png", "frame_0003.png"]
+
+
+def test_a_broken_link_a_pattern_matches_is_reported(tiny_weights, tmp_path, capsys):
+    save_image(tmp_path / "in" / "a.png")
+    (tmp_path / "in" / "gone.png").symlink_to("nothere.png")
+    r = run(capsys, "deblur", f"{tmp_path}/in/*.png", "-o", tmp_path / "out")
+    assert r.code == 1, r
+    assert r.err_lines == [
+        f"error: {tmp_path / 'in' / 'gone.png'}: a broken link (what it points to, nothere.png, is missing)"
+    ]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a_sharp.png"]
+
+
+def test_two_unicode_spellings_of_one_name_are_one_output_where_names_fold(
+    tiny_weights, tmp_path, capsys, monkeypatch
+):
+    """macOS takes 'é' as one character and as e + combining accent for the same name."""
+    monkeypatch.setattr(cli, "CASE_INSENSITIVE", True)
+    composed, decomposed = "caf\u00e9.png", "cafe\u0301.png"
+    save_image(tmp_path / "a" / composed, seed=1)
+    save_image(tmp_path / "b" / decomposed, seed=2)
+    r = run(
+        capsys, "deblur", f"{tmp_path}/a/{composed}", f"{tmp_path}/b/{decomposed}", "-o", tmp_path / "out"
+    )
+    assert r.code == 1 and len(r.err_lines) == 1 and "same output" in r.err_lines[0], r
