@@ -529,6 +529,18 @@ def _run_jobs(
 
 # where the usual file systems fold case (macOS, Windows), x_sharp.JPG and x_sharp.jpg are one file
 CASE_INSENSITIVE = sys.platform in ("darwin", "win32")
+UNICODE_FOLDS = (
+    sys.platform == "darwin"
+)  # APFS also takes a name's two Unicode spellings (é, e + accent) as one
+
+
+def _output_key(dst: Path) -> str:
+    """``dst`` as the file system tells names apart (case and, on macOS, Unicode spelling folded
+    where it does: ``lower``, one character for one, as their case tables do)."""
+    key = str(dst.resolve())
+    if UNICODE_FOLDS:
+        key = unicodedata.normalize("NFC", key)
+    return key.lower() if CASE_INSENSITIVE else key
 
 
 def _check_job(
@@ -545,9 +557,7 @@ def _check_job(
     if job.src.resolve() in results:
         report.own.append(job.src)
         return False
-    key = str(job.dst.resolve())
-    # macOS also takes a name's two Unicode spellings (é as one character or as e + accent) as one
-    first = claimed.setdefault(unicodedata.normalize("NFC", key).casefold() if CASE_INSENSITIVE else key, job)
+    first = claimed.setdefault(_output_key(job.dst), job)
     if _same(job.src, job.dst) or _inside(job.src, job.dst):  # the latter: a folder of frames replaced
         choose = "-o or --suffix" if command == "deblur" else "-o"  # animate names its results itself
         report.fail(f"{job.src}: the output would overwrite the input; choose another {choose}")

@@ -1912,7 +1912,7 @@ def _encode_mp4(target: Path, tmp: Path, frames: Sequence[np.ndarray], fps: floa
             # under -loglevel error every line is an error and the first is the cause (the last is often
             # only "nothing was written"), less its "[libx264 @ 0x55...] " prefix
             first = next((t.strip() for t in text if t.strip()), f"exit status {code}")
-            cause = re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", first)
+            cause = re.sub(r"^\[[^\]]*@ (?:0x)?[0-9a-fA-F]+\]\s*", "", first)  # Windows: no 0x
             raise PhotoError(target, f"ffmpeg could not encode the MP4 ({cause})")
 
 
@@ -2009,8 +2009,11 @@ def _publish_new_folder(stage: Path, p: Path) -> None:
     that another run filled meanwhile (:class:`OutputExists`)."""
     with contextlib.suppress(OSError):  # Windows renames onto nothing but a missing name
         if p.is_dir() and not folder_content(p):
-            for e in p.iterdir():  # a file browser's own files only
-                e.unlink()
+            for e in p.iterdir():
+                if _BROWSER_FILES.fullmatch(
+                    e.name
+                ):  # only those: frames another run put there meanwhile stay
+                    e.unlink()
             os.rmdir(p)  # fails, and leaves it, where another run has filled it meanwhile
     try:
         os.rename(stage, p)  # onto a folder with files it fails: ENOTEMPTY / EEXIST
@@ -2062,14 +2065,16 @@ STALE_S = 24 * 3600.0  # a hidden temporary this old is a killed run's (SIGKILL,
 
 
 _SWEPT: set[str] = set()  # folders swept in this process: once each, not at every write (a folder run)
-_STALE_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.(tmp.*|old)")
+# not the ".old" folders of a frames swap: one in use (renamed aside a moment ago) can look old by its
+# times (Windows' ctime is its creation), and a killed run leaves one only between two renames
+_STALE_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp.*")
 
 
 def _sweep_stale(parent: Path) -> None:
     """Remove the hidden temporaries in ``parent`` that a killed run left (``.<name>.<8 hex>.tmp...``
-    files and folders, ``.old`` frame folders), once older than :data:`STALE_S` (by the later of their
-    modification and status-change times: a folder renamed aside keeps its old mtime); a live run's are
-    fresh. Once per folder and process; best effort: errors are ignored."""
+    files and folders), once older than :data:`STALE_S` (by the later of their modification and
+    status-change times); a live run's are fresh. Once per folder and process; best effort: errors are
+    ignored."""
     key = str(parent)
     if key in _SWEPT:
         return

@@ -1337,6 +1337,8 @@ def test_outputs_that_differ_only_in_case_are_one_output_where_the_file_system_s
 ):
     """B.JPG and B.mpo give B_sharp.JPG and B_sharp.jpg: one file on macOS and Windows (the second
     replaced the first), two on Linux (where refusing the second would be a false conflict)."""
+    if platform == "linux" and Path(str(tmp_path).swapcase()).exists():
+        pytest.skip("this machine's own file system folds case")
     monkeypatch.setattr(cli, "CASE_INSENSITIVE", platform != "linux")
     photos, out = tmp_path / "in", tmp_path / "out"
     save_image(photos / "B.JPG", seed=1)
@@ -1537,6 +1539,7 @@ def test_two_unicode_spellings_of_one_name_are_one_output_where_names_fold(
 ):
     """macOS takes 'é' as one character and as e + combining accent for the same name."""
     monkeypatch.setattr(cli, "CASE_INSENSITIVE", True)
+    monkeypatch.setattr(cli, "UNICODE_FOLDS", True)
     composed, decomposed = "caf\u00e9.png", "cafe\u0301.png"
     save_image(tmp_path / "a" / composed, seed=1)
     save_image(tmp_path / "b" / decomposed, seed=2)

@@ -7,6 +7,7 @@ import os
 import re
 import struct
 import subprocess
+import sys
 import time
 import zlib
 from io import BytesIO
@@ -1754,4 +1755,49 @@ def test_a_killed_runs_hidden_temporaries_are_swept_once_stale(tmp_path: Path, m
     bio.write_photo(tmp_path / "a_sharp.png", smooth_rgb())
     bio.write_video(tmp_path / "clip", [np.zeros((8, 8, 3), np.uint8)] * 2)
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == [".a_sharp.feedbeef.tmp.png", ".hidden.jpg", "a_sharp.png", "clip"]
+    # a frames swap's .old folder is never swept: one in use can look old (Windows' ctime is its creation)
+    assert left == [".a_sharp.feedbeef.tmp.png", ".clip.89abcdef.old", ".hidden.jpg", "a_sharp.png", "clip"]
+    calls = []
+    real = os.scandir
+    monkeypatch.setattr(bio.os, "scandir", lambda p: calls.append(p) or real(p))
+    bio.write_photo(tmp_path / "b_sharp.png", smooth_rgb())  # once per folder and process, not per write
+    assert calls == []
+
+
+def test_frames_another_run_puts_in_an_emptied_target_are_never_removed(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The empty-target step unlinked every file in the folder: another run's frames, published between
+    the emptiness check and the unlinks, were deleted, and both runs said 'written'."""
+    target = tmp_path / "frames"
+    target.mkdir()
+    (target / ".DS_Store").write_bytes(b"Bud1")
+    mine = [np.full((8, 8, 3), 10, np.uint8)] * 3
+    theirs = [np.full((8, 8, 3), 200, np.uint8)] * 2
+    real = bio.folder_content
+
+    def other_run_publishes(folder):  # type: ignore[no-untyped-def]
+        found = real(folder)
+        publishing = sys._getframe(1).f_code.co_name == "_publish_new_folder"  # its emptiness check
+        if publishing and not (target / "frame_0001.png").exists():
+            for i, f in enumerate(theirs, start=1):  # the other run's frames land right after the check
+                Image.fromarray(f).save(target / f"frame_{i:04d}.png")
+        return found
+
+    monkeypatch.setattr(bio, "folder_content", other_run_publishes)
+    with pytest.raises(bio.OutputExists):
+        bio.write_video(target, mine, replace=False)
+    monkeypatch.setattr(bio, "folder_content", real)
+    assert sorted(p.name for p in target.iterdir()) == ["frame_0001.png", "frame_0002.png"]
+    assert np.asarray(Image.open(target / "frame_0001.png"))[0, 0, 0] == 200  # theirs, kept
+
+
+def test_ffmpegs_failure_line_loses_its_context_prefix_on_every_platform(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(
+        "#!/bin/sh\ncat > /dev/null\n"
+        "echo '[libx264 @ 000001e4c1b6e0c0] broken encoder settings' >&2\n"  # Windows builds: no 0x
+        "echo 'Error opening output files: Invalid argument' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(bio, "_ffmpeg_exe", lambda: str(fake))
+    with pytest.raises(bio.PhotoError, match=r"could not encode the MP4 \(broken encoder settings\)$"):
+        bio.write_video(tmp_path / "c.mp4", [np.zeros((8, 8, 3), np.uint8)] * 2)

@@ -466,3 +466,29 @@ def test_training_data_reads_patterns_and_the_fast_path_matches_read_photo(tmp_p
     monkeypatch.undo()
     assert torch.equal(fast, torch.from_numpy(np.array(Image.open(tmp_path / "a.png"))).permute(2, 0, 1))
     assert datasets.load_rgb is load_rgb
+
+
+def test_the_fast_decode_path_gives_read_photos_pixels_and_patterns_find_folders(tmp_path):
+    """Pillow opens a 16-bit colour PNG as 'RGB', dropping the low byte: the fast path took it and came
+    out half a level dark; a pattern matching folders or only non-images gave nothing (or an error)."""
+    import numpy as np
+    from PIL import Image
+
+    from blurvid.data.datasets import list_images, load_rgb
+    from blurvid.io import read_photo, to_uint8, write_photo
+
+    rng = np.random.default_rng(1)
+    pixels = rng.random((12, 20, 3)).astype(np.float32)
+    for name, depth in (("deep.png", 16), ("deep.tif", 16), ("flat.png", 8), ("flat.jpg", 8)):
+        write_photo(tmp_path / name, pixels, bit_depth=depth if name.endswith((".png", ".tif")) else None)
+        want = torch.from_numpy(to_uint8(read_photo(tmp_path / name).pixels)).permute(2, 0, 1)
+        assert torch.equal(load_rgb(tmp_path / name), want), name
+    (tmp_path / "clips" / "a").mkdir(parents=True)
+    (tmp_path / "clips" / "a_mask").mkdir()
+    for d in ("a", "a_mask"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "clips" / d / "000.png")
+    assert [p.parent.name for p in list_images([str(tmp_path / "clips" / "*")])] == ["a"]  # as a shell would
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "n.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match="no image matches this pattern"):
+        list_images([str(tmp_path / "notes" / "*")])

@@ -761,3 +761,16 @@ def test_the_hugging_face_cache_folder_is_expanded_as_the_hub_library_does(monke
     monkeypatch.setenv("WHERE", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("HF_HUB_CACHE", "$WHERE/hub")
     assert W._hf_hub_cache() == str(tmp_path / "elsewhere" / "hub")
+
+
+@pytest.mark.parametrize(
+    "proxy", [("ALL_PROXY", "http://proxy:3128"), ("HTTPS_PROXY", "socks5://proxy:1080")]
+)
+def test_the_hub_probe_is_skipped_where_urllib_would_not_take_the_proxy(env, monkeypatch, fake_hub, proxy):
+    """urllib ignores ALL_PROXY and SOCKS: it went direct, timed out where only the proxy works, and every
+    download was refused although the hub library (which follows them) would have succeeded."""
+    monkeypatch.setattr(W, "_probe_hub", lambda endpoint: pytest.fail("probed"))
+    monkeypatch.setenv(*proxy)
+    src, spec = _make(env["tmp"])
+    _put_on_hub(env, W.DEFAULT_HF_REPO, src)
+    assert W.resolve(spec).origin == "hub"

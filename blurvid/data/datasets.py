@@ -47,9 +47,17 @@ def list_images(sources: Iterable[str | os.PathLike]) -> list[Path]:
         p = Path(src)
         if not p.exists() and any(c in str(src) for c in "*?["):  # a pattern (Windows shells pass them)
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(str(src)), recursive=True))
-            out += [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_EXTS]
-            if not any(m.is_file() for m in matches):
+            found = list_images([m for m in matches if m.is_dir()]) + [  # as the shell would: folders too
+                m
+                for m in matches
+                if m.is_file()
+                and m.suffix.lower() in IMAGE_EXTS
+                and "_mask" not in m.parent.name
+                and not any(part.startswith(".") for part in m.parts)
+            ]
+            if not found:
                 raise FileNotFoundError(f"{src}: no image matches this pattern")
+            out += found
             continue
         if p.is_dir():
             out += sorted(  # not hidden ones: macOS's ._IMG.jpg (AppleDouble) files are no images
@@ -90,9 +98,11 @@ def load_rgb(path: Path) -> torch.Tensor:
     from ..io import PhotoError, read_photo, to_uint8
 
     with contextlib.suppress(OSError, Image.DecompressionBombError):  # the common case, 3x faster
-        with Image.open(path) as im:  # 8-bit RGB or grey, upright as stored, one frame
+        with Image.open(path) as im:  # 8-bit RGB or grey JPEG / PNG / WebP / BMP, upright, one frame
             if (
-                im.mode in ("RGB", "L")
+                im.format in ("JPEG", "PNG", "WEBP", "BMP")
+                and im.mode in ("RGB", "L")
+                and not any(";16" in str(t.args) for t in im.tile)  # Pillow reads 16-bit RGB as "RGB"
                 and im.getexif().get(0x0112, 1) == 1
                 and getattr(im, "n_frames", 1) == 1
             ):
