@@ -246,6 +246,7 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
     base = Path(
         *[part for part in itertools.takewhile(lambda q: not _is_glob(q), Path(pattern).parts)] or ["."]
     )
+    pattern, base = _literal_folders(pattern, base)
     matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
     # a pattern is the user's own choice of files: it takes every format blurvid reads (GIF too)
     readable = IMAGE_SUFFIXES | _PHOTO_SUFFIXES | _READ_ONLY_SUFFIXES
@@ -260,6 +261,18 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
     for m in files:
         add(m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name), expanded=True)
     return True
+
+
+def _literal_folders(pattern: str, base: Path) -> tuple[str, Path]:
+    """``pattern`` with its leading folders taken literally where they exist as written (a folder named
+    ``[2024] Wedding``: ``[`` is a character class to glob, a name to the photographer, and no
+    Windows user expects shell rules), and the folder the results mirror below; else as they were."""
+    parts = Path(pattern).parts
+    for n in range(len(parts) - 1, 0, -1):  # the longest run of leading parts that is a folder
+        folder = Path(*parts[:n])
+        if "[" in str(folder) and folder.is_dir() and not any(c in str(folder) for c in "*?"):
+            return os.path.join(glob.escape(str(folder)), *parts[n:]), folder
+    return pattern, base
 
 
 def _broken_link(link: Path, shown: str | None = None) -> str:

@@ -1547,3 +1547,14 @@ def test_two_unicode_spellings_of_one_name_are_one_output_where_names_fold(
         capsys, "deblur", f"{tmp_path}/a/{composed}", f"{tmp_path}/b/{decomposed}", "-o", tmp_path / "out"
     )
     assert r.code == 1 and len(r.err_lines) == 1 and "same output" in r.err_lines[0], r
+
+
+def test_a_pattern_through_a_folder_with_brackets_in_its_name(tiny_weights, tmp_path, capsys):
+    """`D:\\Photos\\[2024] Wedding\\*.jpg`: glob took [2024] as a character class and matched nothing."""
+    wedding = tmp_path / "[2024] Wedding"
+    save_image(wedding / "a.png")
+    save_image(wedding / "sub" / "b.png")
+    r = run(capsys, "deblur", f"{wedding}/**/*.png", "-r", "-o", tmp_path / "out")
+    assert r.code == 0, r
+    got = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png"))
+    assert got == ["a_sharp.png", "sub/b_sharp.png"]  # mirrored below the folder, as for any other
