@@ -11,6 +11,7 @@ import contextlib
 import glob
 import itertools
 import logging
+import math
 import os
 import re
 import signal
@@ -716,6 +717,15 @@ RepoOpt = Annotated[
 ]
 
 
+def _fps_in_range(value: float) -> float:
+    """``--fps``: a number from 0.5 to 120 (nan and inf said to be no number, not "above 120")."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of frames per second")
+    if not 0.5 <= value <= 120:
+        raise typer.BadParameter(f"{value:g} is not in the range 0.5 to 120")
+    return value
+
+
 def _precision(precision: Precision, half: bool) -> str:
     """The pipeline's precision name: ``--half`` is 'half' (fp16 on CUDA, bf16 on the CPU); with
     another ``--precision`` it is a contradiction, refused."""
@@ -851,7 +861,10 @@ def animate(
     frames: Annotated[
         int, typer.Option("--frames", "-n", min=2, max=99, help="Number of frames to extract.")
     ] = 9,
-    fps: Annotated[float, typer.Option(min=0.5, max=120, help="Playback speed of the video.")] = 12.0,
+    fps: Annotated[
+        float,
+        typer.Option(callback=_fps_in_range, help="Playback speed of the video (0.5 to 120)."),
+    ] = 12.0,
     loop: Annotated[
         bool, typer.Option("--loop/--once", help="Loop the GIF / WebP forever, or play once.")
     ] = True,

@@ -1558,3 +1558,19 @@ def test_a_pattern_through_a_folder_with_brackets_in_its_name(tiny_weights, tmp_
     assert r.code == 0, r
     got = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png"))
     assert got == ["a_sharp.png", "sub/b_sharp.png"]  # mirrored below the folder, as for any other
+
+
+@pytest.mark.parametrize(
+    ("fps", "why"),
+    [
+        ("nan", "nan is not a number of frames per second"),
+        ("inf", "inf is not a"),
+        ("0", "0 is not in the range 0.5 to 120"),
+        ("121", "121 is not in the range"),
+    ],
+)
+def test_animate_fps_out_of_range_says_why(tiny_weights, tmp_path, capsys, photo, fps, why):
+    """--fps nan was refused as "should be less than or equal to 120"."""
+    r = run(capsys, "animate", photo, "--fps", fps, "-o", tmp_path / "c.gif")
+    assert r.code == 2 and why in " ".join(r.err.split()), r
+    assert not (tmp_path / "c.gif").exists()
