@@ -1574,3 +1574,22 @@ def test_animate_fps_out_of_range_says_why(tiny_weights, tmp_path, capsys, photo
     r = run(capsys, "animate", photo, "--fps", fps, "-o", tmp_path / "c.gif")
     assert r.code == 2 and why in " ".join(r.err.split()), r
     assert not (tmp_path / "c.gif").exists()
+
+
+def test_a_ctrl_c_while_the_command_starts_is_one_line(monkeypatch, capsys):
+    """A Ctrl-C in the first ~0.1 s, while typer and rich were imported, printed Python's traceback."""
+    import builtins
+
+    from blurvid import _entry
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "cli" or name.endswith(".cli"):
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        _entry.main()
+    assert stop.value.code == 130 and capsys.readouterr().err == "interrupted\n"
