@@ -114,7 +114,7 @@ class Report:
     failed: list[str] = field(default_factory=list)
     own: list[Path] = field(default_factory=list)  # blurvid's earlier results found in a folder or glob
     # (file, kind label) of the photos in a folder or glob blurvid does not read: camera RAW, HEIC...
-    unread: list[tuple[Path, str]] = field(default_factory=list)
+    unread: list[tuple[Path, Unsupported]] = field(default_factory=list)
 
     def fail(self, message: str) -> None:
         self.failed.append(message)
@@ -167,8 +167,11 @@ def collect_inputs(
         job.named = job.named or not expanded
 
     groups = False
+    asked: set[str] = set()  # the different paths given, missing ones too: two of them ask for a folder
     for raw in paths:
         try:
+            p = Path(raw).expanduser()
+            asked.add(str(p.resolve()) if p.exists() else raw)
             groups = _collect_one(raw, recursive, report, add) or groups
         except OSError as e:  # e.g. a name longer than the file system allows
             report.fail(f"{raw}: {e.strerror or e}")
@@ -178,7 +181,8 @@ def collect_inputs(
             report.own.append(job.src)
         else:
             jobs.append(job)
-    return jobs, groups or len(found) > 1
+    # a typo'd second photo must not turn `-o out/` into one photo's frames folder (or `-o x.jpg` into its file)
+    return jobs, groups or len(found) > 1 or len(asked) > 1
 
 
 def _folder_files(folder: Path, recursive: bool, report: Report) -> list[Path] | None:
@@ -297,7 +301,7 @@ def _note_unread(files: Iterable[Path], report: Report) -> str:
     for f in files:
         kind = unsupported(f)
         if kind is not None:
-            report.unread.append((f, kind.label))
+            report.unread.append((f, kind))
             found[kind] = found.get(kind, 0) + 1
     return "".join(f"; {kind.what} ({n} found); {kind.hint}" for kind, n in found.items())
 
@@ -653,13 +657,18 @@ def _finish(report: Report, quiet: bool) -> None:
             parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite to redo)")
         if report.own:
             parts.append(f"{len(report.own)} left out (blurvid's own results)")
-        labels = [label for _, label in report.unread]
-        for label in dict.fromkeys(labels):  # in the order found
-            n = labels.count(label)
-            parts.append(f"{n} {label} file{'s' if n > 1 else ''} left out (not supported)")
+        kinds = [kind for _, kind in report.unread]
+        for kind in dict.fromkeys(kinds):  # in the order found
+            n = kinds.count(kind)
+            parts.append(f"{n} {kind.label} file{'s' if n > 1 else ''} left out (not supported)")
         if report.failed:
             parts.append(f"{len(report.failed)} failed")
         out.print(", ".join(parts))
+        for kind in dict.fromkeys(kinds):  # which files, and what to do (as a file named alone is told)
+            names = [f.name for f, k in report.unread if k == kind]
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            shown = printable(", ".join(names[:3]) + more)
+            out.print(f"  {kind.label}: {shown}: {kind.hint}", markup=False)
         for p in report.written if len(report.written) <= 20 else []:
             out.print(f"  {printable(str(p))}", markup=False)
     if report.failed:

@@ -1593,3 +1593,23 @@ def test_a_ctrl_c_while_the_command_starts_is_one_line(monkeypatch, capsys):
     with pytest.raises(SystemExit) as stop:
         _entry.main()
     assert stop.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+def test_a_missing_second_photo_still_asks_for_an_output_folder(tiny_weights, tmp_path, capsys, photo):
+    """`animate nosuch.jpg cat.jpg -o qdir/` wrote cat's loose PNG frames into qdir/ (planned as one
+    photo), where two photos that exist get qdir/<name>_motion.gif."""
+    r = run(capsys, "animate", tmp_path / "nosuch.jpg", photo, "-n", 3, "-o", tmp_path / "qdir")
+    assert r.code == 1 and "nosuch.jpg: no such file or folder" in r.err_lines[0], r
+    assert [p.name for p in (tmp_path / "qdir").iterdir()] == [f"{photo.stem}_motion.gif"]
+    r = run(capsys, "deblur", tmp_path / "nosuch.jpg", photo, "-o", tmp_path / "x.jpg")
+    assert r.code == 2 and "several inputs need an output folder" in r.err, r
+
+
+def test_a_folder_runs_unread_raw_files_are_named_with_what_to_do(tiny_weights, tmp_path, capsys):
+    shoot = tmp_path / "shoot"
+    save_image(shoot / "IMG_0001.JPG")
+    for name in ("IMG_0001.CR2", "IMG_0002.CR2"):
+        (shoot / name).write_bytes(b"\0" * 100)
+    r = run(capsys, "deblur", shoot)
+    assert r.code == 0, r
+    assert "  camera RAW: IMG_0001.CR2, IMG_0002.CR2: export a TIFF" in r.out
