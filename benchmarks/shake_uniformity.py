@@ -30,7 +30,7 @@ def agreement(kernels: list[torch.Tensor]) -> float:
     """Mean over pairs of the peak normalised cross-correlation of two ``(k, k)`` kernels."""
     scores = []
     for a, b in itertools.combinations(kernels, 2):
-        xc = F.conv2d(a[None, None], b.flip(0, 1)[None, None], padding=b.shape[-1] - 1)
+        xc = F.conv2d(a[None, None], b[None, None], padding=b.shape[-1] - 1)  # conv2d correlates
         scores.append(float(xc.max() / (a.norm() * b.norm()).clamp_min(1e-12)))
     return st.mean(scores)
 

@@ -169,12 +169,15 @@ def collect_inputs(
     groups = False
     asked: set[str] = set()  # the different paths given, missing ones too: two of them ask for a folder
     for raw in paths:
+        asked.add(raw)
         try:
             p = Path(raw).expanduser()
-            asked.add(str(p.resolve()) if p.exists() else raw)
+            if p.exists():  # one photo named two ways is one photo
+                asked.discard(raw)
+                asked.add(str(p.resolve()))
             groups = _collect_one(raw, recursive, report, add) or groups
-        except OSError as e:  # e.g. a name longer than the file system allows
-            report.fail(f"{raw}: {e.strerror or e}")
+        except (OSError, RuntimeError) as e:  # a name longer than the file system allows; ~nosuchuser
+            report.fail(f"{raw}: {getattr(e, 'strerror', None) or e}")
     jobs = []
     for job in found.values():
         if not job.named and is_output(job.src):
@@ -273,10 +276,11 @@ def _literal_folders(pattern: str, base: Path) -> tuple[str, Path]:
     ``[2024] Wedding``: ``[`` is a character class to glob, a name to the photographer, and no
     Windows user expects shell rules), and the folder the results mirror below; else as they were."""
     parts = Path(pattern).parts
+    trailing = os.sep if pattern.endswith(("/", os.sep)) else ""  # 'x/*/': folders only
     for n in range(len(parts) - 1, 0, -1):  # the longest run of leading parts that is a folder
         folder = Path(*parts[:n])
         if "[" in str(folder) and folder.is_dir() and not any(c in str(folder) for c in "*?"):
-            return os.path.join(glob.escape(str(folder)), *parts[n:]), folder
+            return os.path.join(glob.escape(str(folder)), *parts[n:]) + trailing, folder
     return pattern, base
 
 
@@ -298,8 +302,9 @@ def _note_unread(files: Iterable[Path], report: Report) -> str:
     from .io import unsupported
 
     found: dict[Unsupported, int] = {}
+    counted = {f for f, _ in report.unread}  # a file a folder and a pattern both reach counts once
     for f in files:
-        kind = unsupported(f)
+        kind = unsupported(f) if f not in counted else None
         if kind is not None:
             report.unread.append((f, kind))
             found[kind] = found.get(kind, 0) + 1
@@ -731,7 +736,7 @@ def _fps_in_range(value: float) -> float:
     if not math.isfinite(value):
         raise typer.BadParameter(f"{value} is not a number of frames per second")
     if not 0.5 <= value <= 120:
-        raise typer.BadParameter(f"{value:g} is not in the range 0.5 to 120")
+        raise typer.BadParameter(f"{value:.15g} is not in the range 0.5 to 120")
     return value
 
 

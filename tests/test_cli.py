@@ -1613,3 +1613,27 @@ def test_a_folder_runs_unread_raw_files_are_named_with_what_to_do(tiny_weights, 
     r = run(capsys, "deblur", shoot)
     assert r.code == 0, r
     assert "  camera RAW: IMG_0001.CR2, IMG_0002.CR2: export a TIFF" in r.out
+
+
+def test_a_ctrl_c_before_the_command_takes_it_over_is_one_line(monkeypatch, capsys):
+    """The start-up window also covers main()'s own first imports (weights, cli_train)."""
+    from blurvid import _entry
+
+    def interrupted_early(argv=None):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "main", interrupted_early)
+    with pytest.raises(SystemExit) as stop:
+        _entry.main()
+    assert stop.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+def test_odd_paths_still_count_as_inputs_and_give_one_line(tiny_weights, tmp_path, capsys, photo):
+    """A name too long for the file system was not counted (so -o x.jpg took the other photo), and
+    '~nosuchuser/a.jpg' gave a RuntimeError traceback."""
+    long = tmp_path / ("x" * 300 + ".jpg")
+    r = run(capsys, "deblur", long, photo, "-o", tmp_path / "x.jpg")
+    assert r.code == 2 and "several inputs need an output folder" in r.err, r
+    r = run(capsys, "deblur", "~nosuchuser_blurvid/a.jpg")
+    assert r.code == 1 and len(r.err_lines) == 1 and "~nosuchuser_blurvid/a.jpg" in r.err_lines[0], r
+    r.assert_no_traceback()
