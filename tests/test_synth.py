@@ -468,7 +468,7 @@ def test_training_data_reads_patterns_and_the_fast_path_matches_read_photo(tmp_p
     assert datasets.load_rgb is load_rgb
 
 
-def test_the_fast_decode_path_gives_read_photos_pixels_and_patterns_find_folders(tmp_path):
+def test_the_fast_decode_path_gives_read_photos_pixels_and_patterns_find_folders(tmp_path, monkeypatch):
     """Pillow opens a 16-bit colour PNG as 'RGB', dropping the low byte: the fast path took it and came
     out half a level dark; a pattern matching folders or only non-images gave nothing (or an error)."""
     import numpy as np
@@ -488,6 +488,8 @@ def test_the_fast_decode_path_gives_read_photos_pixels_and_patterns_find_folders
     for d in ("a", "a_mask"):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "clips" / d / "000.png")
     assert [p.parent.name for p in list_images([str(tmp_path / "clips" / "*")])] == ["a"]  # as a shell would
+    monkeypatch.chdir(tmp_path / "clips" / "a")  # a pattern's own ../ is no hidden folder
+    assert [p.name for p in list_images(["../a/*.png"])] == ["000.png"]
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "n.txt").write_text("x")
     with pytest.raises(FileNotFoundError, match="no image matches this pattern"):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import io
+import itertools
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -37,43 +38,53 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def list_images(sources: Iterable[str | os.PathLike]) -> list[Path]:
-    """All image files under the given files/folders (recursive), sorted for reproducibility.
+    """All image files under the given files/folders (recursive) and patterns (as Windows shells pass
+    them), sorted for reproducibility.
 
     Every file's header is read, so that a file that is no image (or not one Pillow reads) stops the
     run before it starts with ``ValueError`` naming it, not hours into training.
     """
+    out = _image_files(sources)
+    for q in out:
+        _check_header(q)
+    return out
+
+
+def _image_files(sources: Iterable[str | os.PathLike]) -> list[Path]:
+    """:func:`list_images` without the header checks."""
     out: list[Path] = []
     for src in sources:
         p = Path(src)
         if not p.exists() and any(c in str(src) for c in "*?["):  # a pattern (Windows shells pass them)
-            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(str(src)), recursive=True))
-            found = list_images([m for m in matches if m.is_dir()]) + [  # as the shell would: folders too
-                m
-                for m in matches
-                if m.is_file()
-                and m.suffix.lower() in IMAGE_EXTS
-                and "_mask" not in m.parent.name
-                and not any(part.startswith(".") for part in m.parts)
+            pattern = os.path.expanduser(str(src))
+            below = Path(
+                *itertools.takewhile(lambda part: not any(c in part for c in "*?["), Path(pattern).parts)
+            )
+            matches = sorted(Path(m) for m in glob.glob(pattern, recursive=True))
+            found = _image_files([m for m in matches if m.is_dir()]) + [  # as the shell would: folders too
+                m for m in matches if m.is_file() and _training_image(m, below)
             ]
             if not found:
                 raise FileNotFoundError(f"{src}: no image matches this pattern")
             out += found
-            continue
-        if p.is_dir():
-            out += sorted(  # not hidden ones: macOS's ._IMG.jpg (AppleDouble) files are no images
-                q
-                for q in p.rglob("*")
-                if q.suffix.lower() in IMAGE_EXTS
-                and "_mask" not in q.parent.name
-                and not any(part.startswith(".") for part in q.relative_to(p).parts)
-            )
+        elif p.is_dir():
+            out += sorted(q for q in p.rglob("*") if _training_image(q, p))
         elif p.suffix.lower() in IMAGE_EXTS and p.exists():
             out.append(p)
         else:
             raise FileNotFoundError(f"{p}: not an image file or folder")
-    for q in out:
-        _check_header(q)
     return out
+
+
+def _training_image(path: Path, below: Path) -> bool:
+    """Whether ``path``, found below the folder ``below``, is a training image: an image suffix, not in
+    a ``*_mask`` folder, and nothing hidden on the way to it from ``below`` (macOS's ``._IMG.jpg``
+    AppleDouble files are no images; a pattern's own ``../`` is no hidden folder)."""
+    return (
+        path.suffix.lower() in IMAGE_EXTS
+        and "_mask" not in path.parent.name
+        and not any(part.startswith(".") for part in path.relative_to(below).parts)
+    )
 
 
 def _check_header(path: Path) -> None:
