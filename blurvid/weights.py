@@ -241,7 +241,7 @@ def hub_repo_id(override: str | None = None) -> str:
     """The Hugging Face Hub repo to download checkpoints from: ``override`` if given, else env
     ``BLURVID_HF_REPO`` if set and non-empty, else :data:`DEFAULT_HF_REPO`; surrounding spaces are
     dropped. Raises WeightsError for text that is no repo id (``owner/name``; a URL, say)."""
-    repo = (override or "").strip() or os.environ.get(ENV_HF_REPO, "").strip() or DEFAULT_HF_REPO
+    repo = _given_repo(override) or DEFAULT_HF_REPO
     if not _REPO_ID.fullmatch(repo):
         raise WeightsError(
             f"{repo!r} is not a Hugging Face Hub repo id (owner/name, e.g. {DEFAULT_HF_REPO}); "
@@ -250,13 +250,18 @@ def hub_repo_id(override: str | None = None) -> str:
     return repo
 
 
+def _given_repo(override: str | None) -> str:
+    """The repo id text given, trimmed: ``override``, else env ``BLURVID_HF_REPO``; '' when neither."""
+    return (override or "").strip() or os.environ.get(ENV_HF_REPO, "").strip()
+
+
 def _hub_repo_or_error(override: str | None) -> tuple[str, WeightsError | None]:
     """:func:`hub_repo_id`, or the text given and why it is no repo id: a bad id matters only where the
     hub is needed (a download), not for the copies on disk."""
     try:
         return hub_repo_id(override), None
     except WeightsError as e:
-        return (override or "").strip() or os.environ.get(ENV_HF_REPO, "").strip(), e
+        return _given_repo(override), e
 
 
 def hub_offline() -> bool:
