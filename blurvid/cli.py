@@ -922,6 +922,7 @@ def animate(
         PhotoError,
         check_video_size,
         file_warnings,
+        has_transparency,
         is_frame_folder,
         read_photo,
         to_uint8,
@@ -972,7 +973,7 @@ def animate(
 
         photo = read_photo(job.src)
         icc, pixels = photo.icc_profile, photo.pixels
-        if photo.alpha is not None and float(photo.alpha.min()) < 1:  # what lies under it is arbitrary
+        if has_transparency(photo.alpha):  # the colour under transparent pixels is arbitrary
             logging.getLogger("blurvid").warning(
                 "%s: transparency is flattened onto white (the videos hold no alpha)", job.src
             )

@@ -68,6 +68,7 @@ __all__ = [
     "check_video_size",
     "file_warnings",
     "folder_content",
+    "has_transparency",
     "is_frame_file",
     "is_frame_folder",
     "is_image_path",
@@ -1259,7 +1260,7 @@ def write_photo(
             _log.warning("%s: %s holds 8 bits per channel; the 16-bit photo is written at 8 bits", p, fmt)
         depth = 8
     if fmt in ("JPEG", "BMP"):
-        if alpha is not None and float(alpha.min(initial=1.0)) < 1.0:
+        if has_transparency(alpha):
             _log.warning("%s: %s holds no transparency; the alpha channel is dropped", p, fmt)
         alpha = None
     grey = bool(like.grey) if like is not None else False
@@ -1462,6 +1463,12 @@ def _as_float_image(pixels: np.ndarray) -> np.ndarray:
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     return arr
+
+
+def has_transparency(alpha: np.ndarray | None) -> bool:
+    """Whether an alpha plane (float in [0, 1], as :class:`Photo` holds it) makes any pixel less than
+    opaque: an RGBA file whose every pixel is opaque has none to lose or flatten."""
+    return alpha is not None and float(alpha.min(initial=1.0)) < 1.0
 
 
 def to_uint8(frame: np.ndarray) -> np.ndarray:
