@@ -552,9 +552,8 @@ def _run_jobs(
 
 # where the usual file systems fold case (macOS, Windows), x_sharp.JPG and x_sharp.jpg are one file
 CASE_INSENSITIVE = sys.platform in ("darwin", "win32")
-UNICODE_FOLDS = (
-    sys.platform == "darwin"
-)  # APFS also takes a name's two Unicode spellings (é, e + accent) as one
+# APFS also takes a name's two Unicode spellings (é, and e + combining accent) as one
+UNICODE_FOLDS = sys.platform == "darwin"
 
 
 def _output_key(dst: Path) -> str:

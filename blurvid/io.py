@@ -2016,10 +2016,9 @@ def _publish_new_folder(stage: Path, p: Path) -> None:
     that another run filled meanwhile (:class:`OutputExists`)."""
     with contextlib.suppress(OSError):  # Windows renames onto nothing but a missing name
         if p.is_dir() and not folder_content(p):
+            # only a file browser's files: frames another run put there meanwhile stay
             for e in p.iterdir():
-                if _BROWSER_FILES.fullmatch(
-                    e.name
-                ):  # only those: frames another run put there meanwhile stay
+                if _BROWSER_FILES.fullmatch(e.name):
                     e.unlink()
             os.rmdir(p)  # fails, and leaves it, where another run has filled it meanwhile
     try:
