@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+from .text import first_few
 
 if TYPE_CHECKING:  # heavy modules are imported inside the commands
     from .io import Unsupported
@@ -669,9 +670,7 @@ def _finish(report: Report, quiet: bool) -> None:
             parts.append(f"{len(report.failed)} failed")
         out.print(", ".join(parts))
         for kind in dict.fromkeys(kinds):  # which files, and what to do (as a file named alone is told)
-            names = [f.name for f, k in report.unread if k == kind]
-            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-            shown = printable(", ".join(names[:3]) + more)
+            shown = printable(first_few([f.name for f, k in report.unread if k == kind]))
             out.print(f"  {kind.label}: {shown}: {kind.hint}", markup=False)
         for p in report.written if len(report.written) <= 20 else []:
             out.print(f"  {printable(str(p))}", markup=False)

@@ -30,6 +30,7 @@ from .models.deblur import DeblurNet, DMConfig
 from .models.decoder import RecurrentVideoDecoder
 from .models.encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
 from .models.warp import resample_in_time, resize_flow, warp, warp_rows  # noqa: F401 (pipeline.warp: re-exported)
+from .text import first_few
 from .tiling import crop_to, pad_to_multiple, run_tiled, tiles
 
 TileCallback = Callable[[int, int], None]
@@ -749,7 +750,7 @@ def build_from_checkpoint(arch: str, state: dict[str, torch.Tensor], config: dic
         raise ValueError(
             "its weights do not fit the architecture it stores ("
             + "; ".join(
-                f"{len(keys)} {what}: {_first(keys)}"
+                f"{len(keys)} {what}: {first_few(keys)}"
                 for what, keys in (("missing", missing), ("unexpected", extra), ("of another shape", wrong))
                 if keys
             )
@@ -757,12 +758,6 @@ def build_from_checkpoint(arch: str, state: dict[str, torch.Tensor], config: dic
         )
     model.load_state_dict(state)
     return model.eval()
-
-
-def _first(keys: list[str], n: int = 3) -> str:
-    """The first ``n`` of ``keys``, then how many more."""
-    more = f" and {len(keys) - n} more" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
 
 
 def parse_config(arch: str, config: dict) -> Any:
