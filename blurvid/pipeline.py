@@ -30,6 +30,7 @@ from .models.deblur import DeblurNet, DMConfig
 from .models.decoder import RecurrentVideoDecoder
 from .models.encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
 from .models.warp import resample_in_time, resize_flow, warp, warp_rows  # noqa: F401 (pipeline.warp: re-exported)
+from .shake import CLIPPED
 from .text import first_few
 from .tiling import crop_to, pad_to_multiple, run_tiled, tiles
 
@@ -400,7 +401,8 @@ class ShakeRemover:
     is, with a ``UserWarning``: it cannot hold a kernel estimate. Otherwise the photo is deconvolved with it
     (:func:`blurvid.shake.deconvolve_rgb`: luminance under a sparse prior of weight ``strength``,
     raised on noisy photos by :func:`blurvid.shake.prior_weight`, colour differences under a smooth
-    one; other channel counts one channel at a time with :func:`blurvid.shake.deconvolve`), in
+    one; with a given ``kernel``, clipped highlights are asked only to stay no darker than recorded;
+    other channel counts one channel at a time with :func:`blurvid.shake.deconvolve`), in
     overlapping tiles of ``tile`` px
     (large: each tile edge is a place where the deconvolution's periodic boundary handling differs
     slightly; within 0.05 of one untiled pass with 96 px tiles in the tests). Only right when the
@@ -515,6 +517,10 @@ class ShakeRemover:
         if kernel is None and core >= self.min_blur_core:
             return self._unchanged(x, NO_SHAKE, on_tile)
         strength = prior_weight(sigma, self.strength)  # more prior on noisier photos
+        # a given kernel is trusted: clipped highlights then ask only for no less light than recorded
+        # (+0.3 dB, +0.7 near the highlights, benchmarks/shake_saturation.py); with an estimated
+        # kernel that measured level, for up to 9x the deconvolution's time, so it is not used
+        clipped = CLIPPED if kernel is not None else None
         overlap = min(self.tile // 2 - 1, 4 * k.shape[0])
         if on_tile and kernel is None:
             report, n = on_tile, len(tiles(*x.shape[-2:], self.tile, overlap))
@@ -524,7 +530,7 @@ class ShakeRemover:
         def run(t: torch.Tensor) -> torch.Tensor:
             t = t.to(self.device).float()
             if t.shape[1] == 3:  # luminance sparse, colour differences smooth (and 2.4x faster)
-                return deconvolve_rgb(t, k, strength).clamp(0, 1)
+                return deconvolve_rgb(t, k, strength, clipped=clipped).clamp(0, 1)
             # one channel at a time bounds the FFT buffers to one channel's
             return torch.cat([deconvolve(t[:, c : c + 1], k, strength) for c in range(t.shape[1])], 1).clamp(
                 0, 1

@@ -265,6 +265,57 @@ def test_deconvolve_rgb_matches_the_grey_path_on_grey_and_keeps_colour():
     assert float((out.mean((-2, -1)) - colour.mean((-2, -1))).abs().max()) < 2e-3
 
 
+def _lamp_scene(clip: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A colour scene with two warm lamps 3-6x full scale, blurred by :func:`bent_kernel` and, like a
+    sensor, clipped at 1: ``(blurred (1, 3, H, W), sharp reference clipped the same way, kernel)``."""
+    sharp = scene(97, 113, seed=4)[None].expand(3, -1, -1).clone() * 0.8
+    warm = torch.tensor([1.0, 0.7, 0.3], dtype=torch.float64)[:, None, None]
+    sharp[:, 40:43, 30:33] = 6 * warm
+    sharp[:, 70:72, 80:83] = 3 * warm
+    k = bent_kernel()
+    blurred = torch.stack([blur_valid(c, k) for c in sharp])
+    blurred = blurred.clamp(0, 1) if clip else blurred
+    return blurred[None].float(), sharp[None, :, 5:-5, 5:-5].clamp(0, 1).float(), k.float()
+
+
+def test_deconvolve_rgb_asks_clipped_highlights_only_for_no_less_light():
+    blurred, sharp, k = _lamp_scene()
+    plain = shake.deconvolve_rgb(blurred, k, 1e-3)
+    censored = shake.deconvolve_rgb(blurred, k, 1e-3, clipped=shake.CLIPPED)
+    near = F.max_pool2d((blurred >= shake.CLIPPED).any(1, keepdim=True).float(), 11, 1, 5) > 0
+    err = [
+        float((x.clamp(0, 1) - sharp).square().masked_select(near.expand_as(x)).mean())
+        for x in (plain, censored)
+    ]
+    gain = 10 * np.log10(err[0] / err[1])
+    assert gain > 1.0, gain  # measured 2.6 dB near the lamps (PSNR 29.4 -> 31.8 overall)
+    assert float(psnr(censored.clamp(0, 1), sharp)) > float(psnr(plain.clamp(0, 1), sharp))
+    # nothing clipped: the handling changes nothing (one deconvolution, the same one)
+    low = blurred * 0.9
+    torch.testing.assert_close(
+        shake.deconvolve_rgb(low, k, clipped=shake.CLIPPED), shake.deconvolve_rgb(low, k)
+    )
+
+
+def test_shake_remover_handles_clipped_highlights_only_with_a_given_kernel(monkeypatch):
+    blurred, _, k = _lamp_scene()
+    seen = []
+    real = shake.deconvolve_rgb
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("clipped"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(shake, "deconvolve_rgb", spy)
+    remover = ShakeRemover(torch.device("cpu"), max_blur=11)
+    remover.tensor(blurred, kernel=k)
+    assert seen == [shake.CLIPPED]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        remover.tensor(blurred)  # estimated: not trusted enough to pay for the rounds
+    assert seen[-1] is None
+
+
 class _Judge:
     """A stand-in deblurring network for :class:`ShakeRemover`'s ``judge``: returns ``change(x)`` and
     records the shapes it was given."""
