@@ -343,15 +343,6 @@ def _sparse_solve(
     return x
 
 
-def _deconvolve_l2(y: torch.Tensor, kernel: torch.Tensor, lam: float) -> torch.Tensor:
-    """``min_x |k * x - y|^2 + lam |grad x|^2`` in closed form (one FFT solve) on the same padding as
-    :func:`deconvolve`. ``(..., H, W)`` -> ``(..., H, W)``."""
-    h, w = y.shape[-2:]
-    yp = _pad_fft(y, 2 * kernel.shape[0])
-    num_k, den_k, _, _, den_d = _normal_terms(yp, kernel)
-    return torch.fft.irfft2(num_k / (den_k + lam * den_d), s=yp.shape[-2:])[..., :h, :w]
-
-
 #: A channel value (of 1) from which a photo's pixel counts as clipped by the sensor.
 CLIPPED = 0.98
 
