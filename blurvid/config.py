@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, TypeVar
 
 T = TypeVar("T", bound="Config")
@@ -38,3 +39,25 @@ class Config:
             default = f.default if f.default is not dataclasses.MISSING else None
             kw[k] = tuple(v) if isinstance(v, list) and isinstance(default, tuple) else v
         return cls(**kw)
+
+
+def check_counts(name: str, value: object, length: int | None = None, least: int = 1) -> None:
+    """Raise ValueError unless ``value`` is a whole number of at least ``least`` or, with ``length``,
+    a sequence of exactly ``length`` such numbers (an architecture's channel or block counts)."""
+    items = value if length is not None and isinstance(value, (tuple, list)) else [value]
+    if (length is not None and (not isinstance(value, (tuple, list)) or len(items) != length)) or any(
+        isinstance(v, bool) or not isinstance(v, int) or v < least for v in items
+    ):
+        what = f"{length} whole numbers, each" if length is not None else "a whole number,"
+        raise ValueError(f"{name} {value!r}: use {what} at least {least}")
+
+
+def check_number(
+    name: str, value: object, low: float = 0.0, high: float = math.inf, high_open: bool = False
+) -> None:
+    """Raise ValueError unless ``value`` is a finite number from ``low`` to ``high`` (under it, with
+    ``high_open``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (low <= value and (value < high if high_open else value <= high)):
+        upto = "" if high == math.inf else f" {'to under' if high_open else 'to'} {high:g}"
+        raise ValueError(f"{name} {value!r}: use a number from {low:g}{upto}")

@@ -813,12 +813,39 @@ def test_a_new_run_never_replaces_an_existing_one(photos, tmp_path, capsys):
         ({"synth": {"subframes": 0}}, "synth subframes 0: use a whole number, at least 1"),
         ({"minutes": -1.0}, "minutes -1.0: use a number, 0 or more"),
         ({"flow_sup": float("nan")}, "flow_sup nan: use a number, 0 or more"),
+        # these divided by zero after the first step, trained uphill, or failed in a layer's traceback
+        ({"log_every": 0}, "log_every 0: use a whole number, at least 1"),
+        ({"min_lr_ratio": -2}, "min_lr_ratio -2: use a number from 0 to 1"),
+        ({"ema": -0.5}, "ema -0.5: use a number from 0 to under 1"),
+        ({"ema": 1.0}, "ema 1.0: use a number from 0 to under 1"),
+        ({"warmup": -3}, "warmup -3: use a whole number, at least 0"),
+        ({"val_count": -1}, "val_count -1: use a whole number, at least 1"),
+        ({"model": {"widths": [8]}}, "model widths (8,): use 4 whole numbers, each at least 1"),
+        ({"model": {"widths": [0, 16, 32, 64]}}, "model widths (0, 16, 32, 64): use 4 whole numbers"),
+        ({"model": {"rdb_layers": 0}}, "model rdb_layers 0: use a whole number, at least 1"),
     ],
 )
 def test_cli_config_values_of_the_wrong_kind_are_one_line(photos, tmp_path, capsys, doc, message):
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(doc))
     assert _cli("train", "deblur", "--config", str(path), "-d", str(photos), "-o", str(tmp_path / "r")) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"model": {"hidden": -4}}, "model hidden -4: use a whole number, at least 1"),
+        ({"model": {"widths": [8, 16]}}, "model widths (8, 16): use 4 whole numbers"),
+        ({"model": {"bie_widths": [8]}}, "model bie_widths (8,): use 6 whole numbers"),
+    ],
+)
+def test_cli_video_model_values_are_one_line(photos, tmp_path, capsys, doc, message):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(doc))
+    argv = ("train", "autoencoder", "--config", str(path), "-d", str(photos), "-o", str(tmp_path / "r"))
+    assert _cli(*argv) == 2  # these were an IndexError and a RuntimeError from a layer (exit 1)
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 

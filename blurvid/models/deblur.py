@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config
+from ..config import Config, check_counts, check_number
 from .blocks import ResidualDenseBlock, conv3x3
 
 
@@ -35,6 +35,12 @@ class DMConfig(Config):
     rdb_layers: int = 4  # convs per RDB
     rdbs: tuple[int, int, int, int] = (1, 1, 1, 2)  # RDBs per scale
     res_scale: float = 0.2
+
+    def __post_init__(self) -> None:  # a config file's mistake is a message, not a failed layer
+        for name in ("widths", "growth", "rdbs"):
+            check_counts(f"model {name}", getattr(self, name), 4)
+        check_counts("model rdb_layers", self.rdb_layers)
+        check_number("model res_scale", self.res_scale, high=1.0)
 
 
 class Bottleneck(nn.Module):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import Config
+from ..config import Config, check_counts, check_number
 from .blocks import ConvLSTMCell, FrameEncoder
 
 
@@ -34,6 +34,16 @@ class VideoConfig(Config):
     # N the networks were trained with: the RVD's steps span the exposure in this many frames (inference
     # samples other counts from that trajectory); recorded at training, 9 in checkpoints made before it
     frames: int = 9
+
+    def __post_init__(self) -> None:  # a config file's mistake is a message, not a failed layer
+        check_counts("model widths", self.widths, 4)
+        check_counts("model bie_widths", self.bie_widths, 6)
+        check_counts("model hidden", self.hidden)
+        check_counts("model frames", self.frames, least=2)
+        check_number("model flow_input_scale", self.flow_input_scale)
+        check_number("model rve_scale", self.rve_scale)
+        if self.rve_input not in ("frame", "frame+diff"):
+            raise ValueError(f"model rve_input {self.rve_input!r}: use 'frame' or 'frame+diff'")
 
 
 def split_state(embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from ..config import Config
+from ..config import Config, check_counts, check_number
 
 STAGES = ("deblur", "autoencoder", "bie")
 
@@ -117,6 +117,19 @@ class TrainConfig(Config):
                 raise ValueError(f"synth {what} {value!r}: use a whole number, at least {least}")
         if not (isinstance(self.clip_holdout, (int, float)) and 0 <= self.clip_holdout < 1):
             raise ValueError(f"clip_holdout {self.clip_holdout!r}: use a share from 0 to under 1")
+        # a 0 here divided by zero after the first step; a negative lr ratio trained uphill
+        for name in ("log_every", "val_count", "reuse"):
+            check_counts(name, getattr(self, name))
+        for name in ("val_every", "warmup", "threads", "coarse_warmup"):  # val_every 0: never
+            check_counts(name, getattr(self, name), least=0)
+        for name in ("min_lr_ratio", "clip_p", "jpeg_p", "centre_dm_p"):
+            check_number(name, getattr(self, name), high=1.0)
+        check_number("ema", self.ema, high=1.0, high_open=True)
+        check_number("lr_rvd", self.lr_rvd)
+        for name in ("grad_clip", "mu_tv", "edge_loss", "fft_loss", "distill", "probe"):
+            check_number(name, getattr(self, name))
+        for weight in self.lambdas:
+            check_number("lambdas", weight)
         if not 0 <= self.align_loss <= 8:
             raise ValueError(f"align_loss {self.align_loss}: use 0 (off) to 8 px")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
