@@ -850,6 +850,15 @@ def test_cli_video_model_values_are_one_line(photos, tmp_path, capsys, doc, mess
     assert message in err and "Traceback" not in err
 
 
+def test_a_run_folder_that_cannot_be_made_is_one_line(photos, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile" / "sub", tmp_path / ("x" * 300)):  # NotADirectoryError, name too long
+        argv = ("train", "deblur", "-d", str(photos), "-o", str(out), "--iters", "1", "--no-progress")
+        assert _cli(*argv) == 2
+        err = capsys.readouterr().err
+        assert "cannot" in err and "run folder" in err and "Traceback" not in err
+
+
 def test_a_file_that_is_no_image_in_the_data_stops_before_training(photos, tmp_path, capsys):
     import shutil
 

@@ -377,8 +377,13 @@ def _open_run(
 ) -> tuple[TrainConfig, dict | None]:
     """Check the run folder ``out`` and return ``(cfg, state)``: with ``resume`` the state stored in its
     ``last.pt``, else None and ``cfg`` with the architecture of its ``init`` (a new run never replaces
-    an existing one). Rank 0 (``main``) creates the folder."""
-    if out.exists() and not out.is_dir():
+    an existing one). Rank 0 (``main``) creates the folder. A folder that cannot be made (a file on
+    its way, a name too long, no permission) is a ValueError naming it."""
+    try:
+        is_file = out.exists() and not out.is_dir()
+    except OSError as e:  # a name too long for the file system
+        raise ValueError(f"{out}: cannot be the run folder ({e.strerror or e})") from None
+    if is_file:
         raise FileExistsError(f"{out}: is a file; -o names a run folder")
     ckpt_path = out / "last.pt"
     state = None
@@ -391,7 +396,10 @@ def _open_run(
     else:
         cfg = _architecture_of_init(cfg, log)
     if main:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file where a parent folder should be, no permission, a read-only disk
+            raise ValueError(f"{out}: cannot make the run folder ({e.strerror or e})") from None
     return cfg, state
 
 
