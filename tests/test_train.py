@@ -850,6 +850,21 @@ def test_cli_video_model_values_are_one_line(photos, tmp_path, capsys, doc, mess
     assert message in err and "Traceback" not in err
 
 
+def test_a_photo_whose_data_is_corrupt_is_one_line_from_a_data_worker(tmp_path, capsys):
+    import io
+
+    data = tmp_path / "data"  # only the cut photo: every sample reads it
+    data.mkdir()
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 96, 3), np.uint8)).save(buf, "JPEG")
+    (data / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 3])  # its header reads
+    argv = ("train", "deblur", "-d", str(data), "-o", str(tmp_path / "r"), "--iters", "4", "--batch", "4")
+    assert _cli(*argv, "--crop", "64", "--workers", "1", "--no-progress") == 2
+    err = capsys.readouterr().err
+    # torch raised it again with the worker's traceback as the message
+    assert "cut.jpg: cannot decode" in err and "Caught" not in err and "Traceback" not in err
+
+
 def test_a_run_folder_that_cannot_be_made_is_one_line(photos, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     for out in (tmp_path / "afile" / "sub", tmp_path / ("x" * 300)):  # NotADirectoryError, name too long

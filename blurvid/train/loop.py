@@ -669,7 +669,13 @@ def train(
     try:
         run.metrics = (out / "metrics.jsonl").open("a") if main else None
         batches = iter(loader)
-        _train_steps(run, batches, model, scaler, autocast, val_items, stop, reuse, progress)
+        try:
+            _train_steps(run, batches, model, scaler, autocast, val_items, stop, reuse, progress)
+        except Exception as e:
+            plain = _as_raised_in_worker(e)
+            if plain is e:
+                raise
+            raise plain from None
     finally:  # also when the loop raises: the caller's handlers come back
         _close_loader(batches)
         for s, h in old_handlers.items():
@@ -788,6 +794,21 @@ def _latest_as_best(run: _Run, done: int, val_items: list[dict]) -> None:
     a resumed run exported its old weights)."""
     if run.main and not val_items:
         _export_best(run.task, run.scored, run.out / "best.safetensors", {"iteration": done})
+
+
+def _as_raised_in_worker(e: Exception) -> Exception:
+    """A data worker's error as the worker raised it. Torch raises it again in the main process with the
+    worker's whole traceback as the message ("Caught ValueError in DataLoader worker process 0.
+    Original Traceback ..."), which a one-line error message would print whole; other errors: ``e``."""
+    text = str(e)
+    if not text.startswith("Caught ") or "Original Traceback" not in text:
+        return e
+    last = text.rstrip().splitlines()[-1]
+    prefix = f"{type(e).__name__}: "
+    try:
+        return type(e)(last[len(prefix) :] if last.startswith(prefix) else last)
+    except Exception:  # an error type that takes other arguments
+        return e
 
 
 def _close_loader(batches: Iterator | None) -> None:
