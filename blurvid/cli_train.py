@@ -271,6 +271,78 @@ class Centre(str, Enum):
     dm = "dm"
 
 
+class Target(str, Enum):
+    """`eval deblur --synth`'s sharp target: the central instant or the time-averaged pose."""
+
+    time = "time"
+    mean = "mean"
+
+
+EVAL_TASKS = ("deblur", "video", "autoencoder")
+_JSON_PEEK = 1 << 16  # bytes of an existing --json file read to tell a JSON result from anything else
+
+
+def _nothing_to_evaluate(task: str) -> str:
+    """The error for an `eval` without sets, naming only the options that give ``task`` one."""
+    given = "--levin, --pairs, --synth or --clips" if task == "deblur" else "--pairs, --synth or --clips"
+    return f"nothing to evaluate: give {given}"
+
+
+def _check_eval_args(
+    task: str, levin: Path | None, pairs: Path | None, synth: list[str] | None, clips: list[str] | None
+) -> None:
+    """UserError (one line, exit 2) for an `eval` that cannot be run as asked: an unknown task,
+    ``--levin`` with a video task (the Levin set has no frames to score a video against), no set."""
+    from .cli import UserError
+
+    if task not in EVAL_TASKS:
+        raise UserError(f"unknown eval task {task!r}: use {', '.join(EVAL_TASKS)}")
+    if levin is not None and task != "deblur":
+        raise UserError(
+            f"--levin {levin}: the Levin set has no video ground truth (one sharp image per blurred one); "
+            "it is for `eval deblur` only"
+        )
+    if not (levin or pairs or synth or clips):
+        raise UserError(_nothing_to_evaluate(task))
+
+
+def _json_refusal(json_out: Path, inputs: list[tuple[str, Path]]) -> str | None:
+    """Why the result must not be written to ``json_out``, or None. ``inputs``: ``(option, path)`` of
+    everything the evaluation reads (``--run`` among them). Refused: a folder, a place that cannot be
+    written, one of the inputs, a file inside an input folder that would be read as one of its images
+    or checkpoints, and an existing file that is no JSON result (it does not start, after white space,
+    with ``{``): the result never replaces a photo or a checkpoint."""
+    from .cli import unwritable
+    from .data.datasets import IMAGE_EXTS
+
+    if json_out.is_dir():
+        return "cannot write there: it is a folder"
+    why = unwritable(json_out)
+    if why is not None:
+        return f"cannot write there: {why}"
+    target = json_out.resolve()
+    for option, path in inputs:
+        where = path.resolve()
+        read = target == where
+        if where.is_dir() and target.is_relative_to(where):
+            read = read or (
+                target.name in ("best.safetensors", "last.pt")
+                if option == "--run"
+                else target.suffix.lower() in IMAGE_EXTS
+            )
+        if read:
+            return f"it is an input of this evaluation ({option} {path}); choose another file"
+    if json_out.is_file():
+        try:
+            with json_out.open("rb") as f:
+                head = f.read(_JSON_PEEK).lstrip()
+        except OSError as e:
+            return f"cannot read the file there ({e.strerror or e}); choose another file"
+        if not head.startswith(b"{"):
+            return "the file there is not a JSON result (it would be replaced); choose another file"
+    return None
+
+
 def eval_command(
     task: Annotated[
         str, typer.Argument(help="deblur | video | autoencoder (stage 1, needs --run)")
@@ -314,12 +386,12 @@ def eval_command(
         Centre, typer.Option(help="video: centre frame from 'gt' or 'dm' (end to end).")
     ] = Centre.gt,
     target: Annotated[
-        str,
+        Target,
         typer.Option(
             help="deblur --synth: the sharp target at the central instant ('time', the default protocol) "
             "or at the time-averaged pose ('mean', where the blur is centred)."
         ),
-    ] = "time",
+    ] = Target.time,
     noise: Annotated[
         bool,
         typer.Option(
@@ -353,12 +425,13 @@ def eval_command(
     from .cli import out as console
     from .train.export import evaluation_runtime
 
+    _check_eval_args(task, levin, pairs, synth, clips)
     if json_out is not None:  # before the evaluation, whose results would be lost
-        from .cli import unwritable
-
-        why = "it is a folder" if json_out.is_dir() else unwritable(json_out)
+        given = [("--levin", levin), ("--pairs", pairs), ("--run", run)]
+        given += [("--synth", Path(p)) for p in synth or ()] + [("--clips", Path(p)) for p in clips or ()]
+        why = _json_refusal(json_out, [(option, p) for option, p in given if p is not None])
         if why is not None:
-            raise UserError(f"--json {json_out}: cannot write there: {why}")
+            raise UserError(f"--json {json_out}: {why}")
     try:
         rt = evaluation_runtime(task, run, device, precision, shake)
         result = _evaluate(
@@ -374,7 +447,7 @@ def eval_command(
             frames,
             out_frames,
             center.value,
-            target,
+            target.value,
             noise,
             clips_holdout,
         )
@@ -387,6 +460,7 @@ def eval_command(
         "precision": str(rt.dtype).removeprefix("torch."),
         **({"synth": {"count": count, "seed": seed, "size": size, "noise": noise}} if synth else {}),
         **({"clips_holdout": clips_holdout} if clips else {}),
+        **({"run": {"path": str(run), **rt.train}} if run is not None else {}),
     }
     table = Table()
     for c in ("set", "count", *result["columns"]):
@@ -420,8 +494,18 @@ def _evaluate(
     noise: bool = True,
     clip_holdout: float = 0.0,
 ) -> dict:
+    """The result of `eval TASK` (before the CLI adds what measured): ``task``, the settings that change
+    the numbers (``target`` or ``center`` / ``out_frames``, ``frames`` where sequences are made, the
+    inputs as given: ``levin``, ``pairs``, ``synth_sources``, ``clips``), ``columns`` and ``sets``,
+    ``{name: summary}``, one per set asked for (a name taken already gets `` (2)``...)."""
     from . import evaluate as ev
 
+    if task not in EVAL_TASKS:
+        raise ValueError(f"unknown eval task {task!r}: use {', '.join(EVAL_TASKS)}")
+    if levin is not None and task != "deblur":
+        raise ValueError(
+            f"--levin {levin}: the Levin set has no video ground truth; it is for `eval deblur` only"
+        )
     sets: dict[str, dict] = {}
     scfg = ev.eval_synth_config(task, size=size, frames=frames, target=target, noise=noise)
     if task == "deblur":
@@ -439,18 +523,18 @@ def _evaluate(
         for name, (items, align) in chosen.items():
             sets[name] = ev.eval_deblur(rt.deblur, items, align=align)
         columns = ["psnr", "ssim", "psnr_in", "ssim_in", "psnr_aligned", "psnr_in_aligned"]
-    elif task in ("video", "autoencoder"):
+    else:  # video, autoencoder
         if task == "autoencoder" and center != "gt":
             raise ValueError("eval autoencoder reconstructs from the true frames: --center must be gt")
         center_fn = rt.deblur if center == "dm" else None
         run_fn, inputs = (rt.autoencode, "frames") if task == "autoencoder" else (rt.video, "blurred")
-        groups = {}
+        groups: dict[str, list[ev.Sequence_]] = {}
         if synth:
             groups["synthetic"] = ev.synthetic_sequences(synth, scfg, count, seed)
         if clips:
-            groups["clips"] = ev.clip_sequences(clips, frames, holdout=clip_holdout)
+            groups[ev.unique_name("clips", groups)] = ev.clip_sequences(clips, frames, holdout=clip_holdout)
         if pairs:
-            groups[str(pairs)] = ev.folder_sequences(pairs)
+            groups[ev.unique_name(str(pairs), groups)] = ev.folder_sequences(pairs)
         for k, seqs in groups.items():
             sets[k] = ev.eval_video(run_fn, seqs, center_fn, out_frames, inputs)
             sets[k]["blurred_static_baseline"] = ev.static_blur_baseline(
@@ -459,14 +543,18 @@ def _evaluate(
             counts = sorted({int(q.frames.shape[0]) for q in seqs})  # a --pairs set has its own N
             sets[k]["frames"] = counts[0] if len(counts) == 1 else counts
         columns = ["psnr", "ppsnr", "oie", "static_psnr", "static_oie"]
-    else:
-        raise ValueError(f"unknown eval task {task!r}: use deblur, video or autoencoder")
     if not sets:
-        raise ValueError("nothing to evaluate: give --levin, --pairs, --synth or --clips")
+        raise ValueError(_nothing_to_evaluate(task))
     video = task in ("video", "autoencoder")
+    made = synth or clips  # sequences of --frames frames are made (a --pairs set has its own)
     return {
         "task": task,
         **({"center": center, "frames": frames, "out_frames": out_frames} if video else {"target": target}),
+        **({"frames": frames} if made and not video else {}),
+        **({"levin": str(levin)} if levin else {}),
+        **({"pairs": str(pairs)} if pairs else {}),
+        **({"synth_sources": list(synth)} if synth else {}),
+        **({"clips": list(clips)} if clips else {}),
         "columns": columns,
         "sets": sets,
     }

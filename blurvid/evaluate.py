@@ -15,18 +15,32 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.datasets import PhotoSynthDataset, clip_frames, list_images
+from .data.datasets import IMAGE_EXTS, PhotoSynthDataset, clip_frames, list_images
 from .data.synth import SynthConfig, center_index
-from .metrics import aligned_psnr, gaussian_blur, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
+from .metrics import (
+    aligned_psnr,
+    check_alignable,
+    gaussian_blur,
+    ordering_invariant_error,
+    ppsnr,
+    psnr,
+    ssim,
+    video_psnr,
+)
+
+ROLE = "the evaluation set"  # what a file that cannot be read is to be removed from
+LEVIN_ALIGN = 8  # px of alignment the Levin protocol allows (its kernels are not centred)
 
 
 @dataclass
 class Pair:
-    """A blurred image and its sharp ground truth, ``(3, H, W)`` float in [0, 1]."""
+    """A blurred image and its sharp ground truth, ``(3, H, W)`` float in [0, 1]; ``path``: the file the
+    blurred image was read from, when it was (errors name it)."""
 
     name: str
     blurred: torch.Tensor
     sharp: torch.Tensor
+    path: Path | None = None
 
 
 @dataclass
@@ -57,55 +71,138 @@ def _img(path: Path) -> torch.Tensor:
         raise ValueError(str(e)) from None
 
 
+_LEVIN = re.compile(r"(im\d+)_kernel\d+_img", re.IGNORECASE)
+
+
+def _some(names: Sequence[str]) -> str:
+    """The first three of ``names``, comma-separated, ``...`` when there are more."""
+    return ", ".join(names[:3]) + ("..." if len(names) > 3 else "")
+
+
+def _claim(found: dict, key: object, path: Path, what: str) -> None:
+    """``found[key] = path``; ValueError naming both files when ``key`` is taken (two ``what`` for one
+    name: which one to score is not for the evaluation to guess)."""
+    if key in found:
+        raise ValueError(f"{found[key]} and {path}: two {what} for one name; keep one")
+    found[key] = path
+
+
+def _folder(root: Path) -> None:
+    """FileNotFoundError naming ``root`` unless it is a folder."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: {'not a folder' if root.exists() else 'no such folder'}")
+
+
 def levin_pairs(root: str | Path) -> list[Pair]:
-    """Levin et al. layout: ``imX_kernelY_img.png`` blurred with ground truth ``gt/imX.png``."""
+    """Levin et al. layout: ``imX_kernelY_img.png`` blurred with ground truth ``gt/imX.png``, names and
+    the ``.png`` suffix in any case (``IM1_Kernel2_img.PNG`` with ``gt/im1.png``), named by the blurred
+    file's stem, in file-name order.
+
+    Warns, naming them, about the blurred images it leaves out: those without their ground truth and
+    those not in PNG. FileNotFoundError when ``root`` is no folder or holds no pair; ValueError when two
+    blurred images or two ground truths differ only in case or when a pair differs in size.
+    """
     root = Path(root)
-    pairs = []
-    for f in sorted(root.glob("im*_kernel*_img.png")):
-        m = re.match(r"(im\d+)_kernel\d+_img", f.stem)
-        gt = root / "gt" / f"{m.group(1)}.png" if m else None
-        if gt and gt.exists():
+    _folder(root)
+    truths: dict[str, Path] = {}
+    if (root / "gt").is_dir():
+        for g in sorted((root / "gt").iterdir()):
+            if g.is_file() and g.suffix.lower() == ".png" and not g.name.startswith("."):
+                _claim(truths, g.stem.lower(), g, "ground truths")
+    blurred: dict[str, Path] = {}
+    not_png = []
+    for f in sorted(root.iterdir()):
+        if f.is_file() and not f.name.startswith(".") and _LEVIN.fullmatch(f.stem):
+            if f.suffix.lower() == ".png":
+                _claim(blurred, f.stem.lower(), f, "blurred images")
+            else:
+                not_png.append(f.name)
+    pairs, no_truth = [], []
+    for f in blurred.values():
+        m = _LEVIN.fullmatch(f.stem)
+        gt = truths.get(m.group(1).lower()) if m else None
+        if gt is None:
+            no_truth.append(f.name)
+        else:
             pairs.append(_pair(f.stem, f, gt))
+    if no_truth:
+        warnings.warn(
+            f"{root}: {len(no_truth)} blurred image(s) without their ground truth gt/imX.png left out "
+            f"({_some(no_truth)})",
+            stacklevel=2,
+        )
+    if not_png:
+        warnings.warn(
+            f"{root}: {len(not_png)} blurred image(s) not in PNG left out ({_some(not_png)}); "
+            "the Levin layout is imX_kernelY_img.png + gt/imX.png",
+            stacklevel=2,
+        )
     if not pairs:
         raise FileNotFoundError(f"{root}: no Levin-layout pairs (imX_kernelY_img.png + gt/imX.png)")
     return pairs
 
 
 def folder_pairs(root: str | Path) -> list[Pair]:
-    """``root/blurred/NAME`` with ``root/sharp/NAME``, or a `blurvid synth` set (blurred vs central frame)."""
+    """``root/blurred/NAME`` with ``root/sharp/NAME`` (paired by the path below each, without the
+    suffix), or a `blurvid synth` set (blurred vs central frame).
+
+    ValueError for two targets or two blurred images of one name (``a.png`` and ``a.bmp``) and for a
+    pair that differs in size; FileNotFoundError when ``root`` is no folder or nothing pairs up. Warns,
+    naming them, about what it leaves out: blurred images without a target, blurred files of a type it
+    does not read that have one, and targets without a blurred image.
+    """
     root = Path(root)
-    if (root / "blurred").is_dir():
-        if not (root / "sharp").is_dir():
-            raise FileNotFoundError(f"{root}: has blurred/ but no sharp/ folder of targets")
-        targets: dict[Path, Path] = {}  # the path below sharp/ without its suffix -> the file
-        for g in list_images([root / "sharp"]):
-            key = g.relative_to(root / "sharp").with_suffix("")
-            if key in targets:
-                raise ValueError(f"{targets[key]} and {g}: two targets for one name; keep one")
-            targets[key] = g
-        blurred = list_images([root / "blurred"])
-        pairs, unmatched = [], []
-        for f in blurred:
-            rel = f.relative_to(root / "blurred")
-            key = rel.with_suffix("")
-            gt = targets.get(key)
-            if gt is None:
-                unmatched.append(rel.as_posix())
-                continue
+    _folder(root)
+    if not (root / "blurred").is_dir():
+        return [s.center_pair() for s in folder_sequences(root)]
+    b_dir, s_dir = root / "blurred", root / "sharp"
+    if not s_dir.is_dir():
+        raise FileNotFoundError(f"{root}: has blurred/ but no sharp/ folder of targets")
+    targets: dict[Path, Path] = {}  # the path below sharp/ without its suffix -> the file
+    for g in list_images([s_dir], role=ROLE):
+        _claim(targets, g.relative_to(s_dir).with_suffix(""), g, "targets")
+    sources: dict[Path, Path] = {}  # the same for blurred/
+    for f in list_images([b_dir], role=ROLE):
+        _claim(sources, f.relative_to(b_dir).with_suffix(""), f, "blurred images")
+    if not sources:
+        raise FileNotFoundError(f"{b_dir}: holds no images")
+    pairs, unmatched = [], []
+    for key, f in sources.items():
+        gt = targets.get(key)
+        if gt is None:
+            unmatched.append(f.relative_to(b_dir).as_posix())
+        else:
             pairs.append(_pair(key.as_posix(), f, gt))
-        if not blurred:
-            raise FileNotFoundError(f"{root / 'blurred'}: holds no images")
-        names = ", ".join(unmatched[:3]) + ("..." if len(unmatched) > 3 else "")
-        if not pairs:
-            raise FileNotFoundError(
-                f"{root}: no pairs (blurred/NAME.* with sharp/NAME.*): none of {names} has a target"
-            )
-        if unmatched:
-            warnings.warn(
-                f"{root}: {len(unmatched)} blurred image(s) without a target left out ({names})", stacklevel=2
-            )
-        return pairs
-    return [s.center_pair() for s in folder_sequences(root)]
+    if not pairs:
+        raise FileNotFoundError(
+            f"{root}: no pairs (blurred/NAME.* with sharp/NAME.*): none of {_some(unmatched)} has a target"
+        )
+    left_out = {
+        "blurred image(s) without a target": unmatched,
+        f"blurred file(s) of a type not read ({' '.join(IMAGE_EXTS)}) with a target": [
+            q.relative_to(b_dir).as_posix()
+            for q in _other_files(b_dir)
+            if q.relative_to(b_dir).with_suffix("") in targets
+        ],
+        "target(s) without a blurred image": [
+            g.relative_to(s_dir).as_posix() for k, g in targets.items() if k not in sources
+        ],
+    }
+    for what, names in left_out.items():
+        if names:
+            warnings.warn(f"{root}: {len(names)} {what} left out ({_some(names)})", stacklevel=2)
+    return pairs
+
+
+def _other_files(folder: Path) -> list[Path]:
+    """The files below ``folder`` without an image suffix, none hidden on the way (sorted)."""
+    return [
+        q
+        for q in sorted(folder.rglob("*"))
+        if q.suffix.lower() not in IMAGE_EXTS
+        and not any(part.startswith(".") for part in q.relative_to(folder).parts)
+        and q.is_file()
+    ]
 
 
 def _size(image: torch.Tensor) -> str:
@@ -121,16 +218,19 @@ def _same_size(path_a: Path, a: torch.Tensor, path_b: Path, b: torch.Tensor, wha
 
 def _pair(name: str, blurred: Path, sharp: Path) -> Pair:
     """The pair read from two files; ValueError naming both when their sizes differ."""
-    pair = Pair(name, _img(blurred), _img(sharp))
+    pair = Pair(name, _img(blurred), _img(sharp), blurred)
     _same_size(blurred, pair.blurred, sharp, pair.sharp, "a pair")
     return pair
 
 
 def folder_sequences(root: str | Path) -> list[Sequence_]:
-    """A `blurvid synth` set: ``root/<sample>/blurred.png`` and ``root/<sample>/frames/*.png``."""
+    """A `blurvid synth` set: ``root/<sample>/blurred.png`` and ``root/<sample>/frames/*.png``.
+    FileNotFoundError when ``root`` is no folder or holds no sample; ValueError naming the files when a
+    sample's images differ in size or one cannot be read."""
+    _folder(Path(root))
     out = []
     for d in sorted(p for p in Path(root).iterdir() if p.is_dir() and (p / "blurred.png").exists()):
-        files = list_images([d / "frames"])
+        files = list_images([d / "frames"], role=ROLE)
         if not files:
             raise ValueError(f"{d / 'frames'}: holds no frames")
         blurred = _img(d / "blurred.png")
@@ -147,7 +247,7 @@ def synthetic_sequences(
     photos: Sequence[str | Path], cfg: SynthConfig, count: int, seed: int
 ) -> list[Sequence_]:
     """``count`` fixed synthesised samples from ``photos`` (the validation protocol)."""
-    ds = PhotoSynthDataset(list(photos), cfg, seed=seed)
+    ds = PhotoSynthDataset(list(photos), cfg, seed=seed, role=ROLE)
     return [Sequence_(f"synth_{i:04d}", (it := ds[i])["blurred"], it["frames"]) for i in range(count)]
 
 
@@ -157,18 +257,23 @@ def clip_sequences(
     """GoPro-style sequences from frame folders: windows of ``frames`` consecutive frames (every
     ``stride``, default ``frames``), blurred = their linear-light average (8-bit quantised); with
     ``holdout``, only from the last share of each clip's frames, which training with the same
-    ``clip_holdout`` never reads (:func:`blurvid.data.datasets.clip_parts`). Raises ``ValueError``
-    when no clip (part) has ``frames`` frames."""
+    ``clip_holdout`` never reads (:func:`blurvid.data.datasets.clip_parts`). A clip folder given twice
+    is one clip (:func:`blurvid.data.datasets.clip_frames`). Raises ``ValueError`` when no clip (part)
+    has ``frames`` frames, and naming two files when a window's frames differ in size."""
     from .data.datasets import clip_parts
     from .data.synth import average_frames
 
     out = []
-    for whole in clip_frames(clips):
+    for whole in clip_frames(clips, role=ROLE):
         files = clip_parts(whole, holdout)[1] if holdout else whole
         first = len(whole) - len(files)  # windows are named by their first frame's place in the clip
         step = stride or frames
         for s in range(0, len(files) - frames + 1, step):
-            seq = torch.stack([_img(f) for f in files[s : s + frames]])
+            window = files[s : s + frames]
+            images = [_img(f) for f in window]
+            for f, image in zip(window[1:], images[1:], strict=True):
+                _same_size(window[0], images[0], f, image, "a clip's frames")
+            seq = torch.stack(images)
             blurred = torch.round(average_frames(seq) * 255) / 255
             out.append(Sequence_(f"{files[0].parent.name}_{first + s:04d}", blurred, seq))
     if not out:
@@ -206,22 +311,52 @@ def deblur_sets(
 ) -> dict[str, tuple[list[Pair], int]]:
     """The deblurring evaluation sets that are asked for, by name: ``{name: (pairs, align px)}``.
 
-    ``levin``: the real camera-shake set, scored with up to 8 px alignment; ``folder``: blurred/sharp
-    pairs (named by the path); ``synth``: ``count`` samples of ``synth_cfg`` (seeded) with the central
-    frame as target; ``clips``: GoPro-style averages of ``frames`` video frames against the centre frame
-    (with ``clip_holdout``, from the last share of each clip only: see :func:`clip_sequences`).
+    ``levin``: the real camera-shake set, scored with up to 8 px alignment (ValueError naming an image
+    too small for it); ``folder``: blurred/sharp pairs (named by the path); ``synth``: ``count`` samples
+    of ``synth_cfg`` (seeded) with the central frame as target; ``clips``: GoPro-style averages of
+    ``frames`` video frames against the centre frame (with ``clip_holdout``, from the last share of each
+    clip only: see :func:`clip_sequences`). Names are ``levin``, the folder's path, ``synthetic`` and
+    ``clips``, in that order; a name taken already gets `` (2)``, `` (3)``... (:func:`unique_name`), so
+    no set replaces another.
     """
     sets: dict[str, tuple[list[Pair], int]] = {}
+
+    def add(name: str, pairs: list[Pair], align: int) -> None:
+        check_alignment(pairs, align)
+        sets[unique_name(name, sets)] = (pairs, align)
+
     if levin:
-        sets["levin"] = (levin_pairs(levin), 8)
+        add("levin", levin_pairs(levin), LEVIN_ALIGN)
     if folder:
-        sets[str(folder)] = (folder_pairs(folder), 0)
+        add(str(folder), folder_pairs(folder), 0)
     if synth:
         seqs = synthetic_sequences(synth, synth_cfg or SynthConfig(), count, seed)
-        sets["synthetic"] = ([s.center_pair() for s in seqs], 0)
+        add("synthetic", [s.center_pair() for s in seqs], 0)
     if clips:
-        sets["clips"] = ([s.center_pair() for s in clip_sequences(clips, frames, holdout=clip_holdout)], 0)
+        add("clips", [s.center_pair() for s in clip_sequences(clips, frames, holdout=clip_holdout)], 0)
     return sets
+
+
+def unique_name(name: str, taken: Iterable[str]) -> str:
+    """``name``, or when ``taken`` holds it, the first of ``'name (2)'``, ``'name (3)'``... it does not."""
+    taken = set(taken)
+    unique, k = name, 1
+    while unique in taken:
+        k += 1
+        unique = f"{name} ({k})"
+    return unique
+
+
+def check_alignment(pairs: Iterable[Pair], align: int) -> None:
+    """ValueError naming the first pair (its file, else its name) too small to be scored with shifts of
+    up to ``align`` px (:func:`blurvid.metrics.check_alignable`); nothing to check at ``align`` 0."""
+    if align <= 0:
+        return
+    for p in pairs:
+        try:
+            check_alignable(p.sharp.shape[-2], p.sharp.shape[-1], align)
+        except ValueError as e:
+            raise ValueError(f"{p.path or p.name}: {e}") from None
 
 
 def _is_grey(image: torch.Tensor) -> bool:
@@ -239,8 +374,10 @@ def eval_deblur(
 
     Greyscale pairs (all channels equal) are scored on one channel. ``align > 0`` adds
     ``psnr_aligned`` / ``psnr_in_aligned``: the best PSNR over integer shifts up to ``align`` px (the
-    Levin protocol; its kernels are not centred).
+    Levin protocol; its kernels are not centred): ValueError naming a pair too small for it, before
+    anything is scored.
     """
+    check_alignment(pairs, align)
     rows = []
     for p in pairs:
         x, t = p.blurred[None], p.sharp[None]
@@ -353,10 +490,22 @@ def _summary(rows: list[dict]) -> dict:
     return {"count": len(rows), "mean": mean, "items": rows}
 
 
+def _strict(value: object) -> object:
+    """``value`` with every float that is NaN or infinite, at any depth, replaced by None."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
 def write_json(result: dict, path: str | Path) -> None:
-    """Write a result dict as pretty JSON (atomic)."""
+    """Write a result dict as pretty, strict JSON (atomic): a NaN or infinite number, which JSON has
+    not, is written as ``null``."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
+    tmp.write_text(json.dumps(_strict(result), indent=2, allow_nan=False))
     tmp.replace(p)

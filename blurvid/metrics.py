@@ -87,14 +87,29 @@ def ordering_invariant_error(pred: torch.Tensor, target: torch.Tensor) -> torch.
     return total
 
 
+def check_alignable(h: int, w: int, max_shift: int) -> None:
+    """ValueError unless an ``h`` x ``w`` image can be scored with shifts of up to ``max_shift`` px:
+    :func:`aligned_psnr` crops ``max_shift`` px off each side, so each side must exceed twice that."""
+    if min(h, w) <= 2 * max_shift:
+        raise ValueError(
+            f"{w}x{h} px is too small for the aligned PSNR: shifts of up to {max_shift} px need images "
+            f"larger than {2 * max_shift} px on each side"
+        )
+
+
 def best_shift(x: torch.Tensor, y: torch.Tensor, max_shift: int = 8) -> tuple[int, int]:
     """The integer shift ``(dy, dx)``, each within ``max_shift`` px, at which ``x`` best matches ``y``
     (``(1, C, H, W)`` each): ``x[..., m + dy : H - m + dy, m + dx : W - m + dx]`` has the lowest mean
     squared error against ``y`` cropped by ``m = max_shift`` on each side (the first in row-major order
     on ties). ``torch.roll(x, (-dy, -dx), (-2, -1))`` then lines ``x`` up with ``y``'s interior.
+    ValueError when ``y`` is not larger than ``2 * max_shift`` px on each side (nothing would be left
+    to compare) or ``x`` differs from it in size.
     """
     m = max_shift
     h, w = y.shape[-2:]
+    check_alignable(h, w, m)
+    if x.shape[-2:] != y.shape[-2:]:
+        raise ValueError(f"aligned PSNR of a {w}x{h} image against a {x.shape[-1]}x{x.shape[-2]} one")
     t = y[..., m : h - m, m : w - m].float()
     best, best_err = (0, 0), float("inf")
     for dy in range(-m, m + 1):

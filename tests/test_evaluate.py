@@ -492,3 +492,224 @@ def test_clip_holdout_is_checked_in_the_training_config():
     for bad in (-0.1, 1.0, float("nan")):
         with pytest.raises(ValueError, match="clip_holdout"):
             TrainConfig(clip_holdout=bad)
+
+
+def _levin_folder(root, side: int = 24, blurred=("im1_kernel1_img.png",), truths=("im1",)):
+    """A Levin-layout folder: grey ``side`` x ``side`` blurred files and ``gt/<name>.png`` for each truth."""
+    rng = np.random.default_rng(6)
+    (root / "gt").mkdir(parents=True)
+    for name in truths:
+        Image.fromarray((rng.random((side, side)) * 255).astype(np.uint8)).save(root / "gt" / f"{name}.png")
+    for name in blurred:
+        Image.fromarray((rng.random((side, side)) * 255).astype(np.uint8)).save(root / name)
+    return root
+
+
+def _clip_folder(root, count: int, sizes=None):
+    """``count`` random frames ``000.png``... (``sizes``: ``{index: (h, w)}``, else 40 x 36)."""
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(count):
+        h, w = (sizes or {}).get(i, (40, 36))
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(root / f"{i:03d}.png")
+    return root
+
+
+def test_eval_json_never_replaces_an_input_or_a_file_that_is_no_result(tmp_path, tiny_weights, capsys):
+    """`--json p/sharp/a.png` replaced the photo with the result (exit 0)."""
+    pairs = _pairs_folder(tmp_path / "p", ["a"])
+    photo = pairs / "sharp" / "a.png"
+    before = photo.read_bytes()
+    base = ["eval", "deblur", "--pairs", str(pairs), "--precision", "fp32"]
+    capsys.readouterr()
+    assert _run([*base, "--json", str(photo)]) == 2
+    err = capsys.readouterr().err
+    assert f"--json {photo}: it is an input of this evaluation (--pairs {pairs})" in err
+    assert "Traceback" not in err and photo.read_bytes() == before
+    # a new file that would be read as one of the set's images next time is refused as well
+    assert _run([*base, "--json", str(pairs / "blurred" / "b.png")]) == 2
+    assert not (pairs / "blurred" / "b.png").exists()
+    # any existing file that is no JSON result: refused, untouched
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    assert _run([*base, "--json", str(notes)]) == 2
+    assert "not a JSON result" in capsys.readouterr().err and notes.read_text() == "my notes\n"
+    # the --run checkpoint (an exported DM whose header may start with '{')
+    ckpt = tmp_path / "dm.safetensors"
+    ckpt.write_bytes((tiny_weights["cache"] / "tiny-dm.safetensors").read_bytes())
+    assert _run([*base, "--run", str(ckpt), "--json", str(ckpt)]) == 2
+    assert "--run" in capsys.readouterr().err
+    assert ckpt.read_bytes() == (tiny_weights["cache"] / "tiny-dm.safetensors").read_bytes()
+    # an earlier result (and a new file beside the inputs) is written as before
+    out = pairs / "result.json"
+    out.write_text('\n  {"old": 1}')
+    assert _run([*base, "--json", str(out)]) in (0, None)
+    assert json.loads(out.read_text())["sets"][str(pairs)]["count"] == 1
+
+
+def test_sets_of_one_name_are_all_kept(tmp_path, monkeypatch):
+    """`--levin lev --pairs levin` gave one set "levin": the Levin results were lost."""
+    monkeypatch.chdir(tmp_path)
+    _levin_folder(tmp_path / "lev")
+    _pairs_folder(tmp_path / "levin", ["a", "b"])
+    sets = ev.deblur_sets(levin="lev", folder="levin")
+    assert list(sets) == ["levin", "levin (2)"]
+    assert [len(sets[k][0]) for k in sets] == [1, 2] and [sets[k][1] for k in sets] == [8, 0]
+    assert ev.unique_name("x", ["x", "x (2)"]) == "x (3)" and ev.unique_name("y", ["x"]) == "y"
+
+
+def test_eval_video_keeps_a_pairs_set_named_like_another(tmp_path, tiny_weights, monkeypatch):
+    """`eval video --synth src --pairs synthetic`: the --pairs set replaced the synthesised one."""
+    src = _photo_folder(tmp_path, seed=2, side=64)
+    args = ["synth", str(src), "-o", str(tmp_path / "synthetic"), "--size", "32", "--count", "1"]
+    assert _run([*args, "--frames", "3"]) in (0, None)
+    monkeypatch.chdir(tmp_path)
+    video = ["eval", "video", "--synth", str(src), "--count", "2", "--size", "32", "--frames", "3"]
+    assert _run([*video, "--pairs", "synthetic", "--precision", "fp32", "--json", "v.json"]) in (0, None)
+    sets = json.loads((tmp_path / "v.json").read_text())["sets"]
+    assert {k: v["count"] for k, v in sets.items()} == {"synthetic": 2, "synthetic (2)": 1}
+
+
+def test_a_clip_given_twice_is_one_clip_without_repeated_frames(tmp_path, monkeypatch):
+    """`--clips clipA --clips clipA` (or a folder and a clip inside it) made one clip of every frame
+    twice, whose windows ran from its end into its start again."""
+    from blurvid.data.datasets import clip_frames
+
+    clip = _clip_folder(tmp_path / "video" / "tennis", 4)
+    monkeypatch.chdir(tmp_path)
+    once = [clip / f"{i:03d}.png" for i in range(4)]
+    for sources in ([clip, clip], [clip, "video/tennis"], [tmp_path / "video", clip]):
+        (frames,) = clip_frames(sources)
+        assert [f.resolve() for f in frames] == once, sources
+    names = [s.name for s in ev.clip_sequences([clip, clip], frames=3, stride=1)]
+    assert names == ["tennis_0000", "tennis_0001"]
+
+
+def test_levin_pairs_accept_case_variants_and_say_what_they_leave_out(tmp_path):
+    blurred = ("im1_kernel1_img.png", "IM1_Kernel2_img.PNG", "im2_kernel1_img.png", "im1_kernel3_img.jpg")
+    root = _levin_folder(tmp_path / "lev", blurred=blurred)
+    with pytest.warns(UserWarning) as caught:
+        pairs = ev.levin_pairs(root)
+    assert sorted(p.name for p in pairs) == ["IM1_Kernel2_img", "im1_kernel1_img"]
+    said = [str(w.message) for w in caught]
+    assert any(
+        "1 blurred image(s) without their ground truth" in m and "im2_kernel1_img.png" in m for m in said
+    )
+    assert any("not in PNG left out (im1_kernel3_img.jpg)" in m for m in said)
+
+
+@pytest.mark.parametrize("task", ["deblur", "video"])
+def test_eval_pairs_given_a_file_is_one_line(tmp_path, tiny_weights, capsys, task):
+    root = _pairs_folder(tmp_path / "p", ["a"])
+    capsys.readouterr()
+    assert _run(["eval", task, "--pairs", str(root / "sharp" / "a.png"), "--precision", "fp32"]) == 2
+    err = capsys.readouterr().err
+    assert f"{root / 'sharp' / 'a.png'}: not a folder" in err and "Traceback" not in err
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        ev.folder_pairs(tmp_path / "missing")
+
+
+def test_clip_frames_of_different_sizes_are_one_line(tmp_path):
+    clip = _clip_folder(tmp_path / "clipB", 3, sizes={2: (40, 30)})
+    with pytest.raises(
+        ValueError, match=r"000\.png is 36x40 but .*002\.png is 30x40: a clip's frames must match"
+    ):
+        ev.clip_sequences([clip], frames=3)
+
+
+def test_levin_images_too_small_for_the_alignment_are_refused(tmp_path, tiny_weights, capsys):
+    """A 16x16 Levin pair gave NaN (written into the JSON), a smaller one a RuntimeError."""
+    from blurvid.metrics import aligned_psnr
+
+    for side in (16, 10):
+        with pytest.raises(ValueError, match=f"{side}x{side} px is too small for the aligned PSNR"):
+            aligned_psnr(torch.rand(1, 1, side, side), torch.rand(1, 1, side, side), 8)
+    assert aligned_psnr(torch.ones(1, 1, 17, 17), torch.ones(1, 1, 17, 17), 8) == 100.0
+    root = _levin_folder(tmp_path / "lev", side=16)
+    with pytest.raises(ValueError, match=r"im1_kernel1_img\.png: 16x16 px is too small"):
+        ev.deblur_sets(levin=root)
+    capsys.readouterr()
+    assert _run(["eval", "deblur", "--levin", str(root), "--json", str(tmp_path / "r.json")]) == 2
+    assert "larger than 16 px" in capsys.readouterr().err and not (tmp_path / "r.json").exists()
+
+
+def test_result_json_is_strict(tmp_path):
+    ev.write_json(
+        {"mean": {"psnr": float("nan"), "ssim": float("inf"), "ok": [1.5, float("-inf")]}},
+        tmp_path / "r.json",
+    )
+
+    def refuse(name):
+        raise ValueError(name)
+
+    assert json.loads((tmp_path / "r.json").read_text(), parse_constant=refuse) == {
+        "mean": {"psnr": None, "ssim": None, "ok": [1.5, None]}
+    }
+
+
+def test_eval_video_refuses_levin_and_names_only_its_own_sets(tmp_path, tiny_weights, capsys):
+    """`eval video --levin lev` ignored the set and then asked for --levin."""
+    root = _levin_folder(tmp_path / "lev")
+    capsys.readouterr()
+    assert _run(["eval", "video", "--levin", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "the Levin set has no video ground truth" in err and "eval deblur" in err
+    src = _photo_folder(tmp_path, seed=2, side=64)
+    assert _run(["eval", "video", "--levin", str(root), "--synth", str(src)]) == 2
+    assert "no video ground truth" in capsys.readouterr().err
+    assert _run(["eval", "video"]) == 2
+    assert "nothing to evaluate: give --pairs, --synth or --clips" in capsys.readouterr().err
+
+
+def test_eval_json_records_inputs_frames_and_the_run_step(tmp_path, tiny_weights):
+    from blurvid import weights
+
+    lev = _levin_folder(tmp_path / "lev", side=24)
+    src = _photo_folder(tmp_path, seed=2, side=64)
+    clip = _clip_folder(tmp_path / "clip", 3)
+    state, meta = weights.load_checkpoint(tiny_weights["cache"] / "tiny-dm.safetensors")
+    run = tmp_path / "best.safetensors"
+    train = {"iteration": 1234, "weights": "average"}
+    weights.save_checkpoint(run, state, arch="dm", config=meta["config"], extra={"train": train})
+    out = tmp_path / "r.json"
+    args = ["eval", "deblur", "--levin", str(lev), "--synth", str(src), "--clips", str(clip)]
+    args += ["--count", "1", "--size", "32", "--frames", "3", "--run", str(run), "--precision", "fp32"]
+    assert _run([*args, "--json", str(out)]) in (0, None)
+    res = json.loads(out.read_text())
+    assert res["frames"] == 3 and res["levin"] == str(lev)
+    assert res["synth_sources"] == [str(src)] and res["clips"] == [str(clip)]
+    assert res["run"] == {"path": str(run), **train}
+    assert res["synth"] == {"count": 1, "seed": 1234, "size": 32, "noise": True} and res["target"] == "time"
+    assert sorted(res["sets"]) == ["clips", "levin", "synthetic"]
+
+
+def test_folder_pairs_refuse_two_blurred_images_of_one_name_and_warn_of_the_rest(tmp_path):
+    root = _pairs_folder(tmp_path / "p", ["a", "c", "d"])
+    Image.open(root / "blurred" / "a.png").save(root / "blurred" / "a.bmp")
+    with pytest.raises(ValueError, match=r"a\.bmp and .*a\.png: two blurred images for one name"):
+        ev.folder_pairs(root)
+    (root / "blurred" / "a.bmp").unlink()
+    (root / "blurred" / "c.png").rename(root / "blurred" / "c.gif")  # a type evaluation does not read
+    (root / "blurred" / "d.png").unlink()
+    with pytest.warns(UserWarning) as caught:
+        assert [p.name for p in ev.folder_pairs(root)] == ["a"]
+    said = " | ".join(str(w.message) for w in caught)
+    assert "1 blurred file(s) of a type not read" in said and "(c.gif)" in said
+    assert "target(s) without a blurred image left out (c.png, d.png)" in said
+
+
+def test_eval_messages_name_the_evaluation_set_and_target(tmp_path, tiny_weights, capsys):
+    root = _pairs_folder(tmp_path / "p", ["a"])
+    (root / "blurred" / "bad.png").write_bytes(b"nope")
+    with pytest.raises(
+        ValueError, match=r"bad\.png: not a readable image .*remove it from the evaluation set"
+    ):
+        ev.folder_pairs(root)
+    (root / "blurred" / "bad.png").unlink()
+    capsys.readouterr()
+    assert (
+        _run(["eval", "deblur", "--pairs", str(root), "--target", "foo", "--json", str(tmp_path / "r.json")])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "--target" in err and "center" not in err and not (tmp_path / "r.json").exists()

@@ -35,18 +35,20 @@ from torch.utils.data import Dataset, default_collate
 from .synth import PlanBatch, SynthConfig, average_frames, center_index, plan, render_batch, synthesize
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+TRAINING = "the training data"  # what a file that cannot be read is to be removed from (``role``)
 
 
-def list_images(sources: Iterable[str | os.PathLike]) -> list[Path]:
+def list_images(sources: Iterable[str | os.PathLike], *, role: str = TRAINING) -> list[Path]:
     """All image files under the given files/folders (recursive) and patterns (as Windows shells pass
     them), sorted for reproducibility.
 
     Every file's header is read, so that a file that is no image (or not one Pillow reads) stops the
-    run before it starts with ``ValueError`` naming it, not hours into training.
+    run before it starts with ``ValueError`` naming it, not hours into training; the message says to
+    remove it from ``role`` (e.g. ``"the evaluation set"``).
     """
     out = _image_files(sources)
     for q in out:
-        _check_header(q)
+        _check_header(q, role)
     return out
 
 
@@ -87,7 +89,7 @@ def _training_image(path: Path, below: Path) -> bool:
     )
 
 
-def _check_header(path: Path) -> None:
+def _check_header(path: Path, role: str = TRAINING) -> None:
     from PIL import Image
 
     try:
@@ -97,13 +99,14 @@ def _check_header(path: Path) -> None:
             if im.format == "PNG":
                 im.verify()  # chunk checksums: finds a cut-off PNG without decoding it
     except (OSError, ValueError, Image.DecompressionBombError) as e:  # UnidentifiedImageError is an OSError
-        raise ValueError(f"{path}: not a readable image ({e}); remove it from the training data") from None
+        raise ValueError(f"{path}: not a readable image ({e}); remove it from {role}") from None
 
 
-def load_rgb(path: Path) -> torch.Tensor:
+def load_rgb(path: Path, role: str = TRAINING) -> torch.Tensor:
     """Decode an image as a ``(3, H, W)`` uint8 tensor, read as blurvid reads photos
     (:func:`blurvid.io.read_photo`): EXIF orientation applied, greyscale replicated, alpha dropped,
-    16 bits rounded to 8 (Pillow's own conversion turned a 16-bit grey photo almost all white)."""
+    16 bits rounded to 8 (Pillow's own conversion turned a 16-bit grey photo almost all white).
+    ValueError naming the file (to be removed from ``role``) when it cannot be decoded."""
     from PIL import Image
 
     from ..io import PhotoError, read_photo, to_uint8
@@ -121,7 +124,7 @@ def load_rgb(path: Path) -> torch.Tensor:
     try:
         pixels = read_photo(path).pixels
     except PhotoError as e:  # truncated or corrupt data its header did not show, a decompression bomb
-        raise ValueError(f"{path}: cannot decode ({e.reason}); remove it from the training data") from None
+        raise ValueError(f"{path}: cannot decode ({e.reason}); remove it from {role}") from None
     return torch.from_numpy(to_uint8(pixels)).permute(2, 0, 1).contiguous()
 
 
@@ -185,8 +188,10 @@ class PhotoSynthDataset(Dataset):
         jpeg_quality: tuple[int, int] = (70, 95),
         center_only: bool = False,
         plans: bool = False,
+        role: str = TRAINING,
     ) -> None:
-        self.paths = list_images(sources)
+        self.paths = list_images(sources, role=role)
+        self.role = role  # what an unreadable photo is to be removed from (its error says)
         if not self.paths:
             raise FileNotFoundError(f"no images found in {list(map(str, sources))}")
         self.cfg, self.seed, self.length = cfg, seed, length
@@ -199,7 +204,7 @@ class PhotoSynthDataset(Dataset):
 
     def _photo(self, k: int) -> torch.Tensor:
         """Photo ``k`` as decoded, uint8 ``(3, H, W)`` (synthesis converts only the window it crops)."""
-        return self._cache.get(k, lambda: load_rgb(self.paths[k]))
+        return self._cache.get(k, lambda: load_rgb(self.paths[k], self.role))
 
     def _jpeg_quality(self, g: torch.Generator) -> int:
         """The sample's JPEG quality, drawn with probability ``jpeg_p`` (no draw at 0); 0 = none."""
@@ -230,15 +235,17 @@ class PhotoSynthDataset(Dataset):
         }
 
 
-def clip_frames(sources: Iterable[str | os.PathLike]) -> list[list[Path]]:
-    """The clips under ``sources``, each the sorted frames of one folder: a folder that holds frames is
-    one clip; a folder of clip folders (DAVIS's ``JPEGImages/480p``, say) is one clip per subfolder,
-    never one long clip across their scene cuts."""
-    clips: dict[Path, list[Path]] = {}
+def clip_frames(sources: Iterable[str | os.PathLike], *, role: str = TRAINING) -> list[list[Path]]:
+    """The clips under ``sources``, each the frames of one folder sorted by name: a folder that holds
+    frames is one clip; a folder of clip folders (DAVIS's ``JPEGImages/480p``, say) is one clip per
+    subfolder, never one long clip across their scene cuts. A folder reached twice (given twice, under
+    another spelling, or inside another source) is one clip, and no frame is in it twice: a clip of
+    repeated frames would put windows across its end and start again."""
+    clips: dict[Path, dict[Path, Path]] = {}  # folder -> {frame: the path it was first found as}, resolved
     for src in sources:
-        for f in list_images([src]):
-            clips.setdefault(f.parent, []).append(f)
-    return list(clips.values())
+        for f in list_images([src], role=role):
+            clips.setdefault(f.parent.resolve(), {}).setdefault(f.resolve(), f)
+    return [sorted(c.values(), key=lambda f: Path(f.name)) for c in clips.values()]  # as list_images
 
 
 def clip_parts(files: Sequence[Path], holdout: float) -> tuple[list[Path], list[Path]]:

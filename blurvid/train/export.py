@@ -191,6 +191,9 @@ class EvalRuntime:
     models: dict[str, str] = field(default_factory=dict)
     """What measured: ``{arch: registry name, or 'run <path>'}``; for --shake ``{"dm": "shake"}``, with
     ``"judge"``: the installed DM that checked each photo for blur (absent when none is installed)."""
+    train: dict = field(default_factory=dict)
+    """What the ``run`` checkpoint records of its training (``{"iteration": N, "weights": "average" |
+    "raw"}``, as far as it records it); empty for installed weights or a checkpoint that records none."""
 
     @torch.no_grad()
     def autoencode(self, frames: torch.Tensor, center: torch.Tensor, n: int) -> torch.Tensor:
@@ -247,15 +250,20 @@ def evaluation_runtime(
     if task == "autoencoder":
         if run is None:
             raise ValueError("eval autoencoder needs --run (a stage-1 run folder or its best.safetensors)")
-        parts = split_run(run)
+        state, meta = _load_run(run)
+        parts = _split(state, meta)
         if not {"rve", "rvd"} <= parts.keys():
             raise ValueError(f"{run}: not a stage-1 (autoencoder) run: it holds no RVE and RVD")
         rve, rvd = (build_from_checkpoint(a, *parts[a]).to(dev) for a in ("rve", "rvd"))
-        return EvalRuntime(None, None, rve, rvd, dev, dtype, {"rve": f"run {run}", "rvd": f"run {run}"})
+        made = {"rve": f"run {run}", "rvd": f"run {run}"}
+        return EvalRuntime(None, None, rve, rvd, dev, dtype, made, _train_record(meta))
     nets: dict[str, torch.nn.Module] = {}
     models: dict[str, str] = {}
+    train: dict = {}
     if run is not None:
-        for arch, (state, cfg) in split_run(run).items():
+        loaded, meta = _load_run(run)
+        train = _train_record(meta)
+        for arch, (state, cfg) in _split(loaded, meta).items():
             if arch in INFERENCE_ARCHS:
                 nets[arch] = build_from_checkpoint(arch, state, cfg)
                 models[arch] = f"run {run}"
@@ -284,4 +292,10 @@ def evaluation_runtime(
         animator = Animator(deblurrer, bie, rvd, device=dev, dtype=dtype)
     if deblurrer is None:
         models.pop("dm", None)
-    return EvalRuntime(deblurrer, animator, device=dev, dtype=dtype, models=models)
+    return EvalRuntime(deblurrer, animator, device=dev, dtype=dtype, models=models, train=train)
+
+
+def _train_record(meta: dict) -> dict:
+    """The checkpoint metadata's ``train`` record (a dict), or ``{}`` where it has none."""
+    train = meta.get("train")
+    return dict(train) if isinstance(train, dict) else {}
