@@ -4,6 +4,7 @@ blurvid.evaluate and blurvid.data. Arguments and messages only."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from enum import Enum
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from .train.export import EvalRuntime
 
 train_app = typer.Typer(
@@ -66,6 +69,8 @@ def _train(
                 f"{run} is a {stored.get('stage')!r} run: continue it with "
                 f"`blurvid train {stored.get('stage')} --resume -o {run}`"
             )
+    base = _absolute_inputs(base)  # a stored run's own paths stay as they were saved
+    kw = _absolute_inputs(kw)
     given = {**base, **{k: v for k, v in kw.items() if v is not None and v != []}}  # the user's settings
     if resume:
         base = {**stored, **base}
@@ -98,6 +103,8 @@ def _train(
         overrides["synth"] = {**base.get("synth", {}), **overrides["synth"]}
     if out is not None:
         overrides["out"] = str(out)
+    if resume:
+        _check_resume(stored, given, err)
     try:
         cfg = TrainConfig.for_stage(stage, **{**base, **overrides})
         if not cfg.data and not cfg.clips:
@@ -111,6 +118,53 @@ def _train(
     err.print(f"run folder: {cfg.out}" + (f"  last metrics: {metrics}" if metrics else ""))
     if summary.get("signal"):  # stopped by Ctrl-C / SIGTERM: the checkpoint is saved, the run not done
         raise typer.Exit(128 + int(summary["signal"]))
+
+
+# what a run reads while it trains, kept absolute in its config: a resume from another folder reads
+# the same files (relative ones failed there, or silently read that folder's namesakes)
+_INPUTS = ("data", "clips", "val")
+_INPUT = ("centre_dm", "teacher")
+
+
+def _absolute_inputs(settings: dict) -> dict:
+    """``settings`` with the paths a run reads while it trains made absolute (patterns stay patterns;
+    ``centre_dm`` 'installed' stays a name)."""
+    out = dict(settings)
+    for key in _INPUTS:
+        if isinstance(out.get(key), list):
+            out[key] = [os.path.abspath(p) if isinstance(p, str) else p for p in out[key]]
+    for key in _INPUT:
+        if isinstance(out.get(key), str) and out[key] != "installed":
+            out[key] = os.path.abspath(out[key])
+    return out
+
+
+def _check_resume(stored: dict, given: dict, err: Console) -> None:
+    """UserError for settings a resume cannot honour: new ``init`` weights (a resumed run's weights come
+    from its checkpoint) and another frame count for the video stages (their networks were built for
+    the stored one). Says when the stored time budget is applied again."""
+    from .cli import UserError
+
+    def as_tuple(v: object) -> tuple:
+        return tuple(v) if isinstance(v, (list, tuple)) else (() if v is None else (v,))
+
+    if "init" in given and as_tuple(given["init"]) != as_tuple(stored.get("init")):
+        raise UserError(
+            "--init: a resumed run continues from its checkpoint's weights; start a new run (-o) to begin "
+            "from other weights"
+        )
+    frames = (given.get("synth") or {}).get("frames")
+    before = (stored.get("synth") or {}).get("frames")
+    if stored.get("stage") in ("autoencoder", "bie") and frames is not None and frames != before:
+        raise UserError(
+            f"--frames {frames}: this run's networks were trained on {before or 'the default'} frames; "
+            "resume with those, or start a new run"
+        )
+    if stored.get("minutes") and "minutes" not in given:
+        err.print(
+            f"the run's budget of {stored['minutes']:g} min applies again, with a new cosine (--minutes to "
+            "change it, 0 for none)"
+        )
 
 
 def _stage_command(stage: str) -> Callable[..., None]:
@@ -127,8 +181,9 @@ def _stage_command(stage: str) -> Callable[..., None]:
         minutes: Annotated[
             float | None,
             typer.Option(
-                help="Stop this run after so many minutes (0 = no limit); a cosine lr follows the clock, "
-                "so a run resumed with --minutes starts a new cosine (a warm restart)."
+                help="Stop each invocation after so many minutes (0 = no limit; a resume keeps the run's "
+                "budget unless given); a cosine lr follows the clock, so each resumed invocation with a "
+                "budget starts a new cosine (a warm restart)."
             ),
         ] = None,
         batch: Annotated[int | None, typer.Option(help="Batch size.")] = None,

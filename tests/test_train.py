@@ -1202,3 +1202,48 @@ def test_the_fp16_check_refuses_an_architecture_it_does_not_know():
         export._max_output_diff("rve", rve.state_dict(), TINY_V)
     with pytest.raises(ValueError, match=r"unknown network 'new' \(known: dm, bie, rve, rvd\)"):
         export._max_output_diff("new", {}, {})  # was a KeyError, where the docstrings say ValueError
+
+
+def test_a_resume_refuses_new_weights_and_names_what_it_changes(photos, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(photos, work / "photos")
+    monkeypatch.chdir(work)
+    small = ("--crop", "64", "--workers", "0", "--no-progress")
+    assert _cli("train", "deblur", "-d", "photos", "-o", "r", "--iters", "2", "--batch", "2", *small) == 0
+    # the run reads its data wherever it is resumed from (a relative path failed in another folder)
+    assert json.loads((work / "r" / "config.json").read_text())["data"] == [str(work / "photos")]
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert (
+        _cli("train", "deblur", "--resume", "-o", str(work / "r"), "--iters", "3", "--batch", "3", *small)
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "changed settings, from here on: batch 2 -> 3" in err and "iters" not in err.split("here on:")[1]
+    # --init was recorded and changed the learning rates, but no weights were loaded
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"x")
+    assert _cli("train", "deblur", "--resume", "-o", str(work / "r"), "--init", str(weights), *small) == 2
+    assert "--init: a resumed run continues from its checkpoint's weights" in capsys.readouterr().err
+
+
+def test_a_video_resume_keeps_its_frames_and_says_when_its_budget_applies_again(photos, tmp_path, capsys):
+    run = str(tmp_path / "ae")
+    small = ("--crop", "32", "--batch", "2", "--workers", "0", "--no-progress")
+    assert (
+        _cli("train", "autoencoder", "-d", str(photos), "-o", run, "--iters", "1", "--frames", "3", *small)
+        == 0
+    )
+    assert _cli("train", "autoencoder", "--resume", "-o", run, "--iters", "2", "--frames", "4", *small) == 2
+    assert "--frames 4: this run's networks were trained on 3 frames" in capsys.readouterr().err
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"minutes": 5}))
+    assert (
+        _cli("train", "autoencoder", "--resume", "-o", run, "--config", str(path), "--iters", "2", *small)
+        == 0
+    )
+    capsys.readouterr()
+    assert _cli("train", "autoencoder", "--resume", "-o", run, "--iters", "3", *small) == 0
+    assert "the run's budget of 5 min applies again" in capsys.readouterr().err

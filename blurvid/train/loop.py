@@ -604,10 +604,28 @@ def _restore(run: _Run, state: dict) -> None:
     torch.set_rng_state(state["rng"])
     run.pool_gen.set_state(state["pool_rng"])
     run.log(f"resumed {run.out} at iteration {run.start}")
+    changed = _changed_settings(state.get("config") or {}, cfg.to_dict())
+    if changed:
+        run.log(f"changed settings, from here on: {changed}")
     if run.start >= cfg.iters:
         run.log(
             f"the run is already at iteration {run.start} of {cfg.iters}: nothing to train (raise --iters)"
         )
+
+
+def _changed_settings(stored: dict, now: dict) -> str:
+    """The settings of ``now`` that differ from a checkpoint's ``stored`` config, as ``key old -> new``
+    joined by ``; `` (empty when none): a resume applies them silently otherwise. Leaves out what a
+    resume routinely changes (``iters``, ``minutes``, ``out``)."""
+
+    def text(v: object) -> str:
+        return json.dumps(v, sort_keys=True)
+
+    return "; ".join(
+        f"{k} {text(stored.get(k))} -> {text(v)}"
+        for k, v in now.items()
+        if k not in ("iters", "minutes", "out") and text(stored.get(k)) != text(v)
+    )
 
 
 def _weight_average(net: nn.Module, cfg: TrainConfig, state: dict | None) -> WeightAverage | None:
