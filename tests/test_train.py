@@ -1247,3 +1247,11 @@ def test_a_video_resume_keeps_its_frames_and_says_when_its_budget_applies_again(
     capsys.readouterr()
     assert _cli("train", "autoencoder", "--resume", "-o", run, "--iters", "3", *small) == 0
     assert "the run's budget of 5 min applies again" in capsys.readouterr().err
+
+
+def test_a_run_that_cannot_start_leaves_no_empty_run_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "runs" / "r"
+    assert _cli("train", "deblur", "-d", str(tmp_path / "empty"), "-o", str(out), "--no-progress") == 2
+    assert "no images found" in capsys.readouterr().err
+    assert not out.exists()  # it was left behind, empty

@@ -651,32 +651,48 @@ def train(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
+    try:  # a folder this call makes is removed again if the run cannot start
+        made = main and not resume and not out.exists()
+    except OSError:  # a name too long: _open_run says so
+        made = False
     cfg, state = _open_run(cfg, out, resume, main, log)
-    run = _build(cfg, out, main, world, dev, state, log)
-    if state is not None:
-        _restore(run, state)
-    run.ema = _weight_average(run.net, cfg, state)
-    model = run.net
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(
-            run.net, device_ids=[dev.index] if dev.type == "cuda" else None
-        )
-    autocast = autocast_factory(cfg.precision, dev)
-    # fp16 (asked for, or 'auto' on a GPU without bf16) needs gradient scaling, or small gradients vanish
-    scaler = torch.amp.GradScaler(dev.type, enabled=training_dtype(cfg.precision, dev) is torch.float16)
-    if state is not None and "grad_scaler" in state and scaler.is_enabled():
-        scaler.load_state_dict(state["grad_scaler"])  # the loss scale it had reached, not 65536 again
-    run.scaler = scaler
+    try:
+        run = _build(cfg, out, main, world, dev, state, log)
+        if state is not None:
+            _restore(run, state)
+        run.ema = _weight_average(run.net, cfg, state)
+        model = run.net
+        if world > 1:
+            model = nn.parallel.DistributedDataParallel(
+                run.net, device_ids=[dev.index] if dev.type == "cuda" else None
+            )
+        autocast = autocast_factory(cfg.precision, dev)
+        # fp16 (asked for, or 'auto' on a GPU without bf16) needs gradient scaling, or small gradients vanish
+        scaler = torch.amp.GradScaler(dev.type, enabled=training_dtype(cfg.precision, dev) is torch.float16)
+        if state is not None and "grad_scaler" in state and scaler.is_enabled():
+            scaler.load_state_dict(state["grad_scaler"])  # the loss scale it had reached, not 65536 again
+        run.scaler = scaler
 
-    scfg = synth_config(cfg)
-    dataset = build_dataset(cfg, scfg)
-    reuse = max(cfg.reuse, 1) if cfg.stage == "deblur" else 1
-    fresh = math.ceil(cfg.batch / reuse)
-    accum = cfg.accum  # an iteration is one optimizer step over `accum` micro-batches
-    loader = make_loader(
-        dataset, run.start * accum, cfg.iters * accum, fresh, cfg.workers, rank, world, cfg.synth_on_device
-    )
-    val_items = validation_set(cfg, scfg) if main else []
+        scfg = synth_config(cfg)
+        dataset = build_dataset(cfg, scfg)
+        reuse = max(cfg.reuse, 1) if cfg.stage == "deblur" else 1
+        fresh = math.ceil(cfg.batch / reuse)
+        accum = cfg.accum  # an iteration is one optimizer step over `accum` micro-batches
+        loader = make_loader(
+            dataset,
+            run.start * accum,
+            cfg.iters * accum,
+            fresh,
+            cfg.workers,
+            rank,
+            world,
+            cfg.synth_on_device,
+        )
+        val_items = validation_set(cfg, scfg) if main else []
+    except BaseException:
+        if made:
+            _remove_if_empty(out)
+        raise
 
     if main:  # only now: a run that fails to start (say, a resume from elsewhere) keeps its config
         (out / "config.json").write_text(cfg.to_json())
@@ -812,6 +828,14 @@ def _latest_as_best(run: _Run, done: int, val_items: list[dict]) -> None:
     a resumed run exported its old weights)."""
     if run.main and not val_items:
         _export_best(run.task, run.scored, run.out / "best.safetensors", {"iteration": done})
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` when it holds nothing (a run folder made for a run that could not start)."""
+    try:
+        folder.rmdir()  # fails, as it should, when anything is in it
+    except OSError:
+        pass
 
 
 def _as_raised_in_worker(e: Exception) -> Exception:
