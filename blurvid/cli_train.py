@@ -105,6 +105,15 @@ def _train(
         overrides["out"] = str(out)
     if resume:
         _check_resume(stored, given, err)
+    for option, key, used in (
+        ("--autoencoder", "autoencoder", stage == "bie"),
+        ("--flow-sup", "flow_sup", stage != "deblur"),
+        ("--clip-p", "clip_p", bool(kw.get("clips") or base.get("clips"))),
+    ):
+        if key in overrides and not used:  # stored, and taken for a setting that does something
+            err.print(
+                f"{option} does nothing here ({stage} run{'' if key != 'clip_p' else ' without --clips'})"
+            )
     try:
         cfg = TrainConfig.for_stage(stage, **{**base, **overrides})
         if not cfg.data and not cfg.clips:

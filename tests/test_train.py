@@ -1255,3 +1255,11 @@ def test_a_run_that_cannot_start_leaves_no_empty_run_folder(tmp_path, capsys):
     assert _cli("train", "deblur", "-d", str(tmp_path / "empty"), "-o", str(out), "--no-progress") == 2
     assert "no images found" in capsys.readouterr().err
     assert not out.exists()  # it was left behind, empty
+
+
+def test_options_that_do_nothing_in_a_stage_are_said_to(photos, tmp_path, capsys):
+    argv = ("train", "deblur", "-d", str(photos), "-o", str(tmp_path / "r"), "--iters", "1", "--crop", "64")
+    assert _cli(*argv, "--batch", "2", "--flow-sup", "0.5", "--clip-p", "0.3", "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert "--flow-sup does nothing here (deblur run)" in err
+    assert "--clip-p does nothing here (deblur run without --clips)" in err
