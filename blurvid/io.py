@@ -195,6 +195,7 @@ _FFMPEG_TIMEOUT_S = 3600
 # Pillow's decompression-bomb limit and truncation switch are process globals: read_photo sets them
 # for its own decode under this lock and puts them back afterwards.
 _PIL_LOCK = threading.Lock()
+_WARNINGS_LOCK = threading.RLock()  # file_warnings blocks, one thread at a time (nested ones in it)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -443,9 +444,30 @@ def file_warnings(p: Path, source: str = "") -> Iterator[None]:
     each, ``'<path>: <source>: <text>'`` (``'<path>: <text>'`` without a source), instead of Python's
     two-line warning text on stderr; repeats are dropped. When the block fails, its error says what
     matters and they are logged at DEBUG only. Each record carries Python's own text of the warning
-    (file and line) as ``record.detail``."""
-    with warnings.catch_warnings(record=True) as caught:
+    (file and line) as ``record.detail``. Thread-safe: such blocks in several threads run one at a time
+    (reading photos in threads is serialised), and catch only their own thread's warnings."""
+    # Python's warning state is one per process (catch_warnings is not thread-safe): blocks of several
+    # threads take turns, so that each restores what it found (interleaved, the state they left behind
+    # swallowed every later warning), and only this thread's warnings are caught; others' are shown
+    owner, caught = threading.get_ident(), []
+    with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("always")
+        shown = warnings.showwarning
+
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: Any = None,
+            line: str | None = None,
+        ) -> None:
+            if threading.get_ident() == owner:
+                caught.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
         ok = False
         try:
             yield

@@ -1460,6 +1460,47 @@ def test_a_pillow_warning_is_one_logged_line_naming_the_file(tmp_path: Path, cap
     assert "UserWarning: Corrupt EXIF data" in caplog.records[0].detail  # for BLURVID_DEBUG
 
 
+def test_reading_photos_in_threads_leaves_python_warnings_working(tmp_path: Path, caplog) -> None:
+    """Each read swapped the process's warning state in and out; interleaved across threads, the state
+    they left behind sent every later warning into a list nobody read, and took other threads'
+    warnings for Pillow's about the photo."""
+    import threading
+    import warnings
+
+    from conftest import corrupt_exif_tiff
+
+    odd = corrupt_exif_tiff(tmp_path / "odd.tif")
+    plain = tmp_path / "p.png"
+    Image.fromarray(RNG.integers(0, 255, (60, 80, 3), np.uint8)).save(plain)
+    filters, show = list(warnings.filters), warnings.showwarning
+    seen: list[str] = []
+
+    def collect(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+        seen.append(str(message))
+
+    warnings.showwarning = collect  # the program's own handler, set once (no catch_warnings of its own)
+    warnings.simplefilter("always")
+    try:
+        with caplog.at_level("WARNING", logger="blurvid"):
+            readers = [
+                threading.Thread(target=lambda: [read_photo(f) for f in (plain, odd) * 10]) for _ in range(4)
+            ]
+            for t in readers:
+                t.start()
+            for _ in range(50):  # the program's main thread warns while the photos are read
+                warnings.warn("the service's own warning", UserWarning, stacklevel=1)
+            for t in readers:
+                t.join()
+        assert warnings.showwarning is collect and warnings.filters[0][0] == "always"
+        warnings.warn("still seen", UserWarning, stacklevel=1)
+    finally:
+        warnings.filters[:] = filters
+        warnings.showwarning = show
+    assert seen == ["the service's own warning"] * 50 + ["still seen"]
+    logged = {r.getMessage() for r in caplog.records}
+    assert logged == {f"{odd}: Pillow: Corrupt EXIF data. Expecting to read 2 bytes but only got 0."}
+
+
 def test_exif_too_large_for_jpeg_is_copied_without_its_maker_note(tmp_path: Path, caplog) -> None:
     """A TIFF's or PNG's EXIF may exceed a JPEG's 64 kB segment, mostly by the camera's maker note: the
     camera, date and exposure are kept (all EXIF was dropped); what still does not fit is dropped."""
