@@ -14,6 +14,8 @@ import contextlib
 import copy
 import dataclasses
 import math
+import os
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,6 +37,19 @@ from .text import first_few
 from .tiling import crop_to, pad_to_multiple, run_tiled, tiles
 
 TileCallback = Callable[[int, int], None]
+
+
+_INSIDE = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(torch.__file__)))
+
+
+def warn_caller(message: str) -> None:
+    """``message`` as a ``UserWarning`` that points at the first line outside blurvid and torch: the
+    user's call, however it came in (``tensor``, ``__call__``, through :class:`Animator`, or torch's
+    ``inference_mode`` wrapper). A fixed ``stacklevel`` pointed into blurvid on some of those paths."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_INSIDE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
 
 
 def select_device(device: str | torch.device = "auto") -> torch.device:
@@ -375,6 +390,20 @@ TOO_SMALL = (
 MIN_SHAKE_TILE = 64
 
 
+def given_kernel(kernel: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """A blur kernel given to :meth:`ShakeRemover.tensor`, as float32 ``(kh, kw)`` summing to 1.
+    Raises ValueError unless it is 2-D with odd sides (its centre is its middle pixel: an even side
+    shifted the result by half a pixel), finite, without negative weights and not all zero."""
+    k = torch.as_tensor(np.asarray(kernel) if isinstance(kernel, np.ndarray) else kernel).float()
+    if k.dim() != 2 or k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0:
+        raise ValueError(
+            f"a blur kernel must be 2-D with odd sides (its centre is the middle pixel), got {tuple(k.shape)}"
+        )
+    if not bool(torch.isfinite(k).all()) or bool((k < 0).any()) or float(k.sum()) <= 0:
+        raise ValueError("a blur kernel must hold finite, non-negative weights, not all zero")
+    return k / k.sum()
+
+
 class ShakeRemover:
     """Remove uniform camera shake: one blur kernel estimated from the photo, inverted everywhere.
 
@@ -428,6 +457,25 @@ class ShakeRemover:
             raise ValueError(
                 f"tile must be a whole number of pixels, at least {MIN_SHAKE_TILE}, got {tile!r}"
             )
+        for name, value, least in (
+            ("work_side", work_side, 16),
+            ("crop", crop, 16),
+            ("max_blur", max_blur, 1),
+        ):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ValueError(f"{name} must be a whole number of pixels, at least {least}, got {value!r}")
+        for name, value in (
+            ("strength", strength),
+            ("refine_noise", refine_noise),
+            ("min_change_db", min_change_db),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(f"{name} must be a finite number, 0 or more, got {value!r}")
         device = select_device(device)
         self.device, self.max_blur, self.work_side, self.crop = device, max_blur, work_side, crop
         self.strength, self.tile, self.refine, self.refine_noise = strength, tile, refine, refine_noise
@@ -436,9 +484,20 @@ class ShakeRemover:
     @torch.inference_mode()
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
         """``(1, C, H, W)`` in [0, 1] -> the blur kernel at full resolution ``(k, k)`` (odd k, sum 1).
-        Raises ValueError for another shape or dtype, or values outside [0, 1]."""
+        Raises ValueError for another shape or dtype, values outside [0, 1] (say, 0-255), or a photo
+        too small to estimate one in (where :meth:`tensor` leaves the photo as it was)."""
         check_image_tensor(x, channels=None)
+        too_small = self._too_small(*x.shape[-2:])
+        if too_small is not None:
+            raise ValueError(too_small.removesuffix(": the photo is left as it was"))
         return self._kernel(self._luminance(x))[0]
+
+    def _too_small(self, h: int, w: int) -> str | None:
+        """:data:`TOO_SMALL` for an ``h`` x ``w`` photo whose copy (of at most ``work_side`` px) is under
+        twice the longest blur looked for on a side, else None. (A 7x7 photo came out 15 dB from itself,
+        deconvolved with a kernel larger than itself.)"""
+        size, blur = self._search_size(h, w)
+        return TOO_SMALL.format(math.ceil(blur * h / size[0])) if min(size) < 2 * blur else None
 
     def _luminance(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device).float().mean(1, keepdim=True)
@@ -501,12 +560,11 @@ class ShakeRemover:
         if on_tile and kernel is None:
             on_tile(0, 2)  # the tile count depends on the kernel's size: known after it
         if kernel is None:
-            # a 7x7 photo came out 15 dB from itself, deconvolved with a kernel larger than itself; the
-            # kernel is estimated on a copy of at most work_side px: the copy's short side counts
-            h, w = x.shape[-2:]
-            size, blur = self._search_size(h, w)
-            if min(size) < 2 * blur:
-                return self._unchanged(x, TOO_SMALL.format(math.ceil(blur * h / size[0])), on_tile)
+            too_small = self._too_small(*x.shape[-2:])
+            if too_small is not None:
+                return self._unchanged(x, too_small, on_tile)
+        else:
+            kernel = given_kernel(kernel)
         lum = self._luminance(x)
         if kernel is None and self.judge is not None:
             if network_change_db(self.judge, x, self.work_side, grey=lum[0, 0]) >= self.min_change_db:
@@ -541,8 +599,7 @@ class ShakeRemover:
     @staticmethod
     def _unchanged(x: torch.Tensor, why: str, on_tile: TileCallback | None) -> torch.Tensor:
         """``x`` as float32, with ``why`` as a ``UserWarning`` (raised from :meth:`tensor`'s caller)."""
-        # the caller of tensor(): past this method, tensor() and torch's inference_mode wrapper
-        warnings.warn(why, UserWarning, stacklevel=4)
+        warn_caller(why)
         if on_tile:
             on_tile(2, 2)
         return x.float().clone()

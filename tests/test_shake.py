@@ -541,3 +541,43 @@ def test_no_shake_is_judged_on_the_kernel_as_estimated_not_as_scaled_up(monkeypa
     with pytest.warns(UserWarning, match="the blur kernel is about one pixel"):
         out = ShakeRemover("cpu", work_side=32, max_blur=20, refine=False).tensor(x)
     assert torch.equal(out, x)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "message"),
+    [
+        (torch.zeros(5, 5), "not all zero"),  # an all-NaN photo
+        (torch.full((5, 5), float("nan")), "finite, non-negative"),
+        (torch.tensor([[0.0, -0.1, 0.0], [0.3, 0.5, 0.3], [0.0, 0.0, 0.0]]), "non-negative"),
+        (torch.ones(4, 4) / 16, "odd sides"),  # shifted the result by half a pixel
+        (torch.ones(5) / 5, "2-D"),  # a ValueError about unpacking
+    ],
+)
+def test_a_given_kernel_is_checked(kernel, message):
+    x = scene(64, 64, seed=2).float().expand(1, 3, -1, -1).clone()
+    with pytest.raises(ValueError, match=message):
+        ShakeRemover("cpu").tensor(x, kernel=kernel)
+
+
+def test_a_given_kernel_is_normalised_and_may_be_numpy():
+    k = bent_kernel().float()
+    x = blur_valid(scene(64, 64, seed=2), bent_kernel()).float().expand(1, 3, -1, -1).clone()
+    remover = ShakeRemover("cpu")
+    want = remover.tensor(x, kernel=k)
+    torch.testing.assert_close(remover.tensor(x, kernel=(k * 25).numpy()), want)  # was 25x darker
+
+
+def test_shake_settings_and_a_photo_too_small_for_a_kernel_are_value_errors():
+    for bad in ({"crop": 0}, {"strength": float("nan")}, {"strength": -1.0}, {"work_side": 3}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ShakeRemover("cpu", **bad)
+    with pytest.raises(ValueError, match="too small to estimate camera shake"):
+        ShakeRemover("cpu").kernel(torch.rand(1, 3, 7, 7))  # a 31x31 kernel came back
+
+
+def test_shake_warnings_point_at_the_callers_line():
+    remover = ShakeRemover("cpu")
+    with pytest.warns(UserWarning, match="too small") as caught:
+        remover(np.zeros((20, 20, 3), np.float32))  # pointed into blurvid/pipeline.py
+        remover.tensor(torch.zeros(1, 3, 20, 20))
+    assert [w.filename for w in caught] == [__file__, __file__]
