@@ -131,19 +131,21 @@ def to_tensor(image: np.ndarray | torch.Tensor, device: torch.device) -> torch.T
     return torch.from_numpy(scaled).permute(2, 0, 1)[None].to(device)
 
 
-def check_image_tensor(x: torch.Tensor, channels: int | None = 3) -> None:
-    """Raise ValueError unless ``x`` is one ``(1, C, H, W)`` float image with values in [0, 1] and
-    ``C == channels`` (``None``: any number of channels)."""
+def check_image_tensor(x: torch.Tensor, channels: int | None = 3, batch: bool = False) -> None:
+    """Raise ValueError unless ``x`` is one ``(1, C, H, W)`` float image (``batch``: ``(B, C, H, W)``,
+    any B) with values in [0, 1] and ``C == channels`` (``None``: any number of channels)."""
     if (
         x.dim() != 4
-        or x.shape[0] != 1
+        or (x.shape[0] != 1 and not batch)
+        or x.shape[0] < 1
         or x.shape[1] < 1
         or x.shape[2] < 1
         or x.shape[3] < 1
         or (channels is not None and x.shape[1] != channels)
     ):
         c = "C" if channels is None else channels
-        raise ValueError(f"expected one (1, {c}, H, W) image, got shape {tuple(x.shape)}")
+        what = f"a (B, {c}, H, W) batch of images" if batch else f"one (1, {c}, H, W) image"
+        raise ValueError(f"expected {what}, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"expected a float image in [0, 1], got dtype {x.dtype} (divide by 255 first)")
     lo, hi = float(x.min()), float(x.max())
@@ -225,6 +227,8 @@ class Deblurrer:
     ) -> None:
         if isinstance(tile, bool) or not isinstance(tile, int) or tile < 32:
             raise ValueError(f"tile must be a whole number of pixels, at least 32, got {tile!r}")
+        if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:  # < 0: NaN pixels
+            raise ValueError(f"overlap must be a whole number of pixels, 0 or more, got {overlap!r}")
         device = select_device(device)
         self.dm = _on(dm, device, channels_last=True)
         # a multiple of the DM's padding: a tile padded inside the DM blends worse (the astronaut
@@ -238,7 +242,9 @@ class Deblurrer:
     def batch(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` in [0, 1] -> sharp ``(B, 3, H, W)`` float32 on the pipeline's device, in one
         untiled pass (small images, e.g. training crops); the result is an inference tensor: clone it
-        outside inference mode to use it where autograd records."""
+        outside inference mode to use it where autograd records. Raises ValueError as :meth:`tensor`
+        does (a 0-255 uint8 batch came back as clamped garbage)."""
+        check_image_tensor(x, batch=True)
         # float32 whatever the caller's float type: an fp32 network cannot take half or double input
         xp, size = pad_to_multiple(x.to(self.device, torch.float32), self.dm.multiple)
         with autocast(self.device, self.dtype):

@@ -542,3 +542,21 @@ def test_flatten_alpha_composites_over_the_background():
     np.testing.assert_allclose(out[0, 1], [0, 1, 0])  # opaque: the photo
     np.testing.assert_allclose(out[1, 0], [0.5, 1, 0.5])
     np.testing.assert_allclose(pipeline.flatten_alpha(image, alpha, background=0.0)[1, 1], [0, 0.25, 0])
+
+
+def test_deblurrer_batch_and_overlap_are_checked():
+    from blurvid.pipeline import Deblurrer
+
+    net = DeblurNet(TINY_DM).eval()
+    with pytest.raises(ValueError, match="overlap"):
+        Deblurrer(net, torch.device("cpu"), tile=32, overlap=-5)  # NaN pixels
+    d = Deblurrer(net, torch.device("cpu"))
+    assert d.batch(torch.rand(2, 3, 20, 24)).shape == (2, 3, 20, 24)
+    for bad, message in (
+        (torch.randint(0, 255, (2, 3, 20, 24), dtype=torch.uint8), "float image"),  # clamped garbage
+        (torch.full((1, 3, 20, 24), float("nan")), "values must lie in"),
+        (torch.rand(3, 20, 24), r"\(B, 3, H, W\)"),  # torch's channels_last rank error
+        (torch.rand(1, 4, 20, 24), r"\(B, 3, H, W\)"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            d.batch(bad)
