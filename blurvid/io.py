@@ -1274,6 +1274,7 @@ def write_photo(
         alpha = np.asarray(alpha)
         if alpha.shape != (height, width):
             raise ValueError(f"alpha must have shape {(height, width)}, got {alpha.shape}")
+        alpha = _as_unit_alpha(alpha)
     depth = bit_depth if bit_depth is not None else (like.bit_depth if like is not None else 8)
     if depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {depth}")
@@ -1485,6 +1486,22 @@ def _as_float_image(pixels: np.ndarray) -> np.ndarray:
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     return arr
+
+
+def _as_unit_alpha(alpha: np.ndarray) -> np.ndarray:
+    """An alpha plane as float in [0, 1]: uint8 / uint16 scaled as pixels are (128 of 255 was written
+    opaque); ValueError for other integers, NaN, or floats past 1 (0-255 floats were clipped opaque)."""
+    if alpha.dtype == np.uint8:
+        return alpha.astype(np.float32) / np.float32(255.0)
+    if alpha.dtype == np.uint16:
+        return alpha.astype(np.float32) / np.float32(65535.0)
+    if not np.issubdtype(alpha.dtype, np.floating):
+        raise ValueError(f"alpha must be float in [0, 1] (or uint8 / uint16), got dtype {alpha.dtype}")
+    if alpha.size and not (
+        np.isfinite(alpha).all() and float(alpha.min()) >= -1e-3 and float(alpha.max()) <= 1.001
+    ):
+        raise ValueError("alpha values must lie in [0, 1] (divide 0-255 values by 255)")
+    return alpha
 
 
 def has_transparency(alpha: np.ndarray | None) -> bool:

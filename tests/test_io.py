@@ -1842,3 +1842,19 @@ def test_ffmpegs_failure_line_loses_its_context_prefix_on_every_platform(tmp_pat
     monkeypatch.setattr(bio, "_ffmpeg_exe", lambda: str(fake))
     with pytest.raises(bio.PhotoError, match=r"could not encode the MP4 \(broken encoder settings\)$"):
         bio.write_video(tmp_path / "c.mp4", [np.zeros((8, 8, 3), np.uint8)] * 2)
+
+
+def test_write_photo_scales_integer_alpha_and_refuses_alpha_out_of_range(tmp_path: Path) -> None:
+    px = np.full((6, 8, 3), 0.5, np.float32)
+    out = write_photo(tmp_path / "a.png", px, alpha=np.full((6, 8), 128, np.uint8))  # was written opaque
+    np.testing.assert_allclose(read_photo(out).alpha, 128 / 255, atol=1e-6)
+    out = write_photo(tmp_path / "b.png", px, alpha=np.full((6, 8), 32768, np.uint16), bit_depth=16)
+    np.testing.assert_allclose(read_photo(out).alpha, 32768 / 65535, atol=1e-6)
+    for bad in (
+        np.full((6, 8), 128.0, np.float32),
+        np.full((6, 8), np.nan, np.float32),
+        np.ones((6, 8), np.int64),
+    ):
+        with pytest.raises(ValueError, match="alpha"):
+            write_photo(tmp_path / "c.png", px, alpha=bad)
+    assert not (tmp_path / "c.png").exists()
