@@ -225,6 +225,10 @@ class Deblurrer:
         tile: int = 1024,
         overlap: int = 128,
     ) -> None:
+        if not isinstance(dm, DeblurNet):  # a BIE, say, failed on a missing attribute
+            raise TypeError(f"dm must be a DeblurNet (load_model('dm')), got {type(dm).__name__}")
+        if dtype not in (torch.float32, torch.bfloat16, torch.float16):  # "bf16" was torch's TypeError
+            raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype!r}")
         if isinstance(tile, bool) or not isinstance(tile, int) or tile < 32:
             raise ValueError(f"tile must be a whole number of pixels, at least 32, got {tile!r}")
         if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:  # < 0: NaN pixels

@@ -550,6 +550,10 @@ def test_deblurrer_batch_and_overlap_are_checked():
     net = DeblurNet(TINY_DM).eval()
     with pytest.raises(ValueError, match="overlap"):
         Deblurrer(net, torch.device("cpu"), tile=32, overlap=-5)  # NaN pixels
+    with pytest.raises(ValueError, match="dtype must be"):
+        Deblurrer(net, torch.device("cpu"), "bf16")  # torch's TypeError
+    with pytest.raises(TypeError, match="dm must be a DeblurNet"):
+        Deblurrer(BlurredImageEncoder(TINY_V), torch.device("cpu"))  # an AttributeError
     d = Deblurrer(net, torch.device("cpu"))
     assert d.batch(torch.rand(2, 3, 20, 24)).shape == (2, 3, 20, 24)
     for bad, message in (
