@@ -375,13 +375,16 @@ def eval_deblur(
     Greyscale pairs (all channels equal) are scored on one channel. ``align > 0`` adds
     ``psnr_aligned`` / ``psnr_in_aligned``: the best PSNR over integer shifts up to ``align`` px (the
     Levin protocol; its kernels are not centred): ValueError naming a pair too small for it, before
-    anything is scored.
+    anything is scored. A warning ``fn`` gives is logged once per pair, naming its file.
     """
+    from .io import file_warnings
+
     check_alignment(pairs, align)
     rows = []
     for p in pairs:
         x, t = p.blurred[None], p.sharp[None]
-        y = fn(x).float().clamp(0, 1).cpu()
+        with file_warnings(p.path or Path(p.name)):  # one line per photo (`--shake`: left as it was)
+            y = fn(x).float().clamp(0, 1).cpu()
         if grey_if_grey and _is_grey(x) and _is_grey(t):
             y, x, t = y.mean(1, keepdim=True), x[:, :1], t[:, :1]
         row = {

@@ -713,3 +713,19 @@ def test_eval_messages_name_the_evaluation_set_and_target(tmp_path, tiny_weights
     )
     err = capsys.readouterr().err
     assert "--target" in err and "center" not in err and not (tmp_path / "r.json").exists()
+
+
+def test_eval_deblur_logs_a_warning_per_pair_naming_its_file(tmp_path, caplog):
+    """`eval --shake` showed one warning for a whole set (Python's once-per-line rule), naming no file."""
+    import warnings
+
+    from blurvid import evaluate as ev
+
+    def fn(x):
+        warnings.warn("left as it was", UserWarning, stacklevel=1)
+        return x
+
+    pairs = [ev.Pair(n, torch.rand(3, 20, 20), torch.rand(3, 20, 20), tmp_path / f"{n}.png") for n in "ab"]
+    with caplog.at_level("WARNING", logger="blurvid"):
+        ev.eval_deblur(fn, pairs)
+    assert [r.getMessage() for r in caplog.records] == [f"{tmp_path / n}.png: left as it was" for n in "ab"]
