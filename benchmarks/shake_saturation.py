@@ -17,7 +17,7 @@ within a kernel's width of a clipped one ("near highlights"):
 * non-blind deconvolution with the true kernel (:func:`blurvid.shake.deconvolve_rgb`) without the
   clipped-highlight handling (``clipped=None``), and with it for each ``--rounds``;
 * blind, as ``deblur --shake`` runs (:class:`blurvid.pipeline.ShakeRemover`, no judge: no handling),
-  and with the kernel it estimated passed back as a given kernel (which turns the handling on).
+  and with the handling (``tensor(..., clipped=CLIPPED)``) on the kernel it estimated.
 """
 
 from __future__ import annotations
@@ -142,10 +142,11 @@ def main() -> None:
             row[f"true_r{r}"] = scores(
                 deconvolve_rgb(blurred, k, lam, clipped=CLIPPED, rounds=r), sharp, near
             )
-        if not args.no_blind:  # as `deblur --shake` runs, then with its kernel given (and so trusted)
+        if not args.no_blind:  # as `deblur --shake` runs, then with the handling
             remover = ShakeRemover(torch.device("cpu"), max_blur=support)
             row["blind"] = scores(remover.tensor(blurred), sharp, near)
-            row["blind_given"] = scores(remover.tensor(blurred, kernel=remover.kernel(blurred)), sharp, near)
+            given = remover.tensor(blurred, kernel=remover.kernel(blurred), clipped=CLIPPED)
+            row["blind_clipped"] = scores(given, sharp, near)
         rows.append(row)
         print(
             f"{name:12s} clipped {row['clipped_share']:.3f} "

@@ -73,7 +73,7 @@ def _train(
     kw = _absolute_inputs(kw)
     given = {**base, **{k: v for k, v in kw.items() if v is not None and v != []}}  # the user's settings
     if resume:
-        base = {**stored, **base}
+        base = {**stored, **_as_stored(base, stored)}
     stored_stage = base.pop("stage", stage)
     if stored_stage != stage:
         from .train.config import STAGES
@@ -85,6 +85,8 @@ def _train(
         )
         raise UserError(f"the config is for stage {stored_stage!r}, not {stage!r}: {hint}")
     overrides = {k: v for k, v in kw.items() if v is not None and v != []}
+    if resume:
+        overrides = _as_stored(overrides, stored)
     merged = {**base, **overrides}
     # clips beside photos, newly given (a run resumed with --clips too) and no share chosen: half
     newly = "clips" in given if resume else True
@@ -140,11 +142,23 @@ def _absolute_inputs(settings: dict) -> dict:
     ``centre_dm`` 'installed' stays a name)."""
     out = dict(settings)
     for key in _INPUTS:
-        if isinstance(out.get(key), list):
-            out[key] = [os.path.abspath(p) if isinstance(p, str) else p for p in out[key]]
+        if isinstance(out.get(key), (list, tuple)):
+            out[key] = [os.path.abspath(p) if isinstance(p, str) and p else p for p in out[key]]
     for key in _INPUT:
-        if isinstance(out.get(key), str) and out[key] != "installed":
+        if isinstance(out.get(key), str) and out[key] not in ("", "installed"):
             out[key] = os.path.abspath(out[key])
+    return out
+
+
+def _as_stored(settings: dict, stored: dict) -> dict:
+    """``settings`` with each input path list that names the same files as the stored run's (once made
+    absolute here) given as stored: an older run keeps its relative paths, its validation fingerprint
+    and its best score."""
+    out = dict(settings)
+    for key in (*_INPUTS, *_INPUT):
+        old = stored.get(key)
+        if key in out and old is not None and _absolute_inputs({key: old})[key] == out[key]:
+            out[key] = old
     return out
 
 
@@ -162,12 +176,14 @@ def _check_resume(stored: dict, given: dict, err: Console) -> None:
             "--init: a resumed run continues from its checkpoint's weights; start a new run (-o) to begin "
             "from other weights"
         )
+    from .data.synth import SynthConfig
+
     frames = (given.get("synth") or {}).get("frames")
-    before = (stored.get("synth") or {}).get("frames")
+    before = (stored.get("synth") or {}).get("frames", SynthConfig().frames)  # none stored: the default
     if stored.get("stage") in ("autoencoder", "bie") and frames is not None and frames != before:
         raise UserError(
-            f"--frames {frames}: this run's networks were trained on {before or 'the default'} frames; "
-            "resume with those, or start a new run"
+            f"--frames {frames}: this run's networks were trained on {before} frames; resume with those, "
+            "or start a new run"
         )
     if stored.get("minutes") and "minutes" not in given:
         err.print(
@@ -343,6 +359,7 @@ class Target(str, Enum):
 
 
 EVAL_TASKS = ("deblur", "video", "autoencoder")
+_RUN_FILES = ("best.safetensors", "last.pt", "config.json", "metrics.jsonl")  # what a run folder holds
 _JSON_PEEK = 1 << 16  # bytes of an existing --json file read to tell a JSON result from anything else
 
 
@@ -388,12 +405,11 @@ def _json_refusal(json_out: Path, inputs: list[tuple[str, Path]]) -> str | None:
     for option, path in inputs:
         where = path.resolve()
         read = target == where
-        if where.is_dir() and target.is_relative_to(where):
-            read = read or (
-                target.name in ("best.safetensors", "last.pt")
-                if option == "--run"
-                else target.suffix.lower() in IMAGE_EXTS
-            )
+        if option == "--run":  # a run folder, or a checkpoint in one: the run's own files
+            folder = where if where.is_dir() else where.parent
+            read = read or (target.parent == folder and target.name in _RUN_FILES)
+        elif where.is_dir() and target.is_relative_to(where):
+            read = read or target.suffix.lower() in IMAGE_EXTS
         if read:
             return f"it is an input of this evaluation ({option} {path}); choose another file"
     if json_out.is_file():

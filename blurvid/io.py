@@ -1227,7 +1227,9 @@ def write_photo(
     bit_depth: int | None = None,
     replace: bool = True,
 ) -> Path:
-    """Write ``pixels`` (float ``(H, W, 3)`` in [0, 1]; values are clipped and rounded) to ``path``.
+    """Write ``pixels`` (float ``(H, W, 3)`` in [0, 1]; values are clipped and rounded; uint8 / uint16
+    are scaled) to ``path``, with ``alpha`` ``(H, W)`` as transparency (float in [0, 1], or uint8 /
+    uint16, scaled the same way).
 
     The format comes from the suffix: .jpg/.jpeg (``quality``; 4:4:4 chroma when quality >= 90),
     .png, .tif/.tiff (uncompressed, or lossless compressed like ``like`` when that is a compressed
@@ -1252,7 +1254,8 @@ def write_photo(
         OutputExists: ``replace=False`` and ``path`` exists.
         PhotoError: unknown suffix, ``path`` is ``like.path`` (never overwrite the input), a
             directory, the folder cannot be created or written, the image is too big for the format.
-        ValueError: malformed arguments (shapes, quality, bit_depth).
+        ValueError: malformed arguments (shapes, quality, bit_depth, an alpha plane with NaN,
+            values past 1 or another integer type).
     """
     p = Path(path)
     fmt = photo_format(p)

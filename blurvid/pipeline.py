@@ -32,14 +32,13 @@ from .models.deblur import DeblurNet, DMConfig
 from .models.decoder import RecurrentVideoDecoder
 from .models.encoders import BlurredImageEncoder, RecurrentVideoEncoder, VideoConfig
 from .models.warp import resample_in_time, resize_flow, warp, warp_rows  # noqa: F401 (pipeline.warp: re-exported)
-from .shake import CLIPPED
 from .text import first_few
 from .tiling import crop_to, pad_to_multiple, run_tiled, tiles
 
 TileCallback = Callable[[int, int], None]
 
 
-_INSIDE = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(torch.__file__)))
+_INSIDE = tuple(os.path.dirname(os.path.abspath(m)) + os.sep for m in (__file__, torch.__file__))
 
 
 def warn_caller(message: str) -> None:
@@ -225,7 +224,7 @@ class Deblurrer:
         tile: int = 1024,
         overlap: int = 128,
     ) -> None:
-        if not isinstance(dm, DeblurNet):  # a BIE, say, failed on a missing attribute
+        if not isinstance(getattr(dm, "multiple", None), int):  # a BIE, say: a missing attribute later
             raise TypeError(f"dm must be a DeblurNet (load_model('dm')), got {type(dm).__name__}")
         if dtype not in (torch.float32, torch.bfloat16, torch.float16):  # "bf16" was torch's TypeError
             raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype!r}")
@@ -440,8 +439,7 @@ class ShakeRemover:
     is, with a ``UserWarning``: it cannot hold a kernel estimate. Otherwise the photo is deconvolved with it
     (:func:`blurvid.shake.deconvolve_rgb`: luminance under a sparse prior of weight ``strength``,
     raised on noisy photos by :func:`blurvid.shake.prior_weight`, colour differences under a smooth
-    one; with a given ``kernel``, clipped highlights are asked only to stay no darker than recorded;
-    other channel counts one channel at a time with :func:`blurvid.shake.deconvolve`), in
+    one; other channel counts one channel at a time with :func:`blurvid.shake.deconvolve`), in
     overlapping tiles of ``tile`` px
     (large: each tile edge is a place where the deconvolution's periodic boundary handling differs
     slightly; within 0.05 of one untiled pass with 96 px tiles in the tests). Only right when the
@@ -558,12 +556,21 @@ class ShakeRemover:
 
     @torch.inference_mode()
     def tensor(
-        self, x: torch.Tensor, on_tile: TileCallback | None = None, kernel: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        on_tile: TileCallback | None = None,
+        kernel: torch.Tensor | np.ndarray | None = None,
+        clipped: float | None = None,
     ) -> torch.Tensor:
         """``(1, C, H, W)`` in [0, 1] -> sharp ``(1, C, H, W)`` on the input's device (``kernel``:
-        a full-resolution kernel to use instead of estimating one). ``on_tile(done, total)`` counts
-        the kernel estimate as the first step: ``(0, 2)`` before it, then ``(1 + tiles done, 1 +
-        tiles)``. Raises ValueError for another shape or dtype, or values outside [0, 1] (say, 0-255)."""
+        a full-resolution kernel to use instead of estimating one, see :func:`given_kernel`;
+        ``clipped``, e.g. :data:`blurvid.shake.CLIPPED`: channels from that value count as clipped
+        highlights, asked only for no less light than recorded, for up to 9x the deconvolution's time:
+        +0.3 dB, +0.7 near the highlights with the true kernel, level with estimated ones,
+        ``benchmarks/shake_saturation.py``). ``on_tile(done, total)`` counts the kernel estimate as the
+        first step: ``(0, 2)`` before it, then ``(1 + tiles done, 1 + tiles)``. Raises ValueError for
+        another shape or dtype, values outside [0, 1] (say, 0-255), or a kernel :func:`given_kernel`
+        refuses."""
         from .shake import deconvolve, deconvolve_rgb, noise_sigma, prior_weight
 
         check_image_tensor(x, channels=None)
@@ -585,10 +592,6 @@ class ShakeRemover:
         if kernel is None and core >= self.min_blur_core:
             return self._unchanged(x, NO_SHAKE, on_tile)
         strength = prior_weight(sigma, self.strength)  # more prior on noisier photos
-        # a given kernel is trusted: clipped highlights then ask only for no less light than recorded
-        # (+0.3 dB, +0.7 near the highlights, benchmarks/shake_saturation.py); with an estimated
-        # kernel that measured level, for up to 9x the deconvolution's time, so it is not used
-        clipped = CLIPPED if kernel is not None else None
         overlap = min(self.tile // 2 - 1, 4 * k.shape[0])
         if on_tile and kernel is None:
             report, n = on_tile, len(tiles(*x.shape[-2:], self.tile, overlap))

@@ -362,7 +362,7 @@ def deconvolve_rgb(
     and most of a photo's colour noise, under a quadratic gradient prior ``chroma`` times stronger,
     solved in one FFT step. Against all three channels under the sparse prior
     (``benchmarks/shake_scale.py`` data, estimated kernels): -0.03 dB at noise 0.005, +0.73 dB at
-    0.02, and the deconvolution 2.4x faster. Channel means are kept.
+    0.02, and the deconvolution 2.4x faster. Channel means are kept (without ``clipped``).
 
     Clipped highlights (a channel at ``clipped`` or more; ``None``: no such handling): the sensor
     recorded only that the blurred light there was at least that bright, so a clipped pixel only asks

@@ -540,6 +540,10 @@ def test_eval_json_never_replaces_an_input_or_a_file_that_is_no_result(tmp_path,
     assert _run([*base, "--run", str(ckpt), "--json", str(ckpt)]) == 2
     assert "--run" in capsys.readouterr().err
     assert ckpt.read_bytes() == (tiny_weights["cache"] / "tiny-dm.safetensors").read_bytes()
+    # beside a --run checkpoint: the run's other files, which the next `--run <folder>` reads
+    for name in ("best.safetensors", "config.json"):
+        assert _run([*base, "--run", str(ckpt), "--json", str(tmp_path / name)]) == 2
+        assert "--run" in capsys.readouterr().err and not (tmp_path / name).exists()
     # an earlier result (and a new file beside the inputs) is written as before
     out = pairs / "result.json"
     out.write_text('\n  {"old": 1}')
@@ -583,6 +587,9 @@ def test_a_clip_given_twice_is_one_clip_without_repeated_frames(tmp_path, monkey
         assert [f.resolve() for f in frames] == once, sources
     names = [s.name for s in ev.clip_sequences([clip, clip], frames=3, stride=1)]
     assert names == ["tennis_0000", "tennis_0001"]
+    (clip / "004.png").symlink_to(clip / "003.png")  # a repeated frame stored as a link is still a frame
+    (frames,) = clip_frames([clip])
+    assert [f.name for f in frames] == ["000.png", "001.png", "002.png", "003.png", "004.png"]
 
 
 def test_levin_pairs_accept_case_variants_and_say_what_they_leave_out(tmp_path):

@@ -1255,6 +1255,7 @@ def test_a_run_that_cannot_start_leaves_no_empty_run_folder(tmp_path, capsys):
     assert _cli("train", "deblur", "-d", str(tmp_path / "empty"), "-o", str(out), "--no-progress") == 2
     assert "no images found" in capsys.readouterr().err
     assert not out.exists()  # it was left behind, empty
+    assert not (tmp_path / "runs").exists()  # and the parent folder made for it
 
 
 def test_options_that_do_nothing_in_a_stage_are_said_to(photos, tmp_path, capsys):
@@ -1263,3 +1264,32 @@ def test_options_that_do_nothing_in_a_stage_are_said_to(photos, tmp_path, capsys
     err = capsys.readouterr().err
     assert "--flow-sup does nothing here (deblur run)" in err
     assert "--clip-p does nothing here (deblur run without --clips)" in err
+
+
+def test_an_older_run_resumed_with_its_config_keeps_its_paths_and_best_score(
+    photos, tmp_path, capsys, monkeypatch
+):
+    """Runs made before input paths were stored absolute: the same config's paths, made absolute, read
+    the same files, so the validation set did not change (its best score was reset)."""
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(photos, work / "photos")
+    monkeypatch.chdir(work)
+    cfg = _cfg("deblur", "r", "photos", iters=1)  # relative paths, as older runs stored them
+    path = work / "cfg.json"
+    path.write_text(cfg.to_json())
+    train(cfg, progress=False, log=lambda m: None)
+    capsys.readouterr()
+    path.write_text(json.dumps({**json.loads(cfg.to_json()), "iters": 2}))
+    assert _cli("train", "deblur", "--config", str(path), "--resume", "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert "validation set changed" not in err and "changed settings" not in err
+    assert json.loads((work / "r" / "config.json").read_text())["data"] == ["photos"]
+
+
+def test_a_video_resume_takes_the_default_frames_given_again(photos, tmp_path):
+    run = str(tmp_path / "ae")
+    small = ("--crop", "32", "--batch", "2", "--workers", "0", "--no-progress")
+    assert _cli("train", "autoencoder", "-d", str(photos), "-o", run, "--iters", "1", *small) == 0
+    assert _cli("train", "autoencoder", "--resume", "-o", run, "--iters", "2", "--frames", "9", *small) == 0

@@ -244,7 +244,7 @@ def clip_frames(sources: Iterable[str | os.PathLike], *, role: str = TRAINING) -
     clips: dict[Path, dict[Path, Path]] = {}  # folder -> {frame: the path it was first found as}, resolved
     for src in sources:
         for f in list_images([src], role=role):
-            clips.setdefault(f.parent.resolve(), {}).setdefault(f.resolve(), f)
+            clips.setdefault(f.parent.resolve(), {}).setdefault(f.parent.resolve() / f.name, f)
     return [sorted(c.values(), key=lambda f: Path(f.name)) for c in clips.values()]  # as list_images
 
 

@@ -72,6 +72,11 @@ class SynthConfig(Config):
     # 'mean' = every layer at its time-averaged pose, the sharp image the blur is centred on (a well-posed
     # deblurring target: curved or uneven paths leave no doubt where the sharp photo should sit)
     center: str = "time"
+    # blur_px / object_px are the path's length over the exposure (True). False, as before session 28:
+    # measured over the exposure and back to its central instant, which leaves trails ~0.69 of the stated
+    # length (a 32 px straight path spans 21 px); the fixed validation protocols and the shipped
+    # checkpoints' training configs keep it
+    exposure_length: bool = False
 
     def __post_init__(self) -> None:
         for name in ("blur_px", "tremor_px", "object_px"):
@@ -139,8 +144,12 @@ def _arc_length(path: torch.Tensor) -> torch.Tensor:
     return (path[1:] - path[:-1]).norm(dim=1).sum().clamp(min=1e-9)
 
 
-def random_path(g: torch.Generator, times: torch.Tensor, length: float, shake: float) -> torch.Tensor:
-    """A random smooth 2-D path ``(T, 2)`` over ``times`` in [0, 1] with arc length ~``length`` px.
+def random_path(
+    g: torch.Generator, times: torch.Tensor, length: float, shake: float, span: int | None = None
+) -> torch.Tensor:
+    """A random smooth 2-D path ``(T, 2)`` over ``times`` in [0, 1] with arc length ~``length`` px
+    through its first ``span`` points (None: all of them; the renderer appends the central instant to
+    the exposure's times, and measured with it, the exposure's own path came out ~0.69 as long).
 
     A random cubic (smooth, possibly curved or accelerating motion) plus ``shake`` share of
     hand-shake jitter (a few sinusoids of 1-4 cycles per exposure). The path passes through 0 at t=0.
@@ -158,7 +167,7 @@ def random_path(g: torch.Generator, times: torch.Tensor, length: float, shake: f
         jitter += amp * (torch.sin(2 * math.pi * freq * t[:, None] + phase) - torch.sin(phase))
 
     path = (1 - shake) * smooth / _arc_length(smooth) + shake * jitter / _arc_length(jitter)
-    return path * (length / _arc_length(path))
+    return path * (length / _arc_length(path[:span]))
 
 
 def tremor_path(g: torch.Generator, times: torch.Tensor, length: float, steps: int = 256) -> torch.Tensor:
@@ -320,7 +329,8 @@ def _camera_mats(
         if cfg.tremor_p > 0 and float(torch.rand((), generator=g)) < cfg.tremor_p:
             trans = tremor_path(g, t, float(_uniform(g, *cfg.tremor_px)))
         else:
-            trans = random_path(g, t, float(_uniform(g, *cfg.blur_px)), cfg.shake)
+            span = len(times) if cfg.exposure_length else None  # t ends with the central instant
+            trans = random_path(g, t, float(_uniform(g, *cfg.blur_px)), cfg.shake, span)
         rot = (
             math.radians(cfg.rotation_deg)
             * _uniform(g, -1, 1)
@@ -348,7 +358,7 @@ def _object_mats(
     """World -> object-texture matrices for each time (inverse of the object's placement)."""
     t = torch.cat([times.to(torch.float64), torch.tensor([t_c], dtype=torch.float64)])
     length = float(_uniform(g, *cfg.object_px))
-    trans = random_path(g, t, length, cfg.shake * 0.3)
+    trans = random_path(g, t, length, cfg.shake * 0.3, len(times) if cfg.exposure_length else None)
     rot = math.radians(6.0) * _uniform(g, -1, 1) * t
     trans, rot = trans - _reference(trans, cfg.center), rot - _reference(rot, cfg.center)
     h = (obj - 1) / 2

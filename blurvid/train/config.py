@@ -118,10 +118,12 @@ class TrainConfig(Config):
         if not (isinstance(self.clip_holdout, (int, float)) and 0 <= self.clip_holdout < 1):
             raise ValueError(f"clip_holdout {self.clip_holdout!r}: use a share from 0 to under 1")
         # a 0 here divided by zero after the first step; a negative lr ratio trained uphill
-        for name in ("log_every", "val_count", "reuse"):
+        for name in ("log_every", "val_count"):
             check_counts(name, getattr(self, name))
-        for name in ("val_every", "warmup", "threads", "coarse_warmup"):  # val_every 0: never
+        for name in ("reuse", "warmup", "threads", "coarse_warmup"):  # reuse 0 reads as 1
             check_counts(name, getattr(self, name), least=0)
+        if isinstance(self.val_every, bool) or not isinstance(self.val_every, int):  # 0 or less: never
+            raise ValueError(f"val_every {self.val_every!r}: use a whole number (0: never)")
         for name in ("min_lr_ratio", "clip_p", "jpeg_p", "centre_dm_p"):
             check_number(name, getattr(self, name), high=1.0)
         check_number("ema", self.ema, high=1.0, high_open=True)

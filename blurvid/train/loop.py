@@ -604,7 +604,8 @@ def _restore(run: _Run, state: dict) -> None:
     torch.set_rng_state(state["rng"])
     run.pool_gen.set_state(state["pool_rng"])
     run.log(f"resumed {run.out} at iteration {run.start}")
-    changed = _changed_settings(state.get("config") or {}, cfg.to_dict())
+    stored = TrainConfig.from_dict(state["config"]).to_dict() if state.get("config") else {}
+    changed = _changed_settings(stored, cfg.to_dict())  # fields newer than the checkpoint: defaults
     if changed:
         run.log(f"changed settings, from here on: {changed}")
     if run.start >= cfg.iters:
@@ -651,10 +652,7 @@ def train(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    try:  # a folder this call makes is removed again if the run cannot start
-        made = main and not resume and not out.exists()
-    except OSError:  # a name too long: _open_run says so
-        made = False
+    made = _first_missing(out) if main and not resume else None  # removed again if the run cannot start
     cfg, state = _open_run(cfg, out, resume, main, log)
     try:
         run = _build(cfg, out, main, world, dev, state, log)
@@ -690,8 +688,8 @@ def train(
         )
         val_items = validation_set(cfg, scfg) if main else []
     except BaseException:
-        if made:
-            _remove_if_empty(out)
+        if made is not None:
+            _remove_if_empty(out, made)
         raise
 
     if main:  # only now: a run that fails to start (say, a resume from elsewhere) keeps its config
@@ -830,12 +828,31 @@ def _latest_as_best(run: _Run, done: int, val_items: list[dict]) -> None:
         _export_best(run.task, run.scored, run.out / "best.safetensors", {"iteration": done})
 
 
-def _remove_if_empty(folder: Path) -> None:
-    """Remove ``folder`` when it holds nothing (a run folder made for a run that could not start)."""
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost of ``folder`` and its parents that does not exist yet (what ``mkdir(parents=True)``
+    makes), or None when ``folder`` exists (or its name cannot be looked up: :func:`_open_run` says why)."""
     try:
-        folder.rmdir()  # fails, as it should, when anything is in it
+        if folder.exists():
+            return None
+        first = folder
+        while not first.parent.exists() and first.parent != first:
+            first = first.parent
+        return first
     except OSError:
-        pass
+        return None
+
+
+def _remove_if_empty(folder: Path, up_to: Path) -> None:
+    """Remove ``folder`` and its parents up to ``up_to`` while they hold nothing (the folders made for a
+    run that could not start)."""
+    while True:
+        try:
+            folder.rmdir()  # fails, as it should, when anything is in it
+        except OSError:
+            return
+        if folder == up_to:
+            return
+        folder = folder.parent
 
 
 def _as_raised_in_worker(e: Exception) -> Exception:
