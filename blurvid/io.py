@@ -1259,6 +1259,8 @@ def write_photo(
     """
     p = Path(path)
     fmt = photo_format(p)
+    if p.is_dir():  # a folder named like a photo, or none: not "unsupported photo format ''"
+        raise PhotoError(p, "is a directory")
     if fmt is None:
         kinds = ", ".join(
             f".{s}" for s in ("jpg", "png", "tif", "webp", "bmp", "avif") if f".{s}" in _WRITE_FORMATS

@@ -663,6 +663,8 @@ class Animator:
         self.dtype = dtype or getattr(deblurrer, "dtype", torch.float32)
         self.bie = _on(bie, self.device)
         self.rvd = _on(rvd, self.device)
+        if isinstance(motion_size, bool) or not isinstance(motion_size, int) or motion_size < 8:
+            raise ValueError(f"motion_size must be a whole number of pixels, at least 8, got {motion_size!r}")
         self.motion_size = motion_size
         if native_frames == "trained":  # the N the RVD was trained to span (9 before it was recorded)
             native_frames = int(getattr(getattr(rvd, "config", None), "frames", 9))

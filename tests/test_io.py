@@ -1858,3 +1858,10 @@ def test_write_photo_scales_integer_alpha_and_refuses_alpha_out_of_range(tmp_pat
         with pytest.raises(ValueError, match="alpha"):
             write_photo(tmp_path / "c.png", px, alpha=bad)
     assert not (tmp_path / "c.png").exists()
+
+
+def test_write_photo_to_a_folder_says_so(tmp_path: Path) -> None:
+    (tmp_path / "out.png").mkdir()
+    for target in (tmp_path, tmp_path / "out.png"):  # "unsupported photo format ''" for the first
+        with pytest.raises(PhotoError, match="is a directory"):
+            write_photo(target, np.zeros((4, 4, 3), np.float32))

@@ -564,3 +564,12 @@ def test_deblurrer_batch_and_overlap_are_checked():
     ):
         with pytest.raises(ValueError, match=message):
             d.batch(bad)
+
+
+def test_animator_motion_size_is_checked():
+    from blurvid.pipeline import Animator
+
+    bie, rvd = BlurredImageEncoder(TINY_V), RecurrentVideoDecoder(TINY_V)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="motion_size"):
+            Animator(None, bie, rvd, device="cpu", motion_size=bad)  # 0 and -1 were accepted
