@@ -647,7 +647,9 @@ def synth_command(
     frames: Annotated[int, typer.Option(min=2, help="Sharp frames N per sample.")] = 9,
     size: Annotated[int, typer.Option(min=16, help="Crop size (px).")] = 256,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives byte-identical samples.")] = 0,
-    blur: Annotated[float | None, typer.Option(help="Longest camera path (px).")] = None,
+    blur: Annotated[
+        float | None, typer.Option(help="Longest camera path over the exposure (px; default 30).")
+    ] = None,
     clips: ClipsOpt = None,
     clip_p: Annotated[
         float | None,
@@ -680,6 +682,7 @@ def synth_command(
             frames=frames,
             size=size,
             **({"blur_px": (min(SynthConfig.blur_px[0], blur), blur)} if blur is not None else {}),
+            exposure_length=True,  # a new dataset's trails as long as --blur says
         )
         photos = PhotoSynthDataset(sources, cfg, seed=seed)
         cl = ClipDataset(clips, frames=frames, size=size, seed=seed) if clips else None

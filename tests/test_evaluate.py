@@ -736,3 +736,13 @@ def test_eval_deblur_logs_a_warning_per_pair_naming_its_file(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="blurvid"):
         ev.eval_deblur(fn, pairs)
     assert [r.getMessage() for r in caplog.records] == [f"{tmp_path / n}.png: left as it was" for n in "ab"]
+
+
+def test_synth_renders_trails_as_long_as_blur_says(tmp_path):
+    """`blurvid synth --blur 20` made trails of ~14 px (the lengths counted a return to the central
+    instant); a new dataset takes the stated lengths, and its meta.json says so."""
+    src = _photo_folder(tmp_path, seed=2, side=64)
+    args = ["synth", str(src), "-o", str(tmp_path / "s"), "--size", "32", "--count", "1", "--blur", "20"]
+    assert _run(args) in (0, None)
+    meta = json.loads((tmp_path / "s" / "sample_00000" / "meta.json").read_text())
+    assert meta["synth"]["exposure_length"] is True and meta["synth"]["blur_px"] == [2.0, 20.0]
