@@ -513,3 +513,17 @@ def test_exposure_length_makes_the_trail_as_long_as_stated():
     assert 0.6 < sum(legacy) / 50 < 0.8 and max(legacy) < 0.99
     assert all(abs(r - 1) < 1e-9 for r in fixed)
     assert SynthConfig().exposure_length is False  # the fixed validation protocols keep their lengths
+
+
+def test_the_margin_holds_a_path_of_the_stated_exposure_length():
+    """Over the exposure alone a path strays up to ~0.8 of its length from the reference pose; the
+    0.6 margin let sub-frames sample outside the source (3 of 600 at blur_px 200-300)."""
+    from blurvid.data.synth import SynthConfig
+
+    old, new = (
+        SynthConfig(blur_px=(200.0, 300.0), size=64),
+        SynthConfig(blur_px=(200.0, 300.0), size=64, exposure_length=True),
+    )
+    assert (
+        new.margin - old.margin == 120 and old.margin == SynthConfig(blur_px=(200.0, 300.0), size=64).margin
+    )

@@ -1293,3 +1293,16 @@ def test_a_video_resume_takes_the_default_frames_given_again(photos, tmp_path):
     small = ("--crop", "32", "--batch", "2", "--workers", "0", "--no-progress")
     assert _cli("train", "autoencoder", "-d", str(photos), "-o", run, "--iters", "1", *small) == 0
     assert _cli("train", "autoencoder", "--resume", "-o", run, "--iters", "2", "--frames", "9", *small) == 0
+
+
+def test_the_validation_fingerprint_reads_as_runs_before_exposure_length_stored_it():
+    """Every run made before SynthConfig.exposure_length lost its best score on resume: its stored
+    fingerprint lacks the key, though its validation samples are the same."""
+    from blurvid.train.loop import _val_fingerprint, synth_config, validation_config
+
+    cfg = TrainConfig(val=["v"], val_count=3)
+    scfg = synth_config(cfg)
+    before = validation_config(cfg, scfg).to_dict()
+    del before["exposure_length"]
+    want = json.dumps({"val": ["v"], "count": 3, "seed": cfg.val_seed, "synth": before}, sort_keys=True)
+    assert _val_fingerprint(cfg, scfg) == want

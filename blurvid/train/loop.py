@@ -145,15 +145,18 @@ def validation_set(cfg: TrainConfig, scfg: SynthConfig) -> list[dict]:
 
 def _val_fingerprint(cfg: TrainConfig, scfg: SynthConfig) -> str:
     """Identifies the validation set, so a resumed run only compares scores measured on the same one."""
+    synth = validation_config(cfg, scfg).to_dict()
+    for key, value in _SYNTH_ADDED.items():  # at their default, as fingerprints made before them read
+        if synth.get(key) == value:
+            del synth[key]
     return json.dumps(
-        {
-            "val": cfg.val,
-            "count": cfg.val_count,
-            "seed": cfg.val_seed,
-            "synth": validation_config(cfg, scfg).to_dict(),
-        },
-        sort_keys=True,
+        {"val": cfg.val, "count": cfg.val_count, "seed": cfg.val_seed, "synth": synth}, sort_keys=True
     )
+
+
+# SynthConfig fields added after runs stored validation fingerprints, with the value that renders as
+# before (a run resumed across the change kept its best score only without them)
+_SYNTH_ADDED = {"exposure_length": False}
 
 
 def training_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -604,7 +607,10 @@ def _restore(run: _Run, state: dict) -> None:
     torch.set_rng_state(state["rng"])
     run.pool_gen.set_state(state["pool_rng"])
     run.log(f"resumed {run.out} at iteration {run.start}")
-    stored = TrainConfig.from_dict(state["config"]).to_dict() if state.get("config") else {}
+    try:  # the stored config as read now (newer fields: their defaults), else as stored
+        stored = TrainConfig.from_dict(state["config"]).to_dict() if state.get("config") else {}
+    except ValueError:  # a check tightened since
+        stored = dict(state.get("config") or {})
     changed = _changed_settings(stored, cfg.to_dict())  # fields newer than the checkpoint: defaults
     if changed:
         run.log(f"changed settings, from here on: {changed}")
