@@ -577,15 +577,10 @@ def _evaluate(
     """The result of `eval TASK` (before the CLI adds what measured): ``task``, the settings that change
     the numbers (``target`` or ``center`` / ``out_frames``, ``frames`` where sequences are made, the
     inputs as given: ``levin``, ``pairs``, ``synth_sources``, ``clips``), ``columns`` and ``sets``,
-    ``{name: summary}``, one per set asked for (a name taken already gets `` (2)``...)."""
+    ``{name: summary}``, one per set asked for (a name taken already gets `` (2)``...). The arguments
+    are :func:`_check_eval_args`'s, checked before the networks load."""
     from . import evaluate as ev
 
-    if task not in EVAL_TASKS:
-        raise ValueError(f"unknown eval task {task!r}: use {', '.join(EVAL_TASKS)}")
-    if levin is not None and task != "deblur":
-        raise ValueError(
-            f"--levin {levin}: the Levin set has no video ground truth; it is for `eval deblur` only"
-        )
     sets: dict[str, dict] = {}
     scfg = ev.eval_synth_config(task, size=size, frames=frames, target=target, noise=noise)
     if task == "deblur":
