@@ -250,20 +250,18 @@ def evaluation_runtime(
     if task == "autoencoder":
         if run is None:
             raise ValueError("eval autoencoder needs --run (a stage-1 run folder or its best.safetensors)")
-        state, meta = _load_run(run)
-        parts = _split(state, meta)
+        parts, train = _run_parts(run)
         if not {"rve", "rvd"} <= parts.keys():
             raise ValueError(f"{run}: not a stage-1 (autoencoder) run: it holds no RVE and RVD")
         rve, rvd = (build_from_checkpoint(a, *parts[a]).to(dev) for a in ("rve", "rvd"))
         made = {"rve": f"run {run}", "rvd": f"run {run}"}
-        return EvalRuntime(None, None, rve, rvd, dev, dtype, made, _train_record(meta))
+        return EvalRuntime(None, None, rve, rvd, dev, dtype, made, train)
     nets: dict[str, torch.nn.Module] = {}
     models: dict[str, str] = {}
     train: dict = {}
     if run is not None:
-        loaded, meta = _load_run(run)
-        train = _train_record(meta)
-        for arch, (state, cfg) in _split(loaded, meta).items():
+        parts, train = _run_parts(run)
+        for arch, (state, cfg) in parts.items():
             if arch in INFERENCE_ARCHS:
                 nets[arch] = build_from_checkpoint(arch, state, cfg)
                 models[arch] = f"run {run}"
@@ -295,7 +293,9 @@ def evaluation_runtime(
     return EvalRuntime(deblurrer, animator, device=dev, dtype=dtype, models=models, train=train)
 
 
-def _train_record(meta: dict) -> dict:
-    """The checkpoint metadata's ``train`` record (a dict), or ``{}`` where it has none."""
+def _run_parts(run: Path) -> tuple[dict[str, tuple[dict[str, torch.Tensor], dict]], dict]:
+    """:func:`split_run` of ``run``, and what it records of its training (its metadata's ``train``
+    record, ``{}`` where it has none), from one read of the file."""
+    state, meta = _load_run(run)
     train = meta.get("train")
-    return dict(train) if isinstance(train, dict) else {}
+    return _split(state, meta), dict(train) if isinstance(train, dict) else {}
