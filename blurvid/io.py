@@ -1482,26 +1482,28 @@ def _as_float_image(pixels: np.ndarray) -> np.ndarray:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"pixels must be an (H, W, 3) array, got shape {arr.shape}")
-    if arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / np.float32(255.0)
-    elif arr.dtype == np.uint16:
-        arr = arr.astype(np.float32) / np.float32(65535.0)
-    elif not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"pixels must be float in [0, 1], got dtype {arr.dtype}")
+    arr = _unit_scaled(arr, "pixels must be float in [0, 1], got dtype {}")
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     return arr
 
 
+def _unit_scaled(values: np.ndarray, refusal: str) -> np.ndarray:
+    """uint8 / uint16 ``values`` as float32 in [0, 1] (divided by 255 / 65535), floats as they are;
+    ValueError ``refusal.format(dtype)`` for any other type."""
+    if values.dtype == np.uint8:
+        return _unit_float(values, 255.0)
+    if values.dtype == np.uint16:
+        return _unit_float(values, 65535.0)
+    if not np.issubdtype(values.dtype, np.floating):
+        raise ValueError(refusal.format(values.dtype))
+    return values
+
+
 def _as_unit_alpha(alpha: np.ndarray) -> np.ndarray:
     """An alpha plane as float in [0, 1]: uint8 / uint16 scaled as pixels are (128 of 255 was written
     opaque); ValueError for other integers, NaN, or floats past 1 (0-255 floats were clipped opaque)."""
-    if alpha.dtype == np.uint8:
-        return alpha.astype(np.float32) / np.float32(255.0)
-    if alpha.dtype == np.uint16:
-        return alpha.astype(np.float32) / np.float32(65535.0)
-    if not np.issubdtype(alpha.dtype, np.floating):
-        raise ValueError(f"alpha must be float in [0, 1] (or uint8 / uint16), got dtype {alpha.dtype}")
+    alpha = _unit_scaled(alpha, "alpha must be float in [0, 1] (or uint8 / uint16), got dtype {}")
     if alpha.size and not (
         np.isfinite(alpha).all() and float(alpha.min()) >= -1e-3 and float(alpha.max()) <= 1.001
     ):
