@@ -158,6 +158,13 @@ def _check_frames(frames: object) -> None:
         raise ValueError(f"frames must be a whole number >= 1, got {frames!r}")
 
 
+def _check_pixels(name: str, value: object, least: int) -> None:
+    """ValueError unless ``value`` is a whole number of pixels, at least ``least`` (a size setting)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        bound = "0 or more" if least == 0 else f"at least {least}"
+        raise ValueError(f"{name} must be a whole number of pixels, {bound}, got {value!r}")
+
+
 def _same_device(a: torch.device, b: torch.device) -> bool:
     """Whether ``a`` and ``b`` are one device: ``cuda`` is the current CUDA device, so it is ``cuda:0``
     there (``torch.device('cuda') == torch.device('cuda:0')`` is False)."""
@@ -228,10 +235,8 @@ class Deblurrer:
             raise TypeError(f"dm must be a DeblurNet (load_model('dm')), got {type(dm).__name__}")
         if dtype not in (torch.float32, torch.bfloat16, torch.float16):  # "bf16" was torch's TypeError
             raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype!r}")
-        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 32:
-            raise ValueError(f"tile must be a whole number of pixels, at least 32, got {tile!r}")
-        if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:  # < 0: NaN pixels
-            raise ValueError(f"overlap must be a whole number of pixels, 0 or more, got {overlap!r}")
+        _check_pixels("tile", tile, 32)
+        _check_pixels("overlap", overlap, 0)  # < 0: NaN pixels
         device = select_device(device)
         self.dm = _on(dm, device, channels_last=True)
         # a multiple of the DM's padding: a tile padded inside the DM blends worse (the astronaut
@@ -461,17 +466,11 @@ class ShakeRemover:
         judge: Sharpener | None = None,
         min_change_db: float = 41.0,
     ) -> None:
-        if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_SHAKE_TILE:
-            raise ValueError(
-                f"tile must be a whole number of pixels, at least {MIN_SHAKE_TILE}, got {tile!r}"
-            )
-        for name, value, least in (
-            ("work_side", work_side, 16),
-            ("crop", crop, 16),
-            ("max_blur", max_blur, 1),
-        ):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-                raise ValueError(f"{name} must be a whole number of pixels, at least {least}, got {value!r}")
+        _check_pixels("tile", tile, MIN_SHAKE_TILE)
+        _check_pixels("work_side", work_side, 16)
+        _check_pixels("crop", crop, 16)
+        if max_blur is not None:
+            _check_pixels("max_blur", max_blur, 1)
         for name, value in (
             ("strength", strength),
             ("refine_noise", refine_noise),
@@ -663,8 +662,7 @@ class Animator:
         self.dtype = dtype or getattr(deblurrer, "dtype", torch.float32)
         self.bie = _on(bie, self.device)
         self.rvd = _on(rvd, self.device)
-        if isinstance(motion_size, bool) or not isinstance(motion_size, int) or motion_size < 8:
-            raise ValueError(f"motion_size must be a whole number of pixels, at least 8, got {motion_size!r}")
+        _check_pixels("motion_size", motion_size, 8)
         self.motion_size = motion_size
         if native_frames == "trained":  # the N the RVD was trained to span (9 before it was recorded)
             native_frames = int(getattr(getattr(rvd, "config", None), "frames", 9))
