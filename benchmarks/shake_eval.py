@@ -60,6 +60,14 @@ def tremor_kernel(g: torch.Generator, lengths: tuple[float, float], size: int, s
             return splat_kernel(path, size)
 
 
+def valid_blur(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """``img`` ``(..., H, W)`` truly convolved with ``kernel`` ``(k, k)``, only where it saw no border:
+    ``(..., H - k + 1, W - k + 1)``. By FFT: a direct conv2d would unfold a 63 px kernel into ~20 GB."""
+    k = kernel.shape[-1]
+    spec = torch.fft.rfft2(img) * torch.fft.rfft2(kernel, s=img.shape[-2:])
+    return torch.fft.irfft2(spec, s=img.shape[-2:])[..., k - 1 :, k - 1 :]
+
+
 def tune_set(
     root: Path, count: int = 16, size: int = 255, ksize: int = 31, seed: int = 0, noise: float = 0.01
 ) -> list[tuple]:

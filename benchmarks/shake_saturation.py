@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from shake_eval import tremor_kernel
+from shake_eval import tremor_kernel, valid_blur
 
 from blurvid.data.synth import linear_to_srgb, srgb_to_linear
 from blurvid.metrics import best_shift, psnr
@@ -78,8 +78,7 @@ def saturation_set(
         scene = scene / torch.quantile(scene.amax(0).flatten(), 1 - over).clamp_min(1e-3)
         scene = lamps(g, scene, lamp_count)
         k = tremor_kernel(g, lengths, support, 800)
-        spec = torch.fft.rfft2(scene) * torch.fft.rfft2(k, s=scene.shape[-2:])
-        blurred = torch.fft.irfft2(spec, s=scene.shape[-2:])[:, support - 1 :, support - 1 :]
+        blurred = valid_blur(scene, k)
         blurred = linear_to_srgb(blurred.clamp(0, 1))
         blurred = blurred + torch.randn(blurred.shape, generator=g, dtype=torch.float64) * noise
         blurred = (blurred.clamp(0, 1) * 255).round() / 255

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from shake_eval import tremor_kernel
+from shake_eval import tremor_kernel, valid_blur
 
 from blurvid.metrics import aligned_psnr
 from blurvid.pipeline import ShakeRemover
@@ -38,9 +38,7 @@ def scale_set(
         img = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), dtype=np.float64) / 255)
         img = img.permute(2, 0, 1)[None]
         k = tremor_kernel(g, lengths, support, 800)
-        # valid true convolution, by FFT (a direct conv2d would unfold a 63 px kernel into ~20 GB)
-        spec = torch.fft.rfft2(img) * torch.fft.rfft2(k, s=img.shape[-2:])
-        blurred = torch.fft.irfft2(spec, s=img.shape[-2:])[..., support - 1 :, support - 1 :]
+        blurred = valid_blur(img, k)
         blurred = blurred + torch.randn(blurred.shape, generator=g, dtype=torch.float64) * noise
         blurred = (blurred.clamp(0, 1) * 255).round() / 255
         c = support // 2
