@@ -378,15 +378,13 @@ def deconvolve_rgb(
     fk = psf2otf(kernel.to(yp.device, yp.dtype), shape, real=True)
     fdx, fdy = _grad_otfs(shape, yp.dtype, yp.device)
     den_k, den_d = fk.abs().square(), fdx.abs().square() + fdy.abs().square()
+    den_chroma = den_k + lam * chroma * den_d  # the colour differences' one FFT solve
 
     def solve(target: torch.Tensor) -> torch.Tensor:
         spec = fk.conj() * torch.fft.rfft2(target)
         lum = spec.mean(-3, keepdim=True)
         lum_x = _sparse_solve(target.mean(-3, keepdim=True), lum, den_k, fdx, fdy, den_d, lam)
-        cb, cr = (
-            torch.fft.irfft2((spec[..., c : c + 1, :, :] - lum) / (den_k + lam * chroma * den_d), s=shape)
-            for c in (2, 0)
-        )
+        cb, cr = (torch.fft.irfft2((spec[..., c : c + 1, :, :] - lum) / den_chroma, s=shape) for c in (2, 0))
         return torch.cat([lum_x + cr, lum_x - cr - cb, lum_x + cb], -3)
 
     x = solve(yp)
