@@ -110,7 +110,7 @@ def _train(
     for option, key, used in (
         ("--autoencoder", "autoencoder", stage == "bie"),
         ("--flow-sup", "flow_sup", stage != "deblur"),
-        ("--clip-p", "clip_p", bool(kw.get("clips") or base.get("clips"))),
+        ("--clip-p", "clip_p", bool(merged.get("clips"))),
     ):
         if key in overrides and not used:  # stored, and taken for a setting that does something
             err.print(
