@@ -14,6 +14,7 @@ import contextlib
 import copy
 import dataclasses
 import math
+import operator
 import os
 import sys
 import threading
@@ -158,11 +159,17 @@ def _check_frames(frames: object) -> None:
         raise ValueError(f"frames must be a whole number >= 1, got {frames!r}")
 
 
-def _check_pixels(name: str, value: object, least: int) -> None:
-    """ValueError unless ``value`` is a whole number of pixels, at least ``least`` (a size setting)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+def _check_pixels(name: str, value: object, least: int) -> int:
+    """``value`` as a plain int if it is a whole number of pixels (an int or any integer type, such as
+    numpy's, but not a bool), at least ``least`` (a size setting); ValueError otherwise."""
+    try:
+        pixels = None if isinstance(value, bool) else operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        pixels = None
+    if pixels is None or pixels < least:
         bound = "0 or more" if least == 0 else f"at least {least}"
         raise ValueError(f"{name} must be a whole number of pixels, {bound}, got {value!r}")
+    return pixels
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
@@ -235,8 +242,8 @@ class Deblurrer:
             raise TypeError(f"dm must be a DeblurNet (load_model('dm')), got {type(dm).__name__}")
         if dtype not in (torch.float32, torch.bfloat16, torch.float16):  # "bf16" was torch's TypeError
             raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype!r}")
-        _check_pixels("tile", tile, 32)
-        _check_pixels("overlap", overlap, 0)  # < 0: NaN pixels
+        tile = _check_pixels("tile", tile, 32)
+        overlap = _check_pixels("overlap", overlap, 0)  # < 0: NaN pixels
         device = select_device(device)
         self.dm = _on(dm, device, channels_last=True)
         # a multiple of the DM's padding: a tile padded inside the DM blends worse (the astronaut
@@ -466,11 +473,11 @@ class ShakeRemover:
         judge: Sharpener | None = None,
         min_change_db: float = 41.0,
     ) -> None:
-        _check_pixels("tile", tile, MIN_SHAKE_TILE)
-        _check_pixels("work_side", work_side, 16)
-        _check_pixels("crop", crop, 16)
+        tile = _check_pixels("tile", tile, MIN_SHAKE_TILE)
+        work_side = _check_pixels("work_side", work_side, 16)
+        crop = _check_pixels("crop", crop, 16)
         if max_blur is not None:
-            _check_pixels("max_blur", max_blur, 1)
+            max_blur = _check_pixels("max_blur", max_blur, 1)
         for name, value in (
             ("strength", strength),
             ("refine_noise", refine_noise),
@@ -568,11 +575,12 @@ class ShakeRemover:
         +0.3 dB, +0.7 near the highlights with the true kernel, level with estimated ones,
         ``benchmarks/shake_saturation.py``). ``on_tile(done, total)`` counts the kernel estimate as the
         first step: ``(0, 2)`` before it, then ``(1 + tiles done, 1 + tiles)``. Raises ValueError for
-        another shape or dtype, values outside [0, 1] (say, 0-255), or a kernel :func:`given_kernel`
-        refuses."""
-        from .shake import deconvolve, deconvolve_rgb, noise_sigma, prior_weight
+        another shape or dtype, values outside [0, 1] (say, 0-255), a kernel :func:`given_kernel`
+        refuses, or a ``clipped`` outside (0, 1]."""
+        from .shake import check_clipped, deconvolve, deconvolve_rgb, noise_sigma, prior_weight
 
         check_image_tensor(x, channels=None)
+        check_clipped(clipped)  # before the kernel's estimate, not after it
         if on_tile and kernel is None:
             on_tile(0, 2)  # the tile count depends on the kernel's size: known after it
         if kernel is None:
@@ -662,8 +670,7 @@ class Animator:
         self.dtype = dtype or getattr(deblurrer, "dtype", torch.float32)
         self.bie = _on(bie, self.device)
         self.rvd = _on(rvd, self.device)
-        _check_pixels("motion_size", motion_size, 8)
-        self.motion_size = motion_size
+        self.motion_size = _check_pixels("motion_size", motion_size, 8)
         if native_frames == "trained":  # the N the RVD was trained to span (9 before it was recorded)
             native_frames = int(getattr(getattr(rvd, "config", None), "frames", 9))
         self.native_frames = native_frames

@@ -347,6 +347,17 @@ def _sparse_solve(
 CLIPPED = 0.98
 
 
+def check_clipped(clipped: object) -> None:
+    """ValueError unless ``clipped`` (where highlights count as clipped, see :func:`deconvolve_rgb`)
+    is None or a number in (0, 1]."""
+    if clipped is not None and (
+        isinstance(clipped, bool)
+        or not isinstance(clipped, (int, float))
+        or not 0 < clipped <= 1  # NaN fails too
+    ):
+        raise ValueError(f"clipped must be a number in (0, 1] or None, got {clipped!r}")
+
+
 def deconvolve_rgb(
     y: torch.Tensor,
     kernel: torch.Tensor,
@@ -371,7 +382,11 @@ def deconvolve_rgb(
     reblurred result where that is brighter. Without it, the deconvolution takes a blurred lamp's
     flat top for its true shape and rings around it, in colour where one channel clipped
     (``benchmarks/shake_saturation.py``). A photo with no clipped pixel takes one deconvolution, as
-    with ``None``. Returns ``(..., 3, H, W)``."""
+    with ``None``. Returns ``(..., 3, H, W)``. Raises ValueError for a ``clipped`` that is not a
+    number in (0, 1] or ``rounds`` that is not a whole number, 0 or more."""
+    check_clipped(clipped)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise ValueError(f"rounds must be a whole number, 0 or more, got {rounds!r}")
     h, w = y.shape[-2:]
     yp = _pad_fft(y, 2 * kernel.shape[0])
     shape = (yp.shape[-2], yp.shape[-1])

@@ -573,3 +573,17 @@ def test_animator_motion_size_is_checked():
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="motion_size"):
             Animator(None, bie, rvd, device="cpu", motion_size=bad)  # 0 and -1 were accepted
+
+
+def test_size_settings_take_numpy_integers_as_plain_ints():
+    """np.int64(64) (a size read from an array, say) was refused as not a whole number of pixels."""
+    from blurvid.pipeline import Animator, Deblurrer
+
+    bie, rvd = BlurredImageEncoder(TINY_V), RecurrentVideoDecoder(TINY_V)
+    an = Animator(None, bie, rvd, device="cpu", motion_size=np.int64(64))
+    assert an.motion_size == 64 and type(an.motion_size) is int
+    d = Deblurrer(_dm(), CPU, tile=np.int32(96), overlap=np.uint8(16))
+    assert (d.tile, d.overlap) == (96, 16) and type(d.tile) is int and type(d.overlap) is int
+    for bad in (np.float64(64.0), "64"):
+        with pytest.raises(ValueError, match="motion_size"):
+            Animator(None, bie, rvd, device="cpu", motion_size=bad)

@@ -297,6 +297,21 @@ def test_deconvolve_rgb_asks_clipped_highlights_only_for_no_less_light():
     )
 
 
+def test_deconvolve_rgb_checks_clipped_and_rounds():
+    """``clipped=2`` (a 0-255 value, say) switched the handling off without a word, ``-0.5`` or NaN
+    treated every pixel as clipped or none."""
+    blurred, _, k = _lamp_scene()
+    for bad in (0, -0.5, 1.5, 250, float("nan"), True, "0.98"):
+        with pytest.raises(ValueError, match="clipped"):
+            shake.deconvolve_rgb(blurred, k, clipped=bad)
+        with pytest.raises(ValueError, match="clipped"):
+            ShakeRemover(torch.device("cpu"), max_blur=11).tensor(blurred, kernel=k, clipped=bad)
+    for bad in (-1, 2.0, True):
+        with pytest.raises(ValueError, match="rounds"):
+            shake.deconvolve_rgb(blurred, k, clipped=shake.CLIPPED, rounds=bad)
+    shake.deconvolve_rgb(blurred, k, clipped=1)  # an int of 1 is a valid level
+
+
 def test_shake_remover_handles_clipped_highlights_only_when_asked(monkeypatch):
     blurred, _, k = _lamp_scene()
     seen = []
