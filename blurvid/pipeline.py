@@ -406,7 +406,7 @@ NO_SHAKE = "no camera shake found (the blur kernel is about one pixel): the phot
 NO_BLUR = "no camera shake found (the network finds almost no blur to remove): the photo is left as it was"
 TOO_SMALL = (
     "too small to estimate camera shake in (its short side is under twice the longest blur looked for, "
-    "{} px; look for shorter blur, e.g. a smaller --shake-size): the photo is left as it was"
+    "{} px; look for shorter blur: a smaller --shake-size, or max_blur in Python): the photo is left as it was"
 )
 MIN_SHAKE_TILE = 64
 
