@@ -666,6 +666,9 @@ _TURNED = "blurvid.turned"
 
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 _INT16_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+# 32-bit integer photos whose values fit in this many bits (or fewer, down to 16) are read on that
+# many bits' scale: sensor data, not values spread over the container's whole 32-bit range
+_MAX_DATA_BITS = 24
 
 
 def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
@@ -697,11 +700,14 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
                 )
         else:
             scale = 65535.0 if im.mode in _INT16_MODES else float(2 ** min(max(source_bits, 16), 32) - 1)
-            if scale > 65535 and values.size and 0 <= int(values.min()) and int(values.max()) <= 65535:
-                # 16-bit data in a 32-bit container (scientific and astro cameras write these): on
-                # the 32-bit scale it would be black (at most 0.0015 % of full scale)
-                _log.warning("%s: 32-bit integer values all within 0..65535; read as 16-bit data", p)
-                scale = 65535.0
+            used = max(16, int(values.max()).bit_length()) if values.size else 32
+            if scale > 65535 and used <= _MAX_DATA_BITS and 0 <= int(values.min()):
+                # 16- to 24-bit data in a 32-bit container (scientific and astro cameras write these):
+                # on the 32-bit scale it would be black (at most 0.4 % of full scale)
+                _log.warning(
+                    "%s: 32-bit integer values all within 0..%d; read as %d-bit data", p, 2**used - 1, used
+                )
+                scale = float(2**used - 1)
             grey_plane = values.astype(np.float32) / np.float32(scale)
             transparent = im.info.get("transparency")
             if isinstance(transparent, int):

@@ -290,6 +290,12 @@ def test_a_32bit_integer_grey_tiff_of_16bit_values_reads_as_16bit_data(tmp_path:
         photo = read_photo(tmp_path / "full.tif")
     np.testing.assert_allclose(photo.pixels[:, :, 1], v * 65536 / (2**32 - 1), atol=1e-6)
     assert caplog.text == ""
+    caplog.clear()
+    Image.fromarray(v * 8).save(tmp_path / "18bit.tif")  # up to 148000: was black (3.4e-5 at most)
+    with caplog.at_level("WARNING", logger="blurvid"):
+        photo = read_photo(tmp_path / "18bit.tif")
+    np.testing.assert_allclose(photo.pixels[:, :, 1], v * 8 / (2**18 - 1), atol=1e-6)
+    assert "32-bit integer values all within 0..262143; read as 18-bit data" in caplog.text
 
 
 def test_bit_depth_defaults_to_like_and_8_for_jpeg(tmp_path: Path) -> None:
