@@ -119,7 +119,9 @@ def test_resume_with_another_lr_trains_at_it(photos, tmp_path, schedule):
         assert lrs[1] == pytest.approx(1e-3) and lrs[3] == lrs[4] == pytest.approx(2.5e-4)
     else:  # the cosine position is the run's, the scale the new rate
         m = cfg.min_lr_ratio
-        assert lrs[3] == pytest.approx(2.5e-4 * (m + (1 - m) * 0.5 * (1 + math.cos(math.pi * 3 / 4))))
+        # iteration i is logged with the rate it stepped at, position i - 1 (it was the next one's)
+        assert lrs[1] == pytest.approx(1e-3)
+        assert lrs[3] == pytest.approx(2.5e-4 * (m + (1 - m) * 0.5 * (1 + math.cos(math.pi * 2 / 4))))
 
 
 def test_a_loader_whose_worker_failed_is_closed(tmp_path):

@@ -429,6 +429,7 @@ class _Run:
     scaler: torch.amp.GradScaler | None = None  # fp16's loss scale (disabled otherwise), checkpointed
     metrics: TextIO | None = None  # rank 0's metrics.jsonl, open while the loop runs
     last_logs: dict = dataclasses.field(default_factory=dict)  # what train() returns
+    step_lr: float = 0.0  # the learning rate the last optimizer step took (the first group's)
 
     @property
     def scored(self) -> nn.Module:
@@ -498,6 +499,7 @@ class _Run:
         if self.cfg.grad_clip > 0:
             scaler.unscale_(self.opt)
             nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
+        self.step_lr = float(self.opt.param_groups[0]["lr"])  # before the schedule moves on
         scaler.step(self.opt)
         scaler.update()
         self.sched.step()
@@ -516,7 +518,7 @@ class _Run:
             self.last_logs = {
                 "it": done,
                 "loss": loss,
-                "lr": self.sched.get_last_lr()[0],
+                "lr": self.step_lr,  # the step's own rate (the schedule's is already the next one's)
                 "it_s": rate,
                 **logs,
             }
