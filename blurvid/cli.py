@@ -104,6 +104,7 @@ class Job:
     named: bool = False  # named by the user (not only found in a folder or by a pattern)
     expanded: bool = False  # found in a folder or by a pattern
     dst: Path | None = None
+    result_like: bool = False  # named as blurvid names its results (collect_inputs' is_output)
 
 
 @dataclass
@@ -181,7 +182,8 @@ def collect_inputs(
             report.fail(f"{raw}: {getattr(e, 'strerror', None) or e}")
     jobs = []
     for job in found.values():
-        if not job.named and is_output(job.src):
+        job.result_like = is_output(job.src)
+        if not job.named and job.result_like:
             report.own.append(job.src)
         else:
             jobs.append(job)
@@ -531,13 +533,29 @@ def _run_jobs(
 ) -> None:
     todo = []
     claimed: dict[str, Job] = {}  # output, case folded -> the job that writes it in this run
-    # an input that is another input's output (`blurvid deblur *.jpg` after a first run) is that
-    # input's result: left out, and never overwritten by it
-    results = {job.dst.resolve() for job in jobs if job.dst is not None and not _same(job.src, job.dst)}
-    named = {job.src.resolve() for job in jobs if job.named}
+    makers = {job.dst.resolve(): job for job in jobs if job.dst is not None and not _same(job.src, job.dst)}
+
+    def own(job: Job) -> bool:
+        """An input that is another input's output is that input's result (`blurvid deblur *.jpg` after a
+        first run; results found in an -o folder below the input folder): left out. Not so a photo found
+        beside its maker and not named as a result: `a.png` beside `a.jpg` with `--suffix ''
+        --format png` may be the user's own photo."""
+        src = job.src.resolve()
+        maker = makers.get(src)
+        return maker is not None and (
+            job.named or job.result_like or maker.src.resolve().parent != src.parent
+        )
+
+    left_out = {job.src.resolve() for job in jobs if own(job)}
+    # inputs never overwritten in this run (value: named by the user), even with --overwrite: named
+    # ones, and those another input's output would replace that are not taken for its results
+    protected = {job.src.resolve(): job.named for job in jobs if job.named or job.src.resolve() in makers}
+    for src in left_out:
+        if not protected.get(src, False):
+            protected.pop(src, None)  # found results are redone with --overwrite
     for job in jobs:
         try:
-            ready = _check_job(job, report, overwrite, results, named, claimed, label)
+            ready = _check_job(job, report, overwrite, left_out, protected, claimed, label)
         except OSError as e:  # e.g. an output name longer than the file system allows
             report.fail(f"{job.src}: cannot write {job.dst}: {e.strerror or e}")
             continue
@@ -570,14 +588,16 @@ def _check_job(
     job: Job,
     report: Report,
     overwrite: bool,
-    results: set[Path],
-    named: set[Path],
+    left_out: set[Path],
+    protected: dict[Path, bool],
     claimed: dict[str, Job],
     command: str,
 ) -> bool:
-    """Whether ``job`` is to run; if not, it is recorded in ``report`` (left out, skipped or failed)."""
+    """Whether ``job`` is to run; if not, it is recorded in ``report`` (left out, skipped or failed).
+    ``left_out``: inputs that are other inputs' results; ``protected``: inputs no output may replace
+    (value: named by the user)."""
     assert job.dst is not None
-    if job.src.resolve() in results:
+    if job.src.resolve() in left_out:
         report.own.append(job.src)
         return False
     first = claimed.setdefault(_output_key(job.dst), job)
@@ -594,10 +614,16 @@ def _check_job(
         report.fail(f"{job.src}: same output {job.dst} as {first.src}; {hint}")
     elif job.dst.exists() and not _empty_folder(job.dst) and not overwrite:
         report.skipped.append(job.dst)
-    elif job.dst.resolve() in named:
+    elif protected.get(job.dst.resolve()):
         report.fail(
             f"{job.src}: its output {job.dst} is named as an input; not overwriting it (to redo results, "
             f"give the folder or quote the pattern: blurvid {command} '*.jpg' --overwrite)"
+        )
+    elif job.dst.resolve() in protected:  # found beside it: maybe a photo of the same name
+        choose = "--suffix or -o" if command == "deblur" else "-o"
+        report.fail(
+            f"{job.src}: its output {job.dst} is also an input of this run; not overwriting it "
+            f"(choose another {choose})"
         )
     elif (why := unwritable(job.dst)) is not None:  # say so now, not after minutes of work
         report.fail(f"{job.src}: cannot write {job.dst}: {why}")

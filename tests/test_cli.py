@@ -1637,3 +1637,30 @@ def test_odd_paths_still_count_as_inputs_and_give_one_line(tiny_weights, tmp_pat
     r = run(capsys, "deblur", "~nosuchuser_blurvid/a.jpg")
     assert r.code == 1 and len(r.err_lines) == 1 and "~nosuchuser_blurvid/a.jpg" in r.err_lines[0], r
     r.assert_no_traceback()
+
+
+@pytest.mark.parametrize("given", ["folder", "pattern"])
+def test_a_photo_found_beside_its_namesake_is_never_overwritten(tiny_weights, tmp_path, capsys, given):
+    """`--suffix '' --format png --overwrite` on a folder holding a.jpg and a.png: a.png was taken for
+    a.jpg's earlier result, left out, and replaced by it (the user's photo was lost)."""
+    photos = tmp_path / "in"
+    a_jpg = save_image(photos / "a.jpg", seed=1)
+    a_png = save_image(photos / "a.png", h=H + 8, seed=2)
+    before = a_png.read_bytes()
+    arg = photos if given == "folder" else f"{photos}/*"
+    for extra in ([], ["--overwrite"]):
+        r = run(capsys, "deblur", arg, "--suffix", "", "--format", "png", *extra)
+        assert r.code == 1, r
+        assert "left out" not in r.out  # a.png is no result of blurvid's
+        assert f"error: {a_png}: the output would overwrite the input" in r.err
+        if extra:
+            assert (
+                f"error: {a_jpg}: its output {a_png} is also an input of this run; not overwriting it"
+                in r.err
+            )
+        assert a_png.read_bytes() == before
+    assert sorted(p.name for p in photos.iterdir()) == ["a.jpg", "a.png"]
+    r = run(capsys, "deblur", arg)  # each in its own format, with the suffix: both done
+    assert r.code == 0, r
+    assert "2 written" in r.out
+    assert a_png.read_bytes() == before
