@@ -175,6 +175,9 @@ _MAKER_NOTE_TAG = 0x927C  # Exif IFD: the camera maker's own data, often tens of
 _NEW_SUBFILE_TYPE_TAG = 254  # TIFF: bit 0 a reduced-resolution version of another image, bit 2 a mask
 _SUBFILE_TYPE_TAG = 255  # its predecessor: 2 a reduced-resolution image
 _PHOTOMETRIC_TAG = 262
+_BITS_PER_SAMPLE_TAG = 258
+_SAMPLES_PER_PIXEL_TAG = 277
+_SAMPLE_FORMAT_TAG = 339  # 1 unsigned, 2 signed integers, 3 IEEE floating point
 _SUB_IFDS_TAG = 330
 _DNG_VERSION_TAG = 50706
 # IFD0 tags of a TIFF that are photo metadata (everything else there describes the TIFF's own layout).
@@ -539,22 +542,39 @@ def _raw_kind(data: bytes) -> str | None:
 
 
 def _tiff_first_ifd(data: bytes) -> dict[int, int | None]:
-    """The tags of a classic TIFF's first IFD, each with its first value when that is one SHORT or
-    LONG stored in the entry itself (else None); {} when the IFD cannot be read."""
+    """The tags of a classic TIFF's first IFD, each with its first value when that is a SHORT or LONG
+    (read where the entry points when the values do not fit in it; None otherwise, or when they lie
+    outside ``data``); {} when the IFD cannot be read."""
     tags: dict[int, int | None] = {}
     try:
         order = {b"II": "<", b"MM": ">"}[data[:2]]
         (ifd0,) = struct.unpack_from(order + "I", data, 4)
         for entry, tag, typ, count in _ifd_entries(data, order, ifd0):
             value = None
-            if typ == 3 and 1 <= count <= 2:
-                (value,) = struct.unpack_from(order + "H", data, entry + 8)
-            elif typ == 4 and count == 1:
-                (value,) = struct.unpack_from(order + "I", data, entry + 8)
+            if typ in (3, 4) and count >= 1:
+                code, size = ("H", 2) if typ == 3 else ("I", 4)
+                at = entry + 8
+                if count * size > 4:  # stored elsewhere: the entry holds the offset
+                    (at,) = struct.unpack_from(order + "I", data, at)
+                with contextlib.suppress(struct.error):
+                    (value,) = struct.unpack_from(order + code, data, at)
             tags[tag] = value
     except (KeyError, struct.error):
         return tags
     return tags
+
+
+def _tiff_samples_not_read(data: bytes) -> str | None:
+    """Why a TIFF Pillow could not open is refused when its samples are the cause: floating-point
+    (an HDR merge, a 32-bit editor's export) or integers of more than 16 bits in colour (Pillow reads
+    such samples in grey photos only); None otherwise."""
+    tags = _tiff_first_ifd(data)
+    bits, kind = tags.get(_BITS_PER_SAMPLE_TAG), tags.get(_SAMPLE_FORMAT_TAG) or 1
+    if bits is None or (kind != 3 and bits <= 16):
+        return None
+    what = f"{bits}-bit floating-point" if kind == 3 else f"{bits}-bit integer"
+    where = " in a colour photo" if (tags.get(_SAMPLES_PER_PIXEL_TAG) or 1) > 1 else ""
+    return f"blurvid cannot read {what} samples{where}; save it as a 16-bit TIFF or PNG"
 
 
 def _is_reduced_page(im: Image.Image) -> bool:
@@ -613,6 +633,9 @@ def _open_and_load(p: Path, data: bytes, max_pixels: int) -> Image.Image:
                     if kind is not None:
                         raise PhotoError(p, kind.reason) from exc
                     announced = _signature_format(data)  # the start of a photo: cut short or damaged
+                    samples = _tiff_samples_not_read(data) if announced == "TIFF" else None
+                    if samples is not None:
+                        raise PhotoError(p, samples) from exc
                     if announced is None:
                         if isinstance(exc, UnidentifiedImageError):
                             raise PhotoError(p, "not an image file (unknown or unsupported format)") from exc

@@ -277,6 +277,56 @@ def test_a_16bit_tiff_stored_plane_by_plane_reads_exactly_or_not_at_all(tmp_path
         read_photo(tmp_path / "planar.tif")
 
 
+def chunky_tiff(v: np.ndarray, sample_format: int, order: str = "<") -> bytes:
+    """An uncompressed RGB TIFF of ``v`` (H, W, 3), its samples stored as ``v``'s dtype (e.g. float32)
+    with SampleFormat ``sample_format`` (1 unsigned, 3 floating point), pixel by pixel, one strip."""
+    import struct
+
+    h, w, _ = v.shape
+    pixels = np.ascontiguousarray(v).astype(v.dtype.newbyteorder(order)).tobytes()
+    bits = 8 * v.dtype.itemsize
+    ifd_at = 8
+    bps_at = ifd_at + 2 + 12 * 10 + 4
+    fmt_at, data_at = bps_at + 6, bps_at + 12
+    tags = [
+        (256, 3, 1, w), (257, 3, 1, h), (258, 3, 3, bps_at), (259, 3, 1, 1), (262, 3, 1, 2),
+        (273, 4, 1, data_at), (277, 3, 1, 3), (278, 3, 1, h), (279, 4, 1, len(pixels)), (339, 3, 3, fmt_at),
+    ]  # fmt: skip
+    short = {t for t, ty, n, _ in tags if ty == 3 and n == 1}  # a SHORT value sits in the field's first half
+    out = (b"II" if order == "<" else b"MM") + struct.pack(order + "HI", 42, ifd_at)
+    out += struct.pack(order + "H", len(tags))
+    for t, ty, n, val in tags:
+        out += struct.pack(
+            order + ("HHIHH" if t in short else "HHII"), t, ty, n, val, *((0,) if t in short else ())
+        )
+    out += struct.pack(order + "I", 0) + struct.pack(order + "3H", bits, bits, bits)
+    return out + struct.pack(order + "3H", sample_format, sample_format, sample_format) + pixels
+
+
+@pytest.mark.parametrize(
+    ("dtype", "sample_format", "order", "what"),
+    [
+        (np.float32, 3, "<", "32-bit floating-point"),
+        (np.float32, 3, ">", "32-bit floating-point"),
+        (np.float16, 3, "<", "16-bit floating-point"),
+        (np.uint32, 1, "<", "32-bit integer"),
+    ],
+)
+def test_a_colour_tiff_of_float_or_32bit_samples_is_refused_as_such(
+    tmp_path: Path, dtype, sample_format, order, what
+) -> None:  # type: ignore[no-untyped-def]
+    """An HDR merge's or a 32-bit editor's RGB TIFF was called 'truncated or damaged'."""
+    v = (np.random.default_rng(0).random((6, 9, 3)) * (1 if sample_format == 3 else 1e6)).astype(dtype)
+    (tmp_path / "hdr.tif").write_bytes(chunky_tiff(v, sample_format, order))
+    with pytest.raises(
+        bio.PhotoError, match=f"cannot read {what} samples in a colour photo; save it as a 16-bit"
+    ):
+        read_photo(tmp_path / "hdr.tif")
+    u16 = random_u16((6, 9, 3))  # the same layout with 16-bit integers reads exactly
+    (tmp_path / "u16.tif").write_bytes(chunky_tiff(u16, 1, order))
+    np.testing.assert_array_equal(np.rint(read_photo(tmp_path / "u16.tif").pixels * 65535), u16)
+
+
 def test_a_32bit_integer_grey_tiff_of_16bit_values_reads_as_16bit_data(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     v = np.linspace(200, 18500, 6 * 9).reshape(6, 9).astype(np.int32)
     Image.fromarray(v).save(tmp_path / "sci.tif")  # mode "I": 32 bits per sample
