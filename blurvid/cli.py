@@ -868,6 +868,13 @@ def deblur(
         name=lambda p: f"{p.stem}{suffix}{ext or _result_suffix(p)}",
         single_ok=lambda o: o.suffix.lower() in IMAGE_SUFFIXES and not o.is_dir(),
     )
+    formats = {photo_format(job.dst) for job in jobs if job.dst is not None}
+    if quality is not None and formats and not formats & {"JPEG", "WEBP", "AVIF"}:
+        logging.getLogger("blurvid").warning(
+            "--quality %d: %s results are lossless; it applies to JPEG, WebP and AVIF only",
+            quality,
+            " / ".join(sorted(f for f in formats if f)),
+        )
     prec = _precision(precision, half)
     runtime = _runtime(device, prec, tile, False, repo, shake=shake, shake_size=shake_size) if jobs else None
 

@@ -1664,3 +1664,14 @@ def test_a_photo_found_beside_its_namesake_is_never_overwritten(tiny_weights, tm
     assert r.code == 0, r
     assert "2 written" in r.out
     assert a_png.read_bytes() == before
+
+
+def test_quality_for_lossless_results_is_said_to_do_nothing(tiny_weights, tmp_path, capsys):
+    """--quality with PNG results was ignored without a word."""
+    photo = save_image(tmp_path / "a.png")
+    r = run(capsys, "deblur", photo, "--quality", "80")
+    assert r.code == 0, r
+    assert "warning: --quality 80: PNG results are lossless; it applies to JPEG, WebP and AVIF only" in r.err
+    r = run(capsys, "deblur", photo, "--quality", "80", "--format", "jpg")
+    assert r.code == 0, r
+    assert "--quality" not in r.err
