@@ -409,6 +409,7 @@ TOO_SMALL = (
     "{} px; look for shorter blur: a smaller --shake-size, or max_blur in Python): the photo is left as it was"
 )
 MIN_SHAKE_TILE = 64
+MAX_SHAKE_BLUR = 95  # px of the working copy: the longest blur a kernel is estimated for
 
 
 def given_kernel(kernel: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -526,6 +527,11 @@ class ShakeRemover:
         h, w = lum.shape[-2:]
         size, blur = self._search_size(h, w)
         scale = size[0] / h
+        if self.max_blur is not None and self.max_blur * scale > MAX_SHAKE_BLUR + 0.5:
+            warn_caller(
+                f"blur is looked for up to {MAX_SHAKE_BLUR} px of the {max(size)} px working copy, "
+                f"{round(MAX_SHAKE_BLUR / scale)} px of the photo, not the {self.max_blur} px asked"
+            )
         grey = resize(lum, size)[0, 0]
         k = estimate_kernel(texture_crop(grey, self.crop), blur)
         core = kernel_core(k)
@@ -550,7 +556,9 @@ class ShakeRemover:
         """The size of the copy an ``h`` x ``w`` photo's kernel is estimated on, and the longest blur
         (px of that copy) looked for."""
         size = bounded_size(h, w, self.work_side)
-        blur = 31 if self.max_blur is None else max(5, min(95, round(self.max_blur * size[0] / h)))
+        blur = (
+            31 if self.max_blur is None else max(5, min(MAX_SHAKE_BLUR, round(self.max_blur * size[0] / h)))
+        )
         return size, blur
 
     @staticmethod

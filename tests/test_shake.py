@@ -596,3 +596,23 @@ def test_shake_warnings_point_at_the_callers_line():
         remover(np.zeros((20, 20, 3), np.float32))  # pointed into blurvid/pipeline.py
         remover.tensor(torch.zeros(1, 3, 20, 20))
     assert [w.filename for w in caught] == [__file__, __file__]
+
+
+def test_a_longest_blur_over_the_cap_is_said(monkeypatch):
+    """--shake-size 400 on a 448 px photo looked for 95 px without a word."""
+    looked_for = []
+
+    def estimate(grey, blur):  # the search itself is not what is tested: it takes seconds
+        looked_for.append(blur)
+        return torch.ones(1, 1)
+
+    monkeypatch.setattr(shake, "estimate_kernel", estimate)
+    x = torch.rand(1, 3, 200, 216, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(
+        UserWarning, match=r"up to 95 px of the 216 px working copy, 95 px of the photo, not the 120 px"
+    ):
+        ShakeRemover(torch.device("cpu"), max_blur=120, judge=None).kernel(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # within the cap: no warning
+        ShakeRemover(torch.device("cpu"), max_blur=90, judge=None).kernel(x)
+    assert looked_for == [95, 90]
