@@ -692,6 +692,9 @@ _INT16_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 # 32-bit integer photos whose values fit in this many bits (or fewer, down to 16) are read on that
 # many bits' scale: sensor data, not values spread over the container's whole 32-bit range
 _MAX_DATA_BITS = 24
+# a floating-point photo with more of its values outside 0..1 than this is refused: clipped, the
+# result would be nearly blank (values on a 0..255 scale, say), not an HDR photo's clipped highlights
+_MOSTLY_OUTSIDE = 0.99
 
 
 def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
@@ -715,6 +718,13 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         if im.mode == "F":
             grey_plane = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
             outside = float(np.mean((grey_plane < 0) | (grey_plane > 1)))
+            if outside > _MOSTLY_OUTSIDE:  # another scale (0..255, say): clipped, a blank result
+                raise PhotoError(
+                    p,
+                    f"{100 * outside:.1f} % of its floating-point values lie outside 0..1 (they run from "
+                    f"{float(grey_plane.min()):.4g} to {float(grey_plane.max()):.4g}); blurvid reads them on "
+                    "a 0..1 scale: save it so, or as a 16-bit TIFF or PNG",
+                )
             if outside > 0:  # an HDR / linear float image: blurvid works on display values in 0..1
                 _log.warning(
                     "%s: %.1f %% of its floating-point values lie outside 0..1 and are clipped",

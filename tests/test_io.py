@@ -1164,6 +1164,15 @@ def test_a_float_tiff_outside_0_1_is_read_clipped_with_a_warning(tmp_path: Path,
     assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
         "60.0 % of its floating-point values lie outside 0..1 and are clipped"
     ]
+    # on a 0..255 scale it was read almost all white, written with exit 0: now it is refused
+    Image.fromarray(np.linspace(0.0, 255.0, 20 * 30, dtype=np.float32).reshape(20, 30), mode="F").save(
+        tmp_path / "255.tif"
+    )
+    with pytest.raises(
+        bio.PhotoError,
+        match=r"99.5 % of its floating-point values lie outside 0..1 \(they run from 0 to 255\)",
+    ):
+        read_photo(tmp_path / "255.tif")
 
 
 def test_a_multi_page_tiff_reads_its_first_page_with_a_warning(tmp_path: Path, caplog) -> None:
