@@ -1334,6 +1334,15 @@ def write_photo(
     if fmt in ("WEBP", "AVIF"):
         grey = False  # WebP has no greyscale; Pillow reads every AVIF as colour
     icc = _icc_for(like.icc_profile if like is not None else None, grey) if fmt != "BMP" else None
+    if like is not None and like.icc_profile and icc is None and fmt != "BMP":  # BMP: converted to sRGB
+        space = _icc_colour_space(like.icc_profile)
+        result = "grey" if grey else "colour"
+        why = (
+            "is damaged"
+            if space is None
+            else f"describes {space.decode('latin-1').strip()}, not {result}, data"
+        )
+        _log.warning("%s: the source's ICC profile %s; it is left out", p, why)
     exif = like.exif if like is not None and fmt != "BMP" else None
     xmp = like.xmp if like is not None and fmt != "BMP" else None
     dpi = like.dpi if like is not None and fmt not in ("WEBP", "AVIF") else None

@@ -1930,3 +1930,30 @@ def test_write_photo_to_a_folder_says_so(tmp_path: Path) -> None:
     for target in (tmp_path, tmp_path / "out.png"):  # "unsupported photo format ''" for the first
         with pytest.raises(PhotoError, match="is a directory"):
             write_photo(target, np.zeros((4, 4, 3), np.float32))
+
+
+def test_a_profile_left_out_of_a_result_is_said(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A damaged ICC profile, or one for other data, was dropped from the result without a word."""
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    colour = Image.fromarray(RNG.integers(0, 256, (8, 10, 3), dtype=np.uint8))
+    colour.save(tmp_path / "bad.jpg", icc_profile=b"x" * 200)
+    Image.fromarray(RNG.integers(0, 256, (8, 10), dtype=np.uint8)).save(
+        tmp_path / "grey.png", icc_profile=srgb
+    )
+    colour.save(tmp_path / "good.jpg", icc_profile=srgb)
+    for name, why in (
+        ("bad.jpg", "is damaged"),
+        ("grey.png", "describes RGB, not grey, data"),
+        ("good.jpg", None),
+    ):
+        photo = read_photo(tmp_path / name)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="blurvid"):
+            out = write_photo(tmp_path / f"out_{name}.png", photo.pixels, like=photo)
+        kept = Image.open(out).info.get("icc_profile")
+        if why is None:
+            assert caplog.text == "" and kept == srgb
+        else:
+            assert f"the source's ICC profile {why}; it is left out" in caplog.text and not kept
