@@ -254,6 +254,8 @@ class Photo:
         iptc: a JPEG's IPTC-IIM record (caption, keywords, copyright, as Photo Mechanic and older
             Photoshop write it; the payload of Photoshop's resource 0x0404), or None.
         comment: a JPEG's comment (COM segment), or None.
+        png_text: a PNG's text chunks (tEXt / zTXt / iTXt: title, author, copyright ...; type +
+            payload each, in file order) other than its XMP, copied to PNG results; else None.
     """
 
     pixels: np.ndarray
@@ -270,6 +272,7 @@ class Photo:
     png_colour: tuple[tuple[bytes, bytes], ...] | None = None
     iptc: bytes | None = None
     comment: bytes | None = None
+    png_text: tuple[tuple[bytes, bytes], ...] | None = None
 
     @property
     def height(self) -> int:
@@ -796,6 +799,7 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         png_colour=_png_colour_of(data) if fmt == "PNG" and icc is None else None,
         iptc=_iptc_of(im) if fmt == "JPEG" else None,
         comment=(im.info.get("comment") or None) if fmt == "JPEG" else None,
+        png_text=_png_text_of(data) if fmt == "PNG" else None,
     )
 
 
@@ -854,6 +858,27 @@ def _png_colour_of(data: bytes) -> tuple[tuple[bytes, bytes], ...] | None:
             return None
         if kind in (b"gAMA", b"cHRM") and at + 8 + size <= len(data):
             found.append((kind, bytes(data[at + 8 : at + 8 + size])))
+        at += 12 + size
+    return tuple(found) or None
+
+
+_PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def _png_text_of(data: bytes) -> tuple[tuple[bytes, bytes], ...] | None:
+    """The text chunks of the PNG ``data`` (type, payload; before and after the image data), but not
+    its XMP (kept as ``Photo.xmp``), or None when it has none."""
+    found: list[tuple[bytes, bytes]] = []
+    at = len(_PNG_SIGNATURE)
+    xmp_key = _PNG_XMP_KEY.encode() + b"\0"
+    while at + 8 <= len(data):
+        (size,) = struct.unpack_from(">I", data, at)
+        kind = bytes(data[at + 4 : at + 8])
+        if kind == b"IEND" or at + 12 + size > len(data):
+            break
+        payload = bytes(data[at + 8 : at + 8 + size])
+        if kind in _PNG_TEXT_CHUNKS and not (kind == b"iTXt" and payload.startswith(xmp_key)):
+            found.append((kind, payload))
         at += 12 + size
     return tuple(found) or None
 
@@ -1352,6 +1377,12 @@ def write_photo(
     if iptc is not None and fmt != "JPEG":
         _log.warning("%s: the source's IPTC record (captions, copyright) is copied only to JPEG results", p)
         iptc = None
+    png_text = like.png_text if like is not None else None
+    if png_text is not None and fmt != "PNG":
+        _log.warning(
+            "%s: the source's PNG text (title, author, copyright ...) is copied only to PNG results", p
+        )
+        png_text = None
     if iptc is not None and len(iptc) > _JPEG_MAX_IPTC:
         _log.warning(
             "%s: the IPTC record is too large for one JPEG segment (%d bytes); not copied", p, len(iptc)
@@ -1411,7 +1442,7 @@ def write_photo(
             values16 = quantized(16)
             with open(tmp, "wb") as fh:
                 if fmt == "PNG":
-                    _encode_png16(fh, values16, icc, exif, xmp, dpi, png_colour)
+                    _encode_png16(fh, values16, icc, exif, xmp, dpi, png_colour, png_text)
                 elif values16.shape[2] == 2:
                     # Pillow (so read_photo, and much other software) cannot open 16-bit grey+alpha
                     # TIFF: write it as RGBA with three equal channels instead.
@@ -1439,9 +1470,9 @@ def write_photo(
             options["exif"] = tags
         elif exif is not None:
             options["exif"] = exif
-        if fmt == "PNG" and (xmp is not None or png_colour):
+        if fmt == "PNG" and (xmp is not None or png_colour or png_text):
             options["pnginfo"] = PngImagePlugin.PngInfo()
-            for kind, payload in png_colour or ():
+            for kind, payload in (png_colour or ()) + (png_text or ()):
                 options["pnginfo"].add(kind, payload)
             if xmp is not None:
                 options["pnginfo"].add_itxt(_PNG_XMP_KEY, xmp.decode("utf-8", "replace"))
@@ -1671,9 +1702,10 @@ def _encode_png16(
     xmp: bytes | None = None,
     dpi: tuple[float, float] | None = None,
     colour: tuple[tuple[bytes, bytes], ...] | None = None,
+    text: tuple[tuple[bytes, bytes], ...] | None = None,
 ) -> None:
     """Write uint16 ``(H, W, C)`` (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) as a 16-bit PNG
-    (``colour``: gAMA / cHRM chunks to write, type and payload)."""
+    (``colour``: gAMA / cHRM chunks to write, ``text``: text chunks; type and payload each)."""
     height, width, channels = values.shape
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     fh.write(_PNG_SIGNATURE)
@@ -1688,6 +1720,8 @@ def _encode_png16(
         _png_chunk(fh, b"pHYs", struct.pack(">IIB", round(dpi[0] / 0.0254), round(dpi[1] / 0.0254), 1))
     if xmp is not None:  # iTXt: keyword, uncompressed, no language tag, no translated keyword
         _png_chunk(fh, b"iTXt", _PNG_XMP_KEY.encode() + b"\0\0\0\0\0" + xmp)
+    for kind, payload in text or ():
+        _png_chunk(fh, kind, payload)
     rows = np.ascontiguousarray(values, dtype=">u2").view(np.uint8).reshape(height, width * channels * 2)
     compressor = zlib.compressobj(6)
     pending = bytearray()

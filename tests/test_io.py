@@ -1957,3 +1957,26 @@ def test_a_profile_left_out_of_a_result_is_said(tmp_path: Path, caplog) -> None:
             assert caplog.text == "" and kept == srgb
         else:
             assert f"the source's ICC profile {why}; it is left out" in caplog.text and not kept
+
+
+def test_png_text_is_kept_in_png_results(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A PNG's title, author and copyright (tEXt / zTXt / iTXt) were dropped from its result."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Title", "Dusk")
+    info.add_text("Copyright", "© Ann Example", zip=True)
+    info.add_itxt("Author", "Zoë", lang="en")
+    info.add_itxt(bio._PNG_XMP_KEY, '<x:xmpmeta xmlns:x="adobe:ns:meta/"/>')
+    Image.fromarray(RNG.integers(0, 256, (8, 10, 3), dtype=np.uint8)).save(tmp_path / "a.png", pnginfo=info)
+    photo = read_photo(tmp_path / "a.png")
+    assert photo.png_text is not None and [kind for kind, _ in photo.png_text] == [b"tEXt", b"zTXt", b"iTXt"]
+    want = {"Title": "Dusk", "Copyright": "© Ann Example", "Author": "Zoë"}
+    for depth in (8, 16):
+        out = write_photo(tmp_path / f"out{depth}.png", photo.pixels, like=photo, bit_depth=depth)
+        with Image.open(out) as im:
+            assert {k: v for k, v in im.text.items() if k != bio._PNG_XMP_KEY} == want, depth
+            assert list(im.text).count(bio._PNG_XMP_KEY) == 1  # the XMP once, not twice
+    with caplog.at_level("WARNING", logger="blurvid"):
+        write_photo(tmp_path / "out.jpg", photo.pixels, like=photo)
+    assert "the source's PNG text (title, author, copyright ...) is copied only to PNG results" in caplog.text
