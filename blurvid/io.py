@@ -930,6 +930,26 @@ _XMP_ORIENTATION = re.compile(
 )
 
 
+def _xmp_dimension(axis: bytes) -> re.Pattern[bytes]:
+    return re.compile(
+        rb"(exif:Pixel" + axis + rb"Dimension\s*=\s*[\"'])\d+([\"'])|"
+        rb"(<exif:Pixel" + axis + rb"Dimension>)\s*\d+\s*(</exif:Pixel" + axis + rb"Dimension>)"
+    )
+
+
+_XMP_DIMENSIONS = (_xmp_dimension(b"X"), _xmp_dimension(b"Y"))
+
+
+def _xmp_for_output(xmp: bytes, size: tuple[int, int]) -> bytes:
+    """``xmp`` with the ``exif:PixelXDimension`` / ``exif:PixelYDimension`` it states set to the
+    result's ``size`` = (width, height), as :func:`_exif_for_output` sets EXIF's (a photo turned
+    upright had its sides swapped there)."""
+    for pattern, value in zip(_XMP_DIMENSIONS, size, strict=True):
+        digits = str(int(value)).encode()
+        xmp = pattern.sub(lambda m, d=digits: (m[1] or m[3]) + d + (m[2] or m[4]), xmp)
+    return xmp
+
+
 def _xmp_of(im: Image.Image) -> bytes | None:
     """The XMP packet Pillow found (JPEG APP1, PNG iTXt, WebP chunk, TIFF tag 700), with its
     ``tiff:Orientation`` set to 1 as the pixels are upright now; None if there is none."""
@@ -1401,6 +1421,8 @@ def write_photo(
     squeeze = like.compression if like is not None and from_tiff and fmt == "TIFF" else None
     if squeeze not in (None, *_TIFF_COMPRESSIONS):
         squeeze = "tiff_adobe_deflate"  # a compression Pillow reads but is not asked to write: lossless
+    if xmp is not None:
+        xmp = _xmp_for_output(xmp, (width, height))
     if fmt == "JPEG" and xmp is not None and len(xmp) > _JPEG_MAX_XMP:
         _log.warning("%s: XMP is too large for one JPEG segment (%d bytes); not copied", p, len(xmp))
         xmp = None

@@ -1980,3 +1980,24 @@ def test_png_text_is_kept_in_png_results(tmp_path: Path, caplog) -> None:  # typ
     with caplog.at_level("WARNING", logger="blurvid"):
         write_photo(tmp_path / "out.jpg", photo.pixels, like=photo)
     assert "the source's PNG text (title, author, copyright ...) is copied only to PNG results" in caplog.text
+
+
+def test_xmp_pixel_dimensions_follow_the_result(tmp_path: Path) -> None:
+    """A photo turned upright kept the stored sides in its XMP exif:PixelXDimension / Y (EXIF's were set)."""
+    sized = XMP.replace(
+        b' xmp:Rating="4"',
+        b' xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:PixelXDimension="36" xmp:Rating="4"',
+    ).replace(b"</rdf:Description>", b"<exif:PixelYDimension>24</exif:PixelYDimension></rdf:Description>")
+    exif = Image.Exif()
+    exif[274] = 6
+    Image.fromarray((smooth_rgb() * 255).astype(np.uint8)).save(tmp_path / "in.jpg", xmp=sized, exif=exif)
+    photo = read_photo(tmp_path / "in.jpg")
+    assert photo.pixels.shape == (36, 24, 3)  # 24 wide, 36 high now
+    for suffix in (".jpg", ".png"):
+        back = read_photo(write_photo(tmp_path / f"out{suffix}", photo.pixels, like=photo)).xmp
+        assert back is not None
+        assert (
+            b'exif:PixelXDimension="24"' in back
+            and b"<exif:PixelYDimension>36</exif:PixelYDimension>" in back
+        )
+        assert back.replace(b'"24"', b'"36"').replace(b">36<", b">24<") == photo.xmp  # nothing else changed
