@@ -1372,8 +1372,9 @@ def write_photo(
             _log.warning("%s: %s holds 8 bits per channel; the 16-bit photo is written at 8 bits", p, fmt)
         depth = 8
     if fmt in ("JPEG", "BMP"):
-        if has_transparency(alpha):
-            _log.warning("%s: %s holds no transparency; the alpha channel is dropped", p, fmt)
+        if has_transparency(alpha):  # what the photo shows, not the colour stored under its transparency
+            _log.warning("%s: %s holds no transparency; the photo is flattened onto white", p, fmt)
+            rgb = flatten_alpha(rgb, alpha)
         alpha = None
     grey = bool(like.grey) if like is not None else False
     if fmt in ("WEBP", "AVIF"):
@@ -1610,6 +1611,14 @@ def _as_unit_alpha(alpha: np.ndarray) -> np.ndarray:
     ):
         raise ValueError("alpha values must lie in [0, 1] (divide 0-255 values by 255)")
     return alpha
+
+
+def flatten_alpha(image: np.ndarray, alpha: np.ndarray, background: float = 1.0) -> np.ndarray:
+    """``(H, W, 3)`` float in [0, 1] with its ``(H, W)`` alpha in [0, 1] composited over a flat
+    ``background`` (1 = white): what the photo shows, without the colour stored under its transparent
+    pixels. Returns a new float32 array."""
+    a = np.asarray(alpha, np.float32)[:, :, None]
+    return (np.asarray(image, np.float32) * a + np.float32(background) * (1 - a)).astype(np.float32)
 
 
 def has_transparency(alpha: np.ndarray | None) -> bool:

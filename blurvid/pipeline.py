@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
+from .io import flatten_alpha as flatten_alpha  # the API's name for it since 0.4 (the maths is io's)
 from .metrics import gaussian_blur, psnr
 from .models.deblur import DeblurNet, DMConfig
 from .models.decoder import RecurrentVideoDecoder
@@ -285,14 +286,6 @@ def bounded_size(h: int, w: int, max_side: int, multiple: int = 1) -> tuple[int,
     """``(h, w)`` scaled down (never up) so the longer side is <= ``max_side``; at least ``multiple``."""
     s = min(1.0, max_side / max(h, w))
     return max(multiple, round(h * s)), max(multiple, round(w * s))
-
-
-def flatten_alpha(image: np.ndarray, alpha: np.ndarray, background: float = 1.0) -> np.ndarray:
-    """``(H, W, 3)`` float in [0, 1] with its ``(H, W)`` alpha in [0, 1] composited over a flat
-    ``background`` (1 = white): what the photo shows, without the colour stored under its transparent
-    pixels. Returns a new float32 array."""
-    a = np.asarray(alpha, np.float32)[:, :, None]
-    return (np.asarray(image, np.float32) * a + np.float32(background) * (1 - a)).astype(np.float32)
 
 
 def fit_image(image: np.ndarray, max_side: int) -> np.ndarray:

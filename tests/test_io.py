@@ -637,11 +637,22 @@ def test_rgba_alpha_round_trip(tmp_path: Path, suffix: str) -> None:
         np.testing.assert_array_equal(np.asarray(im)[:, :, 3], rgba[:, :, 3])
 
 
-def test_jpeg_drops_alpha_with_a_warning(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("suffix", [".jpg", ".bmp"])
+def test_jpeg_flattens_alpha_onto_white_with_a_warning(tmp_path: Path, caplog, suffix) -> None:  # type: ignore[no-untyped-def]
+    """The alpha was dropped, showing the colour stored under transparent pixels (animate flattened)."""
+    rgb = smooth_rgb()
+    alpha = np.full((24, 36), 0.5, np.float32)
+    alpha[:, :10] = 0.0
     with caplog.at_level("WARNING"):
-        out = write_photo(tmp_path / "a.jpg", smooth_rgb(), alpha=np.full((24, 36), 0.5, np.float32))
-    assert read_photo(out).alpha is None
-    assert len(caplog.records) == 1 and "transparen" in caplog.records[0].getMessage()
+        out = write_photo(tmp_path / f"a{suffix}", rgb, alpha=alpha)
+    back = read_photo(out)
+    assert back.alpha is None
+    assert (
+        len(caplog.records) == 1 and "holds no transparency; the photo is flattened onto white" in caplog.text
+    )
+    tol = 0.05 if suffix == ".jpg" else 1 / 255  # JPEG rings at the step to white
+    np.testing.assert_allclose(back.pixels[:, :10], 1.0, atol=tol)  # fully transparent: white
+    np.testing.assert_allclose(back.pixels[:, 12:], 0.5 * rgb[:, 12:] + 0.5, atol=tol)
 
 
 def test_palette_with_transparency_gives_alpha(tmp_path: Path) -> None:
