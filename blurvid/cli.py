@@ -146,7 +146,11 @@ def own_output(path: Path, suffix: str = "_sharp") -> bool:
 
 
 def collect_inputs(
-    paths: Iterable[str], recursive: bool, report: Report, is_output: Callable[[Path], bool] = lambda p: False
+    paths: Iterable[str],
+    recursive: bool,
+    report: Report,
+    is_output: Callable[[Path], bool] = lambda p: False,
+    skip: Path | None = None,
 ) -> tuple[list[Job], bool]:
     """Expand files, folders (``recursive``: subfolders too) and globs into jobs.
 
@@ -157,7 +161,8 @@ def collect_inputs(
     is always processed. Hidden files and folders are skipped, and links to folders are not followed.
     A file reached twice (named twice, or by a folder and a glob) is processed once; when a folder or
     glob reaches it, its place below that folder decides where its result goes, whatever the order of
-    the arguments.
+    the arguments. ``skip`` (the run's ``-o``): a folder not looked into when it lies below a folder
+    or pattern given (an earlier run's results are there), though it is read when given itself.
     """
 
     found: dict[Path, Job] = {}  # resolved path -> its job, in the order first reached
@@ -177,7 +182,7 @@ def collect_inputs(
             if p.exists():  # one photo named two ways is one photo
                 asked.discard(raw)
                 asked.add(str(p.resolve()))
-            groups = _collect_one(raw, recursive, report, add) or groups
+            groups = _collect_one(raw, recursive, report, add, skip) or groups
         except (OSError, RuntimeError) as e:  # a name longer than the file system allows; ~nosuchuser
             report.fail(f"{raw}: {getattr(e, 'strerror', None) or e}")
     jobs = []
@@ -191,12 +196,26 @@ def collect_inputs(
     return jobs, groups or len(found) > 1 or len(asked) > 1
 
 
-def _folder_files(folder: Path, recursive: bool, report: Report) -> list[Path] | None:
+def _below(path: Path, folder: Path | None) -> bool:
+    """Whether ``path`` lies in ``folder`` or below it (both resolved), and is not ``folder`` itself."""
+    if folder is None:
+        return False
+    try:
+        inner, outer = path.resolve(), folder.resolve()
+    except (OSError, RuntimeError):
+        return False
+    return inner != outer and inner.is_relative_to(outer)
+
+
+def _folder_files(
+    folder: Path, recursive: bool, report: Report, skip: Path | None = None
+) -> list[Path] | None:
     """The files (and broken links) in ``folder`` (``recursive``: below it too), hidden ones and those
     in hidden folders left out, sorted; None when ``folder`` itself cannot be read. Each folder that
     cannot be read is reported as a failure (a glob would pass over it in silence). Links to folders
-    are not followed."""
+    are not followed; nor is ``skip`` (a folder below ``folder``: the run's ``-o``)."""
     files: list[Path] = []
+    skip = skip if skip is not None and _below(skip, folder) else None
     failed: list[str] = []
 
     def unreadable(e: OSError) -> None:
@@ -204,12 +223,32 @@ def _folder_files(folder: Path, recursive: bool, report: Report) -> list[Path] |
         report.fail(f"{e.filename}: cannot read this folder: {e.strerror or e}")
 
     for top, dirs, names in os.walk(folder, onerror=unreadable):
-        dirs[:] = [d for d in dirs if not d.startswith(".")] if recursive else []
+        dirs[:] = (
+            [d for d in dirs if not d.startswith(".") and not _same_folder(Path(top, d), skip)]
+            if recursive
+            else []
+        )
         files.extend(Path(top, n) for n in names if not n.startswith("."))
     return None if str(folder) in failed else sorted(files)
 
 
-def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path, Path, bool], None]) -> bool:
+def _same_folder(a: Path, b: Path | None) -> bool:
+    """Whether ``a`` and ``b`` are one existing folder (False when ``b`` is None or either is missing)."""
+    if b is None:
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _collect_one(
+    raw: str,
+    recursive: bool,
+    report: Report,
+    add: Callable[[Path, Path, bool], None],
+    skip: Path | None = None,
+) -> bool:
     """:func:`collect_inputs` for one argument; True when it is a folder or a glob (several inputs).
     A folder's or glob's files keep their path below the folder (the glob's part before its first
     wildcard), so that ``-o`` mirrors the tree."""
@@ -220,7 +259,7 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
         return False
     p = Path(raw).expanduser()
     if p.is_dir():
-        found, unread, files = 0, [], _folder_files(p, recursive, report)
+        found, unread, files = 0, [], _folder_files(p, recursive, report, skip)
         if files is None:
             return True
         for f in files:
@@ -259,6 +298,8 @@ def _collect_one(raw: str, recursive: bool, report: Report, add: Callable[[Path,
     )
     pattern, base = _literal_folders(pattern, base)
     matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
+    if skip is not None and _below(skip, base):  # not below the run's -o, as in a folder
+        matches = [m for m in matches if not _below(m, skip)]
     # a pattern is the user's own choice of files: it takes every format blurvid reads (GIF too)
     readable = IMAGE_SUFFIXES | _PHOTO_SUFFIXES | _READ_ONLY_SUFFIXES
     files = [m for m in matches if m.is_file() and m.suffix.lower() in readable]
@@ -533,29 +574,19 @@ def _run_jobs(
 ) -> None:
     todo = []
     claimed: dict[str, Job] = {}  # output, case folded -> the job that writes it in this run
-    makers = {job.dst.resolve(): job for job in jobs if job.dst is not None and not _same(job.src, job.dst)}
-
-    def own(job: Job) -> bool:
-        """An input that is another input's output is that input's result (`blurvid deblur *.jpg` after a
-        first run; results found in an -o folder below the input folder): left out. Not so a photo found
-        beside its maker and not named as a result: `a.png` beside `a.jpg` with `--suffix ''
-        --format png` may be the user's own photo."""
-        src = job.src.resolve()
-        maker = makers.get(src)
-        return maker is not None and (
-            job.named or job.result_like or maker.src.resolve().parent != src.parent
-        )
-
-    left_out = {job.src.resolve() for job in jobs if own(job)}
-    # inputs never overwritten in this run (value: named by the user), even with --overwrite: named
-    # ones, and those another input's output would replace that are not taken for its results
-    protected = {job.src.resolve(): job.named for job in jobs if job.named or job.src.resolve() in makers}
-    for src in left_out:
-        if not protected.get(src, False):
-            protected.pop(src, None)  # found results are redone with --overwrite
+    # inputs that are another input's output (keys as the file system tells names apart)
+    makers = {_output_key(job.dst) for job in jobs if job.dst is not None and not _same(job.src, job.dst)}
+    keys = {id(job): _output_key(job.src) for job in jobs}
+    # named as blurvid names results (`blurvid deblur *.jpg` after a first run): that input's result, left
+    # out (and redone with --overwrite when found in a folder or by a pattern, never when named)
+    left_out = {keys[id(job)] for job in jobs if job.result_like and keys[id(job)] in makers}
+    named_results = {keys[id(job)] for job in jobs if job.named and keys[id(job)] in left_out}
+    # named otherwise (`a.png` beside `a.jpg` with --suffix '' --format png): maybe the user's own
+    # photo, never overwritten
+    photos = {keys[id(job)] for job in jobs if not job.result_like and keys[id(job)] in makers}
     for job in jobs:
         try:
-            ready = _check_job(job, report, overwrite, left_out, protected, claimed, label)
+            ready = _check_job(job, report, overwrite, (left_out, named_results, photos), claimed, label)
         except OSError as e:  # e.g. an output name longer than the file system allows
             report.fail(f"{job.src}: cannot write {job.dst}: {e.strerror or e}")
             continue
@@ -588,19 +619,20 @@ def _check_job(
     job: Job,
     report: Report,
     overwrite: bool,
-    left_out: set[Path],
-    protected: dict[Path, bool],
+    inputs: tuple[set[str], set[str], set[str]],
     claimed: dict[str, Job],
     command: str,
 ) -> bool:
     """Whether ``job`` is to run; if not, it is recorded in ``report`` (left out, skipped or failed).
-    ``left_out``: inputs that are other inputs' results; ``protected``: inputs no output may replace
-    (value: named by the user)."""
+    ``inputs``: which inputs are other inputs' outputs (:func:`_output_key`), as three sets: those
+    left out as their results, those of them named by the user, and photos never overwritten."""
     assert job.dst is not None
-    if job.src.resolve() in left_out:
+    left_out, named_results, photos = inputs
+    if _output_key(job.src) in left_out:
         report.own.append(job.src)
         return False
     first = claimed.setdefault(_output_key(job.dst), job)
+    dst = _output_key(job.dst)
     if _same(job.src, job.dst) or _inside(job.src, job.dst):  # the latter: a folder of frames replaced
         choose = "-o or --suffix" if command == "deblur" else "-o"  # animate names its results itself
         report.fail(f"{job.src}: the output would overwrite the input; choose another {choose}")
@@ -612,18 +644,18 @@ def _check_job(
                 f"quote the pattern (e.g. '*/*{job.src.suffix}'), so that -o mirrors their folders, or {hint}"
             )
         report.fail(f"{job.src}: same output {job.dst} as {first.src}; {hint}")
+    elif dst in photos:
+        choose = "--suffix or -o" if command == "deblur" else "-o"
+        report.fail(
+            f"{job.src}: its output {job.dst} is also an input of this run, and not named as blurvid's "
+            f"results are; not overwriting it (choose another {choose})"
+        )
     elif job.dst.exists() and not _empty_folder(job.dst) and not overwrite:
         report.skipped.append(job.dst)
-    elif protected.get(job.dst.resolve()):
+    elif dst in named_results:
         report.fail(
             f"{job.src}: its output {job.dst} is named as an input; not overwriting it (to redo results, "
             f"give the folder or quote the pattern: blurvid {command} '*.jpg' --overwrite)"
-        )
-    elif job.dst.resolve() in protected:  # found beside it: maybe a photo of the same name
-        choose = "--suffix or -o" if command == "deblur" else "-o"
-        report.fail(
-            f"{job.src}: its output {job.dst} is also an input of this run; not overwriting it "
-            f"(choose another {choose})"
         )
     elif (why := unwritable(job.dst)) is not None:  # say so now, not after minutes of work
         report.fail(f"{job.src}: cannot write {job.dst}: {why}")
@@ -852,7 +884,9 @@ def deblur(
         # a separator would put outputs in other folders, even outside -o (--suffix /../../x)
         raise UserError(f"--suffix {suffix!r}: must be part of a file name (no '/')")
     report = Report()
-    jobs, multi = collect_inputs(paths, recursive, report, is_output=lambda f: own_output(f, suffix))
+    jobs, multi = collect_inputs(
+        paths, recursive, report, is_output=lambda f: own_output(f, suffix), skip=output
+    )
     ext = ("." + fmt.lower().lstrip(".")) if fmt else None
     if ext and ext not in IMAGE_SUFFIXES:
         raise UserError(
@@ -967,7 +1001,7 @@ def animate(
         raise UserError(f"--format {fmt}: use gif, mp4, webp or frames")
     _quiet_logs(quiet)
     report = Report()
-    jobs, multi = collect_inputs(paths, recursive, report, is_output=own_output)
+    jobs, multi = collect_inputs(paths, recursive, report, is_output=own_output, skip=output)
     if asked and output is not None and not output.is_dir() and output.suffix:
         with contextlib.suppress(PhotoError):  # an unknown suffix is refused when the outputs are planned
             if video_kind(output) not in ("frames", asked):

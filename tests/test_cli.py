@@ -1308,8 +1308,16 @@ def test_results_found_in_the_folder_are_redone_with_overwrite(tiny_weights, tmp
     (clean / "a.png").write_bytes(b"stale")
     r = run(capsys, "deblur", photos, "-r", "-o", clean, "--suffix", "", "--overwrite")
     assert r.code == 0, r
-    assert "1 written" in r.out and "1 left out (blurvid's own results)" in r.out
+    assert "1 written" in r.out and "left out" not in r.out  # -o below the folder is not looked into
     assert read_photo(clean / "a.png").pixels.shape[:2] == (H, W)
+    assert sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*")) == [
+        "a.png",
+        "clean",
+        "clean/a.png",
+    ]
+    r = run(capsys, "deblur", f"{photos}/**/*.png", "-r", "-o", clean, "--suffix", "", "--overwrite")
+    assert r.code == 0, r  # nor is it by a pattern
+    assert "1 written" in r.out and not (clean / "clean").exists()
 
 
 def test_same_output_hints_at_what_works(tiny_weights, tmp_path, capsys):
@@ -1653,13 +1661,13 @@ def test_a_photo_found_beside_its_namesake_is_never_overwritten(tiny_weights, tm
         assert r.code == 1, r
         assert "left out" not in r.out  # a.png is no result of blurvid's
         assert f"error: {a_png}: the output would overwrite the input" in r.err
-        if extra:
-            assert (
-                f"error: {a_jpg}: its output {a_png} is also an input of this run; not overwriting it"
-                in r.err
-            )
+        assert f"error: {a_jpg}: its output {a_png} is also an input of this run" in r.err  # not skipped
         assert a_png.read_bytes() == before
     assert sorted(p.name for p in photos.iterdir()) == ["a.jpg", "a.png"]
+    r = run(capsys, "deblur", a_jpg, a_png, "--suffix", "", "--format", "png", "--overwrite")  # named
+    assert r.code == 1, r
+    assert "left out" not in r.out and f"error: {a_jpg}: its output {a_png} is also an input" in r.err
+    assert a_png.read_bytes() == before
     r = run(capsys, "deblur", arg)  # each in its own format, with the suffix: both done
     assert r.code == 0, r
     assert "2 written" in r.out
@@ -1675,3 +1683,26 @@ def test_quality_for_lossless_results_is_said_to_do_nothing(tiny_weights, tmp_pa
     r = run(capsys, "deblur", photo, "--quality", "80", "--format", "jpg")
     assert r.code == 0, r
     assert "--quality" not in r.err
+
+
+def test_a_photo_in_the_o_folder_given_as_input_is_never_overwritten(tiny_weights, tmp_path, capsys):
+    """`blurvid deblur raw/ edited/ -o edited --suffix '' --format png --overwrite`: edited/a.png, a
+    photo found in a folder the user gave, was taken for raw/a.jpg's earlier result and replaced."""
+    a_jpg = save_image(tmp_path / "raw" / "a.jpg", seed=1)
+    edited = save_image(tmp_path / "edited" / "a.png", h=H + 8, seed=2)
+    before = edited.read_bytes()
+    args = [
+        a_jpg.parent,
+        edited.parent,
+        "-o",
+        edited.parent,
+        "--suffix",
+        "",
+        "--format",
+        "png",
+        "--overwrite",
+    ]
+    r = run(capsys, "deblur", *args)
+    assert r.code == 1, r
+    assert f"error: {a_jpg}: its output {edited} is also an input of this run" in r.err
+    assert edited.read_bytes() == before
