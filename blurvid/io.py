@@ -573,11 +573,10 @@ def _tiff_samples_not_read(data: bytes) -> str | None:
     such samples in grey photos only); None otherwise."""
     tags = _tiff_first_ifd(data)
     bits, kind = tags.get(_BITS_PER_SAMPLE_TAG), tags.get(_SAMPLE_FORMAT_TAG) or 1
-    if bits is None or (kind != 3 and bits <= 16):
-        return None
+    if bits is None or (kind != 3 and bits <= 16) or (tags.get(_SAMPLES_PER_PIXEL_TAG) or 1) < 3:
+        return None  # a grey one of these Pillow reads: something else is wrong with it
     what = f"{bits}-bit floating-point" if kind == 3 else f"{bits}-bit integer"
-    where = " in a colour photo" if (tags.get(_SAMPLES_PER_PIXEL_TAG) or 1) > 1 else ""
-    return f"blurvid cannot read {what} samples{where}; save it as a 16-bit TIFF or PNG"
+    return f"blurvid cannot read {what} samples in a colour photo; save it as a 16-bit TIFF or PNG"
 
 
 def _is_reduced_page(im: Image.Image) -> bool:
@@ -695,9 +694,6 @@ _INT16_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 # 32-bit integer photos whose values fit in this many bits (or fewer, down to 16) are read on that
 # many bits' scale: sensor data, not values spread over the container's whole 32-bit range
 _MAX_DATA_BITS = 24
-# a floating-point photo with more of its values outside 0..1 than this is refused: clipped, the
-# result would be nearly blank (values on a 0..255 scale, say), not an HDR photo's clipped highlights
-_MOSTLY_OUTSIDE = 0.99
 
 
 def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
@@ -721,10 +717,12 @@ def _photo_from_image(p: Path, data: bytes, im: Image.Image) -> Photo:
         if im.mode == "F":
             grey_plane = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
             outside = float(np.mean((grey_plane < 0) | (grey_plane > 1)))
-            if outside > _MOSTLY_OUTSIDE:  # another scale (0..255, say): clipped, a blank result
+            median = float(np.median(grey_plane)) if grey_plane.size else 0.0
+            if not 0 <= median <= 1:  # another scale (0..255, say): clipped, a blank result; an HDR
+                # photo's values lie mostly within 0..1, its highlights above
                 raise PhotoError(
                     p,
-                    f"{100 * outside:.1f} % of its floating-point values lie outside 0..1 (they run from "
+                    f"its floating-point values lie on another scale than 0..1 (median {median:.4g}, from "
                     f"{float(grey_plane.min()):.4g} to {float(grey_plane.max()):.4g}); blurvid reads them on "
                     "a 0..1 scale: save it so, or as a 16-bit TIFF or PNG",
                 )
@@ -867,7 +865,9 @@ _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 
 def _png_text_of(data: bytes) -> tuple[tuple[bytes, bytes], ...] | None:
     """The text chunks of the PNG ``data`` (type, payload; before and after the image data), but not
-    its XMP (kept as ``Photo.xmp``), or None when it has none."""
+    its XMP (kept as ``Photo.xmp``) nor ImageMagick's ``Raw profile type ...`` copies of its EXIF, XMP,
+    ICC or IPTC (carried, and updated, on their own: a copy would keep the old orientation and size),
+    or None when it has none."""
     found: list[tuple[bytes, bytes]] = []
     at = len(_PNG_SIGNATURE)
     xmp_key = _PNG_XMP_KEY.encode() + b"\0"
@@ -877,7 +877,8 @@ def _png_text_of(data: bytes) -> tuple[tuple[bytes, bytes], ...] | None:
         if kind == b"IEND" or at + 12 + size > len(data):
             break
         payload = bytes(data[at + 8 : at + 8 + size])
-        if kind in _PNG_TEXT_CHUNKS and not (kind == b"iTXt" and payload.startswith(xmp_key)):
+        copy = payload.startswith(b"Raw profile type ") or (kind == b"iTXt" and payload.startswith(xmp_key))
+        if kind in _PNG_TEXT_CHUNKS and not copy:
             found.append((kind, payload))
         at += 12 + size
     return tuple(found) or None
@@ -1325,7 +1326,7 @@ def write_photo(
     where the format holds 16 bits (PNG, TIFF; 8 elsewhere), grey is written as grey when
     ``like.grey``, ``like.alpha`` is carried when ``alpha`` is None and the sizes match, and the ICC
     profile, EXIF and XMP (orientation 1) are copied where the format holds them and the profile fits
-    the output colour space. Alpha is kept in PNG/TIFF/WebP/AVIF and dropped in JPEG/BMP, and 16 bits
+    the output colour space. Alpha is kept in PNG/TIFF/WebP/AVIF and flattened onto white in JPEG/BMP, and 16 bits
     become 8 outside PNG/TIFF, each with a warning (logged) naming ``path``.
 
     The write is atomic: a hidden temporary file in the destination folder is renamed over
@@ -1470,6 +1471,12 @@ def write_photo(
                     # Pillow (so read_photo, and much other software) cannot open 16-bit grey+alpha
                     # TIFF: write it as RGBA with three equal channels instead.
                     rgba = values16[:, :, [0, 0, 0, 1]]
+                    if icc is not None and not _icc_for(icc, grey=False):
+                        _log.warning(
+                            "%s: the source's grey ICC profile does not fit the RGBA this TIFF is written "
+                            "as; it is left out",
+                            p,
+                        )
                     _encode_tiff16(
                         fh, rgba, icc if _icc_for(icc, grey=False) else None, exif, xmp, dpi, squeeze
                     )

@@ -520,10 +520,11 @@ class ShakeRemover:
         h, w = lum.shape[-2:]
         size, blur = self._search_size(h, w)
         scale = size[0] / h
-        if self.max_blur is not None and self.max_blur * scale > MAX_SHAKE_BLUR + 0.5:
+        if self.max_blur is not None and round(self.max_blur * scale) > MAX_SHAKE_BLUR:
             warn_caller(
                 f"blur is looked for up to {MAX_SHAKE_BLUR} px of the {max(size)} px working copy, "
-                f"{round(MAX_SHAKE_BLUR / scale)} px of the photo, not the {self.max_blur} px asked"
+                f"{round(MAX_SHAKE_BLUR / scale)} px of the photo, not the {self.max_blur} px asked "
+                "(--shake-size, max_blur in Python)"
             )
         grey = resize(lum, size)[0, 0]
         k = estimate_kernel(texture_crop(grey, self.crop), blur)

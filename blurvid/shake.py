@@ -16,6 +16,7 @@ padded with a smooth wrap-around border first (:func:`pad_periodic`), so that th
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -352,7 +353,7 @@ def check_clipped(clipped: object) -> None:
     is None or a number in (0, 1]."""
     if clipped is not None and (
         isinstance(clipped, bool)
-        or not isinstance(clipped, (int, float))
+        or not isinstance(clipped, numbers.Real)  # numpy's numbers too
         or not 0 < clipped <= 1  # NaN fails too
     ):
         raise ValueError(f"clipped must be a number in (0, 1] or None, got {clipped!r}")
@@ -385,7 +386,7 @@ def deconvolve_rgb(
     with ``None``. Returns ``(..., 3, H, W)``. Raises ValueError for a ``clipped`` that is not a
     number in (0, 1] or ``rounds`` that is not a whole number, 0 or more."""
     check_clipped(clipped)
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+    if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral) or rounds < 0:
         raise ValueError(f"rounds must be a whole number, 0 or more, got {rounds!r}")
     h, w = y.shape[-2:]
     yp = _pad_fft(y, 2 * kernel.shape[0])

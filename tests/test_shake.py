@@ -310,6 +310,7 @@ def test_deconvolve_rgb_checks_clipped_and_rounds():
         with pytest.raises(ValueError, match="rounds"):
             shake.deconvolve_rgb(blurred, k, clipped=shake.CLIPPED, rounds=bad)
     shake.deconvolve_rgb(blurred, k, clipped=1)  # an int of 1 is a valid level
+    shake.deconvolve_rgb(blurred, k, clipped=np.float32(0.98), rounds=np.int64(2))  # numpy's numbers too
 
 
 def test_shake_remover_handles_clipped_highlights_only_when_asked(monkeypatch):
