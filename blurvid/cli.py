@@ -21,7 +21,7 @@ import traceback
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -877,7 +877,15 @@ def deblur(
     shake_size: ShakeSizeOpt = None,
 ) -> None:
     """Deblur photos: writes <name>_sharp.<ext> beside each input (or into -o), keeping ICC, EXIF, XMP, bit depth."""
-    from .io import IMAGE_SUFFIXES, file_warnings, photo_format, read_photo, write_photo
+    from .io import (
+        IMAGE_SUFFIXES,
+        file_warnings,
+        flatten_alpha,
+        has_transparency,
+        photo_format,
+        read_photo,
+        write_photo,
+    )
 
     _quiet_logs(quiet)
     if any(sep and sep in suffix for sep in ("/", os.sep, os.altsep, "\0")):
@@ -914,8 +922,18 @@ def deblur(
 
     def work(job: Job, prog: Progress) -> None:
         photo = read_photo(job.src)
+        pixels = photo.pixels
+        fmt = photo_format(job.dst)
+        if fmt in ("JPEG", "BMP") and has_transparency(photo.alpha):
+            # flattened before deblurring, as animate does: the colour under transparent pixels is
+            # arbitrary, and the network would carry it into the edges that show
+            logging.getLogger("blurvid").warning(
+                "%s: %s holds no transparency; the photo is flattened onto white", job.dst, fmt
+            )
+            pixels = flatten_alpha(pixels, photo.alpha)
+            photo = replace(photo, pixels=pixels, alpha=None)
         with file_warnings(job.src):  # e.g. --shake found no shake: the line names the photo
-            sharp = runtime(photo.pixels, on_tile=prog.on_tile)
+            sharp = runtime(pixels, on_tile=prog.on_tile)
         # without --overwrite, a result another run wrote meanwhile stays (counted as skipped)
         write_photo(job.dst, sharp, like=photo, alpha=photo.alpha, quality=quality, replace=overwrite)
 

@@ -1706,3 +1706,31 @@ def test_a_photo_in_the_o_folder_given_as_input_is_never_overwritten(tiny_weight
     assert r.code == 1, r
     assert f"error: {a_jpg}: its output {edited} is also an input of this run" in r.err
     assert edited.read_bytes() == before
+
+
+def test_deblur_to_jpeg_flattens_transparency_before_the_network(tiny_weights, tmp_path, capsys, monkeypatch):
+    """The network saw the colour stored under transparent pixels (green here) and carried it into the
+    edges; only the written result was flattened. It now deblurs what the photo shows, as animate does."""
+    from blurvid import pipeline
+
+    seen = []
+    real = pipeline.Deblurrer.__call__
+
+    def spy(self, image, *args, **kwargs):
+        seen.append(np.asarray(image).copy())
+        return real(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.Deblurrer, "__call__", spy)
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[..., 1] = 255  # hidden green
+    rgba[8:24, 8:24] = (200, 30, 30, 255)
+    src = tmp_path / "logo.png"
+    Image.fromarray(rgba).save(src)
+    r = run(capsys, "deblur", src, "-o", tmp_path / "logo.jpg")
+    assert r.code == 0, r
+    assert r.err_lines == [
+        f"warning: {tmp_path / 'logo.jpg'}: JPEG holds no transparency; the photo is flattened onto white"
+    ]
+    assert len(seen) == 1 and np.allclose(seen[0][-4:, -4:], 1.0)  # white under the transparency, not green
+    out = np.asarray(Image.open(tmp_path / "logo.jpg")).astype(int)
+    assert (np.abs(out[-4:, -4:] - 255) <= 8).all()
