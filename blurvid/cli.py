@@ -578,7 +578,8 @@ def _run_jobs(
     makers = {_output_key(job.dst) for job in jobs if job.dst is not None and not _same(job.src, job.dst)}
     keys = {id(job): _output_key(job.src) for job in jobs}
     # named as blurvid names results (`blurvid deblur *.jpg` after a first run): that input's result, left
-    # out (and redone with --overwrite when found in a folder or by a pattern, never when named)
+    # out, and never replaced when the user named it (found ones were left out by collect_inputs, and
+    # their makers redo them with --overwrite)
     left_out = {keys[id(job)] for job in jobs if job.result_like and keys[id(job)] in makers}
     named_results = {keys[id(job)] for job in jobs if job.named and keys[id(job)] in left_out}
     # named otherwise (`a.png` beside `a.jpg` with --suffix '' --format png): maybe the user's own
