@@ -842,21 +842,28 @@ def _iptc_segment(iptc: bytes) -> bytes:
 _SRGB_GAMMA, _GAMMA_SLACK = 0.45455, 0.02
 
 
+def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """``(type, start, end)`` of each chunk of the PNG ``data`` whose header it holds, in file order:
+    its payload is ``data[start:end]`` (``end`` past ``len(data)`` when the file is cut short there).
+    Payloads are not copied (a photo's IDAT runs to megabytes)."""
+    at = len(_PNG_SIGNATURE)
+    while at + 8 <= len(data):
+        (size,) = struct.unpack_from(">I", data, at)
+        yield bytes(data[at + 4 : at + 8]), at + 8, at + 8 + size
+        at += 12 + size
+
+
 def _png_colour_of(data: bytes) -> tuple[tuple[bytes, bytes], ...] | None:
     """The gAMA and cHRM chunks of the PNG ``data`` (type, payload), or None when it has neither or an
     sRGB / iCCP chunk (which take precedence over them)."""
     found: list[tuple[bytes, bytes]] = []
-    at = len(_PNG_SIGNATURE)
-    while at + 8 <= len(data):
-        (size,) = struct.unpack_from(">I", data, at)
-        kind = bytes(data[at + 4 : at + 8])
+    for kind, start, end in _png_chunks(data):
         if kind in (b"IDAT", b"IEND", b"PLTE"):  # the colour chunks come before these
             break
         if kind in (b"sRGB", b"iCCP"):
             return None
-        if kind in (b"gAMA", b"cHRM") and at + 8 + size <= len(data):
-            found.append((kind, bytes(data[at + 8 : at + 8 + size])))
-        at += 12 + size
+        if kind in (b"gAMA", b"cHRM") and end <= len(data):
+            found.append((kind, bytes(data[start:end])))
     return tuple(found) or None
 
 
@@ -869,18 +876,15 @@ def _png_text_of(data: bytes) -> tuple[tuple[bytes, bytes], ...] | None:
     ICC or IPTC (carried, and updated, on their own: a copy would keep the old orientation and size),
     or None when it has none."""
     found: list[tuple[bytes, bytes]] = []
-    at = len(_PNG_SIGNATURE)
     xmp_key = _PNG_XMP_KEY.encode() + b"\0"
-    while at + 8 <= len(data):
-        (size,) = struct.unpack_from(">I", data, at)
-        kind = bytes(data[at + 4 : at + 8])
-        if kind == b"IEND" or at + 12 + size > len(data):
+    for kind, start, end in _png_chunks(data):
+        if kind == b"IEND" or end + 4 > len(data):
             break
-        payload = bytes(data[at + 8 : at + 8 + size])
-        copy = payload.startswith(b"Raw profile type ") or (kind == b"iTXt" and payload.startswith(xmp_key))
+        copy = data.startswith(b"Raw profile type ", start, end) or (
+            kind == b"iTXt" and data.startswith(xmp_key, start, end)
+        )
         if kind in _PNG_TEXT_CHUNKS and not copy:
-            found.append((kind, payload))
-        at += 12 + size
+            found.append((kind, bytes(data[start:end])))
     return tuple(found) or None
 
 
