@@ -881,8 +881,7 @@ def deblur(
     from .io import (
         IMAGE_SUFFIXES,
         file_warnings,
-        flatten_alpha,
-        has_transparency,
+        opaque_for,
         photo_format,
         read_photo,
         write_photo,
@@ -923,16 +922,11 @@ def deblur(
 
     def work(job: Job, prog: Progress) -> None:
         photo = read_photo(job.src)
-        pixels = photo.pixels
-        fmt = photo_format(job.dst)
-        if fmt in ("JPEG", "BMP") and has_transparency(photo.alpha):
-            # flattened before deblurring, as animate does: the colour under transparent pixels is
-            # arbitrary, and the network would carry it into the edges that show
-            logging.getLogger("blurvid").warning(
-                "%s: %s holds no transparency; the photo is flattened onto white", job.dst, fmt
-            )
-            pixels = flatten_alpha(pixels, photo.alpha)
-            photo = replace(photo, pixels=pixels, alpha=None)
+        # flattened before deblurring, as animate does: the colour under transparent pixels is
+        # arbitrary, and the network would carry it into the edges that show
+        pixels, alpha = opaque_for(job.dst, photo.pixels, photo.alpha)
+        if alpha is not photo.alpha:
+            photo = replace(photo, pixels=pixels, alpha=alpha)
         with file_warnings(job.src):  # e.g. --shake found no shake: the line names the photo
             sharp = runtime(pixels, on_tile=prog.on_tile)
         # without --overwrite, a result another run wrote meanwhile stays (counted as skipped)

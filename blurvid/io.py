@@ -1376,11 +1376,7 @@ def write_photo(
         if depth == 16:
             _log.warning("%s: %s holds 8 bits per channel; the 16-bit photo is written at 8 bits", p, fmt)
         depth = 8
-    if fmt in ("JPEG", "BMP"):
-        if has_transparency(alpha):  # what the photo shows, not the colour stored under its transparency
-            _log.warning("%s: %s holds no transparency; the photo is flattened onto white", p, fmt)
-            rgb = flatten_alpha(rgb, alpha)
-        alpha = None
+    rgb, alpha = opaque_for(p, rgb, alpha)
     grey = bool(like.grey) if like is not None else False
     if fmt in ("WEBP", "AVIF"):
         grey = False  # WebP has no greyscale; Pillow reads every AVIF as colour
@@ -1630,6 +1626,21 @@ def flatten_alpha(image: np.ndarray, alpha: np.ndarray, background: float = 1.0)
     pixels. Returns a new float32 array."""
     a = np.asarray(alpha, np.float32)[:, :, None]
     return (np.asarray(image, np.float32) * a + np.float32(background) * (1 - a)).astype(np.float32)
+
+
+def opaque_for(
+    path: str | os.PathLike[str], pixels: np.ndarray, alpha: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(pixels, alpha)`` as the format of ``path`` holds them: JPEG and BMP hold no transparency, so
+    there a transparent photo is flattened onto white (what it shows, not the colour stored under its
+    transparent pixels), with a warning naming ``path``, and the alpha is None; elsewhere as given."""
+    fmt = photo_format(path)
+    if fmt not in ("JPEG", "BMP"):
+        return pixels, alpha
+    if has_transparency(alpha):
+        _log.warning("%s: %s holds no transparency; the photo is flattened onto white", path, fmt)
+        pixels = flatten_alpha(pixels, alpha)  # type: ignore[arg-type]
+    return pixels, None
 
 
 def has_transparency(alpha: np.ndarray | None) -> bool:
