@@ -197,14 +197,8 @@ def collect_inputs(
 
 
 def _below(path: Path, folder: Path | None) -> bool:
-    """Whether ``path`` lies in ``folder`` or below it (both resolved), and is not ``folder`` itself."""
-    if folder is None:
-        return False
-    try:
-        inner, outer = path.resolve(), folder.resolve()
-    except (OSError, RuntimeError):
-        return False
-    return inner != outer and inner.is_relative_to(outer)
+    """Whether ``path`` lies inside the existing ``folder`` (:func:`_inside`) and is not ``folder`` itself."""
+    return folder is not None and _inside(path, folder) and not _same(path, folder)
 
 
 def _folder_files(
