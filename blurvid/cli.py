@@ -8,6 +8,7 @@ User errors (bad files, missing weights, bad options) are one line on stderr and
 from __future__ import annotations
 
 import contextlib
+import copy
 import glob
 import itertools
 import logging
@@ -543,6 +544,12 @@ def _result_suffix(src: Path) -> str:
     return src.suffix if own in IMAGE_SUFFIXES else ".jpg" if own in _PHOTO_SUFFIXES else ".png"
 
 
+def _check_shake_size(shake: bool, shake_size: int | None) -> None:
+    """``--shake-size`` tunes ``--shake``: given alone it would be ignored, so it is refused."""
+    if shake_size is not None and not shake:
+        raise UserError(f"--shake-size {shake_size} works with --shake only: add --shake, or leave it out")
+
+
 def _judge(repo: str | None) -> DeblurNet | None:
     """The DM with which ``--shake`` checks a photo for blur first; ``--shake`` also works without any
     checkpoint: then it deconvolves every photo, and says so once."""
@@ -882,6 +889,7 @@ def deblur(
     )
 
     _quiet_logs(quiet)
+    _check_shake_size(shake, shake_size)
     if any(sep and sep in suffix for sep in ("/", os.sep, os.altsep, "\0")):
         # a separator would put outputs in other folders, even outside -o (--suffix /../../x)
         raise UserError(f"--suffix {suffix!r}: must be part of a file name (no '/')")
@@ -1007,6 +1015,7 @@ def animate(
     if fmt not in ("gif", "mp4", "webp", "frames"):
         raise UserError(f"--format {fmt}: use gif, mp4, webp or frames")
     _quiet_logs(quiet)
+    _check_shake_size(shake, shake_size)
     report = Report()
     jobs, multi = collect_inputs(paths, recursive, report, is_output=own_output, skip=output)
     if asked and output is not None and not output.is_dir() and output.suffix:
@@ -1050,14 +1059,20 @@ def animate(
                 "%s: transparency is flattened onto white (the videos hold no alpha)", job.src
             )
             pixels = pipeline.flatten_alpha(pixels, photo.alpha)
+        side = max(pixels.shape[:2])
         pixels = pipeline.fit_image(pixels, size)
         del photo  # with --size, only the fitted copy is used: the full-size photo goes now
         h, w = pixels.shape[:2]
+        animator = runtime
+        if isinstance(runtime.deblurrer, pipeline.ShakeRemover) and max(h, w) < side:
+            # --shake-size and --shake's messages are in px of the photo, not of its fitted copy
+            animator = copy.copy(runtime)
+            animator.deblurrer = runtime.deblurrer.at_scale(max(h, w) / side)
         check_video_size(job.dst, h, 2 * w if side_by_side else w)  # before minutes of work
         left = to_uint8(pixels) if side_by_side else None
         # 8-bit as they are made: every video format stores 8 bits, 9 float frames of a 24 MP photo are
         # 2.6 GB, and a frame made band by band as uint8 never exists as floats at full size
-        made = runtime.frames(pixels, frames, on_tile=prog.on_tile, convert=to_uint8)
+        made = animator.frames(pixels, frames, on_tile=prog.on_tile, convert=to_uint8)
         del pixels  # the frames' generator lets the photo go once it has the motion
         with file_warnings(job.src):  # the generator does the work, and may warn (--shake found no shake)
             seq = list(made)

@@ -14,6 +14,7 @@ import contextlib
 import copy
 import dataclasses
 import math
+import numbers
 import operator
 import os
 import sys
@@ -401,8 +402,13 @@ TOO_SMALL = (
     "too small to estimate camera shake in (its short side is under twice the longest blur looked for, "
     "{} px; look for shorter blur: a smaller --shake-size, or max_blur in Python): the photo is left as it was"
 )
+TOO_SMALL_ANY = (  # already at the shortest blur looked for: no smaller --shake-size to suggest
+    "too small to estimate camera shake in (its short side is under {} px, twice the shortest blur "
+    "looked for): the photo is left as it was"
+)
 MIN_SHAKE_TILE = 64
 MAX_SHAKE_BLUR = 95  # px of the working copy: the longest blur a kernel is estimated for
+MIN_SHAKE_BLUR = 5  # px of the working copy: the shortest "longest blur" looked for
 
 
 def given_kernel(kernel: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -446,9 +452,13 @@ class ShakeRemover:
     (:func:`blurvid.shake.deconvolve_rgb`: luminance under a sparse prior of weight ``strength``,
     raised on noisy photos by :func:`blurvid.shake.prior_weight`, colour differences under a smooth
     one; other channel counts one channel at a time with :func:`blurvid.shake.deconvolve`), in
-    overlapping tiles of ``tile`` px
-    (large: each tile edge is a place where the deconvolution's periodic boundary handling differs
-    slightly; within 0.05 of one untiled pass with 96 px tiles in the tests). Only right when the
+    overlapping tiles of ``tile`` px, overlapping by 4 kernel lengths (tiles grow to at least twice
+    that) (large: each tile edge is a place where the deconvolution's periodic boundary handling
+    differs slightly; within 0.05 of one untiled pass with 96 px tiles in the tests). A dark photo
+    (its highlights, the luminance's 99.5th percentile, under ``exposure``; ``None``: off) is treated
+    as the same scene exposed brighter (:func:`blurvid.shake.exposure_gain`): the kernel estimate's
+    edge threshold and the prior weight are absolute, and the same shake 4x darker came out 2 dB
+    worse (``benchmarks/shake_exposure.py``). Only right when the
     whole photo moved the same way (hand-held shake of a still scene); moving subjects and strong
     rotation need the network (:class:`Deblurrer`).
     """
@@ -466,28 +476,57 @@ class ShakeRemover:
         min_blur_core: float = 0.85,
         judge: Sharpener | None = None,
         min_change_db: float = 41.0,
+        exposure: float | None = 0.6,
     ) -> None:
         tile = _check_pixels("tile", tile, MIN_SHAKE_TILE)
         work_side = _check_pixels("work_side", work_side, 16)
         crop = _check_pixels("crop", crop, 16)
         if max_blur is not None:
             max_blur = _check_pixels("max_blur", max_blur, 1)
-        for name, value in (
-            ("strength", strength),
-            ("refine_noise", refine_noise),
-            ("min_change_db", min_change_db),
+        for name, value, least, above in (
+            ("strength", strength, 0, True),  # 0: the deconvolution divides by the kernel's zeros (NaN)
+            ("refine_noise", refine_noise, 0, False),
+            ("min_change_db", min_change_db, 0, False),
+            ("min_blur_core", min_blur_core, 0, True),
+            ("exposure", 1.0 if exposure is None else exposure, 0, True),
         ):
             if (
                 isinstance(value, bool)
-                or not isinstance(value, (int, float))
+                or not isinstance(value, numbers.Real)
                 or not math.isfinite(value)
-                or value < 0
+                or value < least
+                or (above and value == least)
             ):
-                raise ValueError(f"{name} must be a finite number, 0 or more, got {value!r}")
+                more = "more than 0" if above else "0 or more"
+                raise ValueError(f"{name} must be a finite number, {more}, got {value!r}")
+        if min_blur_core > 1:
+            raise ValueError(
+                f"min_blur_core is a share of the kernel's mass, at most 1, got {min_blur_core!r}"
+            )
+        if exposure is not None and exposure > 1:
+            raise ValueError(f"exposure is a brightness in (0, 1] or None, got {exposure!r}")
+        if not isinstance(refine, bool):
+            raise ValueError(f"refine must be True or False, got {refine!r}")
+        if judge is not None and not callable(getattr(judge, "tensor", None)):
+            raise ValueError(f"judge must be a Deblurrer (or None), got {type(judge).__name__}")
         device = select_device(device)
         self.device, self.max_blur, self.work_side, self.crop = device, max_blur, work_side, crop
         self.strength, self.tile, self.refine, self.refine_noise = strength, tile, refine, refine_noise
         self.min_blur_core, self.judge, self.min_change_db = min_blur_core, judge, min_change_db
+        self.exposure = exposure
+        self._photo_scale = 1.0  # the photo's px per px of what tensor() is given (see at_scale)
+
+    def at_scale(self, factor: float) -> ShakeRemover:
+        """A copy for photos resized by ``factor`` before they are given to it (``animate --size``):
+        ``max_blur`` (px of the original photo) becomes px of the resized copy, and messages keep
+        speaking of the original's px."""
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor <= 1:
+            raise ValueError(f"factor must be a number in (0, 1], got {factor!r}")
+        out = copy.copy(self)
+        if self.max_blur is not None:
+            out.max_blur = max(1, round(self.max_blur * factor))
+        out._photo_scale = self._photo_scale * float(factor)
+        return out
 
     @torch.inference_mode()
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
@@ -498,17 +537,29 @@ class ShakeRemover:
         too_small = self._too_small(*x.shape[-2:])
         if too_small is not None:
             raise ValueError(too_small.removesuffix(": the photo is left as it was"))
-        return self._kernel(self._luminance(x))[0]
+        lum = self._luminance(x)
+        return self._kernel(lum * self._gain(lum))[0]
 
     def _too_small(self, h: int, w: int) -> str | None:
         """:data:`TOO_SMALL` for an ``h`` x ``w`` photo whose copy (of at most ``work_side`` px) is under
         twice the longest blur looked for on a side, else None. (A 7x7 photo came out 15 dB from itself,
         deconvolved with a kernel larger than itself.)"""
         size, blur = self._search_size(h, w)
-        return TOO_SMALL.format(math.ceil(blur * h / size[0])) if min(size) < 2 * blur else None
+        if min(size) >= 2 * blur:
+            return None
+        photo_px = blur * h / size[0] / self._photo_scale  # in px of the photo the user gave
+        if blur <= MIN_SHAKE_BLUR:
+            return TOO_SMALL_ANY.format(math.ceil(2 * photo_px))
+        return TOO_SMALL.format(math.ceil(photo_px))
 
     def _luminance(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device).float().mean(1, keepdim=True)
+
+    def _gain(self, lum: torch.Tensor) -> float:
+        """:func:`blurvid.shake.exposure_gain` of the luminance ``(1, 1, H, W)`` (1 without ``exposure``)."""
+        from .shake import exposure_gain
+
+        return 1.0 if self.exposure is None else exposure_gain(lum[0, 0], self.exposure)
 
     def _kernel(self, lum: torch.Tensor, sigma: float | None = None) -> tuple[torch.Tensor, float]:
         """:meth:`kernel` from the photo's luminance ``(1, 1, H, W)`` on the device (``sigma``: its
@@ -521,10 +572,11 @@ class ShakeRemover:
         size, blur = self._search_size(h, w)
         scale = size[0] / h
         if self.max_blur is not None and round(self.max_blur * scale) > MAX_SHAKE_BLUR:
+            photo = scale * self._photo_scale  # working-copy px per px of the photo the user gave
             warn_caller(
                 f"blur is looked for up to {MAX_SHAKE_BLUR} px of the {max(size)} px working copy, "
-                f"{round(MAX_SHAKE_BLUR / scale)} px of the photo, not the {self.max_blur} px asked "
-                "(--shake-size, max_blur in Python)"
+                f"{round(MAX_SHAKE_BLUR / photo)} px of the photo, not the "
+                f"{round(self.max_blur / self._photo_scale)} px asked (--shake-size, max_blur in Python)"
             )
         grey = resize(lum, size)[0, 0]
         k = estimate_kernel(texture_crop(grey, self.crop), blur)
@@ -551,7 +603,9 @@ class ShakeRemover:
         (px of that copy) looked for."""
         size = bounded_size(h, w, self.work_side)
         blur = (
-            31 if self.max_blur is None else max(5, min(MAX_SHAKE_BLUR, round(self.max_blur * size[0] / h)))
+            31
+            if self.max_blur is None
+            else max(MIN_SHAKE_BLUR, min(MAX_SHAKE_BLUR, round(self.max_blur * size[0] / h)))
         )
         return size, blur
 
@@ -595,28 +649,41 @@ class ShakeRemover:
         if kernel is None and self.judge is not None:
             if network_change_db(self.judge, x, self.work_side, grey=lum[0, 0]) >= self.min_change_db:
                 return self._unchanged(x, NO_BLUR, on_tile)
+        # a dark photo is treated as the same scene exposed brighter (its noise scaled with it)
+        gain = self._gain(lum)
+        lum = lum * gain
         sigma = noise_sigma(lum[0, 0])  # measured once: the refinement's limit and the prior weight
         k, core = self._kernel(lum, sigma) if kernel is None else (kernel.to(self.device), 0.0)
         del lum
         if kernel is None and core >= self.min_blur_core:
             return self._unchanged(x, NO_SHAKE, on_tile)
-        strength = prior_weight(sigma, self.strength)  # more prior on noisier photos
-        overlap = min(self.tile // 2 - 1, 4 * k.shape[0])
+        strength = prior_weight(sigma, self.strength)  # more prior on noisier photos (of gain * x)
+        # the deconvolution reaches ~4 kernel lengths (the longer side's): tiles grow to hold that
+        # overlap (cut to under half a tile, as it was, the tile edges showed: 69 % of a photo's pixels
+        # off by over 4/255 with a 31 px kernel in 128 px tiles)
+        overlap = 4 * max(k.shape)
+        tile = max(self.tile, 2 * overlap + 2)
         if on_tile and kernel is None:
-            report, n = on_tile, len(tiles(*x.shape[-2:], self.tile, overlap))
+            report, n = on_tile, len(tiles(*x.shape[-2:], tile, overlap))
             report(1, n + 1)
             on_tile = lambda done, total: report(done + 1, total + 1)  # noqa: E731
 
-        def run(t: torch.Tensor) -> torch.Tensor:
-            t = t.to(self.device).float()
-            if t.shape[1] == 3:  # luminance sparse, colour differences smooth (and 2.4x faster)
-                return deconvolve_rgb(t, k, strength, clipped=clipped).clamp(0, 1)
-            # one channel at a time bounds the FFT buffers to one channel's
-            return torch.cat([deconvolve(t[:, c : c + 1], k, strength) for c in range(t.shape[1])], 1).clamp(
-                0, 1
-            )
+        def one(c: torch.Tensor) -> torch.Tensor:  # (1, 1, h, w), times gain
+            if clipped is None:
+                return deconvolve(c, k, strength)
+            # as a grey RGB photo: the clipped-highlight handling lives in deconvolve_rgb (its
+            # luminance is the channel, its colour differences zero)
+            return deconvolve_rgb(c.expand(-1, 3, -1, -1), k, strength, clipped=clipped, gain=gain)[:, :1]
 
-        return run_tiled(run, x, self.tile, overlap, on_tile, out_device=x.device)
+        def run(t: torch.Tensor) -> torch.Tensor:
+            t = t.to(self.device).float() * gain  # the same scene exposed brighter (gain 1: as it is)
+            if t.shape[1] == 3:  # luminance sparse, colour differences smooth (and 2.4x faster)
+                out = deconvolve_rgb(t, k, strength, clipped=clipped, gain=gain)
+            else:  # one channel at a time bounds the FFT buffers to one channel's
+                out = torch.cat([one(t[:, c : c + 1]) for c in range(t.shape[1])], 1)
+            return (out / gain if gain != 1 else out).clamp(0, 1)
+
+        return run_tiled(run, x, tile, overlap, on_tile, out_device=x.device)
 
     @staticmethod
     def _unchanged(x: torch.Tensor, why: str, on_tile: TileCallback | None) -> torch.Tensor:

@@ -617,3 +617,158 @@ def test_a_longest_blur_over_the_cap_is_said(monkeypatch):
         warnings.simplefilter("error")  # within the cap: no warning
         ShakeRemover(torch.device("cpu"), max_blur=90, judge=None).kernel(x)
     assert looked_for == [95, 90]
+
+
+# ------------------------------------------------------------------- session 30's audit of --shake
+
+
+def test_a_long_flat_kernel_is_padded_for_its_longer_side():
+    """A (1, 15) kernel got the margin of its 1-pixel height: its result wrapped round sideways."""
+    y = blur_valid(scene(60, 90, seed=6), torch.full((1, 15), 1 / 15, dtype=torch.float64)).float()
+    row = torch.full((1, 15), 1 / 15)
+    square = F.pad(row, (0, 0, 7, 7))  # the same blur in a 15 x 15 support
+    torch.testing.assert_close(shake.deconvolve(y, row), shake.deconvolve(y, square), atol=1e-5, rtol=0)
+    rgb = y.expand(3, -1, -1)
+    torch.testing.assert_close(
+        shake.deconvolve_rgb(rgb, row), shake.deconvolve_rgb(rgb, square), atol=1e-5, rtol=0
+    )
+
+
+def test_tiles_grow_to_hold_the_deconvolutions_reach():
+    """The overlap was cut to under half the tile: a 15 px kernel in 64 px tiles left tile edges."""
+    k = bent_kernel(15).float()
+    x = blur_valid(scene(150, 190, seed=7), k.double()).float().expand(1, 3, -1, -1).clone()
+    whole = ShakeRemover("cpu", tile=4096).tensor(x, kernel=k)
+    calls: list[tuple[int, int]] = []
+    tiled = ShakeRemover("cpu", tile=64).tensor(x, lambda d, t: calls.append((d, t)), kernel=k)
+    assert calls[-1][1] > 1  # still in tiles: 122 px ones, overlapping by 60
+    assert float((tiled - whole).abs().max()) < 0.02  # 0.2 with the overlap cut to 31 px
+
+
+def test_strength_zero_and_other_bad_settings_are_refused_when_made():
+    for bad in (
+        {"strength": 0.0},  # NaN photos: the deconvolution divided by the kernel's zeros
+        {"min_blur_core": "x"},  # a TypeError after the kernel's estimate
+        {"min_blur_core": float("nan")},  # the "no shake" check silently off
+        {"min_blur_core": 1.5},
+        {"refine": "no"},
+        {"judge": 5},
+        {"exposure": 0.0},
+        {"exposure": 2.0},
+    ):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ShakeRemover("cpu", **bad)
+    ShakeRemover("cpu", exposure=None, min_blur_core=np.float32(0.9))  # both fine
+
+
+def test_a_dark_photo_is_deconvolved_as_the_same_scene_exposed_brighter():
+    """The estimate's threshold and the prior weight are absolute: 4x darker came out 2 dB worse."""
+    sharp = scene(110, 130, seed=8)
+    blurred = blur_valid(sharp, bent_kernel()).float()
+    dark = (blurred * 0.25)[None, None]
+    gain = shake.exposure_gain(dark[0, 0])
+    assert gain == pytest.approx(0.6 / float(torch.quantile(dark, 0.995)))
+    assert shake.exposure_gain(blurred) == 1.0  # its highlights reach 0.6: as it was
+    assert shake.exposure_gain(torch.zeros(8, 8)) == 16.0
+    got = ShakeRemover("cpu", max_blur=15).tensor(dark)
+    brighter = ShakeRemover("cpu", max_blur=15, exposure=None).tensor(dark * gain)
+    torch.testing.assert_close(got, brighter / gain, atol=2e-4, rtol=0)  # the same result, scaled
+    target = sharp[5:-5, 5:-5].float()[None, None]
+    old = ShakeRemover("cpu", max_blur=15, exposure=None).tensor(dark)
+
+    def db(z: torch.Tensor) -> float:
+        return float(aligned_psnr((z / 0.25).clamp(0, 1), target, 4))
+
+    assert db(got) > db(old) + 1, (db(got), db(old))
+
+
+def test_clipped_highlights_are_handled_in_a_one_channel_photo_too():
+    k = bent_kernel().float()
+    sharp = scene(70, 80, seed=9)
+    sharp[20:30, 30:40] = 3.0  # a lamp, recorded clipped
+    y = blur_valid(sharp, k.double()).clamp(0, 1).float()
+    grey, rgb = y[None, None], y.expand(1, 3, -1, -1).clone()
+    remover = ShakeRemover("cpu")
+    one = remover.tensor(grey, kernel=k, clipped=shake.CLIPPED)
+    assert float((one - remover.tensor(grey, kernel=k)).abs().max()) > 0.05  # it did something
+    torch.testing.assert_close(
+        one, remover.tensor(rgb, kernel=k, clipped=shake.CLIPPED)[:, :1], atol=1e-5, rtol=0
+    )
+
+
+def test_too_small_at_the_shortest_blur_suggests_nothing_impossible():
+    with pytest.warns(UserWarning, match=r"short side is under 10 px, twice the shortest blur") as caught:
+        ShakeRemover("cpu", max_blur=5).tensor(torch.rand(1, 3, 7, 7))
+    assert "--shake-size" not in str(caught[0].message)
+
+
+def test_a_shake_remover_for_a_resized_photo_speaks_of_the_photos_px():
+    """animate --size fits the photo first: --shake-size is in px of the photo, not of that copy."""
+    remover = ShakeRemover("cpu", max_blur=30)
+    assert "30 px" in remover._too_small(35, 45)
+    half = remover.at_scale(0.5)
+    assert half.max_blur == 15 and remover.max_blur == 30
+    assert half._too_small(35, 45) is None  # 15 px of the copy fit in 35
+    assert "60 px" in ShakeRemover("cpu", max_blur=60).at_scale(0.5)._too_small(35, 45)  # photo px
+    with pytest.raises(ValueError, match="factor"):
+        remover.at_scale(0)
+
+
+def test_shake_size_without_shake_is_refused(tmp_path, capsys):
+    from conftest import save_image
+    from test_cli import run
+
+    src = save_image(tmp_path / "p.png")
+    for command in ("deblur", "animate"):
+        r = run(capsys, command, src, "--shake-size", "20")
+        assert r.code == 2 and len(r.err_lines) == 1 and "--shake-size 20 works with --shake only" in r.err, r
+        r.assert_no_traceback()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
+
+
+def test_animate_shake_size_is_in_px_of_the_photo_not_of_its_fitted_copy(
+    tiny_weights, tmp_path, capsys, monkeypatch
+):
+    from test_cli import run
+
+    from blurvid import pipeline
+
+    monkeypatch.setattr(pipeline, "network_change_db", lambda *a, **kw: 0.0)  # the tiny DM finds no blur
+    blurred = blur_valid(scene(80, 100, seed=5), bent_kernel())  # 70 x 90
+    src = tmp_path / "p.png"
+    Image.fromarray((torch.stack([blurred] * 3, -1).numpy() * 255).round().astype(np.uint8)).save(src)
+    # fitted to 45 px: 35 x 45; 30 px of the photo is 15 px of the copy, which fits (30 would not)
+    r = run(
+        capsys,
+        "animate",
+        src,
+        "-o",
+        tmp_path / "f",
+        "--format",
+        "frames",
+        "--frames",
+        2,
+        "--size",
+        45,
+        "--shake",
+        "--shake-size",
+        30,
+    )
+    assert r.code == 0 and "too small" not in r.err, r
+    r = run(
+        capsys,
+        "animate",
+        src,
+        "-o",
+        tmp_path / "g",
+        "--format",
+        "frames",
+        "--frames",
+        2,
+        "--size",
+        45,
+        "--shake",
+        "--shake-size",
+        40,
+    )
+    assert r.code == 0 and "longest blur looked for, 40 px" in r.err, r  # 20 px of the copy, in photo px
