@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -72,6 +72,12 @@ _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
 def printable(text: str) -> str:
     """``text`` with its control characters written as ``\\xNN``: one line, no terminal escape codes."""
     return text.translate(_CONTROL)
+
+
+def flag(*names: str, **kw: Any) -> Any:
+    """``typer.Option`` for an on/off flag, without the ``<bool>`` value column typer 0.29 shows in
+    --help (it read as if a value followed: ``--overwrite true`` took 'true' for a photo)."""
+    return typer.Option(*names, metavar="", **kw)
 
 
 class UserError(Exception):
@@ -184,6 +190,8 @@ def collect_inputs(
                 asked.discard(raw)
                 asked.add(str(p.resolve()))
             groups = _collect_one(raw, recursive, report, add, skip) or groups
+        except PermissionError:  # a folder on the way that may not be looked into
+            report.fail(f"{raw}: permission denied (cannot reach it: check its folders' permissions)")
         except (OSError, RuntimeError) as e:  # a name longer than the file system allows; ~nosuchuser
             report.fail(f"{raw}: {getattr(e, 'strerror', None) or e}")
     jobs = []
@@ -745,14 +753,14 @@ OutputOpt = Annotated[
 ]
 OverwriteOpt = Annotated[
     bool,
-    typer.Option("--overwrite", help="Replace outputs that already exist (inputs are never overwritten)."),
+    flag("--overwrite", help="Replace outputs that already exist (inputs are never overwritten)."),
 ]
 RecursiveOpt = Annotated[
-    bool, typer.Option("--recursive", "-r", help="Also process subfolders; the output mirrors the tree.")
+    bool, flag("--recursive", "-r", help="Also process subfolders; the output mirrors the tree.")
 ]
 QuietOpt = Annotated[
     bool,
-    typer.Option("--quiet", "-q", help="No progress bar, summary or warnings; errors are still printed."),
+    flag("--quiet", "-q", help="No progress bar, summary or warnings; errors are still printed."),
 ]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="auto = CUDA when available, else CPU.")]
 PrecisionOpt = Annotated[
@@ -760,18 +768,34 @@ PrecisionOpt = Annotated[
     typer.Option("--precision", help="auto = bf16 on CPUs with native bf16, fp32 on GPUs; fp16 needs CUDA."),
 ]
 HalfOpt = Annotated[
-    bool, typer.Option("--half", help="fp16 on CUDA (bf16 on CPU): faster, same result within tolerance.")
+    bool, flag("--half", help="fp16 on CUDA (bf16 on CPU): faster, same result within tolerance.")
 ]
 TileOpt = Annotated[
-    int, typer.Option("--tile", min=64, help="Tile size (px) for big photos; lower it if memory is short.")
+    int,
+    typer.Option(
+        "--tile",
+        min=64,
+        help="Tile size (px) for big photos, rounded down to a multiple of 32; lower it if memory is short "
+        "(with --shake it bounds only the network's check for blur: the deconvolution's tiles are at "
+        "least 2048 px).",
+    ),
 ]
 ShakeOpt = Annotated[
     bool,
-    typer.Option(
+    flag(
         "--shake",
         help="Camera-shake mode: estimate one blur kernel for the whole photo and invert it. Much sharper "
         "on hand-held shake of a still scene; wrong for moving subjects (use the default network there). "
         "A photo in which the network finds almost no blur is left as it was, with a warning.",
+    ),
+]
+AnimateShakeOpt = Annotated[
+    bool,
+    flag(
+        "--shake",
+        help="Camera-shake mode: the video warps the sharp photo of deblur --shake (one blur kernel for the "
+        "whole photo, inverted) instead of the network's. For hand-held shake of a still scene; wrong "
+        "for moving subjects. A photo in which the network finds almost no blur is left as it was.",
     ),
 ]
 ShakeSizeOpt = Annotated[
@@ -959,16 +983,14 @@ def animate(
         float,
         typer.Option(callback=_fps_in_range, help="Playback speed of the video (0.5 to 120)."),
     ] = 12.0,
-    loop: Annotated[
-        bool, typer.Option("--loop/--once", help="Loop the GIF / WebP forever, or play once.")
-    ] = True,
-    boomerang: Annotated[bool, typer.Option("--boomerang", help="Play forward then backward.")] = False,
+    loop: Annotated[bool, flag("--loop/--once", help="Loop the GIF / WebP forever, or play once.")] = True,
+    boomerang: Annotated[bool, flag("--boomerang", help="Play forward then backward.")] = False,
     reverse: Annotated[
         bool,
-        typer.Option("--reverse", help="Reverse time (the direction of motion is ambiguous in one photo)."),
+        flag("--reverse", help="Reverse time (the direction of motion is ambiguous in one photo)."),
     ] = False,
     side_by_side: Annotated[
-        bool, typer.Option("--side-by-side", help="Show the blurred photo left of the video.")
+        bool, flag("--side-by-side", help="Show the blurred photo left of the video.")
     ] = False,
     fmt: Annotated[
         str | None,
@@ -994,7 +1016,7 @@ def animate(
     half: HalfOpt = False,
     tile: TileOpt = 1024,
     repo: RepoOpt = None,
-    shake: ShakeOpt = False,
+    shake: AnimateShakeOpt = False,
     shake_size: ShakeSizeOpt = None,
 ) -> None:
     """Make a short video of the motion that happened while the shutter was open."""
@@ -1147,15 +1169,18 @@ def download(
         list[str] | None, typer.Argument(help="Checkpoint names (default: every default checkpoint).")
     ] = None,
     repo: RepoOpt = None,
-    force: Annotated[bool, typer.Option(help="Download even if a verified copy exists.")] = False,
+    force: Annotated[bool, flag(help="Download even if a verified copy exists.")] = False,
 ) -> None:
     """Fetch checkpoints from the Hugging Face hub into the user cache and verify them."""
-    from .weights import list_checkpoints, prefetch
+    from .weights import WeightsError, hub_repo_id, list_checkpoints, prefetch
 
+    try:  # once, not once per checkpoint
+        hub_repo_id(repo)
+    except WeightsError as e:
+        raise UserError(str(e)) from None
     wanted = names or [r["name"] for r in list_checkpoints(repo_id=repo) if r["default"]]
     if not wanted:
         raise UserError("no checkpoint is registered; nothing to download")
-    from .weights import WeightsError
 
     failed = 0
     for name in wanted:  # every one is tried: one failure says nothing about the others
@@ -1186,7 +1211,7 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")
+        bool, flag("--version", callback=version_callback, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
     """blurvid — deblur a photo and bring its motion alive (Purohit, Shah & Rajagopalan, CVPR 2019)."""

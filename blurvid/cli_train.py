@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from .cli import flag
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -201,7 +203,10 @@ def _stage_command(stage: str) -> Callable[..., None]:
             Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<stage>).")
         ] = None,
         iters: Annotated[
-            int | None, typer.Option(help="Total iterations (paper's default per stage).")
+            int | None,
+            typer.Option(
+                help="Total iterations (default: the paper's, 450000 for deblur, 50000 for autoencoder and bie)."
+            ),
         ] = None,
         minutes: Annotated[
             float | None,
@@ -211,12 +216,19 @@ def _stage_command(stage: str) -> Callable[..., None]:
                 "budget starts a new cosine (a warm restart)."
             ),
         ] = None,
-        batch: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+        batch: Annotated[
+            int | None,
+            typer.Option(
+                help="Batch size (default: the paper's, 16 for deblur, 10 for autoencoder and bie)."
+            ),
+        ] = None,
         accum: Annotated[
             int | None,
             typer.Option(help="Micro-batches of --batch per optimizer step (gradient accumulation)."),
         ] = None,
-        lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+        lr: Annotated[
+            float | None, typer.Option(help="Adam learning rate (default 1e-4, the paper's).")
+        ] = None,
         clip_p: Annotated[
             float | None,
             typer.Option(
@@ -231,7 +243,7 @@ def _stage_command(stage: str) -> Callable[..., None]:
                 help="Never train on the last share of each clip's frames (score them with eval --clips-holdout).",
             ),
         ] = None,
-        crop: Annotated[int | None, typer.Option(help="Training crop size (px).")] = None,
+        crop: Annotated[int | None, typer.Option(help="Training crop size (px; default 256).")] = None,
         frames: Annotated[int | None, typer.Option(min=2, help="Frames N per sequence.")] = None,
         init: Annotated[
             list[str] | None,
@@ -243,14 +255,14 @@ def _stage_command(stage: str) -> Callable[..., None]:
         flow_sup: Annotated[
             float | None, typer.Option(help="Weight of true-flow supervision (0 = the paper's loss).")
         ] = None,
-        workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
+        workers: Annotated[int | None, typer.Option(help="DataLoader worker processes (default 1).")] = None,
         precision: Annotated[str | None, typer.Option(help="auto | bf16 | fp16 | fp32")] = None,
         config: Annotated[Path | None, typer.Option(help="JSON file with any TrainConfig fields.")] = None,
         resume: Annotated[
-            bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
+            bool, flag("--resume", help="Continue the run in --out from its last checkpoint.")
         ] = False,
         device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Rich progress bar.")] = True,
+        progress: Annotated[bool, flag("--progress/--no-progress", help="Rich progress bar.")] = True,
     ) -> None:
         synth: dict = {}
         if crop is not None:
@@ -306,11 +318,9 @@ def export_command(
         Path, typer.Option("--out", "-o", help="Folder for the exported files (e.g. weights/).")
     ] = Path("weights"),
     name: Annotated[str, typer.Option(help="Checkpoint name prefix, e.g. v1 -> dm-v1.safetensors.")] = "v1",
-    fp16: Annotated[
-        bool, typer.Option("--fp16/--fp32", help="Store fp16 weights when lossless enough.")
-    ] = True,
+    fp16: Annotated[bool, flag("--fp16/--fp32", help="Store fp16 weights when lossless enough.")] = True,
     default: Annotated[
-        bool, typer.Option("--default/--no-default", help="Make these the default checkpoints.")
+        bool, flag("--default/--no-default", help="Make these the default checkpoints.")
     ] = True,
     registry: Annotated[
         Path | None, typer.Option(help="Registry file to update (default: OUT/registry.json).")
@@ -318,7 +328,7 @@ def export_command(
     license_: Annotated[str, typer.Option("--license", help="License of the weights.")] = "MIT",
     source: Annotated[str, typer.Option(help="How the weights were made.")] = "",
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace checkpoint files of the same name.")
+        bool, flag("--overwrite", help="Replace checkpoint files of the same name.")
     ] = False,
 ) -> None:
     """Export a run's best weights as inference checkpoints (sha256, registry entry)."""
@@ -474,7 +484,7 @@ def eval_command(
     ] = Target.time,
     noise: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--noise/--no-noise",
             help="--synth: sensor noise as in the synthesis defaults (the default protocol), or none "
             "(clean like a low-ISO photo).",
@@ -492,7 +502,7 @@ def eval_command(
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16 (fp16: CUDA only)")] = "auto",
     shake: Annotated[
         bool,
-        typer.Option("--shake", help="deblur: measure camera-shake mode (deblur --shake) instead of the DM."),
+        flag("--shake", help="deblur: measure camera-shake mode (deblur --shake) instead of the DM."),
     ] = False,
 ) -> None:
     """Measure deblurring (PSNR/SSIM), video (PSNR, pPSNR, Eq. 6 error vs static) or a stage-1 run.
@@ -544,7 +554,8 @@ def eval_command(
     }
     table = Table()
     for c in ("set", "count", *result["columns"]):
-        table.add_column(c.replace("_", " "), overflow="fold")
+        # the set's name whole (a narrow terminal broke "synthetic" over two lines), numbers folded
+        table.add_column(c.replace("_", " "), overflow="fold", no_wrap=c == "set")
     for set_name, r in result["sets"].items():
         means = [r["mean"].get(c, float("nan")) for c in result["columns"]]
         # a metric a set has no value for (aligned PSNR of synthetic blur) is a dash, not nan
@@ -651,7 +662,7 @@ def synth_command(
         typer.Option(min=0, max=1, help="Share of samples made from --clips (default with --clips: 0.5)."),
     ] = None,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace the samples of an earlier run in --out.")
+        bool, flag("--overwrite", help="Replace the samples of an earlier run in --out.")
     ] = False,
 ) -> None:
     """Write a synthesised dataset: <out>/sample_NNNNN/{blurred.png, frames/frame_NN.png, flows.npy, meta.json}."""

@@ -1734,3 +1734,58 @@ def test_deblur_to_jpeg_flattens_transparency_before_the_network(tiny_weights, t
     assert len(seen) == 1 and np.allclose(seen[0][-4:, -4:], 1.0)  # white under the transparency, not green
     out = np.asarray(Image.open(tmp_path / "logo.jpg")).astype(int)
     assert (np.abs(out[-4:, -4:] - 255) <= 8).all()
+
+
+# ------------------------------------------------------------------ session 30's new-user audit
+
+
+def test_a_bad_repo_id_for_download_is_one_line_not_one_per_checkpoint(tiny_weights, capsys):
+    r = run(capsys, "download", "--force", "--repo", "foo")
+    assert r.code == 2 and len(r.err_lines) == 1 and "'foo' is not a Hugging Face Hub repo id" in r.err, r
+    r.assert_no_traceback()
+
+
+def test_flags_show_no_value_column_in_help(capsys):
+    """typer 0.29 showed '--overwrite <bool>': `--overwrite true` then took 'true' for a photo."""
+    for command in (["deblur"], ["animate"], ["train", "deblur"], ["eval"]):
+        r = run(capsys, *command, "--help")
+        assert r.code == 0, r
+        flags = [
+            line
+            for line in r.out.splitlines()
+            if re.search(r"--(overwrite|quiet|resume|noise|shake)\b", line)
+        ]
+        assert flags and not any("<bool>" in line for line in flags), (command, flags)
+
+
+def test_missing_training_data_is_said_to_be_missing(tmp_path, capsys):
+    for command in (["train", "deblur", "--data"], ["synth"]):
+        r = run(capsys, *command, tmp_path / "nosuch", "-o", tmp_path / "out")
+        assert r.code == 2 and len(r.err_lines) == 1, r
+        assert f"{tmp_path / 'nosuch'}: no such file or folder" in r.err, r
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_autoencoder_run_is_named_as_a_run(tmp_path, capsys):
+    from conftest import save_image
+
+    save_image(tmp_path / "data" / "a.png", 96, 96)
+    r = run(
+        capsys, "train", "bie", "--data", tmp_path / "data", "--autoencoder", tmp_path / "nosuch",
+        "-o", tmp_path / "run", "--iters", 1, "--no-progress",
+    )  # fmt: skip
+    assert r.code == 2 and len(r.err_lines) == 1 and "no such run folder or checkpoint" in r.err, r
+    r.assert_no_traceback()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any folder")
+def test_a_photo_in_a_folder_that_cannot_be_entered_says_so(tmp_path, capsys):
+    from conftest import save_image
+
+    photo = save_image(tmp_path / "locked" / "p.png")
+    (tmp_path / "locked").chmod(0o600)
+    try:
+        r = run(capsys, "deblur", photo)
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+    assert r.code == 1 and "permission denied (cannot reach it" in r.err, r

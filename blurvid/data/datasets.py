@@ -73,6 +73,8 @@ def _image_files(sources: Iterable[str | os.PathLike]) -> list[Path]:
             out += sorted(q for q in p.rglob("*") if _training_image(q, p))
         elif p.suffix.lower() in IMAGE_EXTS and p.exists():
             out.append(p)
+        elif not p.exists():
+            raise FileNotFoundError(f"{p}: no such file or folder")
         else:
             raise FileNotFoundError(f"{p}: not an image file or folder")
     return out

@@ -263,6 +263,10 @@ class BIETask(_VideoTask):
             from ..weights import load_checkpoint
 
             path = stage1_file
+            if not Path(cfg.autoencoder).exists():  # "checkpoint file ... does not exist" read as a file
+                raise ValueError(
+                    f"--autoencoder {cfg.autoencoder}: no such run folder or checkpoint (the stage-1 run)"
+                )
             state, meta = load_checkpoint(path)
             rvd = {k[4:]: v for k, v in state.items() if k.startswith("rvd.")}
             if not rvd:
