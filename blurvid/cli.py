@@ -190,8 +190,9 @@ def collect_inputs(
                 asked.discard(raw)
                 asked.add(str(p.resolve()))
             groups = _collect_one(raw, recursive, report, add, skip) or groups
-        except PermissionError:  # a folder on the way that may not be looked into
-            report.fail(f"{raw}: permission denied (cannot reach it: check its folders' permissions)")
+        except PermissionError as e:  # a folder on the way, or one in a walked tree, may not be entered
+            where = e.filename or raw
+            report.fail(f"{where}: permission denied (check the permissions of it and the folders above it)")
         except (OSError, RuntimeError) as e:  # a name longer than the file system allows; ~nosuchuser
             report.fail(f"{raw}: {getattr(e, 'strerror', None) or e}")
     jobs = []
@@ -1174,20 +1175,25 @@ def download(
     """Fetch checkpoints from the Hugging Face hub into the user cache and verify them."""
     from .weights import WeightsError, hub_repo_id, list_checkpoints, prefetch
 
-    try:  # once, not once per checkpoint
+    bad_repo = None  # a bad repo id matters only for what must come from the hub: said once
+    try:
         hub_repo_id(repo)
     except WeightsError as e:
-        raise UserError(str(e)) from None
+        if force:  # every checkpoint comes from the hub
+            raise UserError(str(e)) from None
+        bad_repo = str(e)
     wanted = names or [r["name"] for r in list_checkpoints(repo_id=repo) if r["default"]]
     if not wanted:
         raise UserError("no checkpoint is registered; nothing to download")
 
-    failed = 0
+    failed, repo_said = 0, False
     for name in wanted:  # every one is tried: one failure says nothing about the others
         try:
             r = prefetch(name, repo_id=repo, force=force)
         except WeightsError as e:
-            print_error(str(e))
+            if str(e) != bad_repo or not repo_said:
+                print_error(str(e))
+            repo_said = repo_said or str(e) == bad_repo
             failed += 1
             continue
         out.print(f"{r.spec.name}: {r.path} ({r.origin})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Any, TypeVar
 
 T = TypeVar("T", bound="Config")
@@ -53,11 +54,18 @@ def check_counts(name: str, value: object, length: int | None = None, least: int
 
 
 def check_number(
-    name: str, value: object, low: float = 0.0, high: float = math.inf, high_open: bool = False
+    name: str,
+    value: object,
+    low: float = 0.0,
+    high: float = math.inf,
+    high_open: bool = False,
+    low_open: bool = False,
 ) -> None:
-    """Raise ValueError unless ``value`` is a finite number from ``low`` to ``high`` (under it, with
-    ``high_open``)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not (low <= value and (value < high if high_open else value <= high)):
+    """Raise ValueError unless ``value`` is a finite number (numpy's too) from ``low`` to ``high``
+    (above ``low`` with ``low_open``, under ``high`` with ``high_open``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (
+        (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+    ):
         upto = "" if high == math.inf else f" {'to under' if high_open else 'to'} {high:g}"
-        raise ValueError(f"{name} {value!r}: use a number from {low:g}{upto}")
+        raise ValueError(f"{name} {value!r}: use a number {'above' if low_open else 'from'} {low:g}{upto}")

@@ -14,7 +14,6 @@ import contextlib
 import copy
 import dataclasses
 import math
-import numbers
 import operator
 import os
 import sys
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
+from .config import check_number
 from .io import flatten_alpha as flatten_alpha  # the API's name for it since 0.4 (the maths is io's)
 from .metrics import gaussian_blur, psnr
 from .models.deblur import DeblurNet, DMConfig
@@ -457,8 +457,8 @@ class ShakeRemover:
     differs slightly; within 0.05 of one untiled pass with 96 px tiles in the tests). A dark photo
     (its highlights, the luminance's 99.5th percentile, under ``exposure``; ``None``: off) is treated
     as the same scene exposed brighter (:func:`blurvid.shake.exposure_gain`): the kernel estimate's
-    edge threshold and the prior weight are absolute, and the same shake 4x darker came out 2 dB
-    worse (``benchmarks/shake_exposure.py``). Only right when the
+    edge threshold and the prior weight are absolute: the same shake 2x darker came out 2 dB worse, 4x
+    darker 6.3 dB worse, below the blurred photo (``benchmarks/shake_exposure.py``). Only right when the
     whole photo moved the same way (hand-held shake of a still scene); moving subjects and strong
     rotation need the network (:class:`Deblurrer`).
     """
@@ -483,28 +483,12 @@ class ShakeRemover:
         crop = _check_pixels("crop", crop, 16)
         if max_blur is not None:
             max_blur = _check_pixels("max_blur", max_blur, 1)
-        for name, value, least, above in (
-            ("strength", strength, 0, True),  # 0: the deconvolution divides by the kernel's zeros (NaN)
-            ("refine_noise", refine_noise, 0, False),
-            ("min_change_db", min_change_db, 0, False),
-            ("min_blur_core", min_blur_core, 0, True),
-            ("exposure", 1.0 if exposure is None else exposure, 0, True),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, numbers.Real)
-                or not math.isfinite(value)
-                or value < least
-                or (above and value == least)
-            ):
-                more = "more than 0" if above else "0 or more"
-                raise ValueError(f"{name} must be a finite number, {more}, got {value!r}")
-        if min_blur_core > 1:
-            raise ValueError(
-                f"min_blur_core is a share of the kernel's mass, at most 1, got {min_blur_core!r}"
-            )
-        if exposure is not None and exposure > 1:
-            raise ValueError(f"exposure is a brightness in (0, 1] or None, got {exposure!r}")
+        check_number("strength", strength, low_open=True)  # 0: the solve divides by the kernel's zeros
+        check_number("refine_noise", refine_noise)
+        check_number("min_change_db", min_change_db)
+        check_number("min_blur_core", min_blur_core, high=1.0, low_open=True)  # a share of the mass
+        if exposure is not None:
+            check_number("exposure", exposure, high=1.0, low_open=True)  # a brightness
         if not isinstance(refine, bool):
             raise ValueError(f"refine must be True or False, got {refine!r}")
         if judge is not None and not callable(getattr(judge, "tensor", None)):
@@ -514,14 +498,14 @@ class ShakeRemover:
         self.strength, self.tile, self.refine, self.refine_noise = strength, tile, refine, refine_noise
         self.min_blur_core, self.judge, self.min_change_db = min_blur_core, judge, min_change_db
         self.exposure = exposure
-        self._photo_scale = 1.0  # the photo's px per px of what tensor() is given (see at_scale)
+        self._photo_scale = 1.0  # px of what tensor() is given per px of the user's photo (at_scale)
+        self._asked_blur = max_blur  # max_blur as the user gave it, in px of their photo
 
     def at_scale(self, factor: float) -> ShakeRemover:
         """A copy for photos resized by ``factor`` before they are given to it (``animate --size``):
-        ``max_blur`` (px of the original photo) becomes px of the resized copy, and messages keep
-        speaking of the original's px."""
-        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor <= 1:
-            raise ValueError(f"factor must be a number in (0, 1], got {factor!r}")
+        ``max_blur`` (px of the original photo) becomes px of the resized copy, the default longest blur
+        is the one the full-size photo would get, and messages keep speaking of the original's px."""
+        check_number("factor", factor, high=1.0, low_open=True)
         out = copy.copy(self)
         if self.max_blur is not None:
             out.max_blur = max(1, round(self.max_blur * factor))
@@ -541,9 +525,10 @@ class ShakeRemover:
         return self._kernel(lum * self._gain(lum))[0]
 
     def _too_small(self, h: int, w: int) -> str | None:
-        """:data:`TOO_SMALL` for an ``h`` x ``w`` photo whose copy (of at most ``work_side`` px) is under
-        twice the longest blur looked for on a side, else None. (A 7x7 photo came out 15 dB from itself,
-        deconvolved with a kernel larger than itself.)"""
+        """:data:`TOO_SMALL` (:data:`TOO_SMALL_ANY` at the shortest blur) for an ``h`` x ``w`` photo
+        whose copy (of at most ``work_side`` px) is under twice the longest blur looked for on a side,
+        else None. (A 7x7 photo came out 15 dB from itself, deconvolved with a kernel larger than
+        itself.)"""
         size, blur = self._search_size(h, w)
         if min(size) >= 2 * blur:
             return None
@@ -575,8 +560,8 @@ class ShakeRemover:
             photo = scale * self._photo_scale  # working-copy px per px of the photo the user gave
             warn_caller(
                 f"blur is looked for up to {MAX_SHAKE_BLUR} px of the {max(size)} px working copy, "
-                f"{round(MAX_SHAKE_BLUR / photo)} px of the photo, not the "
-                f"{round(self.max_blur / self._photo_scale)} px asked (--shake-size, max_blur in Python)"
+                f"{round(MAX_SHAKE_BLUR / photo)} px of the photo, not the {self._asked_blur} px asked "
+                "(--shake-size, max_blur in Python)"
             )
         grey = resize(lum, size)[0, 0]
         k = estimate_kernel(texture_crop(grey, self.crop), blur)
@@ -602,12 +587,13 @@ class ShakeRemover:
         """The size of the copy an ``h`` x ``w`` photo's kernel is estimated on, and the longest blur
         (px of that copy) looked for."""
         size = bounded_size(h, w, self.work_side)
-        blur = (
-            31
-            if self.max_blur is None
-            else max(MIN_SHAKE_BLUR, min(MAX_SHAKE_BLUR, round(self.max_blur * size[0] / h)))
-        )
-        return size, blur
+        if self.max_blur is not None:
+            return size, max(MIN_SHAKE_BLUR, min(MAX_SHAKE_BLUR, round(self.max_blur * size[0] / h)))
+        # 31 px of the working copy of the user's photo at its full size (at_scale: a resized photo
+        # looks for the blur deblur would look for in the full one)
+        full = max(h, w) / self._photo_scale
+        blur = 31 * max(1.0, full / self.work_side) * self._photo_scale * max(size) / max(h, w)
+        return size, max(MIN_SHAKE_BLUR, min(MAX_SHAKE_BLUR, round(blur)))
 
     @staticmethod
     def _scaled(k: torch.Tensor, factor: float) -> torch.Tensor:
@@ -673,13 +659,14 @@ class ShakeRemover:
                 return deconvolve(c, k, strength)
             # as a grey RGB photo: the clipped-highlight handling lives in deconvolve_rgb (its
             # luminance is the channel, its colour differences zero)
+            # (the work of three channels, for the rounds' censored data term)
             return deconvolve_rgb(c.expand(-1, 3, -1, -1), k, strength, clipped=clipped, gain=gain)[:, :1]
 
         def run(t: torch.Tensor) -> torch.Tensor:
             t = t.to(self.device).float() * gain  # the same scene exposed brighter (gain 1: as it is)
             if t.shape[1] == 3:  # luminance sparse, colour differences smooth (and 2.4x faster)
                 out = deconvolve_rgb(t, k, strength, clipped=clipped, gain=gain)
-            else:  # one channel at a time bounds the FFT buffers to one channel's
+            else:  # one channel at a time bounds the FFT buffers (to one channel's without clipped)
                 out = torch.cat([one(t[:, c : c + 1]) for c in range(t.shape[1])], 1)
             return (out / gain if gain != 1 else out).clamp(0, 1)
 

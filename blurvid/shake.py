@@ -21,6 +21,8 @@ import numbers
 import torch
 import torch.nn.functional as F
 
+from .config import check_number
+
 __all__ = [
     "deconvolve",
     "deconvolve_rgb",
@@ -392,13 +394,7 @@ def deconvolve_rgb(
     check_clipped(clipped)
     if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral) or rounds < 0:
         raise ValueError(f"rounds must be a whole number, 0 or more, got {rounds!r}")
-    if (
-        isinstance(gain, bool)
-        or not isinstance(gain, numbers.Real)
-        or not gain >= 1
-        or not math.isfinite(gain)
-    ):
-        raise ValueError(f"gain must be a finite number, 1 or more, got {gain!r}")
+    check_number("gain", gain, 1.0)
     h, w = y.shape[-2:]
     yp = _pad_fft(y, 2 * max(kernel.shape))
     shape = (yp.shape[-2], yp.shape[-1])
@@ -456,10 +452,10 @@ def exposure_gain(y: torch.Tensor, reference: float = 0.6, most: float = 16.0) -
     over the photo's 99.5th percentile, within ``[1, most]`` (1 for a photo whose highlights reach it).
 
     The kernel estimate's edge threshold and the deconvolution's prior weight are absolute, chosen on
-    photos whose highlights reach 0.6 or more: the same shake in a photo exposed 4x darker came out 2 dB
-    worse, and 10x darker worse than the blurred photo. Estimating and deconvolving ``gain * y`` (then
-    dividing by ``gain``) treats a dark photo as the same scene exposed brighter. Large photos are
-    sampled (every n-th pixel) for the percentile."""
+    photos whose highlights reach 0.6 or more: the same shake in a photo exposed 2x darker came out 2 dB
+    worse, and 4x darker 6.3 dB worse, below the blurred photo (``benchmarks/shake_exposure.py``).
+    Estimating and deconvolving ``gain * y`` (then dividing by ``gain``) treats a dark photo as the
+    same scene exposed brighter. Large photos are sampled (every n-th pixel) for the percentile."""
     flat = y.detach().flatten()
     step = max(1, flat.numel() // 4_000_000)  # torch.quantile takes at most 2**24 values
     high = float(torch.quantile(flat[::step].float(), 0.995))

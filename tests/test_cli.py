@@ -1739,10 +1739,23 @@ def test_deblur_to_jpeg_flattens_transparency_before_the_network(tiny_weights, t
 # ------------------------------------------------------------------ session 30's new-user audit
 
 
-def test_a_bad_repo_id_for_download_is_one_line_not_one_per_checkpoint(tiny_weights, capsys):
+def test_a_bad_repo_id_for_download_is_one_line_not_one_per_checkpoint(tiny_weights, capsys, monkeypatch):
     r = run(capsys, "download", "--force", "--repo", "foo")
     assert r.code == 2 and len(r.err_lines) == 1 and "'foo' is not a Hugging Face Hub repo id" in r.err, r
     r.assert_no_traceback()
+    r = run(capsys, "download", "--repo", "foo")  # verified copies need no hub: listed, as before
+    assert r.code == 0 and "tiny-dm:" in r.out, r
+    from blurvid import weights
+
+    real = weights.prefetch
+
+    def missing(name, repo_id=None, force=False):  # as if no copy were on disk: each needs the hub
+        return real(name, repo_id=repo_id, force=True)
+
+    monkeypatch.setattr(weights, "prefetch", missing)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the repo id is refused before any download
+    r = run(capsys, "download", "--repo", "foo")
+    assert r.code == 2 and len(r.err_lines) == 1 and "'foo' is not a Hugging Face Hub repo id" in r.err, r
 
 
 def test_flags_show_no_value_column_in_help(capsys):
@@ -1788,4 +1801,4 @@ def test_a_photo_in_a_folder_that_cannot_be_entered_says_so(tmp_path, capsys):
         r = run(capsys, "deblur", photo)
     finally:
         (tmp_path / "locked").chmod(0o700)
-    assert r.code == 1 and "permission denied (cannot reach it" in r.err, r
+    assert r.code == 1 and f"{photo}: permission denied (check the permissions" in r.err, r

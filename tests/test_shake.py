@@ -636,13 +636,17 @@ def test_a_long_flat_kernel_is_padded_for_its_longer_side():
 
 def test_tiles_grow_to_hold_the_deconvolutions_reach():
     """The overlap was cut to under half the tile: a 15 px kernel in 64 px tiles left tile edges."""
-    k = bent_kernel(15).float()
+    k = torch.zeros(15, 15, dtype=torch.float64)
+    k[7, :] = 1.0  # an L that fills its support: it reaches 4 x 15 px, past a 31 px overlap
+    k[:8, 14] = 0.7
+    k = (k / k.sum()).float()
     x = blur_valid(scene(150, 190, seed=7), k.double()).float().expand(1, 3, -1, -1).clone()
     whole = ShakeRemover("cpu", tile=4096).tensor(x, kernel=k)
     calls: list[tuple[int, int]] = []
     tiled = ShakeRemover("cpu", tile=64).tensor(x, lambda d, t: calls.append((d, t)), kernel=k)
     assert calls[-1][1] > 1  # still in tiles: 122 px ones, overlapping by 60
-    assert float((tiled - whole).abs().max()) < 0.02  # 0.2 with the overlap cut to 31 px
+    off = float(((tiled - whole).abs() > 4 / 255).float().mean())
+    assert off < 0.08, off  # 0.032; 0.18 with the overlap cut to 31 px
 
 
 def test_strength_zero_and_other_bad_settings_are_refused_when_made():
@@ -710,8 +714,19 @@ def test_a_shake_remover_for_a_resized_photo_speaks_of_the_photos_px():
     assert half.max_blur == 15 and remover.max_blur == 30
     assert half._too_small(35, 45) is None  # 15 px of the copy fit in 35
     assert "60 px" in ShakeRemover("cpu", max_blur=60).at_scale(0.5)._too_small(35, 45)  # photo px
+    # the default: what deblur looks for in the full photo (a 4000 x 3000 one: 121 px), not 31 px of
+    # the 500 px copy (248 px of the photo)
+    assert ShakeRemover("cpu").at_scale(500 / 4000)._search_size(375, 500) == ((375, 500), 15)
+    assert ShakeRemover("cpu")._search_size(3000, 4000) == ((768, 1024), 31)
     with pytest.raises(ValueError, match="factor"):
         remover.at_scale(0)
+
+
+def test_the_cap_warning_quotes_the_shake_size_asked_also_for_a_resized_photo(monkeypatch):
+    monkeypatch.setattr(shake, "estimate_kernel", lambda grey, blur: torch.ones(1, 1))
+    x = torch.rand(1, 3, 200, 1000, generator=torch.Generator().manual_seed(0))  # a 3000 px photo at 1/3
+    with pytest.warns(UserWarning, match=r"not the 301 px asked"):
+        ShakeRemover("cpu", max_blur=301).at_scale(1 / 3).kernel(x)  # it said 300 (rounded, scaled back)
 
 
 def test_shake_size_without_shake_is_refused(tmp_path, capsys):
