@@ -1086,12 +1086,12 @@ def animate(
         pixels = pipeline.fit_image(pixels, size)
         del photo  # with --size, only the fitted copy is used: the full-size photo goes now
         h, w = pixels.shape[:2]
+        check_video_size(job.dst, h, 2 * w if side_by_side else w)  # before minutes of work
         animator = runtime
         if isinstance(runtime.deblurrer, pipeline.ShakeRemover) and max(h, w) < side:
             # --shake-size and --shake's messages are in px of the photo, not of its fitted copy
             animator = copy.copy(runtime)
             animator.deblurrer = runtime.deblurrer.at_scale(max(h, w) / side)
-        check_video_size(job.dst, h, 2 * w if side_by_side else w)  # before minutes of work
         left = to_uint8(pixels) if side_by_side else None
         # 8-bit as they are made: every video format stores 8 bits, 9 float frames of a 24 MP photo are
         # 2.6 GB, and a frame made band by band as uint8 never exists as floats at full size
