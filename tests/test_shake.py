@@ -752,38 +752,12 @@ def test_animate_shake_size_is_in_px_of_the_photo_not_of_its_fitted_copy(
     blurred = blur_valid(scene(80, 100, seed=5), bent_kernel())  # 70 x 90
     src = tmp_path / "p.png"
     Image.fromarray((torch.stack([blurred] * 3, -1).numpy() * 255).round().astype(np.uint8)).save(src)
-    # fitted to 45 px: 35 x 45; 30 px of the photo is 15 px of the copy, which fits (30 would not)
-    r = run(
-        capsys,
-        "animate",
-        src,
-        "-o",
-        tmp_path / "f",
-        "--format",
-        "frames",
-        "--frames",
-        2,
-        "--size",
-        45,
-        "--shake",
-        "--shake-size",
-        30,
-    )
+
+    def animate(out: str, shake_size: int):  # fitted to 45 px: a 35 x 45 copy
+        return run(capsys, "animate", src, "-o", tmp_path / out, "--format", "frames", "--frames", 2,
+                   "--size", 45, "--shake", "--shake-size", shake_size)  # fmt: skip
+
+    r = animate("f", 30)  # 30 px of the photo is 15 px of the copy, which fits (30 would not)
     assert r.code == 0 and "too small" not in r.err, r
-    r = run(
-        capsys,
-        "animate",
-        src,
-        "-o",
-        tmp_path / "g",
-        "--format",
-        "frames",
-        "--frames",
-        2,
-        "--size",
-        45,
-        "--shake",
-        "--shake-size",
-        40,
-    )
+    r = animate("g", 40)
     assert r.code == 0 and "longest blur looked for, 40 px" in r.err, r  # 20 px of the copy, in photo px
