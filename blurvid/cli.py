@@ -581,6 +581,7 @@ def _run_jobs(
     quiet: bool,
     label: str,
     work: Callable[[Job, Progress], None],
+    shake: bool = False,
 ) -> None:
     todo = []
     claimed: dict[str, Job] = {}  # output, case folded -> the job that writes it in this run
@@ -604,7 +605,7 @@ def _run_jobs(
         if ready:
             todo.append(job)
     try:
-        _work_through(todo, report, quiet, label, work)
+        _work_through(todo, report, quiet, label, work, shake)
     except _Stopped:
         if not quiet:  # the stop line itself comes from main(); say what was already done
             err.print(f"{len(report.written)} of {len(todo)} written before the stop")
@@ -699,7 +700,12 @@ _PROBED: dict[str, str | None] = {}  # folder -> why a file cannot be made in it
 
 
 def _work_through(
-    todo: list[Job], report: Report, quiet: bool, label: str, work: Callable[[Job, Progress], None]
+    todo: list[Job],
+    report: Report,
+    quiet: bool,
+    label: str,
+    work: Callable[[Job, Progress], None],
+    shake: bool = False,
 ) -> None:
     from .io import OutputExists, PhotoError
 
@@ -717,7 +723,12 @@ def _work_through(
             except UserError:
                 raise
             except MemoryError:
-                report.fail(f"{job.src}: out of memory; try a smaller --tile")
+                # --shake's deconvolution tiles are 2048 px or more (longer blur: larger): --tile bounds
+                # only its network check
+                hint = (
+                    "a smaller --shake-size, or a smaller copy of the photo" if shake else "a smaller --tile"
+                )
+                report.fail(f"{job.src}: out of memory; try {hint}")
             except Exception as e:  # an unexpected failure on one file must not stop a folder run
                 report.fail(f"{job.src}: unexpected error: {type(e).__name__}: {e}")
                 _debug_trace(e)
@@ -959,7 +970,7 @@ def deblur(
         # without --overwrite, a result another run wrote meanwhile stays (counted as skipped)
         write_photo(job.dst, sharp, like=photo, alpha=photo.alpha, quality=quality, replace=overwrite)
 
-    _run_jobs(jobs, report, overwrite, quiet, "deblur", work)
+    _run_jobs(jobs, report, overwrite, quiet, "deblur", work, shake)
     _finish(report, quiet)
 
 
@@ -1108,7 +1119,7 @@ def animate(
             seq = pipeline.side_by_side(left, seq)
         write_video(job.dst, seq, fps=fps, loop=loop, icc=icc, replace=overwrite)
 
-    _run_jobs(jobs, report, overwrite, quiet, "animate", work)
+    _run_jobs(jobs, report, overwrite, quiet, "animate", work, shake)
     _finish(report, quiet)
 
 

@@ -1802,3 +1802,21 @@ def test_a_photo_in_a_folder_that_cannot_be_entered_says_so(tmp_path, capsys):
     finally:
         (tmp_path / "locked").chmod(0o700)
     assert r.code == 1 and f"{photo}: permission denied (check the permissions" in r.err, r
+
+
+@pytest.mark.parametrize(
+    ("extra", "hint"), [([], "try a smaller --tile"), (["--shake"], "try a smaller --shake-size")]
+)
+def test_out_of_memory_suggests_what_bounds_the_memory(
+    tiny_weights, tmp_path, capsys, monkeypatch, extra, hint
+):
+    """--tile does not bound --shake's deconvolution (its tiles are 2048 px or more): it was suggested."""
+
+    class Hungry:
+        def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise MemoryError
+
+    monkeypatch.setattr(cli, "_runtime", lambda *a, **k: Hungry())
+    photo = save_image(tmp_path / "p.png")
+    r = run(capsys, "deblur", photo, *extra)
+    assert r.code == 1 and len(r.err_lines) == 1 and f"{photo}: out of memory; {hint}" in r.err, r
