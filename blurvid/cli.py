@@ -1128,8 +1128,12 @@ def models(repo: RepoOpt = None) -> None:
     """List the registered checkpoints, where each was found and whether its sha256 verifies (exit 1 when a default one is missing or corrupt)."""  # noqa: E501 (one line: --help shows the docstring's breaks)
     from rich.table import Table
 
-    from .weights import list_checkpoints
+    from .weights import WeightsError, hub_repo_id, list_checkpoints
 
+    try:  # the listing reads the copies on disk, but a download from such a repo would fail
+        hub_repo_id(repo)
+    except WeightsError as e:
+        logging.getLogger("blurvid").warning("%s", e)
     rows = list_checkpoints(repo_id=repo)
     if not rows:  # a health check: nothing can run
         from .weights import REGISTRY_FILE, package_weights_dir

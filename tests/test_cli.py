@@ -1820,3 +1820,9 @@ def test_out_of_memory_suggests_what_bounds_the_memory(
     photo = save_image(tmp_path / "p.png")
     r = run(capsys, "deblur", photo, *extra)
     assert r.code == 1 and len(r.err_lines) == 1 and f"{photo}: out of memory; {hint}" in r.err, r
+
+
+def test_models_warns_of_a_bad_repo_id(tiny_weights, capsys):
+    r = run(capsys, "models", "--repo", "foo")
+    assert r.code == 0 and "tiny-dm" in r.out, r  # the copies on disk are still listed
+    assert len(r.err_lines) == 1 and "warning: 'foo' is not a Hugging Face Hub repo id" in r.err, r
