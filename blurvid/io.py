@@ -1471,15 +1471,14 @@ def write_photo(
                     # Pillow (so read_photo, and much other software) cannot open 16-bit grey+alpha
                     # TIFF: write it as RGBA with three equal channels instead.
                     rgba = values16[:, :, [0, 0, 0, 1]]
-                    if icc is not None and not _icc_for(icc, grey=False):
+                    rgba_icc = icc if _icc_for(icc, grey=False) else None
+                    if icc is not None and rgba_icc is None:
                         _log.warning(
                             "%s: the source's grey ICC profile does not fit the RGBA this TIFF is written "
                             "as; it is left out",
                             p,
                         )
-                    _encode_tiff16(
-                        fh, rgba, icc if _icc_for(icc, grey=False) else None, exif, xmp, dpi, squeeze
-                    )
+                    _encode_tiff16(fh, rgba, rgba_icc, exif, xmp, dpi, squeeze)
                 else:
                     _encode_tiff16(fh, values16, icc, exif, xmp, dpi, squeeze)
             return
