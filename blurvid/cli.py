@@ -559,6 +559,12 @@ def _check_shake_size(shake: bool, shake_size: int | None) -> None:
         raise UserError(f"--shake-size {shake_size} works with --shake only: add --shake, or leave it out")
 
 
+def _memory_hint(shake: bool) -> str:
+    """What to try when a photo runs out of memory: ``--shake``'s deconvolution tiles are 2048 px or more
+    (larger for longer blur), so ``--tile`` bounds only its network check."""
+    return "a smaller --shake-size, or a smaller copy of the photo" if shake else "a smaller --tile"
+
+
 def _judge(repo: str | None) -> DeblurNet | None:
     """The DM with which ``--shake`` checks a photo for blur first; ``--shake`` also works without any
     checkpoint: then it deconvolves every photo, and says so once."""
@@ -581,7 +587,7 @@ def _run_jobs(
     quiet: bool,
     label: str,
     work: Callable[[Job, Progress], None],
-    shake: bool = False,
+    memory_hint: str = "a smaller --tile",
 ) -> None:
     todo = []
     claimed: dict[str, Job] = {}  # output, case folded -> the job that writes it in this run
@@ -605,7 +611,7 @@ def _run_jobs(
         if ready:
             todo.append(job)
     try:
-        _work_through(todo, report, quiet, label, work, shake)
+        _work_through(todo, report, quiet, label, work, memory_hint)
     except _Stopped:
         if not quiet:  # the stop line itself comes from main(); say what was already done
             err.print(f"{len(report.written)} of {len(todo)} written before the stop")
@@ -643,8 +649,8 @@ def _check_job(
     if _output_key(job.src) in left_out:
         report.own.append(job.src)
         return False
-    first = claimed.setdefault(_output_key(job.dst), job)
     dst = _output_key(job.dst)
+    first = claimed.setdefault(dst, job)
     if _same(job.src, job.dst) or _inside(job.src, job.dst):  # the latter: a folder of frames replaced
         choose = "-o or --suffix" if command == "deblur" else "-o"  # animate names its results itself
         report.fail(f"{job.src}: the output would overwrite the input; choose another {choose}")
@@ -705,7 +711,7 @@ def _work_through(
     quiet: bool,
     label: str,
     work: Callable[[Job, Progress], None],
-    shake: bool = False,
+    memory_hint: str = "a smaller --tile",
 ) -> None:
     from .io import OutputExists, PhotoError
 
@@ -723,12 +729,7 @@ def _work_through(
             except UserError:
                 raise
             except MemoryError:
-                # --shake's deconvolution tiles are 2048 px or more (longer blur: larger): --tile bounds
-                # only its network check
-                hint = (
-                    "a smaller --shake-size, or a smaller copy of the photo" if shake else "a smaller --tile"
-                )
-                report.fail(f"{job.src}: out of memory; try {hint}")
+                report.fail(f"{job.src}: out of memory; try {memory_hint}")
             except Exception as e:  # an unexpected failure on one file must not stop a folder run
                 report.fail(f"{job.src}: unexpected error: {type(e).__name__}: {e}")
                 _debug_trace(e)
@@ -970,7 +971,7 @@ def deblur(
         # without --overwrite, a result another run wrote meanwhile stays (counted as skipped)
         write_photo(job.dst, sharp, like=photo, alpha=photo.alpha, quality=quality, replace=overwrite)
 
-    _run_jobs(jobs, report, overwrite, quiet, "deblur", work, shake)
+    _run_jobs(jobs, report, overwrite, quiet, "deblur", work, _memory_hint(shake))
     _finish(report, quiet)
 
 
@@ -1119,7 +1120,7 @@ def animate(
             seq = pipeline.side_by_side(left, seq)
         write_video(job.dst, seq, fps=fps, loop=loop, icc=icc, replace=overwrite)
 
-    _run_jobs(jobs, report, overwrite, quiet, "animate", work, shake)
+    _run_jobs(jobs, report, overwrite, quiet, "animate", work, _memory_hint(shake))
     _finish(report, quiet)
 
 
@@ -1190,25 +1191,23 @@ def download(
     """Fetch checkpoints from the Hugging Face hub into the user cache and verify them."""
     from .weights import WeightsError, hub_repo_id, list_checkpoints, prefetch
 
-    bad_repo = None  # a bad repo id matters only for what must come from the hub: said once
-    try:
-        hub_repo_id(repo)
-    except WeightsError as e:
-        if force:  # every checkpoint comes from the hub
+    if force:  # every checkpoint comes from the hub: a bad repo id is one line, before any work
+        try:
+            hub_repo_id(repo)
+        except WeightsError as e:
             raise UserError(str(e)) from None
-        bad_repo = str(e)
     wanted = names or [r["name"] for r in list_checkpoints(repo_id=repo) if r["default"]]
     if not wanted:
         raise UserError("no checkpoint is registered; nothing to download")
 
-    failed, repo_said = 0, False
+    failed, said = 0, set()
     for name in wanted:  # every one is tried: one failure says nothing about the others
         try:
             r = prefetch(name, repo_id=repo, force=force)
         except WeightsError as e:
-            if str(e) != bad_repo or not repo_said:
+            if str(e) not in said:  # a reason shared by several (a bad repo id) is said once
                 print_error(str(e))
-            repo_said = repo_said or str(e) == bad_repo
+                said.add(str(e))
             failed += 1
             continue
         out.print(f"{r.spec.name}: {r.path} ({r.origin})")
