@@ -515,6 +515,30 @@ def test_exposure_length_makes_the_trail_as_long_as_stated():
     assert SynthConfig().exposure_length is False  # the fixed validation protocols keep their lengths
 
 
+def test_exposure_length_as_a_share_mixes_the_two_conventions_per_path():
+    """Trails at their stated length cost Levin's small kernels (sessions 29-30); a share in 0..1
+    measures that share of paths over the exposure and the rest the old way, drawn per path, while
+    True / False draw nothing (their samples are unchanged)."""
+    from blurvid.data.synth import SynthConfig, _exposure_span, synthesize
+
+    g = torch.Generator().manual_seed(3)
+    spans = [_exposure_span(g, SynthConfig(exposure_length=0.25), 27) for _ in range(800)]
+    assert set(spans) == {27, None} and 160 < spans.count(27) < 240
+    for share, span in ((True, 27), (False, None), (1.0, 27), (0.0, None)):
+        g = torch.Generator().manual_seed(3)
+        state = g.get_state()
+        assert _exposure_span(g, SynthConfig(exposure_length=share), 27) == span
+        assert torch.equal(g.get_state(), state)
+    # a mixed config renders, and its margin holds the longer convention's paths
+    mixed = SynthConfig(size=64, exposure_length=0.5, blur_px=(20.0, 30.0))
+    assert mixed.margin == SynthConfig(size=64, exposure_length=True, blur_px=(20.0, 30.0)).margin
+    sample = synthesize(torch.rand(3, 200, 200), torch.Generator().manual_seed(0), mixed)
+    assert sample.blurred.shape == (3, 64, 64) and torch.isfinite(sample.blurred).all()
+    for bad in (1.5, -0.1, float("nan"), "yes"):
+        with pytest.raises(ValueError, match="use true, false or a probability from 0 to 1"):
+            SynthConfig(exposure_length=bad)  # type: ignore[arg-type]
+
+
 def test_the_margin_holds_a_path_of_the_stated_exposure_length():
     """Over the exposure alone a path strays up to ~0.8 of its length from the reference pose; the
     0.6 margin let sub-frames sample outside the source (3 of 600 at blur_px 200-300)."""

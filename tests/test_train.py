@@ -809,6 +809,8 @@ def test_a_new_run_never_replaces_an_existing_one(photos, tmp_path, capsys):
         ({"lambdas": []}, "lambdas []: give four weights"),
         ({"workers": -1}, "workers -1: use 0"),
         ({"synth": {"blur_px": ["a", "b"]}}, "each item of config key 'synth.blur_px' must be a number"),
+        ({"synth": {"exposure_length": "yes"}}, "'synth.exposure_length' must be true, false or a number"),
+        ({"synth": {"exposure_length": 1.5}}, "exposure_length 1.5: use true, false or a probability from 0"),
         # these failed in a data worker's traceback, or were taken as "no limit"
         ({"synth": {"frames": 0}}, "synth frames 0: use a whole number, at least 2"),
         ({"synth": {"frames": 1}}, "synth frames 1: use a whole number, at least 2"),

@@ -75,8 +75,9 @@ class SynthConfig(Config):
     # blur_px / object_px are the path's length over the exposure (True). False, as before session 28:
     # measured over the exposure and back to its central instant, which leaves trails ~0.69 of the stated
     # length (a 32 px straight path spans 21 px); the fixed validation protocols and the shipped
-    # checkpoints' training configs keep it
-    exposure_length: bool = False
+    # checkpoints' training configs keep it. A number in 0..1 mixes the two conventions: the probability
+    # that a path (camera or object, drawn per path) is measured over the exposure
+    exposure_length: bool | float = False
 
     def __post_init__(self) -> None:
         for name in ("blur_px", "tremor_px", "object_px"):
@@ -85,6 +86,9 @@ class SynthConfig(Config):
                 raise ValueError(
                     f"{name} {lo:g} to {hi:g}: path lengths lie in 0..{MAX_PATH_PX} px, low to high"
                 )
+        share = self.exposure_length
+        if not isinstance(share, (bool, int, float)) or not 0 <= share <= 1:  # also NaN
+            raise ValueError(f"exposure_length {share!r}: use true, false or a probability from 0 to 1")
 
     @property
     def margin(self) -> int:
@@ -313,6 +317,16 @@ def _reference(values: torch.Tensor, center: str) -> torch.Tensor:
     return values[-1] if center == "time" else values[:-1].mean(0)
 
 
+def _exposure_span(g: torch.Generator, cfg: SynthConfig, steps: int) -> int | None:
+    """``random_path``'s ``span`` for one path: ``steps`` (its length measured over the exposure) with
+    probability ``cfg.exposure_length``, else None. Draws only for a share strictly between 0 and 1, so
+    the streams of ``True`` / ``False`` configs are unchanged."""
+    share = float(cfg.exposure_length)
+    if 0 < share < 1:
+        return steps if float(torch.rand((), generator=g)) < share else None
+    return steps if share else None
+
+
 def _camera_mats(
     g: torch.Generator, cfg: SynthConfig, times: torch.Tensor, t_c: float, size: int, region: int
 ) -> torch.Tensor:
@@ -331,7 +345,7 @@ def _camera_mats(
         if cfg.tremor_p > 0 and float(torch.rand((), generator=g)) < cfg.tremor_p:
             trans = tremor_path(g, t, float(_uniform(g, *cfg.tremor_px)))
         else:
-            span = len(times) if cfg.exposure_length else None  # t ends with the central instant
+            span = _exposure_span(g, cfg, len(times))  # t ends with the central instant
             trans = random_path(g, t, float(_uniform(g, *cfg.blur_px)), cfg.shake, span)
         rot = (
             math.radians(cfg.rotation_deg)
@@ -360,7 +374,7 @@ def _object_mats(
     """World -> object-texture matrices for each time (inverse of the object's placement)."""
     t = torch.cat([times.to(torch.float64), torch.tensor([t_c], dtype=torch.float64)])
     length = float(_uniform(g, *cfg.object_px))
-    trans = random_path(g, t, length, cfg.shake * 0.3, len(times) if cfg.exposure_length else None)
+    trans = random_path(g, t, length, cfg.shake * 0.3, _exposure_span(g, cfg, len(times)))
     rot = math.radians(6.0) * _uniform(g, -1, 1) * t
     trans, rot = trans - _reference(trans, cfg.center), rot - _reference(rot, cfg.center)
     h = (obj - 1) / 2

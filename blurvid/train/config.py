@@ -186,7 +186,7 @@ def check_keys(d: dict, stage: str, source: str) -> None:
         for k, v in sub.items():
             f = fields[k]
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
-            kind = _kind(default) if default is not None else _OPTIONAL_KINDS.get(str(f.type))
+            kind = _ANNOTATED_KINDS.get(str(f.type)) or (_kind(default) if default is not None else None)
             if v is None and default is None:
                 continue
             if kind is not None and not _same_kind(v, kind[1]):
@@ -216,10 +216,12 @@ _KINDS: list[tuple[type | tuple[type, ...], str, type | tuple[type, ...]]] = [
 ]
 
 
-# fields whose default is None: what they take besides null, by their annotation
-_OPTIONAL_KINDS: dict[str, tuple[str, type | tuple[type, ...]]] = {
+# fields whose annotation names more than their default's type (a None default takes what it names
+# besides null; exposure_length takes a probability as well as true / false), by that annotation
+_ANNOTATED_KINDS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "str | None": ("a string", str),
     "str | tuple[str, ...] | None": ("a string or a list of strings", (str, list, tuple)),
+    "bool | float": ("true, false or a number", (bool, int, float)),
 }
 
 
@@ -233,4 +235,5 @@ def _kind(default: object) -> tuple[str, type | tuple[type, ...]] | None:
 
 
 def _same_kind(value: object, accepted: type | tuple[type, ...]) -> bool:
-    return isinstance(value, accepted) and (accepted is bool or not isinstance(value, bool))
+    takes_bool = accepted is bool or (isinstance(accepted, tuple) and bool in accepted)
+    return isinstance(value, accepted) and (takes_bool or not isinstance(value, bool))
