@@ -74,7 +74,8 @@ def ordering_invariant_error(pred: torch.Tensor, target: torch.Tensor) -> torch.
     """The paper's Eq. 6 error summed over frame pairs, per video: ``(B, N, C, H, W) x2 -> (B,)``.
 
     ``sum_n mean| |p_n + p_m| - |t_n + t_m| | + mean| |p_n - p_m| - |t_n - t_m| |`` with ``m = N-1-n``
-    for the first ``ceil(N/2)`` frames; mean over pixels (the paper reports sums on 0-255 images).
+    for the first ``ceil(N/2)`` frames (the centre's self-pair included; the printed sum stops at N/2);
+    mean over pixels and channels (the paper states neither its reduction nor its intensity range).
     Invariant to reversing ``pred`` in time.
     """
     n = pred.shape[1]

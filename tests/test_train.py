@@ -1310,3 +1310,22 @@ def test_the_validation_fingerprint_reads_as_runs_before_exposure_length_stored_
     del before["exposure_length"]
     want = json.dumps({"val": ["v"], "count": 3, "seed": cfg.val_seed, "synth": before}, sort_keys=True)
     assert _val_fingerprint(cfg, scfg) == want
+
+
+def test_a_stage1_init_without_an_rvd_warns_that_lr_rvd_applies(photos, tmp_path):
+    """lr_rvd (2e-5, meant for a trained RVD) applies whenever init is set: an init of the RVE alone
+    left a from-scratch RVD learning 5x slower without a word."""
+    from blurvid import weights
+
+    ae = _cfg("autoencoder", tmp_path / "ae", photos, iters=1)
+    train(ae, progress=False, log=lambda m: None)
+    state, meta = weights.load_checkpoint(tmp_path / "ae" / "best.safetensors")
+    rve_only = {k: v for k, v in state.items() if k.startswith("rve.")}
+    assert rve_only and len(rve_only) < len(state)
+    weights.save_checkpoint(tmp_path / "rve.safetensors", rve_only, arch="rve", config=meta["config"])
+    for init, warned in ((tmp_path / "rve.safetensors", True), (tmp_path / "ae" / "best.safetensors", False)):
+        logs: list[str] = []
+        cfg = _cfg("autoencoder", tmp_path / f"run-{init.stem}", photos, iters=1, init=str(init))
+        train(cfg, progress=False, log=logs.append)
+        assert any("initialised" in m for m in logs)
+        assert any("init holds no RVD tensors, so the RVD trains from scratch" in m for m in logs) is warned

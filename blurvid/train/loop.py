@@ -537,13 +537,21 @@ class _Run:
 
 def _apply_init(net: nn.Module, cfg: TrainConfig, resumed: bool, log: Log) -> None:
     """``cfg.init``: a new run copies the files' matching tensors into ``net`` and grows the blocks they
-    lack as the identity; with ``freeze_loaded`` (new or ``resumed``) the copied tensors stop training."""
+    lack as the identity; with ``freeze_loaded`` (new or ``resumed``) the copied tensors stop training.
+    A new stage-1 run whose init holds no RVD tensors is warned that its RVD, trained from scratch, gets
+    ``lr_rvd`` (meant for a trained one)."""
     if cfg.init and (not resumed or cfg.freeze_loaded):  # resume: the names only (weights: state)
         loaded: set[str] = set()
         for path in [cfg.init] if isinstance(cfg.init, str) else cfg.init:
             loaded |= _init_weights(net, path, log, load=not resumed)
         if loaded and not resumed:
             _grow(net, loaded, log)
+        if cfg.stage == "autoencoder" and not resumed and not any(k.startswith("rvd.") for k in loaded):
+            log(
+                f"warning: init holds no RVD tensors, so the RVD trains from scratch at lr_rvd {cfg.lr_rvd:g} "
+                f"(meant for a trained RVD); set lr_rvd to lr ({cfg.lr:g}) in a --config to train it at the "
+                "encoder's rate"
+            )
         if cfg.freeze_loaded:
             _freeze(net, loaded, log)
 

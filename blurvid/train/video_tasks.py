@@ -108,7 +108,7 @@ class _VideoTask:
     def _lambdas(self, it: int) -> list[float]:
         lam = list(self.cfg.lambdas)
         if self.cfg.coarse_warmup > 0 and it < self.cfg.coarse_warmup:
-            # curriculum: coarse scales weigh up to 4x more at the start, fading to the paper's weights
+            # curriculum: coarse scales weigh up to 4x more at the start, fading to the configured weights
             boost = 1 + 3 * (1 - it / self.cfg.coarse_warmup)
             lam = [lam[0] * boost, lam[1] * (1 + (boost - 1) / 2), lam[2], lam[3]]
         return lam
@@ -122,7 +122,7 @@ class _VideoTask:
             pred, tgt = out.frames[j].float(), targets[j]
             data = ordering_invariant(pred, tgt) if self.invariant else sequence_l1(pred, tgt)
             px = tgt.shape[-1] * tgt.shape[-2]
-            # the paper sums |.|_1 over pixels: scale means by the share of pixels at this scale
+            # Eq. 4's |.|_1 is a sum over pixels: scale means by the share of pixels at this scale
             weight = lam * px / full_px * 64
             smooth = sum(tv(out.flows[j][:, n].float()) for n in range(out.flows[j].shape[1]))
             total = total + weight * (data + self.cfg.mu_tv * smooth)
@@ -176,9 +176,10 @@ class AutoencoderTask(_VideoTask):
     """Stage 1: RVE + RVD reconstruct the N sharp frames (multi-scale L1 + TV; optional flow supervision).
 
     Optional ``distill`` (with ``teacher``, a trained BIE): an added L1 between the RVE's embedding and
-    the frozen BIE's embedding of the same sequence's blurred image and central frame. The paper trains
-    the BIE so that BIE(x_B) ≈ RVE(x_1..N); with a trained BIE this gives the RVE that target directly,
-    which keeps it from collapsing to the constant "no motion" embedding.
+    the frozen BIE's embedding of the same sequence's blurred image and central frame. The paper's aim is
+    BIE(x_B) ≈ RVE(x_1..N), but it does not train on the embedding (no ground truth for it); this project
+    addition uses a trained BIE as the RVE's target instead, which keeps the RVE from collapsing to the
+    constant "no motion" embedding.
     """
 
     def __init__(self, cfg: TrainConfig) -> None:
