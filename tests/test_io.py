@@ -379,6 +379,21 @@ def test_orientation_rotates_pixels(tmp_path: Path, orientation: int, expected) 
     assert tags.get(271) == "Cam"
 
 
+def test_a_16bit_grey_png_transparency_key_turns_upright_with_its_pixels(tmp_path: Path) -> None:
+    """A 16-bit grey PNG's tRNS key becomes an alpha plane on a path of its own: a sideways photo's
+    alpha must turn with the pixels (else its shape differs and the result is written opaque)."""
+    values = RNG.integers(0, 65536, (4, 6), dtype=np.uint16)
+    values[0, :3] = values[3, 5] = 3000  # the transparent key
+    Image.fromarray(values).save(tmp_path / "t.png", transparency=3000, exif=make_exif(Orientation=6))
+    photo = read_photo(tmp_path / "t.png")
+    assert photo.bit_depth == 16 and photo.pixels.shape == (6, 4, 3) and photo.alpha is not None
+    np.testing.assert_array_equal(photo.alpha, np.rot90(values != 3000, -1).astype(np.float32))
+    np.testing.assert_allclose(photo.pixels[:, :, 0], np.rot90(values, -1) / 65535, atol=1e-6)
+    write_photo(tmp_path / "out.png", photo.pixels, like=photo)
+    with Image.open(tmp_path / "out.png") as out:
+        assert out.size == (4, 6) and ("A" in out.mode or "transparency" in out.info)
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_all_orientations_match_pillow_exif_transpose(tmp_path: Path, orientation: int) -> None:
     Image.fromarray(stored_image()).save(tmp_path / "o.png", exif=make_exif(Orientation=orientation))
@@ -893,6 +908,37 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch, depth: int) -> None:  # ty
     assert (tmp_path / "old.png").read_bytes() == b"old content"
 
 
+def test_a_written_file_reaches_the_disk_before_it_takes_its_name(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A power cut after the rename must not leave an empty file under the photo's name: the temporary
+    is flushed (fsync) before it is renamed, for both the replacing and the new-file paths."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace, real_publish = os.fsync, bio.fsutil.replace, bio._publish_new
+
+    def fsync(fd: int) -> None:
+        events.append(
+            ("fsync", os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else "")
+        )
+        real_fsync(fd)
+
+    def renamed(real):  # type: ignore[no-untyped-def]
+        def call(src, dst, *a):  # type: ignore[no-untyped-def]
+            events.append(("rename", str(src)))
+            return real(src, dst, *a)
+
+        return call
+
+    monkeypatch.setattr(bio.os, "fsync", fsync)
+    monkeypatch.setattr(bio.fsutil, "replace", renamed(real_replace))
+    monkeypatch.setattr(bio, "_publish_new", renamed(real_publish))
+    for replace in (True, False):
+        events.clear()
+        write_photo(tmp_path / f"p{replace}.png", smooth_rgb(), replace=replace)
+        kinds = [k for k, _ in events]
+        assert kinds.index("fsync") < kinds.index("rename"), events
+        tmp = events[kinds.index("rename")][1]
+        assert ".tmp" in tmp and all(path in ("", tmp) for k, path in events if k == "fsync")
+
+
 def test_written_file_permissions_follow_umask(tmp_path: Path) -> None:
     if os.name != "posix":
         pytest.skip("POSIX permissions")
@@ -963,11 +1009,30 @@ def test_gif(tmp_path: Path, loop: bool) -> None:
     assert np.abs(decoded - frames[2]).mean() < 0.04  # shared palette + ordered dither stays close
 
 
-def test_animated_webp(tmp_path: Path) -> None:
-    out = write_video(tmp_path / "v.webp", video_frames(), fps=8, loop=False, quality=90)
+@pytest.mark.parametrize("loop", [True, False])
+def test_animated_webp(tmp_path: Path, loop: bool) -> None:
+    out = write_video(tmp_path / "v.webp", video_frames(), fps=8, loop=loop, quality=90)
     with Image.open(out) as im:
         assert im.n_frames == 5 and im.size == (23, 17)
-        assert im.info.get("loop") == 1  # play once
+        assert im.info.get("loop") == (0 if loop else 1)  # 0: for ever; 1: play once
+
+
+@pytest.mark.parametrize(("suffix", "step"), [(".gif", 10), (".webp", 1)])
+def test_frame_times_keep_the_frame_rate_where_ms_do_not_divide(
+    tmp_path: Path, suffix: str, step: int
+) -> None:
+    """At 12 fps a frame lasts 83.3 ms: rounding each frame alone (80 ms in GIF's 10 ms steps) would
+    play a second of motion in 0.96 s; the durations keep the running sum on the frame clock."""
+    frames = [video_frames()[i % 5] for i in range(12)]
+    out = write_video(tmp_path / f"v{suffix}", frames, fps=12, loop=True)
+    durations = []
+    with Image.open(out) as im:
+        for i in range(im.n_frames):
+            im.seek(i)
+            im.load()  # WebP reports a frame's duration once it is decoded
+            durations.append(im.info["duration"])
+    assert len(durations) == 12 and sum(durations) == 1000
+    assert all(d % step == 0 and abs(d - 1000 / 12) < step for d in durations)
 
 
 def probe_video(path: Path) -> tuple[str, int, int, int]:

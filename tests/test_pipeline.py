@@ -192,6 +192,18 @@ def test_device_and_precision_selection():
         pipeline.resolve_precision("fp16", CPU)
 
 
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_precision_auto_and_half_follow_the_hardware(monkeypatch, native_bf16):
+    """'auto' is bf16 only on CPUs with native bf16 (emulated bf16 is slower than fp32) and fp32 on
+    CUDA; 'half' is fp16 on CUDA. Only the device's type is read, so no GPU is needed."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native_bf16)
+    cuda = torch.device("cuda")
+    assert pipeline.resolve_precision("auto", CPU) is (torch.bfloat16 if native_bf16 else torch.float32)
+    assert pipeline.resolve_precision("auto", cuda) is torch.float32
+    assert pipeline.resolve_precision("half", cuda) is torch.float16
+    assert pipeline.resolve_precision("fp16", cuda) is torch.float16
+
+
 def test_weights_load_once_per_process(tiny_weights, monkeypatch):
     from blurvid import weights
 

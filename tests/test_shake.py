@@ -761,3 +761,37 @@ def test_animate_shake_size_is_in_px_of_the_photo_not_of_its_fitted_copy(
     assert r.code == 0 and "too small" not in r.err, r
     r = animate("g", 40)
     assert r.code == 0 and "longest blur looked for, 40 px" in r.err, r  # 20 px of the copy, in photo px
+
+
+def test_a_kernel_found_on_a_smaller_copy_is_scaled_up_to_sum_one():
+    """Photos over work_side are searched on a copy; the kernel is resized to the photo. Bilinear
+    resizing multiplies its sum by about the factor squared: unless renormalised, the deconvolution
+    would brighten the photo ~5x (with refine off, or above refine_noise, nothing else renormalises)."""
+    sharp = scene(170, 200, seed=5)
+    x = blur_valid(sharp, bent_kernel(9)).float()[None, None]
+    k = ShakeRemover("cpu", refine=False, work_side=85, max_blur=21).kernel(x)
+    assert k.shape[0] % 2 == 1 and k.shape[0] > 9  # found at about half size, then scaled up
+    assert abs(float(k.sum()) - 1) < 1e-5 and float(k.min()) >= 0
+
+
+def test_clipped_highlights_of_a_dark_photo_are_found_at_its_own_values():
+    """Brought up by ``gain``, a photo's clipped channels sit at clipped * gain: values between clipped
+    and clipped * gain were recorded unclipped and take the plain deconvolution."""
+    k = bent_kernel().float()
+    sharp = scene(70, 80, seed=9)
+    sharp[20:30, 30:40] = 3.0  # a lamp, recorded clipped
+    y = blur_valid(sharp, k.double()).clamp(0, 1).float().expand(1, 3, -1, -1).clone()
+    assert float(y.max()) == 1.0
+    below = y * 2  # up to 2.0, all under 0.98 * 4: nothing clipped
+    torch.testing.assert_close(
+        shake.deconvolve_rgb(below, k, clipped=shake.CLIPPED, gain=4.0), shake.deconvolve_rgb(below, k)
+    )
+    at = y * 4  # the lamp at 4.0: clipped
+    assert (
+        float(
+            (shake.deconvolve_rgb(at, k, clipped=shake.CLIPPED, gain=4.0) - shake.deconvolve_rgb(at, k))
+            .abs()
+            .max()
+        )
+        > 0.05
+    )
