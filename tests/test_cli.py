@@ -1822,6 +1822,34 @@ def test_out_of_memory_suggests_what_bounds_the_memory(
     assert r.code == 1 and len(r.err_lines) == 1 and f"{photo}: out of memory; {hint}" in r.err, r
 
 
+def test_an_unexpected_error_on_one_photo_of_a_folder_skips_only_that_photo(
+    tiny_weights, tmp_path, capsys, monkeypatch
+):
+    """A bug or library error on one file (not a PhotoError) is one line naming it; the folder run goes
+    on with the rest and exits 1."""
+    real = cli._runtime
+
+    def runtime(*args, **kwargs):  # type: ignore[no-untyped-def]
+        sharpen = real(*args, **kwargs)
+
+        def call(pixels, **kw):  # type: ignore[no-untyped-def]
+            if pixels.shape[0] == 21:  # b.png
+                raise RuntimeError("kernel exploded")
+            return sharpen(pixels, **kw)
+
+        return call
+
+    monkeypatch.setattr(cli, "_runtime", runtime)
+    folder = tmp_path / "in"
+    for name, h in (("a", 24), ("b", 21), ("c", 24)):
+        save_image(folder / f"{name}.png", h=h)
+    r = run(capsys, "deblur", folder, "-o", tmp_path / "out")
+    assert r.code == 1 and len(r.err_lines) == 1, r
+    assert f"{folder / 'b.png'}: unexpected error: RuntimeError: kernel exploded" in r.err, r
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_sharp.png", "c_sharp.png"]
+    assert "2 written, 1 failed" in r.out, r
+
+
 def test_models_warns_of_a_bad_repo_id(tiny_weights, capsys):
     r = run(capsys, "models", "--repo", "foo")
     assert r.code == 0 and "tiny-dm" in r.out, r  # the copies on disk are still listed

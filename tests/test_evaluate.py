@@ -39,6 +39,45 @@ def test_eval_deblur_scores_grey_pairs_on_one_channel_and_colour_pairs_on_three(
     assert math.isclose(colour["mean"]["psnr"], 10 * math.log10(3 / 0.01), abs_tol=1e-3)
 
 
+def test_a_grey_pair_scores_the_mean_of_the_output_channels():
+    """A network may return slightly unequal channels for a grey photo: the score is of their mean
+    (what the photo shows in black and white), not of one channel."""
+    sharp = torch.full((3, 8, 8), 0.5)
+
+    def fn(x: torch.Tensor) -> torch.Tensor:  # red right, green and blue 0.15 too bright
+        return torch.cat([x[:, :1] * 0 + 0.5, x[:, 1:] * 0 + 0.65], 1)
+
+    r = ev.eval_deblur(fn, [_pair("g", sharp, 0.1)])
+    assert math.isclose(r["mean"]["psnr"], -10 * math.log10(0.1**2), abs_tol=1e-3)  # mean 0.6: 20 dB
+
+
+def test_aligned_scores_search_shifts_for_the_input_too():
+    """The Levin protocol's ``psnr_in_aligned``: an input that is the sharp photo shifted by (2, -1)
+    scores 100 dB aligned within 4 px, while its plain PSNR is low."""
+    sharp = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(1))
+    shifted = torch.roll(sharp, (2, -1), (1, 2))
+    r = ev.eval_deblur(lambda x: x, [ev.Pair("s", shifted, sharp)], align=4)["mean"]
+    assert r["psnr_in_aligned"] == 100.0 and r["psnr_aligned"] == 100.0
+    assert r["psnr_in"] < 15 and r["psnr"] < 15
+
+
+def test_the_static_baseline_takes_the_best_blur():
+    """Frames that are (all but the centre itself) the centre frame blurred by sigma 1.5 are best
+    matched at 1.5, and its score is the maximum over the sigmas tried."""
+    from blurvid.metrics import gaussian_blur
+
+    centre = torch.rand(3, 20, 20, generator=torch.Generator().manual_seed(2))
+    frames = gaussian_blur(centre[None], 1.5)[0].expand(15, -1, -1, -1).clone()
+    frames[7] = centre
+    best = ev.static_blur_baseline([ev.Sequence_("s", frames.mean(0), frames)])
+    assert best["sigma"] == 1.5
+    for sigma in (0.5, 1.0, 2.0, 3.0):
+        assert (
+            best["psnr"]
+            > ev.static_blur_baseline([ev.Sequence_("s", frames.mean(0), frames)], [sigma])["psnr"]
+        )
+
+
 def test_eval_video_hand_case():
     frames = torch.rand(5, 3, 8, 8)
     seq = ev.Sequence_("s", frames.mean(0), frames)

@@ -2100,3 +2100,10 @@ def test_a_damaged_grey_float_tiff_is_not_said_to_have_unreadable_samples(tmp_pa
     tags = bio._tiff_first_ifd(bytes(data))
     assert tags[bio._SAMPLE_FORMAT_TAG] == 3 and (tags.get(bio._SAMPLES_PER_PIXEL_TAG) or 1) == 1
     assert bio._tiff_samples_not_read(bytes(data)) is None
+
+
+def test_8bit_values_widen_to_16_bits_exactly() -> None:
+    """255 must become 65535 (x257), not 65280 (x256): white stays white in a 16-bit file."""
+    values = np.array([[0, 1, 128, 255]], np.uint8)
+    np.testing.assert_array_equal(bio._quantize(values, 16), [[0, 257, 32896, 65535]])
+    assert bio._quantize(values, 16).dtype == np.uint16 and bio._quantize(values, 8) is values

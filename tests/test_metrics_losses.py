@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import torch
 
 from blurvid.metrics import aligned_psnr, best_shift, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
@@ -19,6 +20,32 @@ def test_ssim_identity_and_noise():
     x = torch.rand(2, 3, 24, 24)
     assert torch.allclose(ssim(x, x), torch.ones(2), atol=1e-5)
     assert float(ssim(x, (x + 0.3 * torch.randn_like(x)).clamp(0, 1)).mean()) < 0.9
+
+
+def _ssim_reference(x: np.ndarray, y: np.ndarray) -> float:
+    """Wang et al. 2004 on one (H, W) channel in [0, 1], written out in float64 numpy: an 11 x 11
+    Gaussian window of sigma 1.5 over every valid position, K1 0.01, K2 0.03, the map's mean."""
+    ax = np.arange(11) - 5
+    g = np.exp(-(ax**2) / (2 * 1.5**2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+
+    def filt(t: np.ndarray) -> np.ndarray:
+        return np.einsum("ijkl,kl->ij", np.lib.stride_tricks.sliding_window_view(t, (11, 11)), w)
+
+    c1, c2 = 0.01**2, 0.03**2
+    mx, my = filt(x), filt(y)
+    vx, vy, cov = filt(x * x) - mx**2, filt(y * y) - my**2, filt(x * y) - mx * my
+    return float((((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))).mean())
+
+
+def test_ssim_matches_the_published_definition():
+    """Identity and "noise lowers it" cannot tell a wrong window or constant: pin the value."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 30, 41, generator=g, dtype=torch.float64)
+    y = (x + 0.1 * torch.randn(1, 3, 30, 41, generator=g, dtype=torch.float64)).clamp(0, 1)
+    y[:, :, :, 20:] *= 0.7  # darker and lower in contrast on one side: the constants matter there
+    want = np.mean([_ssim_reference(x[0, c].numpy(), y[0, c].numpy()) for c in range(3)])
+    assert abs(float(ssim(x.float(), y.float())[0]) - want) < 1e-4, (float(ssim(x.float(), y.float())), want)
 
 
 def test_ppsnr_is_order_invariant_but_psnr_is_not():

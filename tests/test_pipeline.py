@@ -92,6 +92,30 @@ def test_animator_frames_and_bounded_motion_size():
         pipeline.Animator(None, an.bie, an.rvd)
 
 
+def test_the_bie_reads_the_blurred_photo_first_and_the_rvd_warps_the_sharp_one():
+    """The BIE was trained on (blurred, sharp) in that order and the RVD decodes motion around the
+    sharp photo: swapped inputs still give flows of the right shape, so only the order tells."""
+    an = _tiny_animator()
+    seen: dict[str, tuple[torch.Tensor, ...]] = {}
+    bie_forward, rvd_forward = an.bie.forward, an.rvd.forward
+
+    def bie(blurred, sharp):  # type: ignore[no-untyped-def]
+        seen["bie"] = (blurred, sharp)
+        return bie_forward(blurred, sharp)
+
+    def rvd(emb, sharp, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen["rvd"] = (sharp,)
+        return rvd_forward(emb, sharp, *args, **kwargs)
+
+    an.bie.forward, an.rvd.forward = bie, rvd  # type: ignore[method-assign]
+    blurred, sharp = torch.full((1, 3, 24, 40), 0.2), torch.full((1, 3, 24, 40), 0.8)
+    an.flows(blurred, sharp, 5)
+    assert torch.allclose(seen["bie"][0], torch.tensor(0.2)) and torch.allclose(
+        seen["bie"][1], torch.tensor(0.8)
+    )
+    assert torch.allclose(seen["rvd"][0], torch.tensor(0.8))
+
+
 def test_frames_made_in_bands_are_those_of_one_warp_bit_for_bit():
     # animate makes each frame band by band, converted to uint8 band by band: the same bytes as converting
     # the float frame of one warp (io.to_uint8 is what the CLI passes)

@@ -86,6 +86,27 @@ def test_true_flows_explain_the_frames():
     assert err < 0.35 * static  # the flows account for most of the motion (occlusions aside)
 
 
+def test_a_mirrored_sample_mirrors_its_flows():
+    """hflip mirrors the pixels; the flows' x component must change sign as well, or they point the
+    wrong way in every mirrored sample (half of them)."""
+    import dataclasses
+
+    from blurvid.data.synth import PlanBatch, plan, render_batch
+
+    cfg = SynthConfig(frames=9, blur_px=(8.0, 12.0), static_camera_p=0.0, **{**CLEAN, "size": 64})
+    p = plan(_image(), torch.Generator().manual_seed(5), cfg)
+    plain, mirrored = (
+        render_batch(PlanBatch.collate([dataclasses.replace(p, hflip=flip)])) for flip in (False, True)
+    )
+    torch.testing.assert_close(mirrored["frames"], plain["frames"].flip(-1))
+    sign = torch.tensor([-1.0, 1.0]).view(1, 1, 2, 1, 1)
+    torch.testing.assert_close(mirrored["flows"], plain["flows"].flip(-1) * sign)
+    assert plain["flows"][..., 0, :, :].abs().max() > 2  # it moved sideways: the sign matters
+    frames, flows, c = mirrored["frames"][0], mirrored["flows"][0], mirrored["center"]
+    warped = warp(frames[c : c + 1].expand(9, -1, -1, -1), flows)
+    assert (warped - frames).abs().mean() < 0.35 * (frames[c : c + 1] - frames).abs().mean()
+
+
 def test_blur_strength_follows_the_setting():
     short = SynthConfig(frames=9, blur_px=(1.0, 1.5), static_camera_p=0.0, **CLEAN)
     long = SynthConfig(frames=9, blur_px=(20.0, 21.0), static_camera_p=0.0, **CLEAN)

@@ -122,6 +122,10 @@ def make_loader(
         persistent_workers=False,
         worker_init_fn=_worker_init,
         prefetch_factor=4 if workers > 0 else None,
+        # the workers' base seed from a generator of its own: drawn from torch's global one, it moved
+        # that stream by one draw at every start, so a resumed bie run (whose centre_dm_p choices come
+        # from it) trained on other choices than a run without a stop (the samples are seeded per index)
+        generator=torch.Generator().manual_seed(0),
     )
 
 
