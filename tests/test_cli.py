@@ -1854,3 +1854,27 @@ def test_models_warns_of_a_bad_repo_id(tiny_weights, capsys):
     r = run(capsys, "models", "--repo", "foo")
     assert r.code == 0 and "tiny-dm" in r.out, r  # the copies on disk are still listed
     assert len(r.err_lines) == 1 and "warning: 'foo' is not a Hugging Face Hub repo id" in r.err, r
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp"])
+def test_animate_passes_fps_and_once_to_the_video(tiny_weights, tmp_path, capsys, photo, suffix):
+    """--fps and --once reached the video writer only through untested wiring (a frames folder
+    checked --once; nothing checked --fps)."""
+    out = tmp_path / f"c{suffix}"
+    r = run(capsys, "animate", photo, "-o", out, "-n", 3, "--fps", 24, "--once")
+    assert r.code == 0, r
+    durations = []
+    with Image.open(out) as im:
+        assert im.info.get("loop", 1) == 1  # GIF: no loop block; WebP: play once
+        for i in range(im.n_frames):
+            im.seek(i)
+            im.load()
+            durations.append(im.info["duration"])
+    assert len(durations) == 3 and all(abs(d - 1000 / 24) < 10 for d in durations), durations
+
+
+def test_format_names_are_taken_in_any_letter_case(tiny_weights, tmp_path, capsys, photo):
+    r = run(capsys, "deblur", photo, "--format", "PNG", "-o", tmp_path / "out")
+    assert r.code == 0 and (tmp_path / "out" / f"{photo.stem}_sharp.png").is_file(), r
+    r = run(capsys, "animate", photo, "--format", "GIF", "-n", 3, "-o", tmp_path / "clips")
+    assert r.code == 0 and [p.suffix for p in (tmp_path / "clips").iterdir()] == [".gif"], r

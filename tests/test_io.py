@@ -1131,9 +1131,12 @@ def test_an_animation_is_refused_and_a_one_frame_gif_is_a_photo(tmp_path: Path) 
     frames = [Image.fromarray((RNG.random((16, 20, 3)) * 255).astype(np.uint8)) for _ in range(3)]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
     frames[0].save(tmp_path / "a.webp", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "two.gif", save_all=True, append_images=frames[1:2])
     for name in ("a.gif", "a.webp"):
         with pytest.raises(PhotoError, match=r"is an animation \(3 frames\), not a still photo"):
             read_photo(tmp_path / name)
+    with pytest.raises(PhotoError, match=r"is an animation \(2 frames\)"):  # two frames are one too many
+        read_photo(tmp_path / "two.gif")
     frames[0].save(tmp_path / "one.gif")
     assert read_photo(tmp_path / "one.gif").pixels.shape == (16, 20, 3)
 
@@ -2107,3 +2110,18 @@ def test_8bit_values_widen_to_16_bits_exactly() -> None:
     values = np.array([[0, 1, 128, 255]], np.uint8)
     np.testing.assert_array_equal(bio._quantize(values, 16), [[0, 257, 32896, 65535]])
     assert bio._quantize(values, 16).dtype == np.uint16 and bio._quantize(values, 8) is values
+
+
+def test_8bit_grey_alpha_and_a_grey_transparency_key_give_alpha(tmp_path: Path) -> None:
+    grey = RNG.integers(0, 256, (5, 7), dtype=np.uint8)
+    grey[grey == 40] = 41
+    grey[0, :2] = 40
+    a = RNG.integers(0, 256, (5, 7), dtype=np.uint8)
+    Image.fromarray(np.dstack([grey, a]), "LA").save(tmp_path / "la.png")
+    photo = read_photo(tmp_path / "la.png")
+    assert photo.grey and photo.alpha is not None
+    np.testing.assert_allclose(photo.alpha, a / 255, atol=1e-6)
+    Image.fromarray(grey, "L").save(tmp_path / "key.png", transparency=40)
+    keyed = read_photo(tmp_path / "key.png")
+    assert keyed.alpha is not None
+    np.testing.assert_array_equal(keyed.alpha, (grey != 40).astype(np.float32))

@@ -37,6 +37,10 @@ def test_warp_constant_flow_is_the_known_shift():
     flow = torch.zeros(1, 2, 9, 13)
     flow[:, 0] = 0.5
     assert torch.allclose(warp(img, flow)[..., :-1], 0.5 * (img[..., :-1] + img[..., 1:]), atol=1e-6)
+    flow = torch.zeros(1, 2, 9, 13)  # and down to the bottom row's neighbour
+    flow[:, 1] = 0.5
+    want = 0.5 * (img[..., :-1, :] + img[..., 1:, :])
+    assert torch.allclose(warp(img, flow)[..., :-1, :], want, atol=1e-6)
 
 
 def test_warp_module_and_gradients():

@@ -572,3 +572,15 @@ def test_the_margin_holds_a_path_of_the_stated_exposure_length():
     assert (
         new.margin - old.margin == 120 and old.margin == SynthConfig(blur_px=(200.0, 300.0), size=64).margin
     )
+
+
+def test_training_data_takes_every_still_photo_format_it_lists(tmp_path):
+    """WebP, PNG, JPEG and TIFF photos are training data (a format dropped from the list was skipped
+    without a word)."""
+    from PIL import Image
+
+    from blurvid.data.datasets import list_images
+
+    for name in ("a.webp", "b.jpg", "c.png", "d.tif"):
+        Image.new("RGB", (40, 30), (90, 120, 30)).save(tmp_path / name)
+    assert sorted(p.name for p in list_images([tmp_path])) == ["a.webp", "b.jpg", "c.png", "d.tif"]
