@@ -1878,3 +1878,29 @@ def test_format_names_are_taken_in_any_letter_case(tiny_weights, tmp_path, capsy
     assert r.code == 0 and (tmp_path / "out" / f"{photo.stem}_sharp.png").is_file(), r
     r = run(capsys, "animate", photo, "--format", "GIF", "-n", 3, "-o", tmp_path / "clips")
     assert r.code == 0 and [p.suffix for p in (tmp_path / "clips").iterdir()] == [".gif"], r
+
+
+def test_a_folder_run_leaves_out_hidden_files_and_patterns_take_brackets(tiny_weights, tmp_path, capsys):
+    """Hidden files (macOS's ._ twins, dot-files) are not photos of the folder; a pattern with [..]
+    is a glob, as in the shell."""
+    folder = tmp_path / "in"
+    for name in ("p1.png", "p2.png", "p3.png", ".hidden.png", "._p1.png"):
+        save_image(folder / name)
+    r = run(capsys, "deblur", folder, "-o", tmp_path / "out")
+    assert r.code == 0 and "3 written" in r.out, r
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "p1_sharp.png",
+        "p2_sharp.png",
+        "p3_sharp.png",
+    ]
+    r = run(capsys, "deblur", str(folder / "p[12].png"), "-o", tmp_path / "two")
+    assert r.code == 0 and sorted(p.name for p in (tmp_path / "two").iterdir()) == [
+        "p1_sharp.png",
+        "p2_sharp.png",
+    ], r
+
+
+@pytest.mark.parametrize("fps", [0.5, 120])
+def test_the_fps_range_includes_its_ends(tiny_weights, tmp_path, capsys, photo, fps):
+    r = run(capsys, "animate", photo, "-o", tmp_path / "f", "-n", 3, "--fps", fps)
+    assert r.code == 0, r
