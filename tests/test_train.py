@@ -1400,3 +1400,23 @@ def test_a_bie_run_resumed_trains_as_one_without_a_stop(photos, tmp_path):
     for k, v in sa["model"].items():
         assert torch.equal(v, sb["model"][k]), k
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+
+
+def test_export_keeps_its_options_and_names_the_last_weights_when_best_is_missing(photos, tmp_path):
+    """default=False registers without taking the default; a tolerance of 0 keeps fp32; a run folder
+    with only last.pt is an error that names it (not a silent export of other weights)."""
+    from blurvid import weights
+    from blurvid.train.export import export
+
+    train(_cfg("deblur", tmp_path / "r", photos, iters=1), progress=False, log=lambda m: None)
+    reg = tmp_path / "w" / "registry.json"
+    specs = export(tmp_path / "r", tmp_path / "w", name="t", registry=reg, default=False, tolerance=0.0)
+    entries = json.loads(reg.read_text())
+    rows = entries if isinstance(entries, list) else entries.get("checkpoints", entries)
+    text = json.dumps(rows)
+    assert '"default": false' in text and '"default": true' not in text
+    state, _ = weights.load_checkpoint(tmp_path / "w" / "dm-t.safetensors")
+    assert all(v.dtype == torch.float32 for v in state.values()) and len(specs) == 1
+    (tmp_path / "r" / "best.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"export its last weights: .*last\.pt"):
+        export(tmp_path / "r", tmp_path / "w2", name="t", registry=tmp_path / "w2" / "registry.json")
