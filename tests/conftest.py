@@ -46,6 +46,19 @@ def save_image(path: Path, h: int = H, w: int = W, seed: int = 0, **save_options
     return path
 
 
+def frame_durations(path: Path) -> list[int]:
+    """How long each frame of the animated GIF or WebP at ``path`` shows, in ms, as Pillow reads them."""
+    from PIL import Image
+
+    durations = []
+    with Image.open(path) as im:
+        for i in range(im.n_frames):
+            im.seek(i)
+            im.load()  # the WebP reader sets a frame's duration once it is decoded
+            durations.append(im.info["duration"])
+    return durations
+
+
 def corrupt_exif_tiff(path: Path) -> Path:
     """An 8-bit TIFF of :func:`image_u8` whose Exif sub-IFD pointer points past the end of the file:
     Pillow reads the picture, and warns ``Corrupt EXIF data.  Expecting to read 2 bytes but only got 0.``"""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import H, W, corrupt_exif_tiff, image_f32, image_u8, save_image
+from conftest import H, W, corrupt_exif_tiff, frame_durations, image_f32, image_u8, save_image
 from PIL import Image
 
 import blurvid
@@ -535,12 +535,7 @@ def test_animate_webp(tiny_weights, tmp_path, capsys, photo):
         assert im.size == (W, H)
         # libwebp merges identical consecutive frames (their durations add up): the playback time is N frames
         assert 2 <= im.n_frames <= N
-        total = 0
-        for i in range(im.n_frames):
-            im.seek(i)
-            im.load()  # the WebP reader sets the frame's duration on load
-            total += im.info["duration"]
-        assert abs(total - N * 1000 / 12) <= N
+    assert abs(sum(frame_durations(clip)) - N * 1000 / 12) <= N
 
 
 def _frames(folder: Path) -> list[np.ndarray]:
@@ -583,6 +578,37 @@ def test_animate_boomerang_gif(tiny_weights, tmp_path, capsys, photo):
     once = _frames(tmp_path / "once")
     assert len(once) == 2 * N - 1
     assert np.abs(once[-1].astype(int) - once[0].astype(int)).max() <= 1
+
+
+class _FlatFrames:
+    """Stands in for the networks: frame ``i`` of ``n`` is flat grey ``i / (n - 1)``, so each frame's
+    place in time can be read back from its brightness, also through H.264's losses."""
+
+    deblurrer = None
+
+    def frames(self, pixels, frames, on_tile=None, convert=None):  # type: ignore[no-untyped-def]
+        for i in range(frames):
+            yield convert(np.full_like(pixels, i / (frames - 1)))
+
+
+def test_animate_boomerang_mp4(tiny_weights, tmp_path, capsys, monkeypatch, photo):
+    """An MP4 plays once, so its boomerang comes back to the first frame: forward, then every frame
+    back (2N - 1 frames), where a looping GIF leaves out the first one (its loop shows it)."""
+    import imageio.v3 as iio
+
+    monkeypatch.setattr(cli, "_runtime", lambda *a, **k: _FlatFrames())
+    r = run(capsys, "animate", photo, "-o", tmp_path / "f.mp4", "-n", N)
+    assert r.code == 0, r
+    r = run(capsys, "animate", photo, "-o", tmp_path / "b.mp4", "-n", N, "--boomerang")
+    assert r.code == 0, r
+    fwd = iio.imread(tmp_path / "f.mp4", plugin="FFMPEG", index=None).astype(int)
+    boom = iio.imread(tmp_path / "b.mp4", plugin="FFMPEG", index=None).astype(int)
+    assert fwd.shape[0] == N and boom.shape[0] == 2 * N - 1
+    levels = fwd.mean(axis=(1, 2, 3))
+    assert (np.diff(levels) > 40).all(), levels  # the frames tell apart: their order is seen
+    want = np.concatenate([fwd, fwd[-2::-1]])  # 0 1 2 3 4 3 2 1 0
+    worst = np.abs(boom - want).max(axis=(1, 2, 3))  # per frame
+    assert (worst <= 2).all(), worst
 
 
 def test_animate_side_by_side_doubles_width(tiny_weights, tmp_path, capsys, photo):
@@ -670,6 +696,32 @@ def test_animate_refuses_too_wide_videos_before_the_work(
         f"error: {tmp_path / f'pano{suffix}'}: {'a ' if suffix == '.webp' else ''}{kind} holds at most {limit} px "
         f"a side, these frames are {w} x 4; use a smaller --size or another format"
     ]
+
+
+@pytest.mark.parametrize(("suffix", "w", "limit"), [(".webp", 8192, 16383), (".mp4", 8193, 16384)])
+def test_animate_side_by_side_counts_in_the_size_check(
+    tiny_weights, tmp_path, capsys, monkeypatch, suffix, w, limit
+):
+    """--side-by-side puts the photo left of the video: frames twice as wide, which the check before
+    the work must see (each panel alone fits)."""
+    src = save_image(tmp_path / "pano.png", h=4, w=w)
+
+    class NoWork:
+        deblurrer = None
+
+        def frames(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            pytest.fail("the frames were made")
+
+    monkeypatch.setattr(cli, "_runtime", lambda *a, **k: NoWork())
+    out = tmp_path / f"pano{suffix}"
+    r = run(capsys, "animate", src, "--size", 0, "-n", 3, "-o", out, "--side-by-side")
+    assert r.code == 1, r
+    kind = "a WebP" if suffix == ".webp" else "an MP4"
+    assert r.err_lines == [
+        f"error: {out}: {kind} holds at most {limit} px a side, these frames are {2 * w} x 4; "
+        "use a smaller --size or another format"
+    ]
+    assert not out.exists()
 
 
 # ============================================================================ set-up problems, misc
@@ -1863,13 +1915,9 @@ def test_animate_passes_fps_and_once_to_the_video(tiny_weights, tmp_path, capsys
     out = tmp_path / f"c{suffix}"
     r = run(capsys, "animate", photo, "-o", out, "-n", 3, "--fps", 24, "--once")
     assert r.code == 0, r
-    durations = []
     with Image.open(out) as im:
         assert im.info.get("loop", 1) == 1  # GIF: no loop block; WebP: play once
-        for i in range(im.n_frames):
-            im.seek(i)
-            im.load()
-            durations.append(im.info["duration"])
+    durations = frame_durations(out)
     assert len(durations) == 3 and all(abs(d - 1000 / 24) < 10 for d in durations), durations
 
 

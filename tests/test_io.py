@@ -708,6 +708,74 @@ def test_cmyk_jpeg_is_converted_to_rgb(tmp_path: Path) -> None:
     np.testing.assert_allclose(photo.pixels[3, 4], [1, 0, 0], atol=0.02)
 
 
+def cmyk_icc() -> bytes:
+    """A minimal ICC v2 CMYK printer profile (PCS XYZ, an A2B0 lut16 with a 2-point grid) whose inks
+    are turned round: cyan ink takes away blue (a naive 1 - ink: red), magenta red, yellow green;
+    black is black. Pillow cannot create CMYK profiles; lcms reads this one."""
+
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    def pad(b: bytes) -> bytes:
+        return b + bytes(-len(b) % 4)
+
+    # sRGB's primaries (D50), so that a corner of the grid is exactly an sRGB primary or secondary
+    primaries = np.array([[0.4361, 0.2225, 0.0139], [0.3851, 0.7169, 0.0971], [0.1431, 0.0606, 0.7141]])
+    grid = b""
+    for c, m, y, k in np.ndindex(2, 2, 2, 2):  # the first channel varies slowest
+        rgb = np.array([1 - m, 1 - y, 1 - c]) * (1 - k)
+        grid += struct.pack(">3H", *(min(round(v * 32768), 65535) for v in rgb @ primaries))  # u1Fixed15
+    ramp = struct.pack(">2H", 0, 65535)  # identity input and output curves
+    identity = b"".join(s15(float(i == j)) for i in range(3) for j in range(3))
+    # 4 inputs, 3 outputs, 2 grid points a side, a matrix, curves of 2 entries
+    shape = bytes([4, 3, 2, 0]) + identity + struct.pack(">2H", 2, 2)
+    a2b0 = b"mft2" + bytes(4) + shape + ramp * 4 + grid + ramp * 3
+    text = b"Test CMYK\0"
+    desc = pad(b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(8) + bytes(3) + bytes(67))
+    tags = [
+        (b"desc", desc),
+        (b"cprt", pad(b"text" + bytes(4) + b"none\0")),
+        (b"wtpt", b"XYZ " + bytes(4) + s15(0.9642) + s15(1.0) + s15(0.8249)),
+        (b"A2B0", pad(a2b0)),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (
+        struct.pack(">I", offset + len(data)) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"prtr" + b"CMYK" + b"XYZ "
+        + bytes(12) + b"acsp" + bytes(24) + bytes(4) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(48)
+    )  # fmt: skip
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def test_a_cmyk_jpeg_s_own_profile_converts_it_to_srgb(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """The ink the file's profile describes decides the colour, not a naive 1 - ink: magenta and
+    yellow make red naively, blue through this profile. The result is sRGB and says so."""
+    icc = cmyk_icc()
+    im = Image.new("CMYK", (8, 6), (0, 255, 255, 0))
+    im.paste((255, 0, 0, 0), (0, 0, 4, 6))  # left half cyan: yellow through the profile, cyan naively
+    im.save(tmp_path / "c.jpg", quality=95, icc_profile=icc)
+    with caplog.at_level("WARNING"):
+        photo = read_photo(tmp_path / "c.jpg")
+    assert caplog.text == ""
+    np.testing.assert_allclose(photo.pixels[3, 6], [0, 0, 1], atol=0.03)
+    np.testing.assert_allclose(photo.pixels[3, 1], [1, 1, 0], atol=0.03)
+    assert photo.icc_profile is not None and photo.icc_profile[16:20] == b"RGB "
+    written = ImageCms.ImageCmsProfile(BytesIO(photo.icc_profile))
+    assert ImageCms.getProfileDescription(written).startswith("sRGB")
+    # a profile lcms cannot use (its tag table cut off): the naive conversion, and a warning says so
+    im.save(tmp_path / "bad.jpg", quality=95, icc_profile=icc[:140])
+    with caplog.at_level("WARNING"):
+        photo = read_photo(tmp_path / "bad.jpg")
+    assert "CMYK profile could not be used" in caplog.text
+    np.testing.assert_allclose(photo.pixels[3, 6], [1, 0, 0], atol=0.03)
+    np.testing.assert_allclose(photo.pixels[3, 1], [0, 1, 1], atol=0.03)
+    assert photo.icc_profile is None
+
+
 def test_lab_tiff_is_converted_to_rgb(tmp_path: Path) -> None:
     rgb = np.zeros((6, 8, 3), np.uint8)
     rgb[:, :4] = (200, 30, 40)  # a red and a blue half
@@ -1023,14 +1091,10 @@ def test_frame_times_keep_the_frame_rate_where_ms_do_not_divide(
 ) -> None:
     """At 12 fps a frame lasts 83.3 ms: rounding each frame alone (80 ms in GIF's 10 ms steps) would
     play a second of motion in 0.96 s; the durations keep the running sum on the frame clock."""
+    from conftest import frame_durations
+
     frames = [video_frames()[i % 5] for i in range(12)]
-    out = write_video(tmp_path / f"v{suffix}", frames, fps=12, loop=True)
-    durations = []
-    with Image.open(out) as im:
-        for i in range(im.n_frames):
-            im.seek(i)
-            im.load()  # WebP reports a frame's duration once it is decoded
-            durations.append(im.info["duration"])
+    durations = frame_durations(write_video(tmp_path / f"v{suffix}", frames, fps=12, loop=True))
     assert len(durations) == 12 and sum(durations) == 1000
     assert all(d % step == 0 and abs(d - 1000 / 12) < step for d in durations)
 
@@ -1335,6 +1399,8 @@ def test_video_frames_must_be_8_bit_or_float(tmp_path: Path) -> None:
 def test_gif_above_50_fps_and_webp_above_90_fps_warn(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from conftest import frame_durations
+
     frames = [smooth_rgb(), 1 - smooth_rgb()]
     with caplog.at_level("WARNING", logger="blurvid"):
         write_video(tmp_path / "fast.gif", frames, fps=60)
@@ -1346,13 +1412,7 @@ def test_gif_above_50_fps_and_webp_above_90_fps_warn(
     with caplog.at_level("WARNING", logger="blurvid"):
         write_video(tmp_path / "fast.webp", frames, fps=120)
     assert "a WebP plays at most 90 frames per second; 120 fps plays slower (use .mp4)" in caplog.text
-    with Image.open(tmp_path / "fast.webp") as im:  # what it plays at: 11 ms frames
-        durations = []
-        for i in range(im.n_frames):
-            im.seek(i)
-            im.load()
-            durations.append(im.info["duration"])
-    assert durations == [11, 11]
+    assert frame_durations(tmp_path / "fast.webp") == [11, 11]  # what it plays at: 11 ms frames
 
 
 # --- files a photographer has that blurvid does not read: camera RAW, HEIC, JPEG XL; TIFF pages

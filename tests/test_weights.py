@@ -510,6 +510,20 @@ def test_registry_errors(tmp_path):
             W.load_registry(p)
 
 
+def test_an_upper_case_sha256_in_the_registry_is_taken_in_lower_case(env):
+    """sha256sum prints lowercase, other tools (PowerShell's Get-FileHash) uppercase: both name the file."""
+    src, spec = _make(env["tmp"])
+    shutil.copy(src, env["cache"])
+    entry = {**spec.to_json(), "sha256": spec.sha256.upper()}
+    reg = env["tmp"] / "registry.json"
+    reg.write_text(json.dumps({"checkpoints": {spec.name: entry}}))
+    assert entry["sha256"] != spec.sha256  # the file's digest has letters: the case differs
+    loaded = W.load_registry(reg)[spec.name]
+    assert loaded.sha256 == spec.sha256 and loaded == spec
+    r = W.resolve(spec.name, registry=reg, download=False)
+    assert (r.origin, r.path) == ("cache", env["cache"] / spec.file)  # and the copy verifies against it
+
+
 def test_offline_with_only_a_corrupt_copy_says_why_none_was_fetched(env, monkeypatch):
     _, spec = _make(env["tmp"])
     (env["cache"] / spec.file).write_bytes(b"corrupt")
@@ -544,6 +558,25 @@ def test_a_copy_in_the_hugging_face_cache_is_used_also_offline(env, monkeypatch,
     monkeypatch.delenv("HF_HUB_OFFLINE")
     _put_on_hub(env, W.DEFAULT_HF_REPO, src)
     assert W.resolve(spec).origin == "hub" and len(fake_hub) == 1  # online: a verified copy is fetched
+
+
+def test_the_blurvid_cache_s_copy_comes_before_the_hugging_face_cache_s(env, fake_hub):
+    """Both caches hold a verified copy: resolve() and `blurvid models` use and report the user cache's
+    (it comes first); a corrupt copy there is passed over for the Hugging Face cache's."""
+    src, spec = _make(env["tmp"])
+    hf_copy = _put_in_hf_cache(env, W.DEFAULT_HF_REPO, src)
+    ours = env["cache"] / spec.file
+    shutil.copy(src, ours)
+    r = W.resolve(spec)
+    assert (r.origin, r.path) == ("cache", ours)
+    row = W.list_checkpoints({spec.name: spec})[0]
+    assert (row["origin"], row["path"], row["verified"]) == ("cache", str(ours), True)
+    ours.write_bytes(b"corrupt")
+    r = W.resolve(spec)
+    assert (r.origin, r.path) == ("hf-cache", hf_copy)
+    row = W.list_checkpoints({spec.name: spec})[0]
+    assert (row["origin"], row["path"], row["verified"]) == ("hf-cache", str(hf_copy), True)
+    assert fake_hub == []  # a copy on disk: never the hub
 
 
 def test_a_hub_that_cannot_be_reached_is_tried_once(env, monkeypatch, fake_hub):
