@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import fsutil
 from .data.datasets import IMAGE_EXTS, PhotoSynthDataset, clip_frames, list_images
 from .data.synth import SynthConfig, center_index
 from .metrics import (
@@ -511,4 +512,4 @@ def write_json(result: dict, path: str | Path) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")
     tmp.write_text(json.dumps(_strict(result), indent=2, allow_nan=False))
-    tmp.replace(p)
+    fsutil.replace(tmp, p)  # retried where Windows says a viewer or scanner holds the file
