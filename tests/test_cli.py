@@ -1173,6 +1173,15 @@ def test_a_camera_raw_file_is_one_line_saying_what_to_do(tiny_weights, tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["IMG_0001.CR2", "renamed_dng.tif"]
 
 
+def test_first_few_names_then_how_many_more():
+    """The file list under "left out (not supported)": three names, then a count of the rest."""
+    from blurvid.text import first_few
+
+    assert first_few(["a", "b", "c"]) == "a, b, c"  # exactly three: no "and 0 more"
+    assert first_few(["a", "b", "c", "d", "e"]) == "a, b, c and 2 more"
+    assert first_few(["a", "b"], n=1) == "a and 1 more" and first_few([]) == ""
+
+
 def test_a_folder_run_leaves_out_raw_and_heic_files_and_counts_them(tiny_weights, tmp_path, capsys):
     """RAW + JPEG is how many photographers shoot: the JPEGs are deblurred, the RAW files counted."""
     shoot = tmp_path / "shoot"

@@ -23,6 +23,12 @@ def test_eval_deblur_hand_case():
     assert math.isclose(r["mean"]["psnr"], 20.0, abs_tol=1e-3)  # identity: output = input
     perfect = ev.eval_deblur(lambda x: torch.full_like(x, 0.5), pairs)
     assert perfect["mean"]["psnr"] == 100.0 and perfect["mean"]["psnr_in"] < 21
+    # the mean over pairs (20, 20 and 13.98 dB), not the middle one
+    three = ev.eval_deblur(lambda x: x, [*pairs, _pair("c", sharp, 0.2)])
+    assert math.isclose(three["mean"]["psnr"], (40 + 10 * math.log10(25)) / 3, abs_tol=1e-3)
+    # what is scored is the output as written, clipped to [0, 1]: a white photo 0.3 too bright is white
+    white = torch.ones(3, 5, 7)
+    assert ev.eval_deblur(lambda x: x + 0.3, [ev.Pair("w", white, white)])["mean"]["psnr"] == 100.0
 
 
 def test_eval_deblur_scores_grey_pairs_on_one_channel_and_colour_pairs_on_three():
@@ -59,12 +65,14 @@ def test_aligned_scores_search_shifts_for_the_input_too():
     r = ev.eval_deblur(lambda x: x, [ev.Pair("s", shifted, sharp)], align=4)["mean"]
     assert r["psnr_in_aligned"] == 100.0 and r["psnr_aligned"] == 100.0
     assert r["psnr_in"] < 15 and r["psnr"] < 15
+    flat = ev.eval_deblur(lambda x: torch.full_like(x, 0.5), [ev.Pair("s", shifted, sharp)], align=4)["mean"]
+    assert flat["psnr_in_aligned"] == 100.0 and flat["psnr_aligned"] < 15  # each scores its own image
 
 
 def test_the_static_baseline_takes_the_best_blur():
     """Frames that are (all but the centre itself) the centre frame blurred by sigma 1.5 are best
     matched at 1.5, and its score is the maximum over the sigmas tried."""
-    from blurvid.metrics import gaussian_blur
+    from blurvid.metrics import gaussian_blur, video_psnr
 
     centre = torch.rand(3, 20, 20, generator=torch.Generator().manual_seed(2))
     frames = gaussian_blur(centre[None], 1.5)[0].expand(15, -1, -1, -1).clone()
@@ -76,6 +84,10 @@ def test_the_static_baseline_takes_the_best_blur():
             best["psnr"]
             > ev.static_blur_baseline([ev.Sequence_("s", frames.mean(0), frames)], [sigma])["psnr"]
         )
+    # the autoencoder's 4 of 15 frames are frames 0, 5, 9 and 14, as eval_video scores them
+    four = ev.static_blur_baseline([ev.Sequence_("s", frames.mean(0), frames)], [1.5], 4, "frames")
+    still = gaussian_blur(centre[None], 1.5)[:, None].expand(1, 4, -1, -1, -1)
+    assert math.isclose(four["psnr"], float(video_psnr(still, frames[[0, 5, 9, 14]][None])), abs_tol=1e-4)
 
 
 def test_eval_video_hand_case():
@@ -86,6 +98,13 @@ def test_eval_video_hand_case():
     assert truth["mean"]["ppsnr"] == 100.0 and truth["mean"]["oie"] < 1e-6
     assert reverse["mean"]["ppsnr"] == 100.0 and reverse["mean"]["psnr"] < 30  # order-invariant metric
     assert truth["mean"]["static_psnr"] < 30
+    # with a centre from center_fn (the DM: end to end), the static baseline repeats that centre
+    grey = ev.eval_video(
+        lambda b, c, n: c[:, None].expand(1, n, -1, -1, -1),
+        [seq],
+        center_fn=lambda b: torch.full_like(b, 0.5),
+    )
+    assert grey["mean"]["static_psnr"] == grey["mean"]["psnr"] != truth["mean"]["static_psnr"]
     # fewer output frames than ground truth: the true frames at the same moments (slice centres)
     nine = torch.rand(9, 3, 8, 8)
     seq9 = ev.Sequence_("s", nine.mean(0), nine)
@@ -354,6 +373,19 @@ def test_folder_pairs_match_names_literally_and_refuse_what_cannot_be_scored(tmp
         ev.folder_pairs(root)
 
 
+def test_left_out_files_are_named_up_to_three(tmp_path):
+    root = _pairs_folder(tmp_path / "p", ["a"])
+    for name in ("t1", "t2", "t3"):
+        Image.open(root / "sharp" / "a.png").save(root / "sharp" / f"{name}.png")
+    with pytest.warns(
+        UserWarning, match=r"3 target\(s\) without a blurred image left out \(t1\.png, t2\.png, t3\.png\)$"
+    ):
+        ev.folder_pairs(root)
+    Image.open(root / "sharp" / "a.png").save(root / "sharp" / "t4.png")
+    with pytest.warns(UserWarning, match=r"4 target\(s\) .* \(t1\.png, t2\.png, t3\.png\.\.\.\)$"):
+        ev.folder_pairs(root)
+
+
 def test_folder_pairs_match_by_path_below_the_folders_and_say_what_they_leave_out(tmp_path):
     """Files of one name in two subfolders were paired across them (the last one won), a second target
     of one name was picked silently, and blurred images without a target were dropped without a word."""
@@ -441,6 +473,7 @@ def test_out_frames_are_scored_against_the_true_frames_at_the_same_moments():
     assert ev.out_frame_index(9, 9).tolist() == list(range(9))
     assert ev.out_frame_index(15, 5).tolist() == [1, 4, 7, 10, 13]
     assert ev.out_frame_index(9, 3, inputs="frames").tolist() == [0, 4, 8]  # the autoencoder reads these
+    assert ev.out_frame_index(9, 4, inputs="frames").tolist() == [0, 3, 5, 8]  # the nearest of 0, 2.67...
     with pytest.raises(ValueError, match=r"5 frames fall between the 9 true frames .* use 3 or 9"):
         ev.out_frame_index(9, 5)
     # an oracle that samples a linear motion the way the Animator does scores its frames exactly
@@ -642,6 +675,12 @@ def test_levin_pairs_accept_case_variants_and_say_what_they_leave_out(tmp_path):
         "1 blurred image(s) without their ground truth" in m and "im2_kernel1_img.png" in m for m in said
     )
     assert any("not in PNG left out (im1_kernel3_img.jpg)" in m for m in said)
+    (root / "gt" / "im1.png").rename(root / "gt" / "IM1.PNG")  # the ground truth's suffix in any case too
+    with pytest.warns(UserWarning):
+        assert sorted(p.name for p in ev.levin_pairs(root)) == ["IM1_Kernel2_img", "im1_kernel1_img"]
+    lonely = _levin_folder(tmp_path / "lonely", blurred=("im2_kernel1_img.png",))
+    with pytest.warns(UserWarning), pytest.raises(FileNotFoundError, match="no Levin-layout pairs"):
+        ev.levin_pairs(lonely)
 
 
 @pytest.mark.parametrize("task", ["deblur", "video"])
@@ -653,6 +692,24 @@ def test_eval_pairs_given_a_file_is_one_line(tmp_path, tiny_weights, capsys, tas
     assert f"{root / 'sharp' / 'a.png'}: not a folder" in err and "Traceback" not in err
     with pytest.raises(FileNotFoundError, match="no such folder"):
         ev.folder_pairs(tmp_path / "missing")
+
+
+def test_a_clip_windows_blurred_image_is_8_bit_like_a_photo(tmp_path):
+    """GoPro-style: the frames' linear-light average, quantised to 8 bits as a saved photo is."""
+    from blurvid.data.synth import average_frames
+
+    (seq,) = ev.clip_sequences([_clip_folder(tmp_path / "clip", 3)], frames=3)
+    exact = average_frames(seq.frames)
+    assert torch.equal(seq.blurred, torch.round(exact * 255) / 255) and not torch.equal(seq.blurred, exact)
+
+
+def test_eval_synth_config_has_static_scenes_for_deblur_only():
+    from blurvid.data.synth import SynthConfig
+
+    deblur, video = ev.eval_synth_config("deblur", target="mean"), ev.eval_synth_config("video", noise=False)
+    assert deblur.static_camera_p == SynthConfig.static_camera_p > 0 and deblur.center == "mean"
+    assert video.static_camera_p == 0.0 and video.center == "time" and video.noise_p == 0.0
+    assert not deblur.hflip and deblur.noise_p == 1.0
 
 
 def test_clip_frames_of_different_sizes_are_one_line(tmp_path):
@@ -681,7 +738,10 @@ def test_levin_images_too_small_for_the_alignment_are_refused(tmp_path, tiny_wei
 
 def test_result_json_is_strict(tmp_path):
     ev.write_json(
-        {"mean": {"psnr": float("nan"), "ssim": float("inf"), "ok": [1.5, float("-inf")]}},
+        {
+            "mean": {"psnr": float("nan"), "ssim": float("inf"), "ok": [1.5, float("-inf")]},
+            "t": (float("nan"), 2.0),
+        },
         tmp_path / "r.json",
     )
 
@@ -689,8 +749,32 @@ def test_result_json_is_strict(tmp_path):
         raise ValueError(name)
 
     assert json.loads((tmp_path / "r.json").read_text(), parse_constant=refuse) == {
-        "mean": {"psnr": None, "ssim": None, "ok": [1.5, None]}
+        "mean": {"psnr": None, "ssim": None, "ok": [1.5, None]},
+        "t": [None, 2.0],
     }
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # its temporary taken as the result, not left
+
+
+def test_result_json_waits_for_a_file_windows_holds_for_a_moment(tmp_path, monkeypatch):
+    """Like every other file blurvid writes, a result a viewer or scanner holds is retried on Windows
+    (blurvid.fsutil.replace), not a PermissionError at the end of a long evaluation."""
+    import os
+
+    from blurvid import fsutil
+
+    real, calls = os.replace, []
+
+    def held_once(a, b):
+        calls.append(a)
+        if len(calls) == 1:
+            raise PermissionError(13, "The process cannot access the file", str(b))
+        real(a, b)
+
+    monkeypatch.setattr(fsutil.os, "replace", held_once)
+    monkeypatch.setattr(fsutil.time, "sleep", lambda s: None)
+    monkeypatch.setattr(fsutil, "RETRY_HELD_FILES", True)
+    ev.write_json({"psnr": 20.0}, tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text()) == {"psnr": 20.0} and len(calls) == 2
 
 
 def test_eval_video_refuses_levin_and_names_only_its_own_sets(tmp_path, tiny_weights, capsys):

@@ -3,9 +3,19 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
-from blurvid.metrics import aligned_psnr, best_shift, ordering_invariant_error, ppsnr, psnr, ssim, video_psnr
+from blurvid.metrics import (
+    aligned_psnr,
+    best_shift,
+    gaussian_blur,
+    ordering_invariant_error,
+    ppsnr,
+    psnr,
+    ssim,
+    video_psnr,
+)
 from blurvid.train.losses import align_to_target, fft_l1, ordering_invariant, tv
 
 
@@ -14,6 +24,7 @@ def test_psnr_hand_case():
     y = torch.full((1, 3, 4, 4), 0.1)  # mse 0.01 -> 20 dB
     assert math.isclose(float(psnr(x, y)), 20.0, abs_tol=1e-4)
     assert float(psnr(x, x)) == 100.0  # capped
+    assert math.isclose(float(psnr(x * 255, y * 255, peak=255.0)), 20.0, abs_tol=1e-4)  # 8-bit values
 
 
 def test_ssim_identity_and_noise():
@@ -61,6 +72,22 @@ def test_eq6_invariant_to_reversal_and_zero_for_truth():
     assert torch.allclose(ordering_invariant(p, t), ordering_invariant(p.flip(1), t), atol=1e-6)
     assert float(ordering_invariant_error(t.flip(1), t).max()) < 1e-6
     assert float(ordering_invariant(p, t)) > 0.01
+    # the centre's self-pair counts: only the centre of three frames off by 0.1 -> | |2p| - |2t| | = 0.2
+    t3 = torch.full((1, 3, 3, 5, 7), 0.4)
+    p3 = t3.clone()
+    p3[:, 1] += 0.1
+    assert math.isclose(float(ordering_invariant_error(p3, t3)), 0.2, abs_tol=1e-6)
+
+
+def test_gaussian_blur_of_a_point_is_the_normalised_gaussian_out_to_three_sigma():
+    point = torch.zeros(1, 1, 11, 13)
+    point[..., 5, 6] = 1
+    out = gaussian_blur(point, 1.0)
+    g = np.exp(-(np.arange(-3, 4) ** 2) / 2.0)
+    g /= g.sum()
+    want = np.zeros((11, 13))
+    want[2:9, 3:10] = np.outer(g, g)  # radius round(3 sigma) = 3 px: nothing further out
+    assert out.shape == (1, 1, 11, 13) and np.allclose(out[0, 0].numpy(), want, atol=1e-7)
 
 
 def test_tv_of_constant_flow_is_zero():
@@ -76,6 +103,9 @@ def test_aligned_psnr_finds_the_shift():
     assert float(psnr(x, y)) < 20
     assert best_shift(x, y, 4) == (3, -2)
     assert torch.equal(torch.roll(x, (-3, 2), (-2, -1)), y)  # the documented way to line x up with y
+    for other in (torch.rand(1, 1, 41, 40), torch.rand(1, 1, 40, 39)):  # larger or smaller: not scored
+        with pytest.raises(ValueError, match="aligned PSNR of a 40x40 image against"):
+            best_shift(other, y, 4)
 
 
 def test_video_psnr_pools_the_error_over_frames():

@@ -1,5 +1,7 @@
 """Shapes and invariants of the paper's networks on tiny, odd-sized tensors."""
 
+import re
+
 import pytest
 import torch
 
@@ -94,6 +96,22 @@ def test_deblurnet_shapes(h, w):
 def test_deblurnet_rejects_non_multiple():
     with pytest.raises(ValueError, match="multiples of 32"):
         DeblurNet(TINY_DM)(torch.rand(1, 3, 33, 64))
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"rdb_layers": True}, "model rdb_layers True: use a whole number, at least 1"),
+        (
+            {"widths": (8, True, 12, 16)},
+            "model widths (8, True, 12, 16): use 4 whole numbers, each at least 1",
+        ),
+    ],
+)
+def test_dm_config_refuses_true_as_a_count(kw, message):
+    """True is an int to Python (1), but no layer or channel count."""
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        DMConfig(**{**TINY_DM.to_dict(), **kw})
 
 
 def test_default_dm_fits_the_size_budget():

@@ -540,6 +540,21 @@ def test_shake_remover_tile_must_be_a_size(tile):
         pipeline.ShakeRemover(CPU, tile=tile)
 
 
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"strength": 0}, "strength 0: use a number above 0"),  # the solve divides by the kernel's zeros
+        ({"strength": float("inf")}, "strength inf: use a number above 0"),
+        ({"strength": True}, "strength True: use a number above 0"),
+        ({"min_blur_core": 0.0}, "min_blur_core 0.0: use a number above 0 to 1"),
+    ],
+)
+def test_shake_remover_numbers_must_be_in_range(kw, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        pipeline.ShakeRemover(CPU, **kw)
+    pipeline.ShakeRemover(CPU, strength=1e-3, min_blur_core=1.0, exposure=1.0)  # the ends that are allowed
+
+
 @pytest.mark.parametrize(("asked", "used"), [(300, 288), (1024, 1024), (40, 32), (1000, 992)])
 def test_deblurrer_tile_is_a_multiple_of_the_dm_padding(asked, used):
     """A 300 px tile, padded inside the DM, blended at 38.6 dB against one pass, against 51.9 at 288."""

@@ -9,8 +9,11 @@ import torch.nn.functional as F
 from blurvid.tiling import crop_to, pad_to_multiple, run_tiled, tile_starts, tiles
 
 
-# (4, 4, 8): a pad as long as the side, which reflection cannot give (F.pad raises)
-@pytest.mark.parametrize(("h", "w", "m"), [(5, 7, 8), (33, 31, 32), (64, 64, 32), (1, 3, 8), (4, 4, 8)])
+# (4, 4, 8): a pad as long as the side, which reflection cannot give (F.pad raises); (12, 3, 8): only the
+# width is too narrow for it
+@pytest.mark.parametrize(
+    ("h", "w", "m"), [(5, 7, 8), (33, 31, 32), (64, 64, 32), (1, 3, 8), (4, 4, 8), (12, 3, 8)]
+)
 def test_pad_then_crop_round_trip(h, w, m):
     x = torch.rand(1, 3, h, w)
     p, size = pad_to_multiple(x, m)
@@ -26,6 +29,24 @@ def test_tile_starts_cover_with_overlap(length, tile, overlap):
     assert starts[0] == 0 and starts[-1] + min(tile, length) == length
     for a, b in itertools.pairwise(starts):
         assert a + tile - b >= overlap  # overlap at least as asked
+
+
+def test_an_overlap_of_half_a_tile_or_more_is_refused():
+    assert tile_starts(100, 16, 7)[-1] == 84
+    for overlap in (8, 9):
+        with pytest.raises(ValueError, match="less than half the tile size"):
+            tile_starts(100, 16, overlap)
+
+
+def test_overlapping_tiles_blend_along_the_documented_ramp():
+    """Each tile returns its own x0 everywhere: across the 8 px overlap of the tiles at 0 and 12 the
+    result is 12 * w, w the ramp (0 over the outer quarter, then linear through half-pixel centres), and
+    the weights of the two tiles sum to one."""
+    x = torch.arange(32.0).expand(1, 1, 5, 32).contiguous()
+    out = run_tiled(lambda t: torch.full_like(t, float(t[0, 0, 0, 0])), x, tile=20, overlap=8)
+    assert tile_starts(32, 20, 8) == [0, 12]
+    ramp = [0.0, 0.0, 1.5, 4.5, 7.5, 10.5, 12.0, 12.0]
+    assert torch.equal(out, torch.tensor([0.0] * 12 + ramp + [12.0] * 12).expand(1, 1, 5, 32))
 
 
 def test_tiled_equals_untiled_for_a_local_operator():
@@ -70,6 +91,17 @@ def test_max_pixels_runs_a_wide_input_in_one_pass():
     shapes.clear()
     run_tiled(op, big, tile=64, overlap=8, max_pixels=64 * 64)
     assert len(shapes) == 4
+    shapes.clear()  # "at most that many pixels": exactly max_pixels is one pass too
+    run_tiled(op, torch.rand(1, 3, 8, 32), tile=16, overlap=4, max_pixels=16 * 16)
+    assert shapes == [(8, 32)]
+
+
+def test_a_single_pass_result_is_on_out_device_too():
+    # meta stands in for "not x's device" (a GPU's output kept on the CPU); the tiled path is left out:
+    # meta's first in-place kernels cost seconds to set up
+    meta = torch.device("meta")
+    out = run_tiled(lambda t: t * 2, torch.rand(1, 3, 5, 7), tile=16, overlap=4, out_device=meta)
+    assert out.device == meta and out.shape == (1, 3, 5, 7)
 
 
 def test_deblurrer_runs_photos_up_to_1080p_sized_in_one_pass():

@@ -973,6 +973,20 @@ def test_a_closed_terminal_saves_the_run_like_ctrl_c_unless_nohup_ignores_it(pho
         real_signal(signal.SIGHUP, previous)
 
 
+def test_stop_signals_are_taken_over_in_the_main_thread_only():
+    """Python lets only the main thread set signal handlers: train() run in a worker thread of the
+    caller's must not try (signal.signal raises ValueError there)."""
+    import signal
+    import threading
+
+    assert {signal.SIGINT, signal.SIGTERM} <= set(catchable_stop_signals())
+    seen: list[list[int]] = []
+    worker = threading.Thread(target=lambda: seen.append(catchable_stop_signals()))
+    worker.start()
+    worker.join()
+    assert seen == [[]]
+
+
 def test_resuming_with_another_network_is_one_line(photos, tmp_path, capsys):
     cfg = _cfg("deblur", tmp_path / "run", photos, iters=1)
     train(cfg, progress=False, log=lambda m: None)
