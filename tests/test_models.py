@@ -195,3 +195,61 @@ def test_rve_options_norm_and_scale_keep_shapes():
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in normed.modules()) == 4
     assert normed(frames).shape == base(frames).shape
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in base.modules())  # the paper's RVE by default
+
+
+def _moving_rvd(seed: int = 0) -> RecurrentVideoDecoder:
+    """A tiny RVD whose flow heads give a few pixels of flow, different at every step."""
+    torch.manual_seed(seed)
+    rvd = RecurrentVideoDecoder(TINY_V)
+    with torch.no_grad():
+        for head in [rvd.decoder.flow8, *rvd.decoder.flows]:
+            head.weight.normal_(0, 0.3)
+    return rvd
+
+
+def test_rvd_feeds_each_step_the_flow_it_predicted_the_step_before():
+    """Step t's flow encoder reads flow_input_scale x the finest flow of step t - 1 (zeros at t = 0)."""
+    rvd = _moving_rvd()
+    seen: list[torch.Tensor] = []
+    rvd.flow_encoder.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
+    emb, center = torch.randn(1, 16, 3, 5), torch.rand(1, 3, 24, 40)
+    res = rvd(emb, center, 6)
+    finest = res.flows[-1]  # (B, N, 2, H, W)
+    assert len(seen) == 6 and torch.equal(seen[0], torch.zeros(1, 2, 24, 40))
+    for t in range(1, 6):
+        torch.testing.assert_close(seen[t], TINY_V.flow_input_scale * finest[:, t - 1], rtol=0, atol=1e-7)
+    assert finest[:, 1:].abs().mean() > 0.1 and not torch.allclose(finest[:, 1], finest[:, 2])
+    # and what it reads steers it: another flow at step 2 changes steps 3.. but not 0..2
+    flow_head = rvd.decoder.flows[-1]
+    calls = [0]
+
+    def nudge(module, args, out):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        return out + 1.0 if calls[0] == 3 else out
+
+    flow_head.register_forward_hook(nudge)
+    nudged = rvd(emb, center, 6).flows[-1]
+    torch.testing.assert_close(nudged[:, 2], finest[:, 2] + 1.0)
+    assert torch.equal(nudged[:, :2], finest[:, :2])
+    assert not torch.allclose(nudged[:, 3], finest[:, 3], atol=1e-4)
+
+
+def test_rvd_returns_its_steps_in_time_order_and_warps_the_centre_by_each():
+    """``flows[j][:, t]`` is recurrence step t's flow at scale j and ``frames[j][:, t]`` the centre (down-
+    sampled to that scale) warped by it: the frames come in the order the decoder ran."""
+    from blurvid.models.encoders import split_state
+    from blurvid.models.warp import downsample
+
+    rvd = _moving_rvd(1)
+    emb, center = torch.randn(1, 16, 2, 3), torch.rand(1, 3, 16, 24)
+    res = rvd(emb, center, 5)
+    state, prev = split_state(emb), torch.zeros(1, 2, 16, 24)
+    for t in range(5):
+        flows, state = rvd.step(prev, state)
+        prev = flows[-1]
+        for j, s in enumerate((8, 4, 2, 1)):
+            assert torch.equal(res.flows[j][:, t], flows[j]), (t, j)
+            want = warp(downsample(center, s), flows[j])
+            torch.testing.assert_close(res.frames[j][:, t], want, rtol=0, atol=1e-6)
+    steps = res.flows[-1][0]
+    assert all(not torch.allclose(steps[t], steps[t + 1], atol=1e-3) for t in range(4))  # distinct steps

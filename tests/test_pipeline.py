@@ -638,3 +638,45 @@ def test_size_settings_take_numpy_integers_as_plain_ints():
     for bad in (np.float64(64.0), "64"):
         with pytest.raises(ValueError, match="motion_size"):
             Animator(None, bie, rvd, device="cpu", motion_size=bad)
+
+
+@pytest.mark.parametrize(("native", "counts"), [(9, (9, 17)), (5, (5, 4))])
+def test_the_animator_runs_the_rvd_its_native_steps_and_samples_every_count_from_them(native, counts):
+    """Whatever count is asked, the RVD runs exactly the N steps it was trained with; N frames are those
+    steps in time order, other counts are sampled from that trajectory (an odd count's centre frame is
+    the trajectory's centre)."""
+    from blurvid.models.warp import resample_in_time
+
+    cfg = VideoConfig.from_dict({**TINY_V.to_dict(), "frames": native})
+    torch.manual_seed(0)
+    bie, rvd = BlurredImageEncoder(cfg), RecurrentVideoDecoder(cfg)
+    with torch.no_grad():
+        for head in [rvd.decoder.flow8, *rvd.decoder.flows]:
+            head.weight.normal_(0, 0.3)
+    an = pipeline.Animator(None, bie, rvd, motion_size=32, device=CPU)
+    runs: list[tuple[int, torch.Tensor]] = []
+    steps: list[int] = []
+    forward = an.rvd.forward
+
+    def recording(emb, sharp, n, *args, **kwargs):  # type: ignore[no-untyped-def]
+        res = forward(emb, sharp, n, *args, **kwargs)
+        runs.append((n, res.flows[-1][0]))
+        return res
+
+    an.rvd.forward = recording  # type: ignore[method-assign]
+    an.rvd.flow_encoder.register_forward_hook(lambda m, i, o: steps.append(1))
+    g = torch.Generator().manual_seed(4)
+    blurred, sharp = torch.rand(1, 3, 37, 53, generator=g), torch.rand(1, 3, 37, 53, generator=g)
+    for frames in counts:
+        runs.clear()
+        steps.clear()
+        out = an.motion(blurred, sharp, frames)
+        assert [n for n, _ in runs] == [native] and len(steps) == native
+        trajectory = runs[0][1][..., : out.shape[-2], : out.shape[-1]]  # the motion copy, unpadded
+        assert out.shape[0] == frames
+        torch.testing.assert_close(out, resample_in_time(trajectory, frames), rtol=0, atol=1e-6)
+        if frames == native:
+            assert torch.equal(out, trajectory)
+        if frames % 2:
+            assert torch.equal(out[(frames - 1) // 2], trajectory[(native - 1) // 2])
+    assert not torch.allclose(trajectory[0], trajectory[-1], atol=1e-3)  # a motion, not a still

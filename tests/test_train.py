@@ -1434,3 +1434,93 @@ def test_export_keeps_its_options_and_names_the_last_weights_when_best_is_missin
     (tmp_path / "r" / "best.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=r"export its last weights: .*last\.pt"):
         export(tmp_path / "r", tmp_path / "w2", name="t", registry=tmp_path / "w2" / "registry.json")
+
+
+def _step_clock(monkeypatch, seconds_per_step=60.0):
+    """``time.time()`` stands still except that each optimizer step moves it ``seconds_per_step`` on;
+    returns the list of the iterations whose ``last.pt`` was written (read back from the file)."""
+    from blurvid.train import loop
+
+    now = [1000.0]
+    step, save = loop._Run.optimizer_step, loop._Run.save
+    saved: list[int] = []
+
+    def stepped(self, scaler):  # type: ignore[no-untyped-def]
+        step(self, scaler)
+        now[0] += seconds_per_step
+
+    def saving(self, it):  # type: ignore[no-untyped-def]
+        save(self, it)
+        saved.append(int(torch.load(self.out / "last.pt", weights_only=True)["iteration"]))
+
+    monkeypatch.setattr(loop.time, "time", lambda: now[0])
+    monkeypatch.setattr(loop._Run, "optimizer_step", stepped)
+    monkeypatch.setattr(loop._Run, "save", saving)
+    return saved
+
+
+def test_best_is_kept_at_the_best_validation_score(photos, tmp_path, monkeypatch):
+    """A later, worse (or only equal) validation leaves best.safetensors at the best one's weights."""
+    from blurvid import weights
+    from blurvid.train import loop, tasks
+
+    scores = iter([1.0, 3.0, 2.0, 3.0, 2.5])
+    seen: list[dict] = []
+
+    def scripted(self, net, items, device, autocast):  # type: ignore[no-untyped-def]
+        seen.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+        return {"val_psnr": next(scores)}
+
+    monkeypatch.setattr(tasks.DeblurTask, "validate", scripted)
+    monkeypatch.setattr(loop, "validation_set", lambda cfg, scfg: [{}])  # scored by the script alone
+    cfg = _cfg("deblur", tmp_path / "r", photos, iters=5, val_every=1, lr=1e-2)
+    train(cfg, progress=False, log=lambda m: None)
+    assert len(seen) == 5  # one validation per iteration, none added at the end
+    best, meta = weights.load_checkpoint(tmp_path / "r" / "best.safetensors")
+    assert meta["train"] == {"iteration": 2, "val_psnr": 3.0}
+    for k, v in seen[1].items():  # the weights validated after iteration 2
+        assert torch.equal(best[k], v.float()), k
+    assert not torch.equal(best["dm.head.weight"], seen[-1]["dm.head.weight"])  # the weights did move
+    last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    assert last["iteration"] == 5 and last["best"] == 3.0
+
+
+def test_a_checkpoint_is_written_each_time_ckpt_minutes_elapse(photos, tmp_path, monkeypatch):
+    """60 s a step, ckpt_minutes 2.01 (120.6 s, just more than 2 steps): last.pt after iterations 3 and 6,
+    then at the end."""
+    saved = _step_clock(monkeypatch)
+    cfg = _cfg("deblur", tmp_path / "r", photos, iters=7, val=[], ckpt_minutes=2.01)
+    train(cfg, progress=False, log=lambda m: None)
+    assert saved == [3, 6, 7]
+
+
+@pytest.mark.parametrize("minutes", [2.01, 3.0])
+def test_the_time_budget_stops_at_the_first_step_that_reaches_it(photos, tmp_path, monkeypatch, minutes):
+    """60 s a step: 2.01 minutes (just missed after iteration 2) and 3 (reached exactly) both stop after
+    iteration 3, with its checkpoint."""
+    saved = _step_clock(monkeypatch)
+    logs: list[str] = []
+    cfg = _cfg("deblur", tmp_path / "r", photos, iters=20, val=[], minutes=minutes)
+    train(cfg, progress=False, log=logs.append)
+    assert saved == [3]
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["it"] for r in rows] == [1, 2, 3]
+    assert any("min reached at iteration 3;" in m for m in logs)
+
+
+def test_without_validation_a_budget_stop_refreshes_best(photos, tmp_path, monkeypatch):
+    """No validation set: a run resumed at 2 and stopped by its time budget at 5 exports iteration 5."""
+    from blurvid import weights
+
+    _step_clock(monkeypatch)
+    cfg = _cfg("deblur", tmp_path / "r", photos, iters=2, val=[], lr=1e-2)
+    train(cfg, progress=False, log=lambda m: None)
+    _, meta = weights.load_checkpoint(tmp_path / "r" / "best.safetensors")
+    assert meta["train"]["iteration"] == 2
+    cfg.iters, cfg.minutes = 20, 2.5
+    train(cfg, resume=True, progress=False, log=lambda m: None)
+    best, meta = weights.load_checkpoint(tmp_path / "r" / "best.safetensors")
+    last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    assert last["iteration"] == 5 and meta["train"]["iteration"] == 5
+    for k, v in last["model"].items():
+        assert torch.equal(best[k], v.float()), k
