@@ -869,3 +869,22 @@ def test_synth_renders_trails_as_long_as_blur_says(tmp_path):
     assert _run(args) in (0, None)
     meta = json.loads((tmp_path / "s" / "sample_00000" / "meta.json").read_text())
     assert meta["synth"]["exposure_length"] is True and meta["synth"]["blur_px"] == [2.0, 20.0]
+
+
+def test_clip_windows_fit_a_clip_of_just_their_length_take_every_stride_and_reverse_time(tmp_path):
+    from blurvid.data.datasets import ClipDataset, clip_frames, clip_parts
+
+    assert clip_parts(list(range(10)), 0.29)[1] == [7, 8, 9]  # 2.9 frames rounded, not cut down
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i in range(9):  # frame i is flat grey i * 20
+        Image.fromarray(np.full((9, 11, 3), i * 20, np.uint8)).save(clip / f"{i:03d}.png")
+    first = clip_frames([clip / "004.png", clip])  # a frame of the clip given before its folder
+    assert [[f.name for f in c] for c in first] == [[f"{i:03d}.png" for i in range(9)]]  # in time order
+    ds = ClipDataset([clip], frames=3, size=8, zoom=(1.0, 1.0), stride=3)  # 9 frames: one window only
+    orders = set()
+    for i in range(24):
+        levels = [round(float(v) * 255 / 20) for v in ds[i]["frames"][:, 0, 0, 0]]
+        assert levels in ([0, 3, 6], [6, 3, 0])
+        orders.add(levels[0])
+    assert orders == {0, 6}  # played forwards and backwards

@@ -61,6 +61,11 @@ def test_pad_periodic_keeps_the_image_and_closes_the_wrap():
     step_y = (torch.roll(p, -1, -2) - p).abs().max()
     step_x = (torch.roll(p, -1, -1) - p).abs().max()
     assert float(step_y) < 0.25 and float(step_x) < 0.25, (step_y, step_x)
+    # the border fades from a mirror about the last sample into one about the first (none repeated)
+    row = torch.rand(1, 7, dtype=torch.float64)
+    t = 0.5 - 0.5 * torch.cos(torch.pi * torch.arange(1.0, 5.0, dtype=torch.float64) / 5)
+    want = (1 - t) * row[0, [5, 4, 3, 2]] + t * row[0, [4, 3, 2, 1]]
+    torch.testing.assert_close(shake.pad_periodic(row, (0, 4))[0, 7:], want)
 
 
 def test_prune_drops_specks_and_keeps_the_heaviest_component():
@@ -73,6 +78,11 @@ def test_prune_drops_specks_and_keeps_the_heaviest_component():
     only = torch.zeros(5, 5)
     only[1, 1] = 0.01
     assert torch.equal(shake._prune(only, 0.5), only)  # never empty
+    specks = torch.zeros(9, 9)
+    specks[::2, ::2] = 1.0  # 25 isolated specks, each 4 % of the mass
+    specks[4, 4] = 1.5  # the heaviest, still under 10 %
+    out = shake._prune(specks, 0.1)
+    assert out[4, 4] == 1.5 and float(out.sum()) == 1.5  # only it stays, not nothing
 
 
 def test_deconvolve_with_the_true_kernel_undoes_the_blur():
@@ -113,6 +123,27 @@ def test_estimate_kernel_finds_a_known_blur():
     out = shake.deconvolve(blurred, est).clamp(0, 1)[None, None]
     gain = float(aligned_psnr(out, target, 4) - aligned_psnr(blurred[None, None], target, 4))
     assert gain > 2.5, gain  # 3.3 dB measured (the true kernel: > 8 dB, above)
+
+
+def test_each_scale_estimates_an_odd_kernel_with_the_l0_weight_shrinking_by_1_1(monkeypatch):
+    sides, lams = [], []
+    alternate, l0_latent = shake._alternate, shake._l0_latent
+
+    def spy_alternate(y, k, *args):
+        sides.append(k.shape)
+        return alternate(y, k, *args)
+
+    def spy_latent(y, k, lam):
+        lams.append(lam)
+        return l0_latent(y, k, lam)
+
+    monkeypatch.setattr(shake, "_alternate", spy_alternate)
+    monkeypatch.setattr(shake, "_l0_latent", spy_latent)
+    est = shake.estimate_kernel(scene(37, 41).float(), 21, iterations=3, lam=2e-3)
+    assert est.shape == (21, 21)
+    assert [s[0] for s in sides] == [7, 9, 11, 15, 21] and all(h == w for h, w in sides)  # odd: a centre
+    assert lams[:3] == pytest.approx([2e-3, 2e-3 / 1.1, 2e-3 / 1.21])
+    assert lams[3:6] == lams[:3]  # each scale starts again from lam
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (2, 3), (1, 40), (40, 40)])
@@ -311,6 +342,9 @@ def test_deconvolve_rgb_checks_clipped_and_rounds():
             shake.deconvolve_rgb(blurred, k, clipped=shake.CLIPPED, rounds=bad)
     shake.deconvolve_rgb(blurred, k, clipped=1)  # an int of 1 is a valid level
     shake.deconvolve_rgb(blurred, k, clipped=np.float32(0.98), rounds=np.int64(2))  # numpy's numbers too
+    small = blurred[..., 24:48, 18:44]  # round a lamp; rounds=0: its clipped pixels left as they are
+    assert bool((small >= 0.98).any())
+    assert torch.equal(shake.deconvolve_rgb(small, k, clipped=0.98, rounds=0), shake.deconvolve_rgb(small, k))
 
 
 def test_shake_remover_handles_clipped_highlights_only_when_asked(monkeypatch):
@@ -632,6 +666,9 @@ def test_a_long_flat_kernel_is_padded_for_its_longer_side():
     torch.testing.assert_close(
         shake.deconvolve_rgb(rgb, row), shake.deconvolve_rgb(rgb, square), atol=1e-5, rtol=0
     )
+    # each side padded by at least the margin, to a fast FFT length of its own
+    assert shake._pad_fft(torch.rand(7, 20), 4).shape == (12, 24)
+    assert shake._pad_fft(torch.rand(20, 7), 4).shape == (24, 12)
 
 
 def test_tiles_grow_to_hold_the_deconvolutions_reach():

@@ -584,3 +584,90 @@ def test_training_data_takes_every_still_photo_format_it_lists(tmp_path):
     for name in ("a.webp", "b.jpg", "c.png", "d.tif"):
         Image.new("RGB", (40, 30), (90, 120, 30)).save(tmp_path / name)
     assert sorted(p.name for p in list_images([tmp_path])) == ["a.webp", "b.jpg", "c.png", "d.tif"]
+
+
+def test_jpeg_round_trip_replicates_edges_and_counts_its_qualities():
+    from blurvid.data.jpeg import jpeg_round_trip
+
+    flat = torch.full((1, 3, 13, 11), 0.8)  # odd sides: the macro-blocks are filled past the edges
+    out = jpeg_round_trip(flat, 75)
+    assert out.shape == (1, 3, 13, 11)
+    assert (out - 0.8).abs().max() < 1.5 / 255  # replicated edges: flat blocks stay flat, no ringing
+    with pytest.raises(ValueError, match="1 qualities for 2 images"):
+        jpeg_round_trip(flat.expand(2, -1, -1, -1), [75])
+
+
+def test_a_sample_is_written_with_rounded_pixels_float16_flows_and_its_source(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from blurvid.data.export import write_sample
+
+    frames = torch.stack([torch.full((3, 5, 7), v) for v in (0.1, 0.5, 0.9)])
+    flows = torch.full((3, 2, 5, 7), 0.25)
+    flows[0, 0, 0, 0] = float("nan")
+    item = {"blurred": torch.full((3, 5, 7), 0.5), "frames": frames, "flows": flows, "center": 1}
+    write_sample(tmp_path / "s", item, {"index": 4})
+    assert np.asarray(Image.open(tmp_path / "s" / "blurred.png")).tolist() == [[[128] * 3] * 7] * 5  # 127.5
+    written = sorted((tmp_path / "s" / "frames").iterdir())
+    assert [int(np.asarray(Image.open(p))[0, 0, 0]) for p in written] == [26, 128, 230]  # rounded
+    saved = np.load(tmp_path / "s" / "flows.npy")
+    assert saved.dtype == np.float16 and saved.shape == (3, 2, 5, 7) and np.isnan(saved[0, 0, 0, 0])
+    meta = json.loads((tmp_path / "s" / "meta.json").read_text())
+    assert meta == {"center": 1, "source": "photo", "index": 4}  # no has_flow: a photo's sample
+    write_sample(tmp_path / "s", {**item, "frames": frames[:1], "has_flow": torch.tensor(False)}, {})
+    assert len(list((tmp_path / "s" / "frames").iterdir())) == 1  # the earlier sample's frames are gone
+    assert json.loads((tmp_path / "s" / "meta.json").read_text())["source"] == "clip"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no hidden temporary folder left
+
+
+def test_jpeg_is_drawn_with_its_probability_over_the_whole_quality_range(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from blurvid.data.datasets import PhotoSynthDataset, list_images
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "B.JPG")
+    assert [p.name for p in list_images([tmp_path / "B.JPG"])] == ["B.JPG"]  # an upper-case suffix
+    ds = PhotoSynthDataset([tmp_path], SynthConfig(size=8), jpeg_p=0.25, jpeg_quality=(70, 72))
+    qs = [ds._jpeg_quality(torch.Generator().manual_seed(i)) for i in range(400)]
+    assert 0.18 < sum(q > 0 for q in qs) / 400 < 0.32
+    assert {q for q in qs if q} == {70, 71, 72}  # both ends included
+
+
+def test_mixed_items_come_from_the_second_set_with_its_probability():
+    from blurvid.data.datasets import MixedDataset
+
+    mixed = MixedDataset(["a"] * 300, ["b"] * 300, p_b=0.2, seed=5)
+    share = sum(mixed[i] == "b" for i in range(300)) / 300
+    assert 0.13 < share < 0.27
+    assert all(MixedDataset(["a"] * 5, None, p_b=1.0)[i] == "a" for i in range(5))
+
+
+def test_plans_of_different_configs_or_targets_are_not_batched():
+    from blurvid.data.synth import PlanBatch, plan
+
+    small = SynthConfig(**CLEAN, frames=3)
+    other = SynthConfig(**{**CLEAN, "shake": 0.1}, frames=3)
+    a, b = (plan(_image(), torch.Generator().manual_seed(1), c) for c in (small, other))
+    centre = plan(_image(), torch.Generator().manual_seed(1), small, targets="center")
+    for pair in ([a, b], [a, centre]):
+        with pytest.raises(ValueError, match="share one SynthConfig and targets mode"):
+            PlanBatch.collate(pair)
+    assert len(PlanBatch.collate([a, a])) == 2
+
+
+def test_an_object_is_pasted_whole_up_to_each_edge_and_cut_where_it_overhangs():
+    from blurvid.data.synth import _paste
+
+    layer = torch.arange(1.0, 19.0).view(2, 3, 3)
+    corner = _paste(layer, torch.tensor([4, 4]), 7)  # its last row and column on the canvas's
+    assert torch.equal(corner[:, 4:, 4:], layer) and float(corner.sum()) == float(layer.sum())
+    over = _paste(layer, torch.tensor([-1, 5]), 7)  # one column off the left, one row off the bottom
+    assert torch.equal(over[:, 5:, :2], layer[:, :2, 1:]) and float(over.sum()) == float(
+        layer[:, :2, 1:].sum()
+    )
+    assert float(_paste(layer, torch.tensor([7, 0]), 7).abs().sum()) == 0  # entirely off the canvas
