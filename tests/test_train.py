@@ -251,7 +251,7 @@ def _torchrun(photos, tmp_path, target: list[str], iters: int):
     args = ["train", "deblur", "--data", str(photos), "--out", str(tmp_path / "run"), "--iters", str(iters)]
     args += ["--batch", "2", "--workers", "0", "--device", "cpu", "--config", str(tmp_path / "cfg.json")]
     return subprocess.run(
-        [torchrun, "--nproc_per_node=2", *target, *args, "--no-progress"],
+        [torchrun, "--standalone", "--nproc_per_node=2", *target, *args, "--no-progress"],
         capture_output=True,
         text=True,
         timeout=240,
