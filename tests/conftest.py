@@ -80,45 +80,86 @@ def corrupt_exif_tiff(path: Path) -> Path:
     return path
 
 
-def wide_gamut_icc(name: str = "Test wide gamut") -> bytes:
-    """A minimal ICC v2 RGB display profile with Display P3's primaries and a 2.2 gamma: a colour space
-    other than sRGB, as an iPhone's or Adobe RGB photo carries (Pillow can only create sRGB)."""
+def _s15(v: float) -> bytes:
+    """An ICC s15Fixed16Number."""
     import struct
 
-    def s15(v: float) -> bytes:
-        return struct.pack(">i", round(v * 65536))
+    return struct.pack(">i", round(v * 65536))
 
-    def xyz(x: float, y: float, z: float) -> bytes:
-        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
 
-    def pad(b: bytes) -> bytes:
-        return b + bytes(-len(b) % 4)
+def _pad4(b: bytes) -> bytes:
+    """``b`` padded with zeros to a multiple of 4 bytes, as ICC tag data is aligned."""
+    return b + bytes(-len(b) % 4)
+
+
+def _icc(device_class: bytes, colour_space: bytes, name: str, tags: list[tuple[bytes, bytes]]) -> bytes:
+    """A minimal ICC v2 profile (PCS XYZ, D50) of ``device_class`` (b"mntr", b"prtr") and
+    ``colour_space`` (b"RGB ", b"CMYK"): a description, a copyright and a D50 white point, then ``tags``
+    (signature, tag data), which lcms reads."""
+    import struct
 
     text = name.encode() + b"\0"
-    desc = pad(b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(8) + bytes(3) + bytes(67))
-    gamma = b"curv" + bytes(4) + struct.pack(">IH", 1, round(2.2 * 256)) + bytes(2)
-    tags = [
+    desc = _pad4(b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(8) + bytes(3) + bytes(67))
+    d50 = _s15(0.9642) + _s15(1.0) + _s15(0.8249)
+    common = [
         (b"desc", desc),
-        (b"cprt", pad(b"text" + bytes(4) + b"none\0")),
-        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
-        (b"rXYZ", xyz(0.51512, 0.24120, -0.00105)),
-        (b"gXYZ", xyz(0.29198, 0.69225, 0.04189)),
-        (b"bXYZ", xyz(0.15710, 0.06657, 0.78407)),
-        (b"rTRC", gamma),
-        (b"gTRC", gamma),
-        (b"bTRC", gamma),
+        (b"cprt", _pad4(b"text" + bytes(4) + b"none\0")),
+        (b"wtpt", b"XYZ " + bytes(4) + d50),
     ]
+    tags = common + [(sig, _pad4(body)) for sig, body in tags]
     offset = 128 + 4 + 12 * len(tags)
     table, data = b"", b""
     for sig, body in tags:
         table += sig + struct.pack(">II", offset + len(data), len(body))
         data += body
     header = (
-        struct.pack(">I", offset + len(data)) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntr" + b"RGB " + b"XYZ "
-        + bytes(12) + b"acsp" + bytes(24) + bytes(4) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(48)
+        struct.pack(">I", offset + len(data)) + b"lcms" + bytes([2, 0x10, 0, 0]) + device_class + colour_space
+        + b"XYZ " + bytes(12) + b"acsp" + bytes(24) + bytes(4) + d50 + bytes(48)
     )  # fmt: skip
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + data
+
+
+def wide_gamut_icc(name: str = "Test wide gamut") -> bytes:
+    """A minimal ICC v2 RGB display profile with Display P3's primaries and a 2.2 gamma: a colour space
+    other than sRGB, as an iPhone's or Adobe RGB photo carries (Pillow can only create sRGB)."""
+    import struct
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + _s15(x) + _s15(y) + _s15(z)
+
+    gamma = b"curv" + bytes(4) + struct.pack(">IH", 1, round(2.2 * 256)) + bytes(2)
+    return _icc(b"mntr", b"RGB ", name, [
+        (b"rXYZ", xyz(0.51512, 0.24120, -0.00105)),
+        (b"gXYZ", xyz(0.29198, 0.69225, 0.04189)),
+        (b"bXYZ", xyz(0.15710, 0.06657, 0.78407)),
+        (b"rTRC", gamma),
+        (b"gTRC", gamma),
+        (b"bTRC", gamma),
+    ])  # fmt: skip
+
+
+def cmyk_icc() -> bytes:
+    """A minimal ICC v2 CMYK printer profile (an A2B0 lut16 with a 2-point grid) whose inks are
+    turned round: cyan ink takes away blue (a naive 1 - ink: red), magenta red, yellow green; black is
+    black. Pillow cannot create CMYK profiles; lcms reads this one."""
+    import struct
+
+    import numpy as np
+
+    # sRGB's primaries (D50), so that a corner of the grid is exactly an sRGB primary or secondary
+    primaries = np.array([[0.4361, 0.2225, 0.0139], [0.3851, 0.7169, 0.0971], [0.1431, 0.0606, 0.7141]])
+    grid = b""
+    for c, m, y, k in np.ndindex(2, 2, 2, 2):  # the first channel varies slowest
+        rgb = np.array([1 - m, 1 - y, 1 - c]) * (1 - k)
+        grid += struct.pack(">3H", *(min(round(v * 32768), 65535) for v in rgb @ primaries))  # u1Fixed15
+    ramp = struct.pack(">2H", 0, 65535)  # identity input and output curves
+    identity = b"".join(_s15(float(i == j)) for i in range(3) for j in range(3))
+    # 4 inputs, 3 outputs, 2 grid points a side, a matrix, curves of 2 entries
+    shape = bytes([4, 3, 2, 0]) + identity + struct.pack(">2H", 2, 2)
+    return _icc(
+        b"prtr", b"CMYK", "Test CMYK", [(b"A2B0", b"mft2" + bytes(4) + shape + ramp * 4 + grid + ramp * 3)]
+    )
 
 
 def to_srgb(rgb: tuple[int, int, int], icc: bytes) -> np.ndarray:

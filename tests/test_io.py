@@ -708,52 +708,11 @@ def test_cmyk_jpeg_is_converted_to_rgb(tmp_path: Path) -> None:
     np.testing.assert_allclose(photo.pixels[3, 4], [1, 0, 0], atol=0.02)
 
 
-def cmyk_icc() -> bytes:
-    """A minimal ICC v2 CMYK printer profile (PCS XYZ, an A2B0 lut16 with a 2-point grid) whose inks
-    are turned round: cyan ink takes away blue (a naive 1 - ink: red), magenta red, yellow green;
-    black is black. Pillow cannot create CMYK profiles; lcms reads this one."""
-
-    def s15(v: float) -> bytes:
-        return struct.pack(">i", round(v * 65536))
-
-    def pad(b: bytes) -> bytes:
-        return b + bytes(-len(b) % 4)
-
-    # sRGB's primaries (D50), so that a corner of the grid is exactly an sRGB primary or secondary
-    primaries = np.array([[0.4361, 0.2225, 0.0139], [0.3851, 0.7169, 0.0971], [0.1431, 0.0606, 0.7141]])
-    grid = b""
-    for c, m, y, k in np.ndindex(2, 2, 2, 2):  # the first channel varies slowest
-        rgb = np.array([1 - m, 1 - y, 1 - c]) * (1 - k)
-        grid += struct.pack(">3H", *(min(round(v * 32768), 65535) for v in rgb @ primaries))  # u1Fixed15
-    ramp = struct.pack(">2H", 0, 65535)  # identity input and output curves
-    identity = b"".join(s15(float(i == j)) for i in range(3) for j in range(3))
-    # 4 inputs, 3 outputs, 2 grid points a side, a matrix, curves of 2 entries
-    shape = bytes([4, 3, 2, 0]) + identity + struct.pack(">2H", 2, 2)
-    a2b0 = b"mft2" + bytes(4) + shape + ramp * 4 + grid + ramp * 3
-    text = b"Test CMYK\0"
-    desc = pad(b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(8) + bytes(3) + bytes(67))
-    tags = [
-        (b"desc", desc),
-        (b"cprt", pad(b"text" + bytes(4) + b"none\0")),
-        (b"wtpt", b"XYZ " + bytes(4) + s15(0.9642) + s15(1.0) + s15(0.8249)),
-        (b"A2B0", pad(a2b0)),
-    ]
-    offset = 128 + 4 + 12 * len(tags)
-    table, data = b"", b""
-    for sig, body in tags:
-        table += sig + struct.pack(">II", offset + len(data), len(body))
-        data += body
-    header = (
-        struct.pack(">I", offset + len(data)) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"prtr" + b"CMYK" + b"XYZ "
-        + bytes(12) + b"acsp" + bytes(24) + bytes(4) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(48)
-    )  # fmt: skip
-    assert len(header) == 128
-    return header + struct.pack(">I", len(tags)) + table + data
-
-
 def test_a_cmyk_jpeg_s_own_profile_converts_it_to_srgb(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     """The ink the file's profile describes decides the colour, not a naive 1 - ink: magenta and
     yellow make red naively, blue through this profile. The result is sRGB and says so."""
+    from conftest import cmyk_icc
+
     icc = cmyk_icc()
     im = Image.new("CMYK", (8, 6), (0, 255, 255, 0))
     im.paste((255, 0, 0, 0), (0, 0, 4, 6))  # left half cyan: yellow through the profile, cyan naively
