@@ -508,8 +508,6 @@ def _strict(value: object) -> object:
 def write_json(result: dict, path: str | Path) -> None:
     """Write a result dict as pretty, strict JSON (atomic): a NaN or infinite number, which JSON has
     not, is written as ``null``."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(_strict(result), indent=2, allow_nan=False))
-    fsutil.replace(tmp, p)  # retried where Windows says a viewer or scanner holds the file
+    text = json.dumps(_strict(result), indent=2, allow_nan=False)
+    with fsutil.atomic_path(path) as tmp:
+        tmp.write_text(text)

@@ -35,13 +35,12 @@ import json
 import logging
 import os
 import re
-import secrets
 import shutil
 import socket
 import struct
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -400,7 +399,7 @@ def register_checkpoint(spec: CheckpointSpec, registry_path: PathLike) -> None:
                 entry["default"] = False
     data["checkpoints"][spec.name] = spec.to_json()
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    with _atomic_path(path) as tmp:
+    with fsutil.atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
@@ -415,26 +414,6 @@ def _one_line(exc: BaseException | str, limit: int = 300) -> str:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; on success fsync it and ``os.replace`` it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    # reserve the name; 0o666 lets the umask decide the permissions of a normal file (mkstemp's are 0600,
-    # and reading the umask means setting it, which races with other threads)
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
-    mode = tmp.stat().st_mode & 0o777
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)  # a writer that recreated the file (safetensors does) made it 0600
-        fsutil.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def sha256_file(path: PathLike) -> str:
@@ -503,7 +482,7 @@ def save_checkpoint(
         tensors[key] = t
 
     final = Path(path)
-    with _atomic_path(final) as tmp:
+    with fsutil.atomic_path(final) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
         digest = sha256_file(tmp)
     return digest

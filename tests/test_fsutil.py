@@ -67,3 +67,68 @@ def test_only_a_held_file_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(FileNotFoundError):
         fsutil.replace(tmp_path / "missing", tmp_path / "b")
     assert waits == []
+
+
+def _fsynced_then_replaced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Record fsutil's fsync and replace calls as ``(kind, path)``; the file synced is named by inode."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, fsutil.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", str(os.fstat(fd).st_ino)))
+        real_fsync(fd)
+
+    def replace(src, dst, *a):  # type: ignore[no-untyped-def]
+        events.append(("replace", str(os.stat(src).st_ino)))
+        real_replace(src, dst, *a)
+
+    monkeypatch.setattr(fsutil.os, "fsync", fsync)
+    monkeypatch.setattr(fsutil, "replace", replace)
+    return events
+
+
+def test_atomic_path_syncs_then_renames_and_leaves_the_old_file_on_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = _fsynced_then_replaced(monkeypatch)
+    target = tmp_path / "new folder" / "résultat.json"
+    with fsutil.atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".résultat.json.") and tmp.exists()
+        tmp.write_text("one")
+    assert target.read_text() == "one" and os.listdir(target.parent) == ["résultat.json"]
+    assert [k for k, _ in events] == ["fsync", "replace"] and events[0][1] == events[1][1]
+    with pytest.raises(RuntimeError), fsutil.atomic_path(target) as tmp:
+        tmp.write_text("half of tw")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "one" and os.listdir(target.parent) == ["résultat.json"]
+    if os.name == "posix":
+        umask = os.umask(0)
+        os.umask(umask)
+        assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_result_json_training_checkpoints_and_exports_are_synced_before_they_replace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename without fsync can leave an empty ``last.pt`` after a power cut: the run's only copy."""
+    import torch
+
+    from blurvid.evaluate import write_json
+    from blurvid.train import loop
+    from blurvid.weights import save_checkpoint
+
+    events = _fsynced_then_replaced(monkeypatch)
+    writes = {
+        "r.json": lambda p: write_json({"psnr": float("nan")}, p),
+        "last.pt": lambda p: loop._atomic_save({"it": 3}, p),
+        "best.safetensors": lambda p: save_checkpoint(p, {"w": torch.ones(2)}, arch="dm", config={}),
+    }
+    for name, write in writes.items():
+        events.clear()
+        write(tmp_path / name)
+        assert [k for k, _ in events] == ["fsync", "replace"] and events[0][1] == events[1][1], name
+    assert torch.load(tmp_path / "last.pt") == {"it": 3}
+    with pytest.raises(Exception):  # a lambda does not pickle: the old checkpoint stays
+        loop._atomic_save({"it": 4, "f": lambda: 0}, tmp_path / "last.pt")
+    assert torch.load(tmp_path / "last.pt") == {"it": 3}
+    assert sorted(os.listdir(tmp_path)) == ["best.safetensors", "last.pt", "r.json"]

@@ -180,9 +180,8 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], conte
 
 
 def _atomic_save(obj: object, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    fsutil.replace(tmp, path)
+    with fsutil.atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class _TimeBudget:
@@ -945,9 +944,7 @@ def _export_best(task: Task, net: nn.Module, path: Path, extra: dict) -> None:
     from ..weights import save_checkpoint
 
     state, configs, arch = exportable_state(task, net)
-    tmp = path.with_name(f".{path.name}.tmp.safetensors")
-    save_checkpoint(tmp, state, arch=arch, config=configs, extra={"train": extra})
-    fsutil.replace(tmp, path)
+    save_checkpoint(path, state, arch=arch, config=configs, extra={"train": extra})  # atomic
 
 
 class _NoBar:
