@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -128,7 +129,7 @@ def test_result_json_training_checkpoints_and_exports_are_synced_before_they_rep
         write(tmp_path / name)
         assert [k for k, _ in events] == ["fsync", "replace"] and events[0][1] == events[1][1], name
     assert torch.load(tmp_path / "last.pt") == {"it": 3}
-    with pytest.raises(Exception):  # a lambda does not pickle: the old checkpoint stays
-        loop._atomic_save({"it": 4, "f": lambda: 0}, tmp_path / "last.pt")
+    with pytest.raises(TypeError, match="pickle"):  # a lock does not pickle: the old checkpoint stays
+        loop._atomic_save({"it": 4, "lock": threading.Lock()}, tmp_path / "last.pt")
     assert torch.load(tmp_path / "last.pt") == {"it": 3}
     assert sorted(os.listdir(tmp_path)) == ["best.safetensors", "last.pt", "r.json"]
