@@ -147,3 +147,92 @@ def test_align_to_target_finds_each_samples_shift_and_keeps_the_gradient():
     assert p0 is unshifted and t0 is first
     p1, _ = align_to_target(target[:1].clone(), target[:1], 3)
     assert torch.equal(p1, target[:1, :, 3:-3, 3:-3])  # already aligned: no shift
+
+
+# ------------------------------------------------------------------ round 5: mutation audit
+
+
+def test_tv_and_the_edge_term_count_vertical_changes_too():
+    """A flow or error that changes only down the rows has TV / gradient-L1 of its row step (the dy
+    term dropped would give 0); changes along the columns count the same."""
+    from blurvid.train.losses import gradient_l1
+
+    rows = torch.arange(7, dtype=torch.float32).view(1, 1, 7, 1).expand(1, 2, 7, 9) * 0.5
+    assert float(tv(rows)) == pytest.approx(0.5)
+    assert float(tv(rows.transpose(-1, -2))) == pytest.approx(0.5)
+    target = torch.rand(2, 3, 7, 9, generator=torch.Generator().manual_seed(0))
+    ramp = torch.arange(7, dtype=torch.float32).view(1, 1, 7, 1) * 0.1
+    assert float(gradient_l1(target + ramp, target)) == pytest.approx(0.1, abs=1e-6)
+    assert float(gradient_l1(target + torch.arange(9.0).view(1, 1, 1, 9) * 0.1, target)) == pytest.approx(
+        0.1, abs=1e-6
+    )
+
+
+def test_the_coarse_warm_up_boosts_the_coarse_scales_and_fades_out():
+    """coarse_warmup: lambda_1/8 up to 4x and lambda_1/4 up to 2.5x at the start, linear back to the
+    configured weights; the finer scales are never boosted."""
+    from blurvid.train.config import TrainConfig
+    from blurvid.train.video_tasks import AutoencoderTask
+
+    task = object.__new__(AutoencoderTask)
+    task.cfg = TrainConfig(stage="autoencoder", coarse_warmup=100, lambdas=(1.0, 1.0, 1.0, 1.0))
+    assert task._lambdas(0) == pytest.approx([4.0, 2.5, 1.0, 1.0])
+    assert task._lambdas(50) == pytest.approx([2.5, 1.75, 1.0, 1.0])
+    assert task._lambdas(100) == task._lambdas(1000) == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_true_flows_at_a_coarser_scale_are_in_that_scales_pixels():
+    """8 px at full scale is 2 px at 1/4 scale (the supervision compared 1/4-scale flows with 8)."""
+    from blurvid.train.video_tasks import flows_at_scale
+
+    flows = torch.full((1, 3, 2, 16, 24), 8.0)
+    flows[:, :, 1] = -4.0
+    small = flows_at_scale(flows, 4)
+    assert small.shape == (1, 3, 2, 4, 6)
+    assert torch.equal(small[:, :, 0], torch.full((1, 3, 4, 6), 2.0))
+    assert torch.equal(small[:, :, 1], torch.full((1, 3, 4, 6), -1.0))
+
+
+def test_the_bie_stage_is_scored_by_ppsnr_and_the_autoencoder_by_psnr():
+    """Stage bie cannot know the motion's direction (its score is pPSNR); stage 1 reconstructs the
+    frames in order (PSNR). A prediction in reverse order tells them apart."""
+    import contextlib
+
+    from blurvid.models.decoder import DecodeResult
+    from blurvid.train.video_tasks import AutoencoderTask, BIETask
+
+    frames = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    item = {"frames": frames, "target": frames[2]}
+
+    def reversed_net(batch):  # type: ignore[no-untyped-def]
+        return DecodeResult(flows=[], frames=[batch["frames"].flip(1)])
+
+    for cls, key in ((AutoencoderTask, "val_psnr"), (BIETask, "val_ppsnr")):
+        task = object.__new__(cls)
+        task._centre = None
+        res = task.validate(reversed_net, [item], torch.device("cpu"), contextlib.nullcontext)
+        assert res["val_ppsnr"] > res["val_psnr"] + 10
+        assert res["val_score"] == res[key]
+
+
+def test_the_deblur_loss_weighs_its_edge_term_and_validation_scores_the_blurred_input():
+    """loss = l1 + edge_loss * gradient_l1; val_psnr_blurred is the input's PSNR (the baseline), not
+    the output's."""
+    import contextlib
+
+    from blurvid.train.config import TrainConfig
+    from blurvid.train.losses import gradient_l1, l1
+    from blurvid.train.tasks import DeblurTask
+
+    tiny = {"widths": [8, 8, 12, 16], "growth": [4, 4, 4, 4], "rdbs": [1, 1, 1, 1], "rdb_layers": 2}
+    task = DeblurTask(TrainConfig.for_stage("deblur", model=tiny, edge_loss=0.5))
+    g = torch.Generator().manual_seed(0)
+    out, target, blurred = (torch.rand(2, 3, 16, 16, generator=g) for _ in range(3))
+    loss, logs = task.loss(out, {"target": target}, 0)
+    edge = float(gradient_l1(out, target))
+    assert float(loss) == pytest.approx(float(l1(out, target)) + 0.5 * edge, rel=1e-6)
+    assert logs["edge"] == pytest.approx(edge)
+    items = [{"blurred": blurred[0], "target": target[0]}]
+    res = task.validate(lambda x: target[:1], items, torch.device("cpu"), contextlib.nullcontext)
+    assert res["val_psnr"] == pytest.approx(100.0)
+    assert res["val_psnr_blurred"] == pytest.approx(float(psnr(blurred[:1], target[:1])))

@@ -253,3 +253,100 @@ def test_rvd_returns_its_steps_in_time_order_and_warps_the_centre_by_each():
             torch.testing.assert_close(res.frames[j][:, t], want, rtol=0, atol=1e-6)
     steps = res.flows[-1][0]
     assert all(not torch.allclose(steps[t], steps[t + 1], atol=1e-3) for t in range(4))  # distinct steps
+
+
+# ------------------------------------------------------------------ round 5: mutation audit
+
+
+def test_a_residual_dense_block_scales_its_residual_by_res_scale():
+    """``x + scale * fused``: the DM's res_scale (0.2) must reach every RDB (ignored, each block added
+    its whole residual)."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 6, 5, 7)
+    full = ResidualDenseBlock(6, 3, 2, scale=1.0)
+    part = ResidualDenseBlock(6, 3, 2, scale=0.2)
+    part.load_state_dict(full.state_dict())
+    with torch.no_grad():
+        residual, scaled = full(x) - x, part(x) - x
+    assert float(residual.abs().max()) > 1e-3
+    torch.testing.assert_close(scaled, 0.2 * residual, atol=1e-6, rtol=1e-5)
+
+
+def test_the_convlstm_step_is_the_lstm_update_and_starts_with_forget_bias_one():
+    """With the convolution reduced to its biases (i, f, o, g in that order): ``c' = s(f) c + s(i)
+    tanh(g)``, ``h' = s(o) tanh(c')``; a new cell's forget gate starts at bias 1 (memory survives)."""
+    cell = ConvLSTMCell(2, 3)
+    hid = 3
+    assert torch.equal(cell.gates.bias[hid : 2 * hid], torch.ones(hid))
+    assert not torch.equal(cell.gates.bias[:hid], torch.ones(hid))
+    with torch.no_grad():
+        cell.gates.weight.zero_()
+        cell.gates.bias.copy_(torch.tensor([0.5, -1.0, 2.0, 0.3]).repeat_interleave(hid))
+    x = torch.rand(1, 2, 4, 5)
+    c0 = torch.full((1, hid, 4, 5), 0.7)
+    h, c = cell(x, (torch.rand(1, hid, 4, 5), c0))
+    s = torch.sigmoid
+    want_c = s(torch.tensor(-1.0)) * 0.7 + s(torch.tensor(0.5)) * torch.tanh(torch.tensor(0.3))
+    torch.testing.assert_close(c, torch.full_like(c, float(want_c)))
+    torch.testing.assert_close(h, torch.full_like(h, float(s(torch.tensor(2.0)) * torch.tanh(want_c))))
+
+
+def test_the_flow_decoder_doubles_a_flow_it_upsamples():
+    """Flows are in pixels of their scale: a coarse flow upsampled 2x must be doubled, so a constant
+    1/8-scale flow with zero refinements is 8x that in full-scale pixels."""
+    from blurvid.models.decoder import FlowDecoder
+
+    widths, hidden = (4, 4, 8, 8), 8
+    fd = FlowDecoder(widths, hidden)
+    with torch.no_grad():
+        for head in [fd.flow8, *fd.flows]:
+            head.weight.zero_()
+            head.bias.zero_()
+        fd.flow8.bias.copy_(torch.tensor([1.0, -0.5]))
+    h = torch.rand(1, hidden, 2, 3)
+    skips = [
+        torch.rand(1, widths[0], 16, 24),
+        torch.rand(1, widths[1], 8, 12),
+        torch.rand(1, widths[2], 4, 6),
+    ]
+    flows = fd(h, skips)
+    assert [tuple(f.shape[-2:]) for f in flows] == [(2, 3), (4, 6), (8, 12), (16, 24)]
+    for f, s in zip(flows, (1, 2, 4, 8), strict=True):
+        torch.testing.assert_close(f[0, 0], torch.full((f.shape[-2], f.shape[-1]), 1.0 * s))
+        torch.testing.assert_close(f[0, 1], torch.full((f.shape[-2], f.shape[-1]), -0.5 * s))
+
+
+def test_the_rve_differences_an_even_sequence_against_its_paper_central_frame():
+    """The central frame is x_ceil(N/2) (1-based): index (N - 1) // 2, so frame 1 of 4, whose difference
+    channels are then zero (index N // 2 agrees only for odd N)."""
+    cfg = VideoConfig.from_dict({**TINY_V.to_dict(), "rve_input": "frame+diff"})
+    rve = RecurrentVideoEncoder(cfg)
+    seen: list[torch.Tensor] = []
+    rve.encoder.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    frames = torch.rand(1, 4, 3, 16, 16)
+    rve(frames)
+    diff = seen[0].view(1, 4, 6, 16, 16)[:, :, 3:]
+    assert [bool(diff[0, n].abs().max() == 0) for n in range(4)] == [False, True, False, False]
+    torch.testing.assert_close(diff[0, 0], frames[0, 0] - frames[0, 1])
+
+
+def test_the_bie_reads_the_blurred_photo_in_its_first_three_channels():
+    """Checkpoints were trained on cat([blurred, sharp]); the other order would run, shapes unchanged."""
+    bie = BlurredImageEncoder(TINY_V)
+    seen: list[torch.Tensor] = []
+    bie.net[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    blurred, sharp = torch.full((1, 3, 16, 16), 0.2), torch.full((1, 3, 16, 16), 0.8)
+    bie(blurred, sharp)
+    assert torch.equal(seen[0][:, :3], blurred) and torch.equal(seen[0][:, 3:], sharp)
+
+
+def test_a_bottleneck_made_identity_maps_its_input_to_itself():
+    """A block grown into a trained DM starts as the identity: ``x + body(x)`` with the expanding conv
+    zeroed (without the skip it would output zeros and break the grown network)."""
+    from blurvid.models.deblur import Bottleneck
+
+    block = Bottleneck(8)
+    x = torch.rand(1, 8, 5, 7)
+    assert not torch.allclose(block(x), x)
+    block.make_identity()
+    assert torch.equal(block(x), x)

@@ -680,3 +680,141 @@ def test_the_animator_runs_the_rvd_its_native_steps_and_samples_every_count_from
         if frames % 2:
             assert torch.equal(out[(frames - 1) // 2], trajectory[(native - 1) // 2])
     assert not torch.allclose(trajectory[0], trajectory[-1], atol=1e-3)  # a motion, not a still
+
+
+# ------------------------------------------------------------------ round 5: mutation audit
+
+
+def test_values_just_past_the_rounding_margin_are_refused_not_clipped():
+    """Floats may overshoot [0, 1] by 1e-3 (rounding) and are clipped; 1.005 is no rounding error: a
+    looser bound would clip real out-of-range data in silence."""
+    img = np.full((4, 5, 3), 0.5, np.float32)
+    img[0, 0, 0] = 1.0009
+    assert float(pipeline.to_tensor(img, CPU).max()) == 1.0
+    img[0, 0, 0] = 1.005
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
+        pipeline.to_tensor(img, CPU)
+    x = torch.full((1, 3, 4, 5), 0.5)
+    x[0, 0, 0, 0] = 1.005
+    with pytest.raises(ValueError, match="values must lie in"):
+        pipeline.Deblurrer(_dm(), CPU).tensor(x)
+
+
+def test_an_empty_batch_is_a_value_error():
+    """A (0, 3, H, W) batch must be refused like any other wrong shape (else torch's RuntimeError
+    from taking the minimum of nothing)."""
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        pipeline.Deblurrer(_dm(), CPU).batch(torch.rand(0, 3, 20, 24))
+
+
+def test_an_overlap_of_zero_is_allowed():
+    """overlap=0 (tiles that only touch) is a valid setting: only negative overlaps are refused."""
+    deb = pipeline.Deblurrer(_dm(), CPU, tile=64, overlap=0)
+    assert deb.overlap == 0
+    seen = []
+    out = deb(np.random.default_rng(0).random((70, 140, 3), dtype=np.float32), lambda d, n: seen.append(n))
+    assert out.shape == (70, 140, 3) and np.isfinite(out).all() and seen[-1] > 1
+
+
+def test_up_to_twice_a_tile_of_pixels_runs_in_one_pass():
+    """Inputs of at most 2 * tile * tile pixels run untiled (the class promises 1080p in one pass at the
+    default tile); one pixel row more and they are tiled."""
+    img = np.random.default_rng(1).random((64, 128, 3), dtype=np.float32)  # exactly 2 * 64 * 64 pixels
+    calls: list[tuple[int, int]] = []
+    out = pipeline.Deblurrer(_dm(), CPU, tile=64, overlap=16)(img, lambda d, n: calls.append((d, n)))
+    assert calls == [(1, 1)]
+    np.testing.assert_array_equal(out, pipeline.Deblurrer(_dm(), CPU, tile=4096)(img))
+    calls.clear()
+    taller = np.random.default_rng(1).random((65, 128, 3), dtype=np.float32)
+    pipeline.Deblurrer(_dm(), CPU, tile=64, overlap=16)(taller, lambda d, n: calls.append((d, n)))
+    assert calls[-1][1] > 1
+
+
+def test_deblurrer_batch_clamps_its_output_to_the_unit_range():
+    """batch() promises [0, 1] like tensor(); a DM with a large residual overshoots before the clamp."""
+    dm = _dm()
+    with torch.no_grad():
+        dm.tail[-1].weight.normal_(0, 2.0)
+    x = torch.rand(2, 3, 20, 24, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        raw = dm(pipeline.pad_to_multiple(x, 32)[0])
+    assert float(raw.min()) < 0 or float(raw.max()) > 1  # the network alone leaves the range
+    y = pipeline.Deblurrer(dm, CPU).batch(x)
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_the_deblurrer_runs_its_network_in_the_precision_asked():
+    """bf16 must really run the DM in bf16 (closeness to fp32 alone would pass with it ignored)."""
+    x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(0))
+    for dtype in (torch.float32, torch.bfloat16):
+        deb = pipeline.Deblurrer(_dm(), CPU, dtype)
+        seen: list[torch.dtype] = []
+        deb.dm.head.register_forward_hook(lambda m, i, o, seen=seen: seen.append(o.dtype))
+        deb.tensor(x)
+        assert seen == [dtype]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+def test_an_indexed_cuda_device_without_a_gpu_is_refused():
+    """'cuda:0' is refused without a GPU like 'cuda' (else it would fail later, inside torch)."""
+    for device in ("cuda:0", "CUDA:1"):
+        with pytest.raises(ValueError, match="no CUDA GPU is available"):
+            pipeline.select_device(device)
+
+
+def test_bounded_size_rounds_to_the_nearest_pixel():
+    """300x100 bounded to 200: 66.7 px rounds to 67 (truncating would give 66, the aspect ratio off)."""
+    assert pipeline.bounded_size(100, 300, 200) == (67, 200)
+    assert pipeline.bounded_size(300, 100, 200) == (200, 67)
+    assert pipeline.bounded_size(1, 900, 30, 8) == (8, 30)  # at least `multiple`
+
+
+def test_the_motion_copy_of_any_size_comes_back_at_its_own_size():
+    """A motion copy over 64 px whose sides are no multiple of 8 is padded up to one (rounded down it was
+    cropped, and the flows came back smaller than the copy)."""
+    torch.manual_seed(0)
+    an = pipeline.Animator(
+        None, BlurredImageEncoder(TINY_V), RecurrentVideoDecoder(TINY_V), motion_size=100, device=CPU
+    )
+    x = torch.rand(1, 3, 90, 100, generator=torch.Generator().manual_seed(1))
+    assert an.motion(x, x, 3).shape == (3, 2, 90, 100)
+    assert an.flows(x, x, 3).shape == (3, 2, 90, 100)
+
+
+def test_the_animator_takes_its_precision_from_the_deblurrer_unless_given():
+    """The BIE and RVD run in the deblurrer's dtype by default (else bf16 --precision would not reach them)."""
+    bie, rvd = BlurredImageEncoder(TINY_V), RecurrentVideoDecoder(TINY_V)
+    deb = pipeline.Deblurrer(_dm(), CPU, torch.bfloat16)
+    assert pipeline.Animator(deb, bie, rvd).dtype is torch.bfloat16
+    assert pipeline.Animator(deb, bie, rvd, dtype=torch.float32).dtype is torch.float32
+    assert pipeline.Animator(pipeline.ShakeRemover(CPU), bie, rvd).dtype is torch.float32
+
+
+def test_motion_that_overflows_in_half_precision_is_recomputed_in_float32(monkeypatch):
+    """Non-finite bf16 flows are run again in float32 (retrying in bf16 would raise for a photo that works)."""
+    an = _tiny_animator()
+    an.dtype = torch.bfloat16
+    real = an._motion_flows
+    dtypes: list[torch.dtype] = []
+
+    def flaky(bp, sp, steps, dtype):  # type: ignore[no-untyped-def]
+        dtypes.append(dtype)
+        flows = real(bp, sp, steps, dtype)
+        return flows if dtype is torch.float32 else torch.full_like(flows, float("nan"))
+
+    monkeypatch.setattr(an, "_motion_flows", flaky)
+    x = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(2))
+    out = an.motion(x, x, 3)
+    assert dtypes == [torch.bfloat16, torch.float32] and bool(torch.isfinite(out).all())
+    an.dtype = torch.float32
+    torch.testing.assert_close(out, an.motion(x, x, 3))
+
+
+def test_the_animator_runs_training_mode_networks_as_eval_mode_copies():
+    """A BIE handed over in training mode must run in eval mode (its batch-norm on the running stats),
+    on a copy: used as it was, its flows depended on the batch's own statistics."""
+    torch.manual_seed(0)
+    bie, rvd = BlurredImageEncoder(TINY_V), RecurrentVideoDecoder(TINY_V)
+    an = pipeline.Animator(None, bie.train(), rvd.train(), motion_size=32, device=CPU)
+    assert bie.training and rvd.training
+    assert not an.bie.training and not an.rvd.training
