@@ -97,3 +97,18 @@ def test_flow_supervision_is_not_called_useless_in_the_autoencoder_stage(tmp_pat
     )
     assert _cli(*argv) == 0
     assert trained[-1].flow_sup == 0.5 and "does nothing" not in capsys.readouterr().err
+
+
+def test_the_installed_centre_dm_stays_a_name_while_a_file_is_made_absolute(tmp_path, trained, monkeypatch):
+    """Else centre_dm 'installed' (the registered DM) would become the path of a file named
+    'installed' in the folder the run was started from, and the run would fail to load it."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    data = _folder(tmp_path / "photos")
+    config = tmp_path / "bie.json"
+    for given, used in (("installed", "installed"), ("dm.safetensors", str(tmp_path / "dm.safetensors"))):
+        config.write_text(json.dumps({"stage": "bie", "centre_dm": given}))
+        argv = ("train", "bie", "--config", str(config), "-d", data, "-o", str(tmp_path / "r"))
+        assert _cli(*argv, "--no-progress") == 0
+        assert trained[-1].centre_dm == used

@@ -14,7 +14,7 @@ from PIL import Image
 
 from blurvid import shake
 from blurvid.metrics import aligned_psnr, gaussian_blur, psnr
-from blurvid.pipeline import ShakeRemover, network_change_db, texture_crop
+from blurvid.pipeline import ShakeRemover, given_kernel, network_change_db, texture_crop, texture_window
 
 
 def scene(h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -172,6 +172,25 @@ def test_texture_crop_picks_the_textured_window():
     assert crop.shape == (32, 32)
     assert float(crop.abs().sum()) > 0.8 * float(x[30:60, 60:90].sum())
     assert texture_crop(x, 128) is x
+
+
+def test_the_texture_window_does_not_count_edges_inside_clipped_highlights():
+    """Else stripes of blown-out highlight (1.0 beside 0.9) would outscore real, weaker texture: the
+    kernel would be looked for where the photo holds no trace of it."""
+    x = torch.full((15, 75), 0.5)
+    x[0::2, :15], x[1::2, :15] = 1.0, 0.9  # clipped rows: only their edges from below count
+    x[0::2, 60:], x[1::2, 60:] = 0.3, 0.37
+    assert texture_window(x, 15, stride=15) == (0, 60, 15, 15)
+    x[0::2, :15], x[1::2, :15] = 0.97, 0.85  # just under the clip level: the stronger stripes win
+    assert texture_window(x, 15, stride=15) == (0, 0, 15, 15)
+
+
+def test_the_texture_window_reads_its_row_and_column_from_the_grid_of_corners():
+    """Else the best of the 3 x 5 corners (row 1, column 4) would be read back as row 0, column 3: a
+    flat window, where no kernel can be seen."""
+    x = torch.full((45, 75), 0.5)
+    x[15:30, 60:] = torch.rand(15, 15, generator=torch.Generator().manual_seed(0)) * 0.8
+    assert texture_window(x, 15, stride=15) == (15, 60, 15, 15)
 
 
 @pytest.mark.parametrize("tile", [1024, 96])
@@ -626,6 +645,15 @@ def test_a_given_kernel_is_checked(kernel, message):
         ShakeRemover("cpu").tensor(x, kernel=kernel)
 
 
+@pytest.mark.parametrize("shape", [(3, 4), (4, 3)])
+def test_a_given_kernel_with_one_even_side_is_refused(shape):
+    """Else a kernel checked on one side only would pass with the other even and shift the result by
+    half a pixel along it."""
+    with pytest.raises(ValueError, match=rf"odd sides .*got \({shape[0]}, {shape[1]}\)"):
+        given_kernel(torch.ones(shape))
+    assert given_kernel(torch.ones(3, 5)).shape == (3, 5)
+
+
 def test_a_given_kernel_is_normalised_and_may_be_numpy():
     k = bent_kernel().float()
     x = blur_valid(scene(64, 64, seed=2), bent_kernel()).float().expand(1, 3, -1, -1).clone()
@@ -668,6 +696,20 @@ def test_a_longest_blur_over_the_cap_is_said(monkeypatch):
         warnings.simplefilter("error")  # within the cap: no warning
         ShakeRemover(torch.device("cpu"), max_blur=90, judge=None).kernel(x)
     assert looked_for == [95, 90]
+
+
+def test_a_photo_exactly_twice_the_longest_blur_is_big_enough(monkeypatch):
+    """Else a 10 px short side would be called too small for a 5 px blur, though the message asks
+    for no more than 10 px."""
+    looked_for = []
+    monkeypatch.setattr(
+        shake, "estimate_kernel", lambda grey, blur: looked_for.append(blur) or torch.ones(1, 1)
+    )
+    remover = ShakeRemover("cpu", max_blur=5)
+    assert remover.kernel(torch.rand(1, 3, 10, 13)).shape == (1, 1)
+    assert looked_for == [5]
+    with pytest.raises(ValueError, match="short side is under 10 px"):
+        remover.kernel(torch.rand(1, 3, 9, 13))
 
 
 # ------------------------------------------------------------------- session 30's audit of --shake

@@ -1076,6 +1076,56 @@ def test_bie_stage_can_read_the_dm_output_as_animate_gives_it(photos, tmp_path):
         BIETask(cfg)
 
 
+def test_the_bie_reads_the_sharp_input_it_is_given_and_the_rvd_warps_the_true_centre():
+    """Else a centre_dm run would train its BIE on the true centre all the same (the DM's output made in
+    every step, then left unread), unlike at inference, where it only has the DM's output."""
+    from blurvid.models.encoders import VideoConfig
+    from blurvid.train.video_tasks import BIENet
+
+    net = BIENet(VideoConfig.from_dict({**TINY_V, "frames": 3})).eval()
+    bie_sharp, rvd_image = [], []  # the BIE's sharp input, the image the RVD warps
+    net.bie.register_forward_hook(lambda m, args, out: bie_sharp.append(args[1]))
+    net.rvd.register_forward_hook(lambda m, args, out: rvd_image.append(args[1]))
+    blurred, target, other = (torch.rand(1, 3, 16, 24) for _ in range(3))
+    batch = {"blurred": blurred, "target": target, "frames": torch.rand(1, 3, 3, 16, 24)}
+    with torch.no_grad():
+        out = net({**batch, "sharp_in": other})
+        net(batch)
+    assert out.frames[-1].shape == (1, 3, 3, 16, 24)
+    assert [x is other for x in bie_sharp] == [True, False] and bie_sharp[1] is target
+    assert len(rvd_image) == 2 and all(x is target for x in rvd_image)
+
+
+def test_centre_dm_p_is_the_share_of_training_samples_that_read_the_dms_output(tmp_path):
+    """Else a share of 0.2 would give the DM's output to 80 % of the samples (a half hid it)."""
+    from blurvid import weights
+    from blurvid.models import DeblurNet, DMConfig
+    from blurvid.train.video_tasks import BIETask
+
+    dm = DeblurNet(DMConfig.from_dict(TINY_DM))
+    weights.save_checkpoint(
+        tmp_path / "dm.safetensors", dm.state_dict(), arch="dm", config=dm.config.to_dict()
+    )
+    cfg = _cfg("bie", tmp_path / "bie", tmp_path, centre_dm=str(tmp_path / "dm.safetensors"), centre_dm_p=0.2)
+    task = BIETask(cfg, video_config={**TINY_V, "frames": 3})
+    torch.manual_seed(0)
+    many = 0.1 + 0.8 * torch.rand(200, 3, 8, 8)
+    picks = task.inputs({"blurred": many, "target": many * 0, "frames": None})["sharp_in"]
+    share = float((picks.flatten(1).abs().sum(1) > 0).float().mean())
+    assert 0.1 < share < 0.3, share
+
+
+def test_a_stage1_rvd_trains_at_lr_unless_it_starts_from_init_weights():
+    """Else lr_rvd (meant for a trained RVD) would slow a from-scratch RVD down 5x, and a trained one
+    would be trained at the encoder's full rate."""
+    from blurvid.train.video_tasks import AutoencoderTask
+
+    for init, rvd_lr in ((None, 1e-3), ("ae.safetensors", 2e-5)):
+        cfg = TrainConfig.for_stage("autoencoder", model=TINY_V, lr=1e-3, lr_rvd=2e-5, init=init)
+        task = AutoencoderTask(cfg)
+        assert [g["lr"] for g in task.param_groups(task.net)] == [1e-3, rvd_lr]
+
+
 def test_split_run_reads_a_single_network_file_of_any_arch(tmp_path):
     """An exported stage-1 encoder (arch 'rve', unprefixed keys) is one network, not a dict of configs."""
     from blurvid import weights
