@@ -1,6 +1,6 @@
 """Where a DM checkpoint's gains are, and are not: the diagnostics behind the model card's session-9 notes.
 
-    python benchmarks/dm_diagnostics.py --data $DATA [--dm weights/dm-v12.safetensors] [--json out.json]
+    python benchmarks/dm_diagnostics.py --data $DATA [--dm weights/dm-v13.safetensors] [--json out.json]
 
 * ``levin_kernels``: aligned PSNR of input and output per Levin kernel (1-8, 4 images each);
 * ``grey``: mean gain over the input on noise-free kodak24 (synthesis defaults, seed 1234) in colour and
@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument(
         "--dm",
         type=Path,
-        default=Path("weights/dm-v12.safetensors"),
+        default=Path("weights/dm-v13.safetensors"),
         help="checkpoint, run folder or last.pt",
     )
     ap.add_argument("--threads", type=int, default=2)

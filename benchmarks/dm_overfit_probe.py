@@ -1,6 +1,6 @@
 """Can the DM learn to undo straight blur at all? Fit it to a handful of fixed blurred/sharp pairs.
 
-    python benchmarks/dm_overfit_probe.py --photos $DATA/sharp/bsd100 --weights weights/dm-v12.safetensors \
+    python benchmarks/dm_overfit_probe.py --photos $DATA/sharp/bsd100 --weights weights/dm-v13.safetensors \
         [--count 16 --held-out 16 --size 128 --length 9 --steps 400 --lr 2e-4] [--json out.json]
 
 ``--count`` central crops of training photos are blurred by straight, constant-speed line kernels of

@@ -1,6 +1,6 @@
 """Two DM checkpoints paired per image on the deblurring sets: the A/B behind every "paired" number.
 
-    python benchmarks/dm_paired.py --data $DATA --a weights/dm-v12.safetensors --b old/dm-v8.safetensors \
+    python benchmarks/dm_paired.py --data $DATA --a weights/dm-v13.safetensors --b old/dm-v12.safetensors \
         [--sets levin kodak kodak_clean clips] [--clips-holdout 0.25] [--json out.json]
 
 ``--a`` / ``--b``: an exported checkpoint, a run folder (its best.safetensors) or a run's ``last.pt``

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Run on the device machine from the repository root, with the JPEG pack made by
 #   python benchmarks/make_gpu_pack.py --data ../shared/data --out .gpu
-# (carried as ".gpu"). Trains CFG (default dm-v13, the next run) into runs/$R and exports the weight averages of
+# (carried as ".gpu"). Trains CFG (default dm-v14, the next run) into runs/$R and exports the weight averages of
 # last.pt and the best validation to $OUT, split into 15 MB parts (join: cat f.part-* > f).
 # The whole call fits the device's 600 s per-call limit: training gets what the probes leave of BUDGET_S (570),
 # less RESERVE_S (90) for start-up, the last validation and the exports.
@@ -12,8 +12,8 @@ if ! python3 -c "import platformdirs" 2>/dev/null; then
   mkdir -p /tmp/stub && printf 'def user_cache_dir(a, *k, **kw):\n    return "/tmp/cache"\n' > /tmp/stub/platformdirs.py
   export PYTHONPATH=$PWD:/tmp/stub${PYTHONPATH:+:$PYTHONPATH}
 fi
-CFG=${CFG:-weights/configs/dm-v13.json}
-R=${R:-dm-v13}
+CFG=${CFG:-weights/configs/dm-v14.json}
+R=${R:-dm-v14}
 D=${D:-.gpu}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch;print(torch.__version__, torch.cuda.is_available())"

@@ -6,7 +6,7 @@ Plans are drawn from a training config's photos (as the data workers draw them).
 reported. Then render time per batch is measured on the device for each ``--batch`` (median of
 ``--repeat``, after a warm-up)::
 
-    python benchmarks/render_check.py --config weights/configs/dm-v13.json --data .gpu/sharp/bsd100 \
+    python benchmarks/render_check.py --config weights/configs/dm-v14.json --data .gpu/sharp/bsd100 \
         --batch 16 32 64 --json render_check.json
 """
 
