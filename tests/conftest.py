@@ -46,6 +46,17 @@ def save_image(path: Path, h: int = H, w: int = W, seed: int = 0, **save_options
     return path
 
 
+def run_cli(*args: str) -> int:
+    """Run ``blurvid ARGS`` in this process; its exit code (0 where it returns normally)."""
+    from blurvid import cli
+
+    try:
+        cli.main(list(args))
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
 def frame_durations(path: Path) -> list[int]:
     """How long each frame of the animated GIF or WebP at ``path`` shows, in ms, as Pillow reads them."""
     from PIL import Image

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli as _cli
 
 from blurvid.train.config import TrainConfig
 
@@ -22,16 +23,6 @@ def trained(monkeypatch):
 
     monkeypatch.setattr(loop, "train", fake)
     return seen
-
-
-def _cli(*args: str) -> int:
-    from blurvid import cli
-
-    try:
-        cli.main(list(args))
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 def _folder(path: Path) -> str:

@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli as _cli
 from PIL import Image
 
 from blurvid.stopping import catchable_stop_signals
@@ -632,16 +633,6 @@ def test_synth_on_device_stream_plans_in_workers_and_trains(photos, clip, tmp_pa
     assert torch.equal(render_collated(loaded, torch.device("cpu"))["blurred"], batch["blurred"])
     train(cfg, progress=False, log=lambda s: None)
     assert len(_losses(tmp_path / "run")) == 3 and (tmp_path / "run" / "best.safetensors").exists()
-
-
-def _cli(*args: str) -> int:
-    from blurvid import cli
-
-    try:
-        cli.main(list(args))
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 @pytest.mark.parametrize(
