@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_DM
 
 from blurvid.metrics import (
     aligned_psnr,
@@ -224,8 +225,7 @@ def test_the_deblur_loss_weighs_its_edge_term_and_validation_scores_the_blurred_
     from blurvid.train.losses import gradient_l1, l1
     from blurvid.train.tasks import DeblurTask
 
-    tiny = {"widths": [8, 8, 12, 16], "growth": [4, 4, 4, 4], "rdbs": [1, 1, 1, 1], "rdb_layers": 2}
-    task = DeblurTask(TrainConfig.for_stage("deblur", model=tiny, edge_loss=0.5))
+    task = DeblurTask(TrainConfig.for_stage("deblur", model=TINY_DM, edge_loss=0.5))
     g = torch.Generator().manual_seed(0)
     out, target, blurred = (torch.rand(2, 3, 16, 16, generator=g) for _ in range(3))
     loss, logs = task.loss(out, {"target": target}, 0)
