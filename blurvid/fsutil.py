@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -54,3 +56,34 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+# the hidden names atomic writers give their temporaries: ``.<name>.<8 hex>.tmp`` (:func:`atomic_path`),
+# ``.<stem>.<8 hex>.tmp<suffix>`` (photos, videos) and ``.<name>.<8 hex>.tmp`` folders (frames)
+TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp.*")
+
+
+def sweep_stale(
+    folder: str | os.PathLike[str], min_age_s: float, name: re.Pattern[str] = TEMP_NAME
+) -> list[str]:
+    """Remove the entries of ``folder`` (files and folders, not recursively) whose whole name matches
+    ``name`` and that nothing has touched for ``min_age_s`` seconds (by the later of their modification
+    and status-change times): temporaries a killed writer (SIGKILL, a power cut) left; a live writer's
+    are fresh. Best effort: an entry that cannot be read or removed, or a folder that cannot be listed,
+    is left. Returns the names removed."""
+    cutoff = time.time() - min_age_s
+    removed: list[str] = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not name.fullmatch(entry.name):
+                continue
+            with contextlib.suppress(OSError):
+                st = entry.stat(follow_symlinks=False)
+                if max(st.st_mtime, st.st_ctime) >= cutoff:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed

@@ -41,7 +41,6 @@ import struct
 import subprocess
 import tempfile
 import threading
-import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -2251,33 +2250,19 @@ STALE_S = 24 * 3600.0  # a hidden temporary this old is a killed run's (SIGKILL,
 
 
 _SWEPT: set[str] = set()  # folders swept in this process: once each, not at every write (a folder run)
-# not the ".old" folders of a frames swap: one in use (renamed aside a moment ago) can look old by its
-# times (Windows' ctime is its creation), and a killed run leaves one only between two renames
-_STALE_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp.*")
 
 
 def _sweep_stale(parent: Path) -> None:
     """Remove the hidden temporaries in ``parent`` that a killed run left (``.<name>.<8 hex>.tmp...``
-    files and folders), once older than :data:`STALE_S` (by the later of their modification and
-    status-change times); a live run's are fresh. Once per folder and process; best effort: errors are
-    ignored."""
+    files and folders, :data:`fsutil.TEMP_NAME`) once older than :data:`STALE_S`; a live run's are
+    fresh. Not the ``.old`` folders of a frames swap: one in use (renamed aside a moment ago) can look
+    old by its times (Windows' ctime is its creation), and a killed run leaves one only between two
+    renames. Once per folder and process; best effort: errors are ignored."""
     key = str(parent)
     if key in _SWEPT:
         return
     _SWEPT.add(key)
-    cutoff = time.time() - STALE_S
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(parent):
-            if not _STALE_NAME.fullmatch(entry.name):
-                continue
-            with contextlib.suppress(OSError):
-                st = entry.stat(follow_symlinks=False)
-                if max(st.st_mtime, st.st_ctime) >= cutoff:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    os.unlink(entry.path)
+    fsutil.sweep_stale(parent, STALE_S)
 
 
 def _publish_new(tmp: Path, p: Path) -> None:

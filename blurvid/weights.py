@@ -746,11 +746,10 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
 
 def _sweep_stale_downloads(folder: Path, hours: float = 24.0) -> None:
     """Remove staging folders of downloads that were killed (SIGKILL, power loss) over ``hours`` ago."""
-    cutoff = time.time() - hours * 3600
-    for stale in folder.glob(".download-*"):
-        with contextlib.suppress(OSError):
-            if stale.is_dir() and stale.stat().st_mtime < cutoff:
-                shutil.rmtree(stale, ignore_errors=True)
+    fsutil.sweep_stale(folder, hours * 3600, _DOWNLOAD_STAGE)
+
+
+_DOWNLOAD_STAGE = re.compile(r"\.download-.+")  # tempfile.mkdtemp(prefix=".download-")
 
 
 _NO_HUB = "the hub could not be reached (no network connection?)"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,23 @@ def test_result_json_training_checkpoints_and_exports_are_synced_before_they_rep
         loop._atomic_save({"it": 4, "lock": threading.Lock()}, tmp_path / "last.pt")
     assert torch.load(tmp_path / "last.pt") == {"it": 3}
     assert sorted(os.listdir(tmp_path)) == ["best.safetensors", "last.pt", "r.json"]
+
+
+def test_sweep_stale_removes_only_old_temporaries(tmp_path: Path) -> None:
+    """A SIGKILL mid-write leaves a hidden temporary (a full photo, a 100 MB ``last.pt``) for good."""
+    old = [tmp_path / ".last.pt.0123abcd.tmp", tmp_path / ".a_sharp.89abcdef.tmp.png"]
+    for p in old:
+        p.write_bytes(b"half")
+    (tmp_path / ".clip.fedcba98.tmp").mkdir()  # a frames folder being staged
+    (tmp_path / ".clip.fedcba98.tmp" / "frame_0001.png").write_bytes(b"x")
+    keep = [tmp_path / ".hidden.jpg", tmp_path / "last.pt", tmp_path / ".x.0123abc.tmp"]  # 7 hex: not ours
+    for p in keep:
+        p.write_bytes(b"the user's")
+    time.sleep(0.4)
+    fresh = tmp_path / ".best.safetensors.00ff00ff.tmp"  # a live writer's
+    fresh.write_bytes(b"live")
+    removed = fsutil.sweep_stale(tmp_path, 0.2)
+    assert sorted(removed) == [".a_sharp.89abcdef.tmp.png", ".clip.fedcba98.tmp", ".last.pt.0123abcd.tmp"]
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in [*keep, fresh])
+    assert fsutil.sweep_stale(tmp_path / "missing", 0.0) == []  # best effort: no folder, nothing to do
+    assert fsutil.sweep_stale(tmp_path, 0.0, re.compile(r"\.hidden\..*")) == [".hidden.jpg"]

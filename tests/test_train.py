@@ -3,6 +3,7 @@
 import json
 import math
 import struct
+import time
 import warnings
 import zlib
 
@@ -13,6 +14,7 @@ from conftest import run_cli as _cli
 from PIL import Image
 
 from blurvid.stopping import catchable_stop_signals
+from blurvid.train import loop
 from blurvid.train.config import TrainConfig
 from blurvid.train.loop import train
 
@@ -102,6 +104,25 @@ def test_resume_two_plus_two_equals_four(photos, tmp_path, accum):
     for k, v in sa["model"].items():
         assert torch.equal(v, sb["model"][k]), k
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+
+
+def test_a_killed_saves_hidden_copy_of_last_pt_is_removed_at_the_next_checkpoint(
+    photos, tmp_path, monkeypatch
+):
+    """SIGKILL during a save left a hidden ``.last.pt.<hex>.tmp`` (118 MB for the DM) in the run folder
+    for good; a resume's first save removes it once nothing has touched it for RUN_TEMP_STALE_S."""
+    a = _cfg("deblur", tmp_path / "a", photos, iters=1)
+    train(a, progress=False, log=lambda m: None)
+    dead = tmp_path / "a" / ".last.pt.0123abcd.tmp"
+    dead.write_bytes(b"half a checkpoint")
+    mine = tmp_path / "a" / "notes.txt"
+    mine.write_text("the user's")
+    monkeypatch.setattr(loop, "RUN_TEMP_STALE_S", 0.2)
+    time.sleep(0.4)
+    a.iters = 2
+    train(a, resume=True, progress=False, log=lambda m: None)
+    assert not dead.exists() and mine.read_text() == "the user's"
+    assert torch.load(tmp_path / "a" / "last.pt", weights_only=True)["iteration"] == 2
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])

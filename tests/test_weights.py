@@ -9,6 +9,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -721,14 +722,17 @@ def test_list_checkpoints(env, fake_hub):
     assert fake_hub == []  # never downloads
 
 
-def test_a_killed_download_s_staging_folder_is_swept_a_day_later(env, fake_hub):
+def test_a_killed_download_s_staging_folder_is_swept_a_day_later(env, fake_hub, monkeypatch):
     src, spec = _make(env["tmp"])
     _put_on_hub(env, W.DEFAULT_HF_REPO, src)
     old, recent = env["cache"] / ".download-old", env["cache"] / ".download-recent"
     for d in (old, recent):
         (d / ".cache").mkdir(parents=True)
         (d / ".cache" / "x.incomplete").write_bytes(b"partial")
-    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    # two days on (a status-change time cannot be set back), and the other download is touched then
+    later = time.time() + 2 * 86400
+    monkeypatch.setattr(W.fsutil, "time", SimpleNamespace(time=lambda: later, sleep=time.sleep))
+    os.utime(recent, (later - 60,) * 2)
     W.resolve(spec)
     assert not old.exists() and recent.exists()  # a download in progress elsewhere is left alone
 

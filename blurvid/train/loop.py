@@ -179,6 +179,9 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], conte
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
+RUN_TEMP_STALE_S = 600.0  # a run folder's hidden temporary untouched this long is a killed save's
+
+
 def _atomic_save(obj: object, path: Path) -> None:
     with fsutil.atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -468,6 +471,9 @@ class _Run:
         if not self.main:
             return
         _atomic_save(self.checkpoint(it), self.out / "last.pt")
+        # what a killed earlier save left (a hidden copy of last.pt, over 100 MB for the DM); a
+        # live writer touches its temporary every moment, so ten minutes' quiet means a dead one
+        fsutil.sweep_stale(self.out, RUN_TEMP_STALE_S)
 
     def validate(
         self, it: int, items: list[dict], autocast: Callable[[], contextlib.AbstractContextManager]
