@@ -9,7 +9,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Windows refuses to replace or move a file another program holds open (a viewer, an antivirus scan,
@@ -34,28 +34,46 @@ def replace(
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike[str],
+    *,
+    keep_suffix: bool = False,
+    publish: Callable[[Path, Path], None] | None = None,
+) -> Iterator[Path]:
     """Yield a hidden temporary path beside ``path`` (its folder made if missing) to write the file to;
     when the block ends without an error, fsync that file and :func:`replace` it onto ``path``, so that
     ``path`` holds either its old bytes or all the new ones, also after a crash or a power cut. On an
     error the temporary file is removed and ``path`` left as it was. The new file's permissions are a
-    normal file's (0o666 less the umask), also where the writer recreated it (safetensors does)."""
+    normal file's (0o666 less the umask), also where the writer recreated it (safetensors does).
+
+    The temporary is ``.<name>.<8 hex>.tmp`` (:data:`TEMP_NAME`; the name cut to 40 characters, so a
+    long one stays within the file system's limit), or with ``keep_suffix`` ``.<stem>.<8 hex>.tmp<suffix>``
+    for writers that take the format from the suffix. ``publish(tmp, path)`` replaces the final rename
+    (e.g. one that refuses an existing ``path``); the temporary is removed after it either way. An
+    OSError reserving the name is raised before anything is made (whatever has that name is not ours)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    # reserve the name; 0o666 lets the umask decide the permissions (mkstemp's are 0600, and reading
-    # the umask means setting it, which races with other threads)
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
-    mode = tmp.stat().st_mode & 0o777
-    try:
+    token = secrets.token_hex(4)
+    name = f".{path.stem[:40]}.{token}.tmp{path.suffix}" if keep_suffix else f".{path.name[:40]}.{token}.tmp"
+    tmp = path.parent / name
+    ours = True
+    try:  # one try from the making on: a Ctrl-C just after it must not leave the temporary behind
+        try:  # reserve the name; 0o666 lets the umask decide the permissions (mkstemp's are 0600,
+            # and reading the umask means setting it, which races with other threads)
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+        except OSError:
+            ours = False  # whatever has that name is not this call's
+            raise
+        mode = tmp.stat().st_mode & 0o777
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        replace(tmp, path)
+        (publish or replace)(tmp, path)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if ours:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 # the hidden names atomic writers give their temporaries: ``.<name>.<8 hex>.tmp`` (:func:`atomic_path`),

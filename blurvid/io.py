@@ -2218,7 +2218,8 @@ _TAKEN = "appeared while this one was made (another run?); left as it is"
 
 def _atomic_write(p: Path, write: Callable[[Path], None], replace: bool = True) -> None:
     """Call ``write(tmp)`` on a hidden file beside ``p`` with p's suffix, then rename it to ``p``
-    (``replace=False``: link it there, which fails where ``p`` exists: :class:`OutputExists`).
+    (``replace=False``: link it there, which fails where ``p`` exists: :class:`OutputExists`), by
+    :func:`fsutil.atomic_path`.
 
     On any failure the temporary file is removed and ``p`` is untouched; OSErrors become PhotoError.
     """
@@ -2227,23 +2228,17 @@ def _atomic_write(p: Path, write: Callable[[Path], None], replace: bool = True) 
     parent = p.absolute().parent
     _make_folder(p, parent)
     _sweep_stale(parent)
-    tmp = parent / f".{p.stem[:40]}.{secrets.token_hex(4)}.tmp{p.suffix}"
-
-    def reserve(path: Path) -> None:  # 0o666 lets the umask decide the final file's permissions
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
-
-    def remove(path: Path) -> None:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-
-    with _staged(p, tmp, reserve, remove, "cannot write"):
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        if replace:
-            fsutil.replace(tmp, p)
-        else:
-            _publish_new(tmp, p)
+    started = False
+    try:
+        with fsutil.atomic_path(
+            parent / p.name, keep_suffix=True, publish=fsutil.replace if replace else _publish_new
+        ) as tmp:
+            started = True
+            write(tmp)
+    except OSError as exc:
+        if not started:
+            raise PhotoError(p, f"cannot write in folder {parent} ({_os_reason(exc)})") from exc
+        raise PhotoError(p, f"cannot write ({_os_reason(exc)})") from exc
 
 
 STALE_S = 24 * 3600.0  # a hidden temporary this old is a killed run's (SIGKILL, power loss), not a live one's

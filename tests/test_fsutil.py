@@ -155,3 +155,30 @@ def test_sweep_stale_removes_only_old_temporaries(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in [*keep, fresh])
     assert fsutil.sweep_stale(tmp_path / "missing", 0.0) == []  # best effort: no folder, nothing to do
     assert fsutil.sweep_stale(tmp_path, 0.0, re.compile(r"\.hidden\..*")) == [".hidden.jpg"]
+
+
+def test_atomic_path_keeps_a_suffix_cuts_a_long_name_and_takes_a_publish_step(tmp_path: Path) -> None:
+    """A 250-character file name gave a temporary over the file systems' 255-byte limit; encoders that
+    take the format from the suffix (Pillow, ffmpeg) need it on the temporary; a publish step that
+    refuses (an output that appeared meanwhile) leaves no temporary."""
+    long = tmp_path / ("x" * 245 + ".json")
+    with fsutil.atomic_path(long) as tmp:
+        assert len(tmp.name) == 1 + 40 + 1 + 8 + 4 and fsutil.TEMP_NAME.fullmatch(tmp.name)
+        tmp.write_text("{}")
+    assert long.read_text() == "{}"
+    published: list[tuple[str, str]] = []
+
+    def publish(src: Path, dst: Path) -> None:
+        published.append((src.name, dst.name))
+        raise FileExistsError(dst)
+
+    with (
+        pytest.raises(FileExistsError),
+        fsutil.atomic_path(tmp_path / "a_sharp.png", keep_suffix=True, publish=publish) as tmp,
+    ):
+        assert (
+            tmp.suffix == ".png" and tmp.name.startswith(".a_sharp.") and fsutil.TEMP_NAME.fullmatch(tmp.name)
+        )
+        tmp.write_bytes(b"png")
+    assert published == [(tmp.name, "a_sharp.png")]
+    assert sorted(os.listdir(tmp_path)) == [long.name]
