@@ -33,6 +33,17 @@ def replace(
             time.sleep(wait_s * (attempt + 1))
 
 
+def temp_name(path: Path, *, keep_suffix: bool = False) -> Path:
+    """A fresh hidden name beside ``path`` for what becomes it: ``.<name>.<8 hex>.tmp`` (the name cut
+    to 40 characters, so that a long one stays within the file system's limit), or with ``keep_suffix``
+    ``.<stem>.<8 hex>.tmp<suffix>`` for writers that take the format from the suffix. Either matches
+    :data:`TEMP_NAME`, so :func:`sweep_stale` finds what a killed writer left."""
+    token = secrets.token_hex(4)
+    if keep_suffix:
+        return path.parent / f".{path.stem[:40]}.{token}.tmp{path.suffix}"
+    return path.parent / f".{path.name[:40]}.{token}.tmp"
+
+
 @contextlib.contextmanager
 def atomic_path(
     path: str | os.PathLike[str],
@@ -46,16 +57,13 @@ def atomic_path(
     error the temporary file is removed and ``path`` left as it was. The new file's permissions are a
     normal file's (0o666 less the umask), also where the writer recreated it (safetensors does).
 
-    The temporary is ``.<name>.<8 hex>.tmp`` (:data:`TEMP_NAME`; the name cut to 40 characters, so a
-    long one stays within the file system's limit), or with ``keep_suffix`` ``.<stem>.<8 hex>.tmp<suffix>``
-    for writers that take the format from the suffix. ``publish(tmp, path)`` replaces the final rename
-    (e.g. one that refuses an existing ``path``); the temporary is removed after it either way. An
-    OSError reserving the name is raised before anything is made (whatever has that name is not ours)."""
+    The temporary is named by :func:`temp_name` (``keep_suffix`` passed on). ``publish(tmp, path)``
+    replaces the final rename (e.g. one that refuses an existing ``path``); the temporary is removed
+    after it either way. An OSError reserving the name is raised before anything is made (whatever
+    has that name is not ours)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(4)
-    name = f".{path.stem[:40]}.{token}.tmp{path.suffix}" if keep_suffix else f".{path.name[:40]}.{token}.tmp"
-    tmp = path.parent / name
+    tmp = temp_name(path, keep_suffix=keep_suffix)
     ours = True
     try:  # one try from the making on: a Ctrl-C just after it must not leave the temporary behind
         try:  # reserve the name; 0o666 lets the umask decide the permissions (mkstemp's are 0600,
@@ -76,8 +84,8 @@ def atomic_path(
                 tmp.unlink()
 
 
-# the hidden names atomic writers give their temporaries: ``.<name>.<8 hex>.tmp`` (:func:`atomic_path`),
-# ``.<stem>.<8 hex>.tmp<suffix>`` (photos, videos) and ``.<name>.<8 hex>.tmp`` folders (frames)
+# the hidden names :func:`temp_name` gives: files of :func:`atomic_path` (checkpoints, results, photos,
+# videos) and the staging folders of PNG frames
 TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp.*")
 
 

@@ -35,7 +35,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import shutil
 import struct
 import subprocess
@@ -2163,18 +2162,17 @@ def _write_frame_folder(p: Path, frames: Sequence[np.ndarray], replace: bool = T
     parent = p.absolute().parent
     _make_folder(p, parent)
     _sweep_stale(parent)
-    token = secrets.token_hex(4)
-    stage = parent / f".{p.name[:40]}.{token}.tmp"
+    stage = fsutil.temp_name(parent / p.name)
     digits = max(4, len(str(len(frames))))
     mark = PngImagePlugin.PngInfo()
     mark.add_text(*_FRAME_MARK)
-    with _staged(p, stage, os.mkdir, lambda d: shutil.rmtree(d, ignore_errors=True), "cannot write frames"):
+    with _staged_folder(p, stage):
         for i, f in enumerate(_frames_uint8(frames), start=1):
             Image.fromarray(f).save(stage / f"frame_{i:0{digits}d}.png", format="PNG", pnginfo=mark)
         if not replace:
             _publish_new_folder(stage, p)
         elif p.is_dir():
-            old = parent / f".{p.name[:40]}.{token}.old"
+            old = stage.with_suffix(".old")
             try:  # the first rename inside: a Ctrl-C just after it must still put the old frames back
                 fsutil.replace(p, old)
                 fsutil.replace(stage, p)
@@ -2278,26 +2276,25 @@ def _publish_new(tmp: Path, p: Path) -> None:
 
 
 @contextlib.contextmanager
-def _staged(
-    p: Path, stage: Path, make: Callable[[Path], object], remove: Callable[[Path], None], failed: str
-) -> Iterator[None]:
-    """Make the hidden ``stage`` (``make(stage)``) that becomes ``p``, and run the ``with`` body; on any
-    failure, a Ctrl-C just after the making too, ``remove(stage)`` (not when making it failed: whatever
-    has that name is not this call's) and raise an OSError as PhotoError ``'<failed> (<reason>)'``. One
-    try from the making on: a Ctrl-C between making the stage and a try that removes it left it behind."""
+def _staged_folder(p: Path, stage: Path) -> Iterator[None]:
+    """Make the hidden folder ``stage`` that becomes the frames folder ``p``, and run the ``with`` body;
+    on any failure, a Ctrl-C just after the making too, remove ``stage`` (not when making it failed:
+    whatever has that name is not this call's) and raise an OSError as PhotoError ``'cannot write
+    frames (<reason>)'``. One try from the making on: a Ctrl-C between making the stage and a try that
+    removes it left it behind (files: :func:`fsutil.atomic_path`)."""
     not_ours = False
     try:
         try:
-            make(stage)
+            os.mkdir(stage)
         except OSError as exc:
             not_ours = True
             raise PhotoError(p, f"cannot write in folder {stage.parent} ({_os_reason(exc)})") from exc
         yield
     except BaseException as exc:
         if not not_ours:
-            remove(stage)
+            shutil.rmtree(stage, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise PhotoError(p, f"{failed} ({_os_reason(exc)})") from exc
+            raise PhotoError(p, f"cannot write frames ({_os_reason(exc)})") from exc
         raise
 
 
