@@ -696,7 +696,7 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
         _sweep_stale_downloads(dest_dir)
-        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest_dir))
+        staging = Path(tempfile.mkdtemp(prefix=_DOWNLOAD_PREFIX, dir=dest_dir))
     except OSError as e:
         verb = "cannot write to" if existed else "cannot create"
         raise WeightsError(
@@ -749,7 +749,8 @@ def _sweep_stale_downloads(folder: Path, hours: float = 24.0) -> None:
     fsutil.sweep_stale(folder, hours * 3600, _DOWNLOAD_STAGE)
 
 
-_DOWNLOAD_STAGE = re.compile(r"\.download-.+")  # tempfile.mkdtemp(prefix=".download-")
+_DOWNLOAD_PREFIX = ".download-"  # a download's staging folder in the cache: mkdtemp's prefix
+_DOWNLOAD_STAGE = re.compile(re.escape(_DOWNLOAD_PREFIX) + ".+")
 
 
 _NO_HUB = "the hub could not be reached (no network connection?)"
