@@ -919,6 +919,8 @@ def deblur(
     from .io import (
         IMAGE_SUFFIXES,
         file_warnings,
+        fill_transparent,
+        keep_hidden,
         opaque_for,
         photo_format,
         read_photo,
@@ -966,8 +968,12 @@ def deblur(
         pixels, alpha = opaque_for(job.dst, photo.pixels, photo.alpha)
         if alpha is not photo.alpha:
             photo = replace(photo, pixels=pixels, alpha=alpha)
+        # kept transparency (PNG, TIFF, WebP): the network sees the visible colour spread under it
+        seen = pixels if alpha is None else fill_transparent(pixels, alpha)
         with file_warnings(job.src):  # e.g. --shake found no shake: the line names the photo
-            sharp = runtime(pixels, on_tile=prog.on_tile)
+            sharp = runtime(seen, on_tile=prog.on_tile)
+        if seen is not pixels:
+            sharp = keep_hidden(sharp, pixels, alpha)
         # without --overwrite, a result another run wrote meanwhile stays (counted as skipped)
         write_photo(job.dst, sharp, like=photo, alpha=photo.alpha, quality=quality, replace=overwrite)
 

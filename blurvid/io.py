@@ -1625,6 +1625,50 @@ def flatten_alpha(image: np.ndarray, alpha: np.ndarray, background: float = 1.0)
     return (np.asarray(image, np.float32) * a + np.float32(background) * (1 - a)).astype(np.float32)
 
 
+def fill_transparent(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` float ``image`` with the colour under its fully transparent pixels (``alpha``
+    ``(H, W)`` in [0, 1] equal to 0) replaced by the colour of the visible pixels around them, spread
+    coarse to fine (push-pull: alpha-weighted 2x2 means, then each level blended over the coarser one
+    by its coverage). Pixels with any alpha keep their colour. What a network should see there: the
+    colour stored under transparency is arbitrary (often black), and its edge against the visible
+    pixels is one the photo never showed. Returns ``image`` itself when no pixel, or every pixel, is
+    fully transparent; else a new float32 array."""
+    a = np.asarray(alpha, np.float32)
+    hidden = a <= 0
+    if not hidden.any() or hidden.all():
+        return image
+    colour = np.asarray(image, np.float32)
+    levels = [(colour * a[:, :, None], a)]
+    while levels[-1][1].size > 1:
+        levels.append(tuple(_half_mean(x) for x in levels[-1]))  # type: ignore[arg-type]
+    tiny = np.float32(1e-12)
+    fill = levels[-1][0] / np.maximum(levels[-1][1], tiny)[:, :, None]
+    for premul, cover in reversed(levels[1:-1]):
+        h, w = cover.shape
+        up = fill.repeat(2, axis=0).repeat(2, axis=1)[:h, :w]
+        c = np.minimum(cover, 1)[:, :, None]
+        fill = c * (premul / np.maximum(cover, tiny)[:, :, None]) + (1 - c) * up
+    h, w = a.shape
+    return np.where(hidden[:, :, None], fill.repeat(2, axis=0).repeat(2, axis=1)[:h, :w], colour)
+
+
+def keep_hidden(result: np.ndarray, stored: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``result`` ``(H, W, 3)`` with the colour ``stored`` under the fully transparent pixels of
+    ``alpha`` ``(H, W)`` put back (in place): what :func:`fill_transparent` put there for a network
+    was never the photo's, and a file keeps what it held where nothing shows (often black, which
+    compresses to nothing). Returns ``result``."""
+    np.copyto(result, np.asarray(stored, result.dtype), where=(np.asarray(alpha) <= 0)[:, :, None])
+    return result
+
+
+def _half_mean(x: np.ndarray) -> np.ndarray:
+    """Means of 2x2 blocks of ``(H, W, ...)`` (an odd side padded with zeros, a weight of nothing)."""
+    h, w = x.shape[:2]
+    if h % 2 or w % 2:
+        x = np.pad(x, [(0, h % 2), (0, w % 2)] + [(0, 0)] * (x.ndim - 2))
+    return x.reshape(x.shape[0] // 2, 2, x.shape[1] // 2, 2, *x.shape[2:]).mean(axis=(1, 3))
+
+
 def opaque_for(
     path: str | os.PathLike[str], pixels: np.ndarray, alpha: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1797,6 +1797,38 @@ def test_deblur_to_jpeg_flattens_transparency_before_the_network(tiny_weights, t
     assert (np.abs(out[-4:, -4:] - 255) <= 8).all()
 
 
+def test_deblur_to_png_shows_the_network_the_visible_colour_under_kept_transparency(
+    tiny_weights, tmp_path, capsys, monkeypatch
+):
+    """A PNG keeps its alpha, so nothing was flattened: the network saw the colour stored under the
+    transparent pixels (green here) and its edge against the photo (benchmarks/alpha_fill.py: 3.3 dB
+    lower beside that edge with black stored). It now sees the visible colour spread there; the file
+    keeps its alpha and, where nothing shows, the colour it held."""
+    from blurvid import pipeline
+
+    seen = []
+    real = pipeline.Deblurrer.__call__
+
+    def spy(self, image, *args, **kwargs):
+        seen.append(np.asarray(image).copy())
+        return real(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.Deblurrer, "__call__", spy)
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[..., 1] = 255  # hidden green
+    rgba[8:24, 8:24] = (200, 30, 30, 255)
+    src = tmp_path / "logo.png"
+    Image.fromarray(rgba).save(src)
+    r = run(capsys, "deblur", src)
+    assert r.code == 0 and r.err_lines == [], r
+    assert len(seen) == 1
+    assert np.allclose(seen[0][-4:, -4:], np.float32([200, 30, 30]) / 255, atol=1e-6)  # not green
+    out = np.asarray(Image.open(tmp_path / "logo_sharp.png"))
+    assert out.shape == (H, W, 4)
+    np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
+    np.testing.assert_array_equal(out[-4:, -4:], rgba[-4:, -4:])  # the stored green, still hidden
+
+
 # ------------------------------------------------------------------ session 30's new-user audit
 
 

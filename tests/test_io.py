@@ -2144,3 +2144,34 @@ def test_8bit_grey_alpha_and_a_grey_transparency_key_give_alpha(tmp_path: Path) 
     keyed = read_photo(tmp_path / "key.png")
     assert keyed.alpha is not None
     np.testing.assert_array_equal(keyed.alpha, (grey != 40).astype(np.float32))
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (1, 9), (13, 3)])
+def test_fill_transparent_spreads_the_visible_colour_and_keeps_what_shows(shape) -> None:
+    """The network saw the colour stored under transparency (black, green) as an edge beside the
+    visible pixels; now it sees their colour spread there, and they themselves are unchanged."""
+    h, w = shape
+    rng = np.random.default_rng(0)
+    image = rng.random((h, w, 3), dtype=np.float32)
+    alpha = np.ones((h, w), np.float32)
+    alpha[:, w // 2 + 1 :] = 0  # hidden: the right part
+    alpha[0, 0] = 0.5  # partly visible: keeps its colour
+    image[:, w // 2 + 1 :] = (0, 1, 0)  # green stored under it
+    out = bio.fill_transparent(image, alpha)
+    assert out.shape == image.shape and out.dtype == np.float32
+    shown = alpha > 0
+    np.testing.assert_array_equal(out[shown], image[shown])
+    # under the transparency: between the visible colours' extremes, nothing of the green
+    lo, hi = image[shown].min(axis=0), image[shown].max(axis=0)
+    assert (out[~shown] >= lo - 1e-6).all() and (out[~shown] <= hi + 1e-6).all()
+    # a flat visible colour spreads exactly; the hidden colour comes back with keep_hidden
+    flat = np.where(shown[:, :, None], np.float32(0.25), image)
+    np.testing.assert_allclose(bio.fill_transparent(flat, alpha), 0.25, atol=1e-6)
+    back = bio.keep_hidden(out.copy(), image, alpha)
+    np.testing.assert_array_equal(back, image)
+
+
+def test_fill_transparent_leaves_an_opaque_or_wholly_transparent_image_as_it_is() -> None:
+    image = np.zeros((4, 6, 3), np.float32)
+    assert bio.fill_transparent(image, np.ones((4, 6), np.float32)) is image
+    assert bio.fill_transparent(image, np.zeros((4, 6), np.float32)) is image
