@@ -13,13 +13,11 @@ pixels. A stored colour that matters shows as a low band PSNR.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
+from colour_shift import photo_args, photos_and_deblurrer
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE, BAND = 384, 16
 
 
@@ -29,21 +27,11 @@ def psnr(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, help="the shared data folder: adds realblur/photos")
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
-    import torch
-
-    from blurvid import pipeline
+    args = photo_args(__doc__)
     from blurvid.io import fill_transparent, read_photo
     from blurvid.weights import default_spec
 
-    dev = torch.device("cpu")
-    deblur = pipeline.Deblurrer(pipeline.load_model("dm"), dev, pipeline.resolve_precision("auto", dev))
-    photos = sorted((ROOT / "examples").glob("*.jpg"))
-    if args.data:
-        photos += sorted((args.data / "realblur" / "photos").glob("*.jpg"))
+    photos, deblur = photos_and_deblurrer(args.data)
     result: dict = {"weights": default_spec("dm").name, "size": SIZE, "band": BAND, "photos": {}}
     edge = 2 * SIZE // 3
     for p in photos:

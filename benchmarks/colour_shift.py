@@ -14,8 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from blurvid.pipeline import Deblurrer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,22 +37,35 @@ def shift(before: np.ndarray, after: np.ndarray) -> dict:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def photo_args(doc: str | None) -> argparse.Namespace:
+    """``--data`` (adds realblur/photos) and ``--json``, the options of the scripts over the photos."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, help="the shared data folder: adds realblur/photos")
     ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def photos_and_deblurrer(data: Path | None) -> tuple[list[Path], Deblurrer]:
+    """The shipped examples (and ``data``'s realblur/photos) and the installed DM as ``blurvid deblur``
+    runs it on the CPU (its default precision)."""
     import torch
 
     from blurvid import pipeline
-    from blurvid.io import read_photo
 
     dev = torch.device("cpu")
     deblur = pipeline.Deblurrer(pipeline.load_model("dm"), dev, pipeline.resolve_precision("auto", dev))
     photos = sorted((ROOT / "examples").glob("*.jpg"))
-    if args.data:
-        photos += sorted((args.data / "realblur" / "photos").glob("*.jpg"))
+    if data:
+        photos += sorted((data / "realblur" / "photos").glob("*.jpg"))
+    return photos, deblur
+
+
+def main() -> None:
+    args = photo_args(__doc__)
+    from blurvid.io import read_photo
     from blurvid.weights import default_spec
+
+    photos, deblur = photos_and_deblurrer(args.data)
 
     result: dict = {"weights": default_spec("dm").name, "precision": str(deblur.dtype), "photos": {}}
     for p in photos:

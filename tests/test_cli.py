@@ -1769,23 +1769,31 @@ def test_a_photo_in_the_o_folder_given_as_input_is_never_overwritten(tiny_weight
     assert edited.read_bytes() == before
 
 
-def test_deblur_to_jpeg_flattens_transparency_before_the_network(tiny_weights, tmp_path, capsys, monkeypatch):
-    """The network saw the colour stored under transparent pixels (green here) and carried it into the
-    edges; only the written result was flattened. It now deblurs what the photo shows, as animate does."""
-    from blurvid import pipeline
+LOGO = np.zeros((H, W, 4), np.uint8)  # a red square on transparency, green stored under it
+LOGO[..., 1] = 255
+LOGO[8:24, 8:24] = (200, 30, 30, 255)
 
-    seen = []
+
+@pytest.fixture
+def network_inputs(monkeypatch) -> list[np.ndarray]:
+    """The images the deblurring network is given, in order (copies), as the run goes."""
+    seen: list[np.ndarray] = []
     real = pipeline.Deblurrer.__call__
 
-    def spy(self, image, *args, **kwargs):
+    def spy(self, image, *args, **kwargs):  # type: ignore[no-untyped-def]
         seen.append(np.asarray(image).copy())
         return real(self, image, *args, **kwargs)
 
     monkeypatch.setattr(pipeline.Deblurrer, "__call__", spy)
-    rgba = np.zeros((H, W, 4), np.uint8)
-    rgba[..., 1] = 255  # hidden green
-    rgba[8:24, 8:24] = (200, 30, 30, 255)
-    src = tmp_path / "logo.png"
+    return seen
+
+
+def test_deblur_to_jpeg_flattens_transparency_before_the_network(
+    tiny_weights, tmp_path, capsys, network_inputs
+):
+    """The network saw the colour stored under transparent pixels (green here) and carried it into the
+    edges; only the written result was flattened. It now deblurs what the photo shows, as animate does."""
+    seen, rgba, src = network_inputs, LOGO, tmp_path / "logo.png"
     Image.fromarray(rgba).save(src)
     r = run(capsys, "deblur", src, "-o", tmp_path / "logo.jpg")
     assert r.code == 0, r
@@ -1798,26 +1806,13 @@ def test_deblur_to_jpeg_flattens_transparency_before_the_network(tiny_weights, t
 
 
 def test_deblur_to_png_shows_the_network_the_visible_colour_under_kept_transparency(
-    tiny_weights, tmp_path, capsys, monkeypatch
+    tiny_weights, tmp_path, capsys, network_inputs
 ):
     """A PNG keeps its alpha, so nothing was flattened: the network saw the colour stored under the
     transparent pixels (green here) and its edge against the photo (benchmarks/alpha_fill.py: 3.3 dB
     lower beside that edge with black stored). It now sees the visible colour spread there; the file
     keeps its alpha and, where nothing shows, the colour it held."""
-    from blurvid import pipeline
-
-    seen = []
-    real = pipeline.Deblurrer.__call__
-
-    def spy(self, image, *args, **kwargs):
-        seen.append(np.asarray(image).copy())
-        return real(self, image, *args, **kwargs)
-
-    monkeypatch.setattr(pipeline.Deblurrer, "__call__", spy)
-    rgba = np.zeros((H, W, 4), np.uint8)
-    rgba[..., 1] = 255  # hidden green
-    rgba[8:24, 8:24] = (200, 30, 30, 255)
-    src = tmp_path / "logo.png"
+    seen, rgba, src = network_inputs, LOGO, tmp_path / "logo.png"
     Image.fromarray(rgba).save(src)
     r = run(capsys, "deblur", src)
     assert r.code == 0 and r.err_lines == [], r
