@@ -1638,18 +1638,21 @@ def fill_transparent(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     if not hidden.any() or hidden.all():
         return image
     colour = np.asarray(image, np.float32)
-    levels = [(colour * a[:, :, None], a)]
+    # the pyramid from half size down: the full-size premultiplied colour is needed only to make it
+    levels = [(_half_mean(colour * a[:, :, None]), _half_mean(a))]
     while levels[-1][1].size > 1:
         levels.append(tuple(_half_mean(x) for x in levels[-1]))  # type: ignore[arg-type]
     tiny = np.float32(1e-12)
     fill = levels[-1][0] / np.maximum(levels[-1][1], tiny)[:, :, None]
-    for premul, cover in reversed(levels[1:-1]):
+    for premul, cover in reversed(levels[:-1]):
         h, w = cover.shape
         up = fill.repeat(2, axis=0).repeat(2, axis=1)[:h, :w]
         c = np.minimum(cover, 1)[:, :, None]
         fill = c * (premul / np.maximum(cover, tiny)[:, :, None]) + (1 - c) * up
-    h, w = a.shape
-    return np.where(hidden[:, :, None], fill.repeat(2, axis=0).repeat(2, axis=1)[:h, :w], colour)
+    out = colour.copy()
+    rows, cols = np.nonzero(hidden)  # each hidden pixel from the half-size fill above it
+    out[rows, cols] = fill[rows // 2, cols // 2]
+    return out
 
 
 def keep_hidden(result: np.ndarray, stored: np.ndarray, alpha: np.ndarray) -> np.ndarray:
