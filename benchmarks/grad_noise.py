@@ -14,11 +14,19 @@ computed in fp32 for ``2 * --groups`` disjoint batches of ``--batch`` samples. R
 
     python benchmarks/grad_noise.py --config weights/configs/dm-v12.json \
         --weights weights/dm-v12.safetensors --batch 8 --groups 8 --json benchmarks/results/grad_noise_dm_v12.json
+
+With ``--bf16 2*groups`` (every batch in both precisions) it also reports whether bf16's error is a
+bias (``_bias``); ``--bf16-ends`` runs the DM's two end convolutions under autocast too, as before
+session 36 (``dm_precision.bf16_ends``)::
+
+    python benchmarks/grad_noise.py --config weights/configs/s32-cpu-lowlr.json \
+        --weights weights/dm-v13.safetensors --bf16 16 [--bf16-ends] --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import statistics
@@ -35,6 +43,28 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
 
 
+def _bias(g32: list[torch.Tensor], g16: list[torch.Tensor]) -> dict[str, float]:
+    """Is bf16's gradient error the same from batch to batch (a bias that averaging keeps)?
+
+    Over K batches with both gradients: the mean cosine between two batches' errors ``g16 - g32``
+    (0 for independent rounding noise), the norm of the mean error against the norm of the mean fp32
+    gradient (the signal that averaging leaves), and, splitting the batches into two halves A and B,
+    the cosine of A's mean gradient with B's fp32 mean in each precision (equal if bf16 keeps the
+    signal)."""
+    err = [b - a for a, b in zip(g32, g16, strict=True)]
+    h = len(g32) // 2
+    m32a, m32b = torch.stack(g32[:h]).mean(0), torch.stack(g32[h : 2 * h]).mean(0)
+    m16a, m16b = torch.stack(g16[:h]).mean(0), torch.stack(g16[h : 2 * h]).mean(0)
+    return {
+        "cos_errors_all_pairs_mean": statistics.mean(_cos(x, y) for x, y in itertools.combinations(err, 2)),
+        "mean_error_over_mean_fp32": float(torch.stack(err).mean(0).norm() / torch.stack(g32).mean(0).norm()),
+        "cos_mean_bf16_mean_fp32": _cos(torch.stack(g16).mean(0), torch.stack(g32).mean(0)),
+        "cos_halves_fp32_fp32": _cos(m32a, m32b),
+        "cos_halves_bf16_fp32": _cos(m16a, m32b),
+        "cos_halves_bf16_bf16": _cos(m16a, m16b),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True)
@@ -45,6 +75,9 @@ def main() -> None:
         "--groups", type=int, default=8, help="batches per group (effective batch = groups * batch)"
     )
     ap.add_argument("--bf16", type=int, default=3, help="batches whose bf16 gradient is compared with fp32")
+    ap.add_argument(
+        "--bf16-ends", action="store_true", help="the DM's ends under autocast too (before session 36)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -70,29 +103,42 @@ def main() -> None:
         loss.backward()
         return torch.cat([p.grad.flatten().float() for p in net.parameters() if p.grad is not None])
 
+    ends = contextlib.ExitStack()
+    if a.bf16_ends:
+        from dm_precision import bf16_ends
+
+        ends.enter_context(bf16_ends())
     grads = [grad(k, "fp32") for k in range(2 * a.groups)]
     pairs = [_cos(grads[2 * i], grads[2 * i + 1]) for i in range(a.groups)]
     group = _cos(torch.stack(grads[: a.groups]).mean(0), torch.stack(grads[a.groups :]).mean(0))
     every = [_cos(x, y) for x, y in itertools.combinations(grads, 2)]
     bf = []
+    g16s = []
     for k in range(min(a.bf16, len(grads))):
         g16 = grad(k, "bf16")
+        g16s.append(g16)
         bf.append({"cos": _cos(g16, grads[k]), "rel_err": float((g16 - grads[k]).norm() / grads[k].norm())})
+    ends.close()
     res = {
         "config": a.config,
         "weights": a.weights,
         "batch": a.batch,
+        "bf16_ends": a.bf16_ends,
         "cos_single_batches_mean": statistics.mean(pairs),
         "cos_single_batches_all_pairs_mean": statistics.mean(every),
         "cos_single_batches": pairs,
         f"cos_batch_{a.groups * a.batch}": group,
         "bf16_vs_fp32": bf,
     }
+    if len(g16s) >= 4:
+        res["bf16_bias"] = _bias(grads[: len(g16s)], g16s)
     mean = res["cos_single_batches_mean"]
     print(f"cos between two batches of {a.batch}: mean {mean:.3f} {[round(c, 3) for c in pairs]}")
     print(f"cos between two batches of {a.groups * a.batch} (means of {a.groups}): {group:.3f}")
     for k, r in enumerate(bf):
         print(f"batch {k}: bf16 vs fp32 gradient cos {r['cos']:.4f}, relative error {r['rel_err']:.3f}")
+    if "bf16_bias" in res:
+        print("bf16 error across batches:", {k: round(v, 4) for k, v in res["bf16_bias"].items()})
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)

@@ -119,6 +119,24 @@ def test_default_dm_fits_the_size_budget():
     assert n * 4 <= 18e6  # the paper's DM is ~18 MB in fp32; ours must not be bigger
 
 
+def test_the_dm_runs_its_input_and_output_convolutions_in_float32_under_bf16_autocast():
+    """Their bf16 weight gradients carried a systematic error as large as the signal (grad_noise.py)."""
+    m = DeblurNet(TINY_DM)
+    seen: dict[str, torch.dtype] = {}
+    for name, conv in (("head", m.head), ("tail", m.tail[-1]), ("inner", m.tail[0])):
+        conv.register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, out.dtype))
+    x = torch.rand(1, 3, 32, 64, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(x)
+    assert seen == {"head": torch.float32, "tail": torch.float32, "inner": torch.bfloat16}  # hooks see conv outputs
+    assert y.dtype == torch.float32
+    y.sum().backward()
+    assert m.head.weight.grad.dtype == torch.float32 and torch.isfinite(m.head.weight.grad).all()
+    # a module cast as a whole (no autocast) keeps its own dtype at both ends
+    h = DeblurNet(TINY_DM).to(torch.bfloat16)
+    assert h(torch.rand(1, 3, 32, 32, dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
 def test_dm_starts_near_identity():
     x = torch.rand(1, 3, 32, 64)
     assert (DeblurNet(TINY_DM)(x) - x).abs().mean() < 0.05
