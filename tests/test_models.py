@@ -128,7 +128,11 @@ def test_the_dm_runs_its_input_and_output_convolutions_in_float32_under_bf16_aut
     x = torch.rand(1, 3, 32, 64, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = m(x)
-    assert seen == {"head": torch.float32, "tail": torch.float32, "inner": torch.bfloat16}  # hooks see conv outputs
+    assert seen == {
+        "head": torch.float32,
+        "tail": torch.float32,
+        "inner": torch.bfloat16,
+    }  # hooks see conv outputs
     assert y.dtype == torch.float32
     y.sum().backward()
     assert m.head.weight.grad.dtype == torch.float32 and torch.isfinite(m.head.weight.grad).all()
