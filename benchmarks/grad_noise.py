@@ -65,10 +65,24 @@ def _bias(g32: list[torch.Tensor], g16: list[torch.Tensor]) -> dict[str, float]:
     }
 
 
+def _inner_mask(net: torch.nn.Module) -> torch.Tensor:
+    """Over the flattened gradient (parameters with a gradient, in order): False for the DM's input
+    conv and last output conv, True elsewhere."""
+    ends = ("head.", f"tail.{len(net.dm.tail) - 1}.") if hasattr(net, "dm") else ()
+    parts = [
+        torch.full((p.numel(),), not any(f".{e}" in f".{n}" for e in ends), dtype=torch.bool)
+        for n, p in net.named_parameters()
+        if p.grad is not None
+    ]
+    return torch.cat(parts)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True)
-    ap.add_argument("--weights", required=True)
+    ap.add_argument(
+        "--weights", required=True, nargs="+", help="checkpoints to load (BIE and RVD for stage bie)"
+    )
     ap.add_argument("--data", action="append", default=None, help="overrides the config's photo folders")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument(
@@ -88,7 +102,8 @@ def main() -> None:
     cfg = TrainConfig.from_dict({**raw, "batch": a.batch})
     task = make_task(cfg)
     net = task.net
-    _init_weights(net, a.weights, lambda _: None)
+    for path in a.weights:
+        _init_weights(net, path, lambda _: None)
     net = net.to(memory_format=torch.channels_last).train()
     ds = build_dataset(cfg, synth_config(cfg))
     cpu = torch.device("cpu")
@@ -112,6 +127,11 @@ def main() -> None:
     pairs = [_cos(grads[2 * i], grads[2 * i + 1]) for i in range(a.groups)]
     group = _cos(torch.stack(grads[: a.groups]).mean(0), torch.stack(grads[a.groups :]).mean(0))
     every = [_cos(x, y) for x, y in itertools.combinations(grads, 2)]
+    inner = _inner_mask(net)  # all but the DM's two end convolutions
+    group_inner = _cos(
+        torch.stack([g[inner] for g in grads[: a.groups]]).mean(0),
+        torch.stack([g[inner] for g in grads[a.groups :]]).mean(0),
+    )
     bf = []
     g16s = []
     for k in range(min(a.bf16, len(grads))):
@@ -128,17 +148,26 @@ def main() -> None:
         "cos_single_batches_all_pairs_mean": statistics.mean(every),
         "cos_single_batches": pairs,
         f"cos_batch_{a.groups * a.batch}": group,
+        f"cos_batch_{a.groups * a.batch}_inner_layers": group_inner,
         "bf16_vs_fp32": bf,
     }
     if len(g16s) >= 4:
         res["bf16_bias"] = _bias(grads[: len(g16s)], g16s)
+        res["bf16_bias_inner_layers"] = _bias(
+            [g[inner] for g in grads[: len(g16s)]], [g[inner] for g in g16s]
+        )
     mean = res["cos_single_batches_mean"]
     print(f"cos between two batches of {a.batch}: mean {mean:.3f} {[round(c, 3) for c in pairs]}")
     print(f"cos between two batches of {a.groups * a.batch} (means of {a.groups}): {group:.3f}")
+    print(f"the same without the DM's end convs: {group_inner:.3f}")
     for k, r in enumerate(bf):
         print(f"batch {k}: bf16 vs fp32 gradient cos {r['cos']:.4f}, relative error {r['rel_err']:.3f}")
     if "bf16_bias" in res:
         print("bf16 error across batches:", {k: round(v, 4) for k, v in res["bf16_bias"].items()})
+        print(
+            "the same without the end convs:",
+            {k: round(v, 4) for k, v in res["bf16_bias_inner_layers"].items()},
+        )
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)

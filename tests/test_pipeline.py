@@ -744,12 +744,13 @@ def test_deblurrer_batch_clamps_its_output_to_the_unit_range():
 
 
 def test_the_deblurrer_runs_its_network_in_the_precision_asked():
-    """bf16 must really run the DM in bf16 (closeness to fp32 alone would pass with it ignored)."""
+    """bf16 must really run the DM in bf16 (closeness to fp32 alone would pass with it ignored); its
+    inner layers, that is: the two end convolutions run in float32 by design."""
     x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(0))
     for dtype in (torch.float32, torch.bfloat16):
         deb = pipeline.Deblurrer(_dm(), CPU, dtype)
         seen: list[torch.dtype] = []
-        deb.dm.head.register_forward_hook(lambda m, i, o, seen=seen: seen.append(o.dtype))
+        deb.dm.tail[0].register_forward_hook(lambda m, i, o, seen=seen: seen.append(o.dtype))
         deb.tensor(x)
         assert seen == [dtype]
 
