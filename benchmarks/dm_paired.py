@@ -67,6 +67,13 @@ def compare(a: list[float], b: list[float]) -> dict[str, float]:
     return {"a": st.mean(a), "b": st.mean(b), "diff": st.mean(d), "se": se, "better": better, "n": len(d)}
 
 
+def write_json(path: Path | None, result: dict) -> None:
+    """``result`` as indented JSON at ``path`` (its folder made), if a path was given."""
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="the shared data folder")
@@ -101,9 +108,7 @@ def main() -> None:
                 line += f"  {part} {sub['diff']:+.3f}"
         result["sets"][name] = row
         print(line, flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from dm_paired import SETS, compare, eval_sets
+from dm_paired import SETS, compare, eval_sets, write_json
 
 
 @contextlib.contextmanager
@@ -102,9 +101,7 @@ def main() -> None:
 
     if args.speed:
         result = {"dm": str(args.dm or "installed"), "speed": speed(args.dm, args.repeat)}
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
         return
     if args.data is None:
         ap.error("--data is needed to score the sets")
@@ -124,9 +121,7 @@ def main() -> None:
         for way, row in rows.items():
             line += f"  {way} {row['diff']:+.4f} (se {row['se']:.4f})"
         print(line, flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":
