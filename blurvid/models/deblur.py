@@ -59,10 +59,12 @@ def full_precision(conv: nn.Module, x: torch.Tensor, autocast_output: bool = Tru
 
     The DM's input and output convolutions run this way. Under bf16 autocast on the CPU their weight
     gradients carried an error that points the same way batch after batch (mean cosine 0.70 between
-    two batches' errors), as large as the gradient signal itself: averaged over 64 samples, bf16
-    gradients no longer correlated with the float32 ones of other samples (cosine -0.07 against
-    0.16 between float32 halves; ``benchmarks/grad_noise.py --bf16 16``). In float32 the two ends
-    cost little, since their inputs or outputs have 12 channels at half resolution.
+    two batches' errors), as large as their signal: averaged over 64 samples, bf16 gradients no
+    longer correlated with the float32 ones of other samples (cosine -0.07 against 0.16 between
+    float32 halves; ``benchmarks/grad_noise.py --bf16 16``). Adam kept the error to those two convs,
+    and a CPU run's path did not change measurably with the fix (session 36), but their updates are
+    now the gradient's. In float32 they cost little (12 channels in or out, at half resolution):
+    720p deblurring x1.014, a training step x1.038 (``benchmarks/dm_precision.py --speed``).
     """
     with torch.autocast(x.device.type, enabled=False):
         y = conv(x.to(conv.weight.dtype))
