@@ -19,10 +19,9 @@ transparent, with the peak memory it adds (fresh process: the high-water mark of
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
-from colour_shift import photo_args, photos_and_deblurrer
+from colour_shift import photo_parser, photos_and_deblurrer
 
 SIZE, BAND = 384, 16
 
@@ -51,10 +50,12 @@ def cost() -> None:
 
 
 def main() -> None:
-    if "--cost" in sys.argv[1:]:
+    ap = photo_parser(__doc__)
+    ap.add_argument("--cost", action="store_true", help="time fill_transparent on 24 MP instead")
+    args = ap.parse_args()
+    if args.cost:
         cost()
         return
-    args = photo_args(__doc__)
     from blurvid.io import fill_transparent, read_photo
     from blurvid.weights import default_spec
 

@@ -37,12 +37,12 @@ def shift(before: np.ndarray, after: np.ndarray) -> dict:
     return out
 
 
-def photo_args(doc: str | None) -> argparse.Namespace:
+def photo_parser(doc: str | None) -> argparse.ArgumentParser:
     """``--data`` (adds realblur/photos) and ``--json``, the options of the scripts over the photos."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, help="the shared data folder: adds realblur/photos")
     ap.add_argument("--json", type=Path)
-    return ap.parse_args()
+    return ap
 
 
 def photos_and_deblurrer(data: Path | None) -> tuple[list[Path], Deblurrer]:
@@ -61,7 +61,7 @@ def photos_and_deblurrer(data: Path | None) -> tuple[list[Path], Deblurrer]:
 
 
 def main() -> None:
-    args = photo_args(__doc__)
+    args = photo_parser(__doc__).parse_args()
     from blurvid.io import read_photo
     from blurvid.weights import default_spec
 

@@ -41,6 +41,9 @@ def bf16_ends() -> Iterator[None]:
         deblur.full_precision = kept
 
 
+WAYS = {"fp32 ends": contextlib.nullcontext, "bf16 ends": bf16_ends}  # the code now, and before session 36
+
+
 def speed(dm: Path | None, repeat: int) -> dict:
     """Median seconds of a 720p deblur and of a training step, with the ends in float32 and in bf16."""
     import statistics
@@ -64,13 +67,13 @@ def speed(dm: Path | None, repeat: int) -> dict:
     tasks = {"deblur 720p": lambda: runtime.deblur(photo), "train step": step}
     result = {}
     for task, fn in tasks.items():
-        times: dict[str, list[float]] = {"fp32 ends": [], "bf16 ends": []}
-        for way in times:  # warm-up
-            with bf16_ends() if way == "bf16 ends" else contextlib.nullcontext():
+        times: dict[str, list[float]] = {way: [] for way in WAYS}
+        for context in WAYS.values():  # warm-up
+            with context():
                 fn()
         for _ in range(repeat):
-            for way in times:
-                with bf16_ends() if way == "bf16 ends" else contextlib.nullcontext():
+            for way, context in WAYS.items():
+                with context():
                     t = time.perf_counter()
                     fn()
                     times[way].append(time.perf_counter() - t)
@@ -107,7 +110,7 @@ def main() -> None:
         ap.error("--data is needed to score the sets")
     auto = evaluation_runtime("deblur", args.dm, "cpu", "auto").deblur
     fp32 = evaluation_runtime("deblur", args.dm, "cpu", "fp32").deblur
-    ways = {"fp32 ends": (auto, contextlib.nullcontext), "bf16 ends": (auto, bf16_ends)}
+    ways = {way: (auto, context) for way, context in WAYS.items()}
     ways["fp32"] = (fp32, contextlib.nullcontext)
     result: dict = {"dm": str(args.dm or "installed"), "sets": {}}
     for name, (pairs, align, key) in eval_sets(args.data, args.sets).items():

@@ -128,9 +128,9 @@ def main() -> None:
     group = _cos(torch.stack(grads[: a.groups]).mean(0), torch.stack(grads[a.groups :]).mean(0))
     every = [_cos(x, y) for x, y in itertools.combinations(grads, 2)]
     inner = _inner_mask(net)  # all but the DM's two end convolutions
+    grads_inner = [g[inner] for g in grads]
     group_inner = _cos(
-        torch.stack([g[inner] for g in grads[: a.groups]]).mean(0),
-        torch.stack([g[inner] for g in grads[a.groups :]]).mean(0),
+        torch.stack(grads_inner[: a.groups]).mean(0), torch.stack(grads_inner[a.groups :]).mean(0)
     )
     bf = []
     g16s = []
@@ -153,9 +153,7 @@ def main() -> None:
     }
     if len(g16s) >= 4:
         res["bf16_bias"] = _bias(grads[: len(g16s)], g16s)
-        res["bf16_bias_inner_layers"] = _bias(
-            [g[inner] for g in grads[: len(g16s)]], [g[inner] for g in g16s]
-        )
+        res["bf16_bias_inner_layers"] = _bias(grads_inner[: len(g16s)], [g[inner] for g in g16s])
     mean = res["cos_single_batches_mean"]
     print(f"cos between two batches of {a.batch}: mean {mean:.3f} {[round(c, 3) for c in pairs]}")
     print(f"cos between two batches of {a.groups * a.batch} (means of {a.groups}): {group:.3f}")

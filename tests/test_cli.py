@@ -26,6 +26,9 @@ from blurvid import cli, pipeline
 from blurvid.io import read_photo, write_photo
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+LOGO = np.zeros((H, W, 4), np.uint8)  # a red square on transparency, green stored under it
+LOGO[..., 1] = 255
+LOGO[8:24, 8:24] = (200, 30, 30, 255)
 
 
 @dataclass
@@ -663,11 +666,8 @@ def test_animate_into_a_new_folder_with_a_dot_in_its_name(tiny_weights, tmp_path
 
 def test_animate_flattens_transparency_onto_white(tiny_weights, tmp_path, capsys):
     """Transparent pixels came out as whatever colour was stored under them (green here)."""
-    rgba = np.zeros((H, W, 4), np.uint8)
-    rgba[..., 1] = 255  # hidden green
-    rgba[8:24, 8:24] = (200, 30, 30, 255)
     src = tmp_path / "logo.png"
-    Image.fromarray(rgba).save(src)
+    Image.fromarray(LOGO).save(src)
     r = run(capsys, "animate", src, "-n", 3, "-o", tmp_path / "f")
     assert r.code == 0, r
     assert r.err_lines == [f"warning: {src}: transparency is flattened onto white (the videos hold no alpha)"]
@@ -1767,11 +1767,6 @@ def test_a_photo_in_the_o_folder_given_as_input_is_never_overwritten(tiny_weight
     assert r.code == 1, r
     assert f"error: {a_jpg}: its output {edited} is also an input of this run" in r.err
     assert edited.read_bytes() == before
-
-
-LOGO = np.zeros((H, W, 4), np.uint8)  # a red square on transparency, green stored under it
-LOGO[..., 1] = 255
-LOGO[8:24, 8:24] = (200, 30, 30, 255)
 
 
 @pytest.fixture
