@@ -21,11 +21,11 @@ python3 -c "import torch;print(torch.__version__, torch.cuda.is_available())"
 # the network step (batch 32, 64, 128) apart from the loader, rendered by the workers and on the device
 # (benchmarks/train_throughput.py)
 if [ -n "${PROBE:-}" ]; then
-  timeout 90 python3 benchmarks/render_check.py --config $CFG --data $D/sharp/bsd100 --batch 16 32 64 128 \
+  timeout 90 python3 benchmarks/render_check.py --config $CFG --data $D/sharp/bsd100 --batch 16 64 128 256 \
     --json $OUT/render_check.json 2>&1 | tee $OUT/render_check.log
   timeout 180 python3 benchmarks/train_throughput.py --config $CFG \
     --data $D/sharp/bsd100 --data $D/sharp/urban100 --data $D/sharp/sunhays80 --data $D/sharp/mcmaster \
-    --clips $D/video/bmx-trees --clips $D/video/tennis --batch 32 64 128 --workers 14 --on-device both \
+    --clips $D/video/bmx-trees --clips $D/video/tennis --batch 64 128 256 --workers 14 --on-device both \
     --json $OUT/throughput.json 2>&1 | tee $OUT/throughput.log
 fi
 # a config that renders on the device trains with the workers' synthesis instead if the device cannot render
