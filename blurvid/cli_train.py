@@ -76,6 +76,7 @@ def _train(
     given = {**base, **{k: v for k, v in kw.items() if v is not None and v != []}}  # the user's settings
     if resume:
         base = {**stored, **_as_stored(base, stored)}
+        base["model"] = stored.get("model") or {}  # the run's network: _check_resume refuses a change
     stored_stage = base.pop("stage", stage)
     if stored_stage != stage:
         from .train.config import STAGES
@@ -123,7 +124,11 @@ def _train(
         if not cfg.data and not cfg.clips:
             raise UserError("no training data: give --data PHOTO_FOLDER (and/or --clips FRAME_FOLDER)")
         summary = train(
-            cfg, resume=resume, progress=progress, log=lambda m: err.print(m, markup=False), device=device
+            cfg,
+            resume=resume,
+            progress=progress and err.is_terminal,  # a log file gets a line every log_every iterations
+            log=lambda m: err.print(m, markup=False),
+            device=device,
         )
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         raise UserError(str(e)) from None
@@ -173,6 +178,11 @@ def _check_resume(stored: dict, given: dict, err: Console) -> None:
     def as_tuple(v: object) -> tuple:
         return tuple(v) if isinstance(v, (list, tuple)) else (() if v is None else (v,))
 
+    if isinstance(given.get("model"), dict) and (changed := _model_changes(stored, given["model"])):
+        raise UserError(
+            f"model {changed}: a resumed run keeps the network it was built with; start a new run (-o) "
+            "for another"
+        )
     if "init" in given and as_tuple(given["init"]) != as_tuple(stored.get("init")):
         raise UserError(
             "--init: a resumed run continues from its checkpoint's weights; start a new run (-o) to begin "
@@ -194,6 +204,23 @@ def _check_resume(stored: dict, given: dict, err: Console) -> None:
         )
 
 
+def _model_changes(stored: dict, model: dict) -> str:
+    """What the ``model`` settings given for a resume change in the stored run's network (``"res_scale
+    0.2 -> 0.5"``; empty when nothing): a setting left out keeps the run's, one given with the value the
+    run has (however written: a list for a tuple) changes nothing."""
+    from .cli import UserError
+    from .models.deblur import DMConfig
+    from .models.encoders import VideoConfig
+
+    arch = DMConfig if stored.get("stage", "deblur") == "deblur" else VideoConfig
+    was = arch.from_dict(stored.get("model") or {}).to_dict()
+    try:
+        now = arch.from_dict({**(stored.get("model") or {}), **model}).to_dict()
+    except (TypeError, ValueError) as e:
+        raise UserError(str(e)) from None
+    return ", ".join(f"{k} {was[k]} -> {now[k]}" for k in now if now[k] != was[k])
+
+
 def _stage_command(stage: str) -> Callable[..., None]:
     def command(
         data: DataOpt = None,
@@ -213,7 +240,8 @@ def _stage_command(stage: str) -> Callable[..., None]:
             typer.Option(
                 help="Stop each invocation after so many minutes (0 = no limit; a resume keeps the run's "
                 "budget unless given); a cosine lr follows the clock, so each resumed invocation with a "
-                "budget starts a new cosine (a warm restart)."
+                "budget starts a new cosine (a warm restart) unless the iteration count is further along "
+                "the cosine over --iters."
             ),
         ] = None,
         batch: Annotated[
@@ -262,7 +290,14 @@ def _stage_command(stage: str) -> Callable[..., None]:
             bool, flag("--resume", help="Continue the run in --out from its last checkpoint.")
         ] = False,
         device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-        progress: Annotated[bool, flag("--progress/--no-progress", help="Rich progress bar.")] = True,
+        progress: Annotated[
+            bool,
+            flag(
+                "--progress/--no-progress",
+                help="Rich progress bar on a terminal; without one, or with --no-progress, a line every "
+                "log_every iterations.",
+            ),
+        ] = True,
     ) -> None:
         synth: dict = {}
         if crop is not None:
@@ -317,7 +352,9 @@ def export_command(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the exported files (e.g. weights/).")
     ] = Path("weights"),
-    name: Annotated[str, typer.Option(help="Checkpoint name prefix, e.g. v1 -> dm-v1.safetensors.")] = "v1",
+    name: Annotated[
+        str, typer.Option(help="Checkpoint name, after the network's: v1 -> dm-v1.safetensors.")
+    ] = "v1",
     fp16: Annotated[bool, flag("--fp16/--fp32", help="Store fp16 weights when lossless enough.")] = True,
     default: Annotated[
         bool, flag("--default/--no-default", help="Make these the default checkpoints.")

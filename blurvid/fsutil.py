@@ -113,3 +113,63 @@ def sweep_stale(
                     os.unlink(entry.path)
                 removed.append(entry.name)
     return removed
+
+
+class Busy(OSError):
+    """Another process holds the lock :func:`exclusive` asked for."""
+
+
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive lock on the open file ``fd`` without waiting; False if another process has it."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (made if missing) while the block runs, so that
+    two processes never work in one place at once; removed when the block ends. The lock is the
+    operating system's (``flock``, ``msvcrt.locking`` on Windows): a process that dies, even by
+    SIGKILL, lets go of it, so a leftover file never blocks anyone.
+
+    Raises:
+        Busy: another process holds it now (at once, without waiting).
+        OSError: the file cannot be made (no permission, a read-only disk).
+    """
+    path = Path(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        if not _try_lock(fd):
+            os.close(fd)
+            raise Busy(f"{path}: held by another process")
+        try:  # a holder that ended between our open and our lock removed the file we hold: take the new one
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        if sys.platform == "win32":  # Windows cannot remove an open file: close it first
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+        else:  # removed while still locked, so that no one locks this file after we let go of it
+            with contextlib.suppress(OSError):
+                path.unlink()
+            os.close(fd)

@@ -182,3 +182,38 @@ def test_atomic_path_keeps_a_suffix_cuts_a_long_name_and_takes_a_publish_step(tm
         tmp.write_bytes(b"png")
     assert published == [(tmp.name, "a_sharp.png")]
     assert sorted(os.listdir(tmp_path)) == [long.name]
+
+
+def test_exclusive_lock_is_refused_while_held_and_freed_by_a_killed_holder(tmp_path):
+    """Another process's lock is refused at once; one killed by SIGKILL (no clean-up) leaves its file
+    behind, which blocks no one."""
+    import subprocess
+    import sys
+
+    from blurvid.fsutil import Busy, exclusive
+
+    lock = tmp_path / ".lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from blurvid.fsutil import exclusive\n"
+            f"with exclusive({str(lock)!r}):\n    print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(Busy, match=r"\.lock: held by another process"), exclusive(lock):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock.exists()  # the killed holder never removed it
+    with exclusive(lock):
+        with pytest.raises(Busy), exclusive(lock):  # one holder at a time within a process too
+            pass
+    assert not lock.exists()
+    with exclusive(lock):  # and it can be taken again
+        assert lock.exists()

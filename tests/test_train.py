@@ -795,7 +795,12 @@ def test_a_new_run_never_replaces_an_existing_one(photos, tmp_path, capsys):
     path = tmp_path / "cfg.json"
     path.write_text(cfg.to_json())
     assert _cli("train", "deblur", "--config", str(path), "--no-progress") == 2
-    assert "already holds a run: continue it with --resume" in capsys.readouterr().err
+    assert f"already holds a run: continue it with `blurvid train deblur --resume -o {tmp_path / 'run'}`" in (
+        capsys.readouterr().err
+    )
+    # another stage's command names the run's own stage, whose --resume works
+    assert _cli("train", "autoencoder", "-d", str(photos), "-o", str(tmp_path / "run")) == 2
+    assert "continue it with `blurvid train deblur --resume" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -1010,7 +1015,7 @@ def test_resuming_with_another_network_is_one_line(photos, tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "Traceback" not in err[0], err
-    assert "its network does not fit the one this run's options build" in err[0] and "size mismatch" in err[0]
+    assert "model widths (8, 8, 12, 16) -> (12, 12, 16, 20): a resumed run keeps the network" in err[0]
 
 
 def test_clips_with_photos_are_drawn_half_the_time_by_default(photos, clip, tmp_path, capsys):
@@ -1586,3 +1591,136 @@ def test_without_validation_a_budget_stop_refreshes_best(photos, tmp_path, monke
     assert last["iteration"] == 5 and meta["train"]["iteration"] == 5
     for k, v in last["model"].items():
         assert torch.equal(best[k], v.float()), k
+
+
+def test_two_processes_never_train_in_one_run_folder(photos, tmp_path, capsys):
+    """A run holds its folder's lock while it trains (before its first checkpoint, too): a second new run
+    or a second --resume there is refused with one line, and the lock goes when the run ends."""
+    from blurvid import fsutil
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with fsutil.exclusive(out / ".lock"):  # what a live run in another process holds
+        with pytest.raises(FileExistsError, match="another blurvid run is training in this folder now"):
+            train(_cfg("deblur", out, photos, iters=1), progress=False, log=lambda m: None)
+        assert _cli("train", "deblur", "-d", str(photos), "-o", str(out), "--iters", "1") == 2
+        assert "another blurvid run is training in this folder now" in capsys.readouterr().err
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing of the refused run's
+    train(_cfg("deblur", out, photos, iters=1), progress=False, log=lambda m: None)
+    assert (out / "last.pt").exists() and not (out / ".lock").exists()
+    with fsutil.exclusive(out / ".lock"):
+        with pytest.raises(FileExistsError, match="another blurvid run"):
+            train(_cfg("deblur", out, photos, iters=2), resume=True, progress=False, log=lambda m: None)
+    train(_cfg("deblur", out, photos, iters=2), resume=True, progress=False, log=lambda m: None)
+    assert torch.load(out / "last.pt", weights_only=True)["iteration"] == 2
+
+
+def test_metrics_log_holds_each_iteration_once_after_a_kill_and_a_resume(photos, tmp_path):
+    out = tmp_path / "run"
+    # a folder where a run died before its first checkpoint: a new run's log starts afresh
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"it": 7, "loss": 1.0}\n{"it": 8, "lo')
+    train(_cfg("deblur", out, photos, iters=3), progress=False, log=lambda m: None)
+    assert [
+        r["it"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r
+    ] == [
+        1,
+        2,
+        3,
+    ]
+    # killed (SIGKILL) after logging past its checkpoint at 3, the last line cut short
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write('{"it": 4, "loss": 9.0}\n{"it": 5, "loss": 9.0}\n{"it": 6, "lo')
+    train(_cfg("deblur", out, photos, iters=5), resume=True, progress=False, log=lambda m: None)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["it"] for r in rows if "loss" in r] == [1, 2, 3, 4, 5]
+    assert 9.0 not in [r["loss"] for r in rows if "loss" in r]
+    assert [r["it"] for r in rows if "loss" not in r] == [3, 5]  # each invocation's last validation
+
+
+def test_resume_refuses_a_change_to_the_network_and_keeps_the_runs_own(photos, tmp_path, capsys):
+    out = tmp_path / "run"
+    train(_cfg("deblur", out, photos, iters=1), progress=False, log=lambda m: None)
+    changed, same = tmp_path / "changed.json", tmp_path / "same.json"
+    changed.write_text(json.dumps({"model": {**TINY_DM, "res_scale": 0.5}}))
+    assert _cli("train", "deblur", "--resume", "-o", str(out), "--config", str(changed), "--iters", "2") == 2
+    assert "model res_scale 0.2 -> 0.5: a resumed run keeps the network" in capsys.readouterr().err
+    # the run's own settings restated (lists for tuples), or none at all: the run goes on as it was built
+    same.write_text(json.dumps({"model": {"rdb_layers": 2}}))
+    assert _cli("train", "deblur", "--resume", "-o", str(out), "--config", str(same), "--iters", "2") == 0
+    same.write_text(json.dumps({"model": {}}))
+    assert _cli("train", "deblur", "--resume", "-o", str(out), "--config", str(same), "--iters", "3") == 0
+    stored = torch.load(out / "last.pt", weights_only=True)
+    assert stored["iteration"] == 3 and stored["config"]["model"] == TINY_DM
+
+
+def test_a_bie_run_builds_its_own_bie_widths_on_the_stage1_decoder(photos, tmp_path):
+    from blurvid.train.video_tasks import BIETask
+
+    train(_cfg("autoencoder", tmp_path / "ae", photos, iters=1), progress=False, log=lambda m: None)
+    narrow = {**TINY_V, "bie_widths": [4, 4, 4, 4, 4, 4]}
+    task = BIETask(
+        _cfg("bie", tmp_path / "bie", photos, iters=1, autoencoder=str(tmp_path / "ae"), model=narrow)
+    )
+    assert task.vcfg.bie_widths == (4, 4, 4, 4, 4, 4)
+    assert (
+        max(p.shape[0] for n, p in task.net.bie.named_parameters() if n.endswith("weight") and p.ndim == 4)
+        <= 16
+    )
+    assert task.vcfg.hidden == TINY_V["hidden"]
+    with pytest.raises(ValueError, match=r"model hidden 16 \(stage 1: 8\).*stage-1 network"):
+        BIETask(
+            _cfg(
+                "bie",
+                tmp_path / "b2",
+                photos,
+                iters=1,
+                autoencoder=str(tmp_path / "ae"),
+                model={**TINY_V, "hidden": 16},
+            )
+        )
+
+
+def test_export_checks_the_registry_and_the_run_before_it_writes_anything(photos, tmp_path, capsys):
+    train(_cfg("deblur", tmp_path / "dm", photos, iters=1), progress=False, log=lambda m: None)
+    w = tmp_path / "w"
+    w.mkdir()
+    (w / "registry.json").write_text("not json")
+    assert _cli("train", "export", str(tmp_path / "dm"), "-o", str(w), "--name", "r") == 2
+    assert "registry" in capsys.readouterr().err
+    assert sorted(p.name for p in w.iterdir()) == ["registry.json"]
+    (w / "registry.json").unlink()  # mended: the same command now works
+    assert _cli("train", "export", str(tmp_path / "dm"), "-o", str(w), "--name", "r") == 0
+    assert (w / "dm-r.safetensors").exists()
+    # a run that holds no checkpoint, or none at all: one line, and no empty folder left behind
+    (tmp_path / "empty").mkdir()
+    assert _cli("train", "export", str(tmp_path / "empty"), "-o", str(tmp_path / "e1")) == 2
+    assert "the run has saved no checkpoint yet" in capsys.readouterr().err
+    assert _cli("train", "export", str(tmp_path / "nothere"), "-o", str(tmp_path / "e2")) == 2
+    assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()
+    (tmp_path / "afile").write_text("x")
+    assert _cli("train", "export", str(tmp_path / "dm"), "-o", str(tmp_path / "afile"), "--name", "f") == 2
+    assert "afile: is a file; -o names a folder" in capsys.readouterr().err
+
+
+def test_training_logs_lines_when_its_output_is_not_a_terminal(photos, tmp_path, capsys):
+    """With the output redirected (nohup, a log file) the bar would print nothing until the end."""
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "deblur",
+        "-d",
+        str(photos),
+        "-o",
+        str(out),
+        "--iters",
+        "2",
+        "--batch",
+        "2",
+        "--crop",
+        "32",
+    ]
+    assert _cli(*args, "--workers", "0") == 0
+    assert "it 2/2 loss" in capsys.readouterr().err
+    assert _cli("train", "deblur", "-d", str(photos), "-o", str(tmp_path / "z"), "--iters", "0") == 0
+    assert "nothing to train: iteration 0 of 0" in capsys.readouterr().err

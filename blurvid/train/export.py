@@ -29,6 +29,12 @@ def _run_file(run: Path) -> Path:
     if not p.exists():
         last = p.with_name("last.pt")
         hint = f"export its last weights: {last}" if p.name == "best.safetensors" and last.exists() else ""
+        if not hint:
+            hint = (
+                "the run has saved no checkpoint yet"
+                if p.parent.is_dir() and p.name == "best.safetensors"
+                else ""
+            )
         raise FileNotFoundError(f"{p}: no such checkpoint ({hint or 'train first, or give the run folder'})")
     return p
 
@@ -131,9 +137,8 @@ def export(
     else fp32. Returns ``[(spec, note)]``.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    registry = registry or out / "registry.json"
-    loaded = _load_run(run)
+    registry = Path(registry or out / "registry.json")
+    loaded = _load_run(run)  # first: a run that cannot be exported leaves no folder behind
     meta = loaded[1]
     parts = _split(*loaded)
     if "rve" in parts:  # its decoder was trained with the RVE, not a BIE: no pair for `animate`
@@ -144,6 +149,14 @@ def export(
     taken = [out / f"{arch}-{name}.safetensors" for arch in parts if arch in INFERENCE_ARCHS]
     if not overwrite and (clash := [f for f in taken if f.exists()]):
         raise FileExistsError(f"{clash[0]}: exists already; choose another --name, or --overwrite")
+    if registry.exists():  # before any file is written: a retry after mending it is not refused
+        weights.load_registry(registry)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: is a file; -o names a folder for the checkpoints")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file where a parent folder should be, no permission, a read-only disk
+        raise ValueError(f"{out}: cannot make the folder ({e.strerror or e})") from None
     results = []
     for arch, (state, cfg) in parts.items():
         if arch not in INFERENCE_ARCHS:

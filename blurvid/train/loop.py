@@ -24,7 +24,7 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -401,7 +401,10 @@ def _open_run(
             raise FileNotFoundError(f"{ckpt_path}: nothing to resume (no checkpoint in the run folder)")
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     elif ckpt_path.exists():
-        raise FileExistsError(f"{out} already holds a run: continue it with --resume, or choose another -o")
+        raise FileExistsError(
+            f"{out} already holds a run: continue it with `blurvid train {_stage_of(out, cfg.stage)} --resume "
+            f"-o {out}`, or choose another -o"
+        )
     else:
         cfg = _architecture_of_init(cfg, log)
     if main:
@@ -410,6 +413,16 @@ def _open_run(
         except OSError as e:  # a file where a parent folder should be, no permission, a read-only disk
             raise ValueError(f"{out}: cannot make the run folder ({e.strerror or e})") from None
     return cfg, state
+
+
+def _stage_of(out: Path, default: str) -> str:
+    """The stage of the run in folder ``out``, as its ``config.json`` records it (``default`` when it
+    cannot be read)."""
+    try:
+        stage = json.loads((out / "config.json").read_text()).get("stage")
+    except (OSError, ValueError, AttributeError):
+        return default
+    return stage if isinstance(stage, str) else default
 
 
 @dataclasses.dataclass
@@ -679,7 +692,10 @@ def train(
     out = Path(cfg.out)
     made = _first_missing(out) if main and not resume else None  # removed again if the run cannot start
     cfg, state = _open_run(cfg, out, resume, main, log)
+    lock = contextlib.ExitStack()  # rank 0 holds the run folder's lock until the run ends
     try:
+        if main:
+            lock.enter_context(_run_lock(out))
         run = _build(cfg, out, main, world, dev, state, log)
         if state is not None:
             _restore(run, state)
@@ -713,18 +729,60 @@ def train(
         )
         val_items = validation_set(cfg, scfg) if main else []
     except BaseException:
+        lock.close()
         if made is not None:
             _remove_if_empty(out, made)
         raise
+    with lock:
+        _run_loop(run, model, scaler, autocast, loader, val_items, reuse, progress, resume)
+    if world > 1:
+        import torch.distributed as dist
 
-    if main:  # only now: a run that fails to start (say, a resume from elsewhere) keeps its config
-        (out / "config.json").write_text(cfg.to_json())
+        dist.destroy_process_group()
+    return run.last_logs
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """Hold the lock of the run folder ``out`` (``out/.lock``, gone when the run ends), so that two
+    processes never train in one folder at once: a FileExistsError naming it when another process
+    trains there now (a new run before the first checkpoint, or a second ``--resume``)."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(fsutil.exclusive(out / ".lock"))
+        except fsutil.Busy:
+            raise FileExistsError(
+                f"{out}: another blurvid run is training in this folder now; wait for it to end, "
+                "or choose another -o"
+            ) from None
+        except OSError as e:
+            raise ValueError(f"{out}: cannot lock the run folder ({e.strerror or e})") from None
+        yield
+
+
+def _run_loop(
+    run: _Run,
+    model: nn.Module,
+    scaler: torch.amp.GradScaler,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+    loader: Iterable,
+    val_items: list[dict],
+    reuse: int,
+    progress: bool,
+    resume: bool,
+) -> None:
+    """Write the run's config, then train through :func:`_train_steps` with the stop signals caught,
+    appending to ``metrics.jsonl`` (:func:`_open_metrics`)."""
+    if run.main:  # only now: a run that fails to start (say, a resume from elsewhere) keeps its config
+        (run.out / "config.json").write_text(run.cfg.to_json())
     stop = _Stop()
     batches: Iterator | None = None
     # not from another thread (a notebook's, a service's), and an ignored signal stays ignored
     old_handlers = {s: signal.signal(s, stop) for s in catchable_stop_signals()}
     try:
-        run.metrics = (out / "metrics.jsonl").open("a") if main else None
+        run.metrics = (
+            _open_metrics(run.out / "metrics.jsonl", run.start if resume else None) if run.main else None
+        )
         batches = iter(loader)
         try:
             _train_steps(run, batches, model, scaler, autocast, val_items, stop, reuse, progress)
@@ -739,11 +797,33 @@ def train(
             signal.signal(s, h)
         if run.metrics:
             run.metrics.close()
-    if world > 1:
-        import torch.distributed as dist
 
-        dist.destroy_process_group()
-    return run.last_logs
+
+def _open_metrics(path: Path, resumed_at: int | None) -> TextIO:
+    """``metrics.jsonl``, open for appending. A new run (``resumed_at`` None) starts it afresh: a folder
+    without a checkpoint may hold the log of a run that died before its first one, which nothing can
+    continue. A resumed run first drops the lines logged after its checkpoint's iteration ``resumed_at``
+    (a run killed without saving logged past it, and those iterations are logged again) and a last
+    line cut short by the kill."""
+    if resumed_at is None:
+        return path.open("w")
+    with contextlib.suppress(FileNotFoundError):
+        lines = path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if _logged_at(line) <= resumed_at]
+        if kept != lines:
+            with fsutil.atomic_path(path) as tmp:
+                tmp.write_text("".join(kept))
+    return path.open("a")
+
+
+def _logged_at(line: str) -> float:
+    """The iteration a ``metrics.jsonl`` line was logged at (0 without one; infinite for a line that is
+    not whole JSON, such as the last one of a killed run)."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError:
+        return math.inf
+    return rec.get("it", 0) if isinstance(rec, dict) else math.inf
 
 
 def _micro_step(
@@ -790,6 +870,8 @@ def _train_steps(
     t0 = time.time()
     run.budget.start()
     run.net.train()
+    if run.main and start >= cfg.iters:
+        run.log(f"nothing to train: iteration {start} of {cfg.iters}; the weights are saved as they are")
     with bar_ctx as bar:
         task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start, rate="-") if bar else None
         for k, batch in enumerate(batches):

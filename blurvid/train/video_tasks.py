@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -243,6 +242,23 @@ def _centre_deblurrer(source: str) -> Deblurrer:
     return Deblurrer(dm, cpu, resolve_precision("auto", cpu))
 
 
+def _bie_own(model: dict, stage1: dict, path: Path) -> dict:
+    """The settings of a bie run's ``model`` that stage 2 may choose for itself (``bie_widths``: the BIE
+    is new in stage 2); ValueError for one that differs from the stage-1 network's (``stage1``, read from
+    ``path``), whose decoder stage 2 trains on."""
+    clash = [
+        f"{k} {VideoConfig.from_dict({**stage1, k: v}).to_dict()[k]} (stage 1: {stage1[k]})"
+        for k, v in model.items()
+        if k != "bie_widths" and VideoConfig.from_dict({**stage1, k: v}).to_dict()[k] != stage1[k]
+    ]
+    if clash:
+        raise ValueError(
+            f"model {'; '.join(clash)}: the stage-1 network of {path} fixes these; leave them out of the bie "
+            "run's model (bie_widths is its own)"
+        )
+    return {k: v for k, v in model.items() if k == "bie_widths"}
+
+
 class BIETask(_VideoTask):
     """Stage 2: BIE + the stage-1 RVD (fine-tuned at ``lr_rvd``) with the ordering-invariant loss (Eq. 6)."""
 
@@ -275,8 +291,10 @@ class BIETask(_VideoTask):
                     f"{path}: holds no stage-1 decoder (rvd.* tensors): give the autoencoder run folder or "
                     "its best.safetensors"
                 )
-            stage1 = VideoConfig.from_dict(meta["config"].get("rvd", meta["config"]))
-            self.vcfg = dataclasses.replace(stage1, frames=self.vcfg.frames)  # stage 2 trains on its own N
+            stage1 = VideoConfig.from_dict(meta["config"].get("rvd", meta["config"])).to_dict()
+            self.vcfg = VideoConfig.from_dict(
+                {**stage1, **_bie_own(cfg.model, stage1, path), "frames": self.vcfg.frames}
+            )
             self.net = BIENet(self.vcfg)
             try:
                 self.net.rvd.load_state_dict(rvd)
