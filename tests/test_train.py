@@ -1658,27 +1658,20 @@ def test_a_bie_run_builds_its_own_bie_widths_on_the_stage1_decoder(photos, tmp_p
     from blurvid.train.video_tasks import BIETask
 
     train(_cfg("autoencoder", tmp_path / "ae", photos, iters=1), progress=False, log=lambda m: None)
-    narrow = {**TINY_V, "bie_widths": [4, 4, 4, 4, 4, 4]}
-    task = BIETask(
-        _cfg("bie", tmp_path / "bie", photos, iters=1, autoencoder=str(tmp_path / "ae"), model=narrow)
-    )
+
+    def stage2(**model: object) -> BIETask:
+        ae = str(tmp_path / "ae")
+        return BIETask(
+            _cfg("bie", tmp_path / "bie", photos, iters=1, autoencoder=ae, model={**TINY_V, **model})
+        )
+
+    task = stage2(bie_widths=[4, 4, 4, 4, 4, 4])
     assert task.vcfg.bie_widths == (4, 4, 4, 4, 4, 4)
-    assert (
-        max(p.shape[0] for n, p in task.net.bie.named_parameters() if n.endswith("weight") and p.ndim == 4)
-        <= 16
-    )
+    convs = [p.shape[0] for p in task.net.bie.parameters() if p.ndim == 4]  # out channels, in order
+    assert convs == [4, 4, 4, 4, 4, 4, 2 * TINY_V["hidden"]]
     assert task.vcfg.hidden == TINY_V["hidden"]
     with pytest.raises(ValueError, match=r"model hidden 16 \(stage 1: 8\).*stage-1 network"):
-        BIETask(
-            _cfg(
-                "bie",
-                tmp_path / "b2",
-                photos,
-                iters=1,
-                autoencoder=str(tmp_path / "ae"),
-                model={**TINY_V, "hidden": 16},
-            )
-        )
+        stage2(hidden=16)
 
 
 def test_export_checks_the_registry_and_the_run_before_it_writes_anything(photos, tmp_path, capsys):
