@@ -61,7 +61,9 @@ def _train(
         import torch
 
         try:
-            stored = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["config"]
+            ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+            stored, network = ckpt["config"], ckpt.get("video_config")  # a video run's network as built
+            del ckpt
         except Exception as e:  # a cut-off or foreign file: unpickling, zip or key errors
             raise UserError(
                 f"{run / 'last.pt'}: not a readable blurvid run checkpoint ({type(e).__name__})"
@@ -109,7 +111,7 @@ def _train(
     if out is not None:
         overrides["out"] = str(out)
     if resume:
-        _check_resume(stored, given, err)
+        _check_resume(stored, given, err, network)
     for option, key, used in (
         ("--autoencoder", "autoencoder", stage == "bie"),
         ("--flow-sup", "flow_sup", stage != "deblur"),
@@ -169,16 +171,17 @@ def _as_stored(settings: dict, stored: dict) -> dict:
     return out
 
 
-def _check_resume(stored: dict, given: dict, err: Console) -> None:
-    """UserError for settings a resume cannot honour: new ``init`` weights (a resumed run's weights come
-    from its checkpoint) and another frame count for the video stages (their networks were built for
-    the stored one). Says when the stored time budget is applied again."""
+def _check_resume(stored: dict, given: dict, err: Console, network: dict | None = None) -> None:
+    """UserError for settings a resume cannot honour: another network (``model``; ``network``: a video
+    run's as its checkpoint records it), new ``init`` weights (a resumed run's weights come from its
+    checkpoint) and another frame count for the video stages (their networks were built for the stored
+    one). Says when the stored time budget is applied again."""
     from .cli import UserError
 
     def as_tuple(v: object) -> tuple:
         return tuple(v) if isinstance(v, (list, tuple)) else (() if v is None else (v,))
 
-    if isinstance(given.get("model"), dict) and (changed := _model_changes(stored, given["model"])):
+    if isinstance(given.get("model"), dict) and (changed := _model_changes(stored, given["model"], network)):
         raise UserError(
             f"model {changed}: a resumed run keeps the network it was built with; start a new run (-o) "
             "for another"
@@ -204,18 +207,25 @@ def _check_resume(stored: dict, given: dict, err: Console) -> None:
         )
 
 
-def _model_changes(stored: dict, model: dict) -> str:
+def _model_changes(stored: dict, model: dict, network: dict | None = None) -> str:
     """What the ``model`` settings given for a resume change in the stored run's network (``"res_scale
     0.2 -> 0.5"``; empty when nothing): a setting left out keeps the run's, one given with the value the
-    run has (however written: a list for a tuple) changes nothing."""
+    run has (however written: a list for a tuple) changes nothing. The network is the run's ``model``
+    for the DM; for the video stages ``network``, the checkpoint's record of what was built (a bie run
+    takes most of it from its stage-1 run), and their ``frames`` follow the synthesis (checked apart)."""
     from .cli import UserError
     from .models.deblur import DMConfig
     from .models.encoders import VideoConfig
 
-    arch = DMConfig if stored.get("stage", "deblur") == "deblur" else VideoConfig
-    was = arch.from_dict(stored.get("model") or {}).to_dict()
+    built = stored.get("model") or {}
+    if stored.get("stage", "deblur") == "deblur":
+        arch: type[DMConfig] | type[VideoConfig] = DMConfig
+    else:
+        arch, built = VideoConfig, network or built
+        model = {k: v for k, v in model.items() if k != "frames"}
+    was = arch.from_dict(built).to_dict()
     try:
-        now = arch.from_dict({**(stored.get("model") or {}), **model}).to_dict()
+        now = arch.from_dict({**was, **model}).to_dict()
     except (TypeError, ValueError) as e:
         raise UserError(str(e)) from None
     return ", ".join(f"{k} {was[k]} -> {now[k]}" for k in now if now[k] != was[k])

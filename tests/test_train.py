@@ -1716,4 +1716,42 @@ def test_training_logs_lines_when_its_output_is_not_a_terminal(photos, tmp_path,
     assert _cli(*args, "--workers", "0") == 0
     assert "it 2/2 loss" in capsys.readouterr().err
     assert _cli("train", "deblur", "-d", str(photos), "-o", str(tmp_path / "z"), "--iters", "0") == 0
-    assert "nothing to train: iteration 0 of 0" in capsys.readouterr().err
+    assert "nothing to train (iters 0)" in capsys.readouterr().err
+
+
+def test_a_bie_resume_is_checked_against_the_network_it_built(photos, tmp_path, capsys):
+    """A bie run's network is mostly its stage-1 run's: a resume restating it is accepted, another
+    value refused, though the run's own config never named them; its model's frames follow the synthesis."""
+    from blurvid.train.video_tasks import _bie_own
+
+    train(_cfg("autoencoder", tmp_path / "ae", photos, iters=1), progress=False, log=lambda m: None)
+    narrow = {"bie_widths": [4, 4, 4, 4, 4, 4]}
+    bie = _cfg("bie", tmp_path / "bie", photos, iters=1, autoencoder=str(tmp_path / "ae"), model=narrow)
+    train(bie, progress=False, log=lambda m: None)
+    path = tmp_path / "c.json"
+    resume = ["train", "bie", "--resume", "-o", str(tmp_path / "bie"), "--config", str(path), "--no-progress"]
+    path.write_text(json.dumps({"model": {**narrow, "hidden": 8, "frames": 5}}))
+    assert _cli(*resume, "--iters", "2") == 0
+    path.write_text(json.dumps({"model": {**narrow, "hidden": 128}}))
+    assert _cli(*resume, "--iters", "3") == 2
+    assert "model hidden 8 -> 128: a resumed run keeps the network" in capsys.readouterr().err
+    assert torch.load(tmp_path / "bie" / "last.pt", weights_only=True)["iteration"] == 2
+    stage1 = {"frames": 9, "hidden": 8, "bie_widths": (4, 4, 8, 8, 8, 8)}
+    assert _bie_own({"frames": 5, "hidden": 8}, stage1, tmp_path) == {}
+
+
+def test_a_run_reads_its_folder_only_while_holding_its_lock(photos, tmp_path, monkeypatch):
+    """Otherwise a run that ended between the look and the lock could be replaced, or resumed from an
+    older checkpoint."""
+    seen: list[bool] = []
+    real = loop._open_run
+
+    def spy(cfg, out, resume, log):  # type: ignore[no-untyped-def]
+        seen.append((out / ".lock").exists())
+        return real(cfg, out, resume, log)
+
+    monkeypatch.setattr(loop, "_open_run", spy)
+    out = tmp_path / "run"
+    train(_cfg("deblur", out, photos, iters=1), progress=False, log=lambda m: None)
+    train(_cfg("deblur", out, photos, iters=2), resume=True, progress=False, log=lambda m: None)
+    assert seen == [True, True]

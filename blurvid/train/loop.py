@@ -381,38 +381,46 @@ def _distributed(device: str) -> tuple[int, int, torch.device]:
     return world, rank, dev
 
 
-def _open_run(
-    cfg: TrainConfig, out: Path, resume: bool, main: bool, log: Log
-) -> tuple[TrainConfig, dict | None]:
-    """Check the run folder ``out`` and return ``(cfg, state)``: with ``resume`` the state stored in its
-    ``last.pt``, else None and ``cfg`` with the architecture of its ``init`` (a new run never replaces
-    an existing one). Rank 0 (``main``) creates the folder. A folder that cannot be made (a file on
-    its way, a name too long, no permission) is a ValueError naming it."""
+def _make_run_folder(out: Path, resume: bool, main: bool) -> None:
+    """Check that ``out`` can be the run folder and, for a new run, make it (rank 0, ``main``), so that
+    its lock can be held before :func:`_open_run` reads what is in it. A file in its place, a folder to
+    resume without a checkpoint, or one that cannot be made (a name too long, no permission) is an error
+    naming it."""
     try:
         is_file = out.exists() and not out.is_dir()
     except OSError as e:  # a name too long for the file system
         raise ValueError(f"{out}: cannot be the run folder ({e.strerror or e})") from None
     if is_file:
         raise FileExistsError(f"{out}: is a file; -o names a run folder")
-    ckpt_path = out / "last.pt"
-    state = None
     if resume:
-        if not ckpt_path.exists():
-            raise FileNotFoundError(f"{ckpt_path}: nothing to resume (no checkpoint in the run folder)")
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    elif ckpt_path.exists():
-        raise FileExistsError(
-            f"{out} already holds a run: continue it with `blurvid train {_stage_of(out, cfg.stage)} --resume "
-            f"-o {out}`, or choose another -o"
-        )
-    else:
-        cfg = _architecture_of_init(cfg, log)
-    if main:
+        _checkpoint_to_resume(out)
+    elif main:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # a file where a parent folder should be, no permission, a read-only disk
             raise ValueError(f"{out}: cannot make the run folder ({e.strerror or e})") from None
-    return cfg, state
+
+
+def _checkpoint_to_resume(out: Path) -> Path:
+    """``out/last.pt``; FileNotFoundError when the run folder holds none."""
+    ckpt_path = out / "last.pt"
+    if not ckpt_path.exists():
+        raise FileNotFoundError(f"{ckpt_path}: nothing to resume (no checkpoint in the run folder)")
+    return ckpt_path
+
+
+def _open_run(cfg: TrainConfig, out: Path, resume: bool, log: Log) -> tuple[TrainConfig, dict | None]:
+    """Read the run folder ``out`` (rank 0 holds its lock, so no other run changes it meanwhile) and
+    return ``(cfg, state)``: with ``resume`` the state stored in its ``last.pt``, else None and ``cfg``
+    with the architecture of its ``init``. A new run never replaces an existing one."""
+    if resume:
+        return cfg, torch.load(_checkpoint_to_resume(out), map_location="cpu", weights_only=True)
+    if (out / "last.pt").exists():
+        raise FileExistsError(
+            f"{out} already holds a run: continue it with `blurvid train {_stage_of(out, cfg.stage)} --resume "
+            f"-o {out}`, or choose another -o"
+        )
+    return _architecture_of_init(cfg, log), None
 
 
 def _stage_of(out: Path, default: str) -> str:
@@ -691,11 +699,12 @@ def train(
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     made = _first_missing(out) if main and not resume else None  # removed again if the run cannot start
-    cfg, state = _open_run(cfg, out, resume, main, log)
+    _make_run_folder(out, resume, main)
     lock = contextlib.ExitStack()  # rank 0 holds the run folder's lock until the run ends
     try:
-        if main:
+        if main:  # before the folder is read: what it holds cannot change between the look and the run
             lock.enter_context(_run_lock(out))
+        cfg, state = _open_run(cfg, out, resume, log)
         run = _build(cfg, out, main, world, dev, state, log)
         if state is not None:
             _restore(run, state)
@@ -870,8 +879,8 @@ def _train_steps(
     t0 = time.time()
     run.budget.start()
     run.net.train()
-    if run.main and start >= cfg.iters:
-        run.log(f"nothing to train: iteration {start} of {cfg.iters}; the weights are saved as they are")
+    if run.main and start == cfg.iters == 0:  # a resume says so itself (_restore)
+        run.log("nothing to train (iters 0): the weights are saved as they are")
     with bar_ctx as bar:
         task_id = bar.add_task(cfg.stage, total=cfg.iters, completed=start, rate="-") if bar else None
         for k, batch in enumerate(batches):
@@ -937,7 +946,7 @@ def _latest_as_best(run: _Run, done: int, val_items: list[dict]) -> None:
 
 def _first_missing(folder: Path) -> Path | None:
     """The outermost of ``folder`` and its parents that does not exist yet (what ``mkdir(parents=True)``
-    makes), or None when ``folder`` exists (or its name cannot be looked up: :func:`_open_run` says why)."""
+    makes), or None when ``folder`` exists (or its name cannot be looked up: :func:`_make_run_folder` says why)."""
     try:
         if folder.exists():
             return None

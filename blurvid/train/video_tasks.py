@@ -249,7 +249,9 @@ def _bie_own(model: dict, stage1: dict, path: Path) -> dict:
     clash = [
         f"{k} {VideoConfig.from_dict({**stage1, k: v}).to_dict()[k]} (stage 1: {stage1[k]})"
         for k, v in model.items()
-        if k != "bie_widths" and VideoConfig.from_dict({**stage1, k: v}).to_dict()[k] != stage1[k]
+        if k in stage1
+        and k not in ("bie_widths", "frames")  # frames: stage 2 trains on its own N (its synthesis')
+        and VideoConfig.from_dict({**stage1, k: v}).to_dict()[k] != stage1[k]
     ]
     if clash:
         raise ValueError(
