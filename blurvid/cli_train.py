@@ -444,12 +444,25 @@ def _check_eval_args(
         raise UserError(_nothing_to_evaluate(task))
 
 
+def _eval_result(path: Path) -> bool:
+    """Whether the file at ``path`` is an earlier ``blurvid eval --json`` result (a small JSON object
+    with its ``task`` and ``sets``)."""
+    try:
+        if path.stat().st_size > _JSON_PEEK * 64:
+            return False
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and "task" in doc and "sets" in doc
+
+
 def _json_refusal(json_out: Path, inputs: list[tuple[str, Path]]) -> str | None:
     """Why the result must not be written to ``json_out``, or None. ``inputs``: ``(option, path)`` of
     everything the evaluation reads (``--run`` among them). Refused: a folder, a place that cannot be
     written, one of the inputs, a file inside an input folder that would be read as one of its images
-    or checkpoints, and an existing file that is no JSON result (it does not start, after white space,
-    with ``{``): the result never replaces a photo or a checkpoint."""
+    or checkpoints or that is not an earlier ``eval`` result (a sample's ``meta.json``), and an existing
+    file that is no JSON result (it does not start, after white space, with ``{``): the result never
+    replaces a photo, a checkpoint or the data it measured."""
     from .cli import unwritable
     from .data.datasets import IMAGE_EXTS
 
@@ -466,7 +479,11 @@ def _json_refusal(json_out: Path, inputs: list[tuple[str, Path]]) -> str | None:
             folder = where if where.is_dir() else where.parent
             read = read or (target.parent == folder and target.name in _RUN_FILES)
         elif where.is_dir() and target.is_relative_to(where):
-            read = read or target.suffix.lower() in IMAGE_EXTS
+            read = (
+                read
+                or target.suffix.lower() in IMAGE_EXTS
+                or (json_out.is_file() and not _eval_result(json_out))
+            )
         if read:
             return f"it is an input of this evaluation ({option} {path}); choose another file"
     if json_out.is_file():
@@ -506,7 +523,7 @@ def eval_command(
             "clip_holdout never read (0: all frames).",
         ),
     ] = 0.0,
-    count: Annotated[int, typer.Option(min=1, help="Synthesised samples.")] = 24,
+    count: Annotated[int, typer.Option(min=1, max=10_000, help="Synthesised samples (held in memory).")] = 24,
     seed: Annotated[int, typer.Option(help="Seed of the synthesised set.")] = 1234,
     size: Annotated[int, typer.Option(min=16, help="Synthesised crop size.")] = 256,
     frames: Annotated[int, typer.Option(min=2, help="Frames N of synthesised/clip sequences.")] = 9,
@@ -696,7 +713,9 @@ def _evaluate(
 def synth_command(
     sources: Annotated[list[str], typer.Argument(help="Sharp photo files/folders.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    count: Annotated[int, typer.Option(min=1, help="Number of samples.")] = 100,
+    count: Annotated[
+        int, typer.Option(min=1, max=99_999, help="Number of samples (sample_00000 … sample_99998).")
+    ] = 100,
     frames: Annotated[int, typer.Option(min=2, help="Sharp frames N per sample.")] = 9,
     size: Annotated[int, typer.Option(min=16, help="Crop size (px).")] = 256,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives byte-identical samples.")] = 0,
@@ -715,7 +734,7 @@ def synth_command(
     """Write a synthesised dataset: <out>/sample_NNNNN/{blurred.png, frames/frame_NN.png, flows.npy, meta.json}."""
     from rich.progress import track
 
-    from .cli import UserError
+    from .cli import UserError, err
     from .cli import out as console
     from .data.datasets import CLIP_SHARE, ClipDataset, MixedDataset, PhotoSynthDataset
     from .data.export import write_sample
@@ -725,6 +744,13 @@ def synth_command(
         raise UserError("--clip-p needs --clips: the frame folders to draw that share of samples from")
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {out}: is a file, not a folder")
+    for source in sources:  # its samples would be read back as sharp photos (or removed by --overwrite)
+        where, src = out.resolve(), Path(source).resolve()
+        if where.is_relative_to(src) or src.is_relative_to(where):
+            raise UserError(
+                f"-o {out}: {'lies inside' if where.is_relative_to(src) else 'holds'} the source {source}; "
+                "write the samples to a folder apart from the photos they are made from"
+            )
     earlier = sorted(out.glob("sample_*")) if out.is_dir() else []
     if earlier and not overwrite:
         raise UserError(
@@ -744,12 +770,19 @@ def synth_command(
     share = (CLIP_SHARE if cl else 0.0) if clip_p is None else clip_p
     ds = MixedDataset(photos, cl, share, seed=seed)
 
-    for old in earlier:  # --overwrite: none of the earlier run's samples stays beside the new ones
+    # --overwrite: none of the earlier run's samples stays beside the new ones; and the hidden half-written
+    # sample a killed run left (write_sample's .sample_NNNNN.tmp) goes in any case
+    for old in [*earlier, *(out.glob(".sample_*.tmp") if out.is_dir() else [])]:
         shutil.rmtree(old) if old.is_dir() else old.unlink()
     meta = {"seed": seed, "synth": cfg.to_dict(), **({"clips": list(clips), "clip_p": share} if cl else {})}
+    done = 0
     try:
-        for i in track(range(count), description="synth", console=None, transient=True):
+        for i in track(range(count), description="synth", transient=True, disable=not console.is_terminal):
             write_sample(out / f"sample_{i:05d}", ds[i], {**meta, "index": i})
+            done = i + 1
     except (ValueError, OSError) as e:  # a photo that cannot be decoded, a folder that cannot be written
-        raise UserError(f"synth stopped at sample {i}: {e}") from None
-    console.print(f"wrote {count} samples to {out}")
+        raise UserError(f"synth stopped at sample {done}: {e} ({done} of {count} samples written)") from None
+    except BaseException:  # a stop signal, Ctrl-C: each sample on disk is whole, the set is not
+        err.print(f"{out}: {done} of {count} samples written before the stop")
+        raise
+    console.print(f"wrote {count} sample{'s' if count != 1 else ''} to {out}")

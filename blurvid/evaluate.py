@@ -230,7 +230,9 @@ def folder_sequences(root: str | Path) -> list[Sequence_]:
     sample's images differ in size or one cannot be read."""
     _folder(Path(root))
     out = []
-    for d in sorted(p for p in Path(root).iterdir() if p.is_dir() and (p / "blurred.png").exists()):
+    # not hidden folders: a killed `blurvid synth` leaves its half-written sample as .sample_NNNNN.tmp
+    samples = (p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
+    for d in sorted(p for p in samples if (p / "blurred.png").exists()):
         files = list_images([d / "frames"], role=ROLE)
         if not files:
             raise ValueError(f"{d / 'frames'}: holds no frames")

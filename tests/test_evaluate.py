@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -616,9 +617,13 @@ def test_eval_json_never_replaces_an_input_or_a_file_that_is_no_result(tmp_path,
     for name in ("best.safetensors", "config.json"):
         assert _run([*base, "--run", str(ckpt), "--json", str(tmp_path / name)]) == 2
         assert "--run" in capsys.readouterr().err and not (tmp_path / name).exists()
-    # an earlier result (and a new file beside the inputs) is written as before
+    # inside an input folder, a JSON file that is not an earlier result (a sample's meta.json) is refused
     out = pairs / "result.json"
     out.write_text('\n  {"old": 1}')
+    assert _run([*base, "--json", str(out)]) == 2
+    assert out.read_text() == '\n  {"old": 1}'
+    # an earlier result (and a new file beside the inputs) is written as before
+    out.write_text('\n  {"task": "deblur", "sets": {}}')
     assert _run([*base, "--json", str(out)]) in (0, None)
     assert json.loads(out.read_text())["sets"][str(pairs)]["count"] == 1
 
@@ -888,3 +893,41 @@ def test_clip_windows_fit_a_clip_of_just_their_length_take_every_stride_and_reve
         assert levels in ([0, 3, 6], [6, 3, 0])
         orders.add(levels[0])
     assert orders == {0, 6}  # played forwards and backwards
+
+
+def test_synth_keeps_its_samples_apart_from_its_sources_and_leftovers_out_of_eval(tmp_path, capsys):
+    """Samples written inside a source folder were read back as sharp photos (and --overwrite then
+    deleted them mid-run); a killed run's hidden half-written sample was scored by eval --pairs."""
+    src = _photo_folder(tmp_path, seed=2, side=64)
+    for out in (src / "ds", src.parent):  # inside the source, or holding it
+        assert _run(["synth", str(src), "-o", str(out), "--count", "1", "--size", "32", "--frames", "3"]) == 2
+        assert "write the samples to a folder apart from the photos" in capsys.readouterr().err
+    assert not (src / "ds").exists()
+    out = tmp_path / "ds"
+    args = ["synth", str(src), "-o", str(out), "--size", "32", "--frames", "3"]
+    assert _run([*args, "--count", "2"]) in (0, None)
+    assert capsys.readouterr().out.strip() == f"wrote 2 samples to {out}"  # no stray bar line
+    leftover = out / ".sample_00002.tmp"
+    shutil.copytree(out / "sample_00001", leftover)  # what a kill between two frame writes leaves
+    assert [s.name for s in ev.folder_sequences(out)] == ["sample_00000", "sample_00001"]
+    assert _run([*args, "--count", "1", "--overwrite"]) in (0, None)
+    assert sorted(p.name for p in out.iterdir()) == ["sample_00000"]
+    assert _run(["synth", str(src), "-o", str(tmp_path / "big"), "--count", "100000"]) == 2
+
+
+def test_eval_json_never_replaces_a_file_of_the_data_it_measures(tmp_path, tiny_weights, capsys):
+    src = _photo_folder(tmp_path, seed=3, side=64)
+    out = tmp_path / "ds"
+    assert _run(["synth", str(src), "-o", str(out), "--count", "1", "--size", "32", "--frames", "3"]) in (
+        0,
+        None,
+    )
+    meta = out / "sample_00000" / "meta.json"
+    before = meta.read_text()
+    assert _run(["eval", "deblur", "--pairs", str(out), "--json", str(meta)]) == 2
+    assert "it is an input of this evaluation" in capsys.readouterr().err
+    assert meta.read_text() == before
+    result = out / "result.json"  # an earlier result inside the set's folder may be replaced
+    assert _run(["eval", "deblur", "--pairs", str(out), "--json", str(result)]) in (0, None)
+    assert _run(["eval", "deblur", "--pairs", str(out), "--json", str(result)]) in (0, None)
+    assert json.loads(result.read_text())["task"] == "deblur"
