@@ -155,7 +155,14 @@ def folder_pairs(root: str | Path) -> list[Pair]:
     root = Path(root)
     _folder(root)
     if not (root / "blurred").is_dir():
-        return [s.center_pair() for s in folder_sequences(root)]
+        try:
+            sequences = folder_sequences(root)
+        except FileNotFoundError:  # neither layout: say both
+            raise FileNotFoundError(
+                f"{root}: no pairs (expected blurred/ and sharp/ folders of images with the same names, or a "
+                "`blurvid synth` set: <sample>/blurred.png and <sample>/frames/)"
+            ) from None
+        return [s.center_pair() for s in sequences]
     b_dir, s_dir = root / "blurred", root / "sharp"
     if not s_dir.is_dir():
         raise FileNotFoundError(f"{root}: has blurred/ but no sharp/ folder of targets")

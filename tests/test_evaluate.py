@@ -931,3 +931,14 @@ def test_eval_json_never_replaces_a_file_of_the_data_it_measures(tmp_path, tiny_
     assert _run(["eval", "deblur", "--pairs", str(out), "--json", str(result)]) in (0, None)
     assert _run(["eval", "deblur", "--pairs", str(out), "--json", str(result)]) in (0, None)
     assert json.loads(result.read_text())["task"] == "deblur"
+
+
+def test_pairs_without_either_layout_names_both(tmp_path, capsys):
+    """A plain photo folder given as --pairs was told only of the `blurvid synth` layout."""
+    src = _photo_folder(tmp_path, seed=4, side=32)
+    with pytest.raises(
+        FileNotFoundError, match=r"expected blurred/ and sharp/ folders.*<sample>/blurred\.png"
+    ):
+        ev.folder_pairs(src)
+    assert _run(["eval", "deblur", "--pairs", str(src)]) == 2
+    assert "expected blurred/ and sharp/ folders" in capsys.readouterr().err
