@@ -689,6 +689,10 @@ def _download(spec: CheckpointSpec, repo: str) -> Path:
             f"'{repo}': {reason}; put the file into {dest_dir}, or set {ENV_HF_OFFLINE}=1 not to try the hub"
         )
 
+    if dest_dir.exists() and not dest_dir.is_dir():  # first: the hub's advice would name it as a folder
+        raise WeightsError(
+            f"checkpoint '{spec.name}': the cache folder {dest_dir} is a file; set {ENV_CACHE_DIR} to a folder"
+        )
     unreachable = _hub_unreachable()
     if unreachable is not None:
         raise failed(unreachable)

@@ -811,3 +811,15 @@ def test_the_hub_probe_is_skipped_where_urllib_would_not_take_the_proxy(env, mon
     src, spec = _make(env["tmp"])
     _put_on_hub(env, W.DEFAULT_HF_REPO, src)
     assert W.resolve(spec).origin == "hub"
+
+
+def test_a_cache_path_that_is_a_file_is_named_as_such_before_the_hub(env, fake_hub, monkeypatch):
+    """It used to say: could not download …; put the file into <that file>."""
+    src, spec = _make(env["tmp"])
+    _put_on_hub(env, W.DEFAULT_HF_REPO, src)
+    notes = env["tmp"] / "notes.txt"
+    notes.write_text("my notes\n")
+    monkeypatch.setenv("BLURVID_CACHE_DIR", str(notes))
+    with pytest.raises(WeightsError, match=r"notes\.txt is a file; set BLURVID_CACHE_DIR to a folder"):
+        W.resolve(spec)
+    assert fake_hub == [] and notes.read_text() == "my notes\n"
