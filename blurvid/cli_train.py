@@ -731,14 +731,17 @@ def synth_command(
         bool, flag("--overwrite", help="Replace the samples of an earlier run in --out.")
     ] = False,
 ) -> None:
-    """Write a synthesised dataset: <out>/sample_NNNNN/{blurred.png, frames/frame_NN.png, flows.npy, meta.json}."""
+    """Write a synthesised dataset: <out>/sample_NNNNN/{blurred.png, frames/frame_NN.png, flows.npy, meta.json}
+    and <out>/synth.json (the count asked for: eval warns when samples are missing)."""
     from rich.progress import track
 
+    from . import fsutil
     from .cli import UserError, err
     from .cli import out as console
     from .data.datasets import CLIP_SHARE, ClipDataset, MixedDataset, PhotoSynthDataset
     from .data.export import write_sample
     from .data.synth import SynthConfig
+    from .evaluate import SYNTH_RECORD
 
     if clip_p is not None and not clips:
         raise UserError("--clip-p needs --clips: the frame folders to draw that share of samples from")
@@ -775,6 +778,12 @@ def synth_command(
     for old in [*earlier, *(out.glob(".sample_*.tmp") if out.is_dir() else [])]:
         shutil.rmtree(old) if old.is_dir() else old.unlink()
     meta = {"seed": seed, "synth": cfg.to_dict(), **({"clips": list(clips), "clip_p": share} if cl else {})}
+
+    def record(complete: bool) -> None:  # for eval: a stopped run's set is known as incomplete
+        with fsutil.atomic_path(out / SYNTH_RECORD) as tmp:
+            tmp.write_text(json.dumps({"count": count, "seed": seed, "complete": complete}) + "\n")
+
+    record(False)
     done = 0
     try:
         for i in track(range(count), description="synth", transient=True, disable=not console.is_terminal):
@@ -785,4 +794,5 @@ def synth_command(
     except BaseException:  # a stop signal, Ctrl-C: each sample on disk is whole, the set is not
         err.print(f"{out}: {done} of {count} samples written before the stop")
         raise
+    record(True)
     console.print(f"wrote {count} sample{'s' if count != 1 else ''} to {out}")

@@ -250,7 +250,29 @@ def folder_sequences(root: str | Path) -> list[Sequence_]:
         out.append(Sequence_(d.name, blurred, torch.stack(images)))
     if not out:
         raise FileNotFoundError(f"{root}: no samples (expected <sample>/blurred.png and <sample>/frames/)")
+    _warn_if_incomplete(Path(root), len(out))
     return out
+
+
+# what `blurvid synth` records beside its samples: {"count": asked for, "seed": …, "complete": bool}
+SYNTH_RECORD = "synth.json"
+
+
+def _warn_if_incomplete(root: Path, found: int) -> None:
+    """Warn when ``root``'s :data:`SYNTH_RECORD` says its run was asked for another number of samples
+    than the ``found`` ones, or did not finish (a stopped ``blurvid synth``); silent without a record."""
+    try:
+        rec = json.loads((root / SYNTH_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(rec, dict) or not isinstance(rec.get("count"), int):
+        return
+    if rec["count"] != found or rec.get("complete") is False:
+        warnings.warn(
+            f"{root}: holds {found} of the {rec['count']} samples its `blurvid synth` run was asked for"
+            f"{'' if rec.get('complete') is not False else ' (the run stopped before the end)'}",
+            stacklevel=3,
+        )
 
 
 def synthetic_sequences(

@@ -497,7 +497,7 @@ def test_synth_never_mixes_two_runs_and_checks_its_options(tmp_path, capsys):
     assert _run([*args, "--count", "2", "--frames", "3", "--seed", "5"]) == 2
     assert "holds 3 samples of an earlier run" in capsys.readouterr().err
     assert _run([*args, "--count", "2", "--frames", "3", "--seed", "5", "--overwrite"]) in (0, None)
-    assert sorted(p.name for p in out.iterdir()) == ["sample_00000", "sample_00001"]
+    assert sorted(p.name for p in out.iterdir()) == ["sample_00000", "sample_00001", "synth.json"]
     assert len(list((out / "sample_00000" / "frames").iterdir())) == 3  # not 3 new beside 2 old frames
     for bad in (["--blur", "-5"], ["--blur", "nan"], ["--blur", "inf"], ["--blur", "1e6"], ["--clip-p", "1"]):
         assert (
@@ -911,7 +911,7 @@ def test_synth_keeps_its_samples_apart_from_its_sources_and_leftovers_out_of_eva
     shutil.copytree(out / "sample_00001", leftover)  # what a kill between two frame writes leaves
     assert [s.name for s in ev.folder_sequences(out)] == ["sample_00000", "sample_00001"]
     assert _run([*args, "--count", "1", "--overwrite"]) in (0, None)
-    assert sorted(p.name for p in out.iterdir()) == ["sample_00000"]
+    assert sorted(p.name for p in out.iterdir()) == ["sample_00000", "synth.json"]
     assert _run(["synth", str(src), "-o", str(tmp_path / "big"), "--count", "100000"]) == 2
 
 
@@ -942,3 +942,36 @@ def test_pairs_without_either_layout_names_both(tmp_path, capsys):
         ev.folder_pairs(src)
     assert _run(["eval", "deblur", "--pairs", str(src)]) == 2
     assert "expected blurred/ and sharp/ folders" in capsys.readouterr().err
+
+
+def test_a_synth_set_records_its_count_and_eval_warns_when_samples_are_missing(tmp_path, monkeypatch):
+    """A stopped synth left a set that eval scored as if whole."""
+    import warnings
+
+    from blurvid.data import export
+
+    src = _photo_folder(tmp_path, seed=5, side=64)
+    out = tmp_path / "ds"
+    seen = []
+    real = export.write_sample
+
+    def spy(folder, item, meta):  # type: ignore[no-untyped-def]
+        seen.append(json.loads((out / ev.SYNTH_RECORD).read_text()))  # recorded before any sample
+        real(folder, item, meta)
+
+    monkeypatch.setattr(export, "write_sample", spy)
+    assert _run(["synth", str(src), "-o", str(out), "--count", "2", "--size", "32", "--frames", "3"]) in (
+        0,
+        None,
+    )
+    assert seen[0] == {"count": 2, "seed": 0, "complete": False}
+    assert json.loads((out / ev.SYNTH_RECORD).read_text())["complete"] is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(ev.folder_sequences(out)) == 2
+    shutil.rmtree(out / "sample_00001")  # a sample gone
+    with pytest.warns(UserWarning, match=r"holds 1 of the 2 samples its `blurvid synth` run was asked for$"):
+        ev.folder_sequences(out)
+    (out / ev.SYNTH_RECORD).write_text('{"count": 1, "seed": 0, "complete": false}')  # a stopped run
+    with pytest.warns(UserWarning, match="the run stopped before the end"):
+        ev.folder_pairs(out)
