@@ -223,12 +223,11 @@ def _model_changes(stored: dict, model: dict, network: dict | None = None) -> st
     else:
         arch, built = VideoConfig, network or built
         model = {k: v for k, v in model.items() if k != "frames"}
-    was = arch.from_dict(built).to_dict()
     try:
-        now = arch.from_dict({**was, **model}).to_dict()
+        changed = arch.changes(built, model)
     except (TypeError, ValueError) as e:
         raise UserError(str(e)) from None
-    return ", ".join(f"{k} {was[k]} -> {now[k]}" for k in now if now[k] != was[k])
+    return ", ".join(f"{k} {was} -> {now}" for k, (was, now) in changed.items())
 
 
 def _stage_command(stage: str) -> Callable[..., None]:

@@ -28,6 +28,16 @@ class Config:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
+    def changes(cls, base: dict[str, Any], given: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """The fields that the settings ``given`` change in the config ``base`` describes, as
+        ``{name: (was, now)}`` in ``to_dict``'s values: a setting equal to the base's however written (a
+        list for a tuple) changes nothing, and keys that are no field are ignored, as by ``from_dict``.
+        Raises what the config raises for an invalid value."""
+        was = cls.from_dict(base).to_dict()
+        now = cls.from_dict({**was, **given}).to_dict()
+        return {k: (was[k], now[k]) for k in now if now[k] != was[k]}
+
+    @classmethod
     def from_dict(cls: type[T], d: dict[str, Any]) -> T:
         """The config from ``to_dict``'s output or its JSON: lists become tuples where the field is a
         tuple, keys that are no field are ignored (callers that must refuse them check first)."""

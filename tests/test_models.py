@@ -376,3 +376,19 @@ def test_a_bottleneck_made_identity_maps_its_input_to_itself():
     assert not torch.allclose(block(x), x)
     block.make_identity()
     assert torch.equal(block(x), x)
+
+
+def test_config_changes_compares_settings_as_the_config_reads_them():
+    from blurvid.models.deblur import DMConfig
+    from blurvid.models.encoders import VideoConfig
+
+    base = {"rdbs": [3, 4, 5, 6]}
+    assert DMConfig.changes(base, {"rdbs": (3, 4, 5, 6), "nonsense": 1}) == {}  # a list for a tuple; no field
+    assert DMConfig.changes(base, {}) == {}
+    assert DMConfig.changes(base, {"res_scale": 0.5}) == {"res_scale": (0.2, 0.5)}
+    assert VideoConfig.changes({}, {"hidden": 8, "bie_widths": [4] * 6}) == {
+        "hidden": (128, 8),
+        "bie_widths": ((32, 64, 64, 128, 128, 256), (4, 4, 4, 4, 4, 4)),
+    }
+    with pytest.raises(ValueError, match="res_scale"):
+        DMConfig.changes(base, {"res_scale": 2.0})

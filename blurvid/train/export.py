@@ -28,14 +28,13 @@ def _run_file(run: Path) -> Path:
         p = p / "best.safetensors"
     if not p.exists():
         last = p.with_name("last.pt")
-        hint = f"export its last weights: {last}" if p.name == "best.safetensors" and last.exists() else ""
-        if not hint:
-            hint = (
-                "the run has saved no checkpoint yet"
-                if p.parent.is_dir() and p.name == "best.safetensors"
-                else ""
-            )
-        raise FileNotFoundError(f"{p}: no such checkpoint ({hint or 'train first, or give the run folder'})")
+        if p.name == "best.safetensors" and last.exists():
+            hint = f"export its last weights: {last}"
+        elif p.name == "best.safetensors" and p.parent.is_dir():
+            hint = "the run has saved no checkpoint yet"
+        else:
+            hint = "train first, or give the run folder"
+        raise FileNotFoundError(f"{p}: no such checkpoint ({hint})")
     return p
 
 

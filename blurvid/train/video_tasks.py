@@ -246,13 +246,8 @@ def _bie_own(model: dict, stage1: dict, path: Path) -> dict:
     """The settings of a bie run's ``model`` that stage 2 may choose for itself (``bie_widths``: the BIE
     is new in stage 2); ValueError for one that differs from the stage-1 network's (``stage1``, read from
     ``path``), whose decoder stage 2 trains on."""
-    clash = [
-        f"{k} {VideoConfig.from_dict({**stage1, k: v}).to_dict()[k]} (stage 1: {stage1[k]})"
-        for k, v in model.items()
-        if k in stage1
-        and k not in ("bie_widths", "frames")  # frames: stage 2 trains on its own N (its synthesis')
-        and VideoConfig.from_dict({**stage1, k: v}).to_dict()[k] != stage1[k]
-    ]
+    fixed = {k: v for k, v in model.items() if k not in ("bie_widths", "frames")}  # frames: its synthesis'
+    clash = [f"{k} {now} (stage 1: {was})" for k, (was, now) in VideoConfig.changes(stage1, fixed).items()]
     if clash:
         raise ValueError(
             f"model {'; '.join(clash)}: the stage-1 network of {path} fixes these; leave them out of the bie "
